@@ -1,0 +1,31 @@
+"""wattprint: measure, account for, report and reduce the energy and carbon of ML work.
+
+The public surface is small and cheap to import; heavy libraries load only where used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["RunRecord", "Tracker", "__version__", "track"]
+
+if TYPE_CHECKING:
+    from wattprint.record import RunRecord
+    from wattprint.tracking.tracker import Tracker, track
+
+_LAZY = {
+    "Tracker": "wattprint.tracking.tracker",
+    "track": "wattprint.tracking.tracker",
+    "RunRecord": "wattprint.record",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'wattprint' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), name)

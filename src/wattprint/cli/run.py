@@ -1,0 +1,96 @@
+"""`wattprint run -- CMD ...`: run any command, pass its I/O through, track its process tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from wattprint.cli.common import check_output_path, fail, write_atomic
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _terminal_sends_sigint() -> bool:
+    """True when we are the terminal's foreground group: Ctrl-C then reaches the child directly."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def run(
+    ctx: typer.Context,
+    name: str = typer.Option(None, "--name", "-n", help="Run name (default: the command's name)."),
+    interval: float = typer.Option(None, "--interval", help="Sampling interval, s (default 1)."),
+    region: str = typer.Option(None, "--region", help="Grid region: FR, US-CA, gcp:europe-west9, ..."),
+    pue: float = typer.Option(None, "--pue", help="Power usage effectiveness (default 1.0 locally)."),
+    checkpoint: float = typer.Option(None, "--checkpoint", help="Store checkpoint period, s (default 5)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the run record (JSON) to this file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
+) -> None:
+    """Run CMD (after --), track its energy and carbon, exit with its exit code."""
+    command = list(ctx.args)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command or not command[0].strip():
+        fail("CMD", "no command given; usage: wattprint run [OPTIONS] -- CMD [ARGS...]")
+
+    from wattprint.config import load_settings
+    from wattprint.store import open_store
+    from wattprint.tracking.tracker import Tracker
+
+    settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint)
+    if output is not None:
+        output = check_output_path(output)
+    store = open_store(settings.db_url)
+    tracker = Tracker(name or Path(command[0]).name, command=command, settings=settings, store=store)
+
+    try:
+        child = subprocess.Popen(command)
+    except FileNotFoundError:
+        print(f"wattprint: error: CMD: command not found: {command[0]}", file=sys.stderr)
+        raise typer.Exit(127) from None
+    except PermissionError:
+        print(f"wattprint: error: CMD: permission denied: {command[0]}", file=sys.stderr)
+        raise typer.Exit(126) from None
+
+    forward_sigint = not _terminal_sends_sigint()
+
+    def forward(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT and not forward_sigint:
+            return  # the terminal already delivered it to the child
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {s: signal.signal(s, forward) for s in FORWARDED}
+    tracker.pid = child.pid
+    try:
+        tracker.start()
+    except Exception as exc:  # tracking must never stop the command
+        print(f"wattprint: warning: tracking failed to start: {exc}", file=sys.stderr)
+        tracker = None  # type: ignore[assignment]
+    returncode = child.wait()
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+
+    exit_code = 128 - returncode if returncode < 0 else returncode
+    if tracker is None:
+        raise typer.Exit(exit_code)
+    status = "finished" if returncode == 0 else ("interrupted" if returncode < 0 else "failed")
+    record = tracker.stop(status, exit_code=exit_code)
+    if output is not None:
+        write_atomic(output, json.dumps(record.to_json_dict(), indent=2) + "\n")
+    if not quiet:
+        from wattprint.cli.render import summary_line
+
+        print(summary_line(record), file=sys.stderr)
+    raise typer.Exit(exit_code)

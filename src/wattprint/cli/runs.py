@@ -1,0 +1,75 @@
+"""`wattprint runs list|show|export`: read the run store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from wattprint.cli.common import check_output_path, fail, open_configured_store, print_json, write_atomic
+from wattprint.record import STATUSES
+
+app = typer.Typer(help="List, show and export stored runs.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_runs(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array of run records."),
+    status: str = typer.Option(None, "--status", help=f"Only runs with this status: {', '.join(STATUSES)}."),
+    name: str = typer.Option(None, "--name", help="Only runs with this name."),
+    limit: int = typer.Option(None, "--limit", help="At most this many runs, newest first."),
+    db: str = typer.Option(None, "--db", help="Store URL (default: WATTPRINT_DB or SQLite in WATTPRINT_HOME)."),
+) -> None:
+    """List stored runs, newest first."""
+    if status is not None and status not in STATUSES:
+        fail("--status", f"got {status!r}; expected one of {', '.join(STATUSES)}")
+    if limit is not None and limit < 1:
+        fail("--limit", f"got {limit}; expected a positive integer")
+    with open_configured_store(db) as store:
+        records = store.list(status=status, name=name, limit=limit)
+    if as_json:
+        print_json([r.to_json_dict() for r in records])
+        return
+    from wattprint.cli.render import print_table, runs_table
+
+    print_table(runs_table(records))
+
+
+@app.command("show")
+def show(
+    run_id: str = typer.Argument(..., help="Run id or a unique prefix of it."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run record as JSON."),
+    db: str = typer.Option(None, "--db", help="Store URL."),
+) -> None:
+    """Show one run."""
+    with open_configured_store(db) as store:
+        record = store.get(run_id)
+    if as_json:
+        print_json(record.to_json_dict())
+        return
+    from wattprint.cli.render import print_table, record_table
+
+    print_table(record_table(record))
+
+
+@app.command("export")
+def export(
+    fmt: str = typer.Option("json", "--format", "-f", help="json or csv."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    status: str = typer.Option(None, "--status", help="Only runs with this status."),
+    db: str = typer.Option(None, "--db", help="Store URL."),
+) -> None:
+    """Export all runs (JSON array of records, or CSV with one row per run)."""
+    if fmt not in ("json", "csv"):
+        fail("--format", f"got {fmt!r}; expected json or csv")
+    if status is not None and status not in STATUSES:
+        fail("--status", f"got {status!r}; expected one of {', '.join(STATUSES)}")
+    if output is not None:
+        output = check_output_path(output)
+    with open_configured_store(db) as store:
+        records = store.list(status=status)
+        text = store.export_json(records) if fmt == "json" else store.export_csv(records)
+    if output is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        write_atomic(output, text)

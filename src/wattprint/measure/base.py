@@ -1,0 +1,59 @@
+"""The contract every power source meets.
+
+A source exposes named domains (a RAPL package, a GPU, the RAM model) and returns cumulative
+joules per domain since it was opened. Cumulative counters make integration exact: the energy of
+any interval is a difference of two readings, whatever happened between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+Component = Literal["cpu", "gpu", "ram"]
+Method = Literal["measured", "estimated"]
+COMPONENTS: tuple[Component, ...] = ("cpu", "gpu", "ram")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One energy domain of a source.
+
+    `counted` is False for a domain already contained in another one (RAPL's core domain lies
+    inside its package): it is reported for detail but never added to a component's total.
+    """
+
+    name: str
+    component: Component
+    method: Method
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Cumulative joules per domain name at `timestamp` (time.monotonic(), seconds)."""
+
+    timestamp: float
+    energy_j: Mapping[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class PowerSource(Protocol):
+    """A thin wrapper over one kind of energy counter or power model."""
+
+    #: short identifier recorded in the run record's `measurement` field ("rapl", "nvml", "model")
+    name: str
+
+    def domains(self) -> Sequence[Domain]:
+        """The domains this source reports, fixed once the source is open."""
+        ...
+
+    def read(self) -> Reading:
+        """Cumulative joules per domain since the source was opened. May raise; the monitor copes."""
+        ...
+
+    def close(self) -> None:
+        """Release handles (files, NVML). Safe to call twice."""
+        ...
+

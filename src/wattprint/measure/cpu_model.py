@@ -1,0 +1,186 @@
+"""Estimated power for machines without counters: CPU utilisation x TDP, RAM per GiB.
+
+Everything here is a model and is labelled "estimated". The CPU model is
+    power_w = sockets x tdp_w x (idle_fraction + (1 - idle_fraction) x utilisation)
+with utilisation read from the kernel's CPU time counters; RAM draws a constant power per GiB
+installed. Defaults and their sources are in wattprint/data/SOURCES.md.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import psutil
+
+from wattprint.data import read_table
+from wattprint.measure.base import Domain, Reading
+
+DEFAULT_TDP_W = 85.0
+IDLE_FRACTION = 0.10
+RAM_W_PER_GIB = 0.375
+GIB = 1024**3
+
+_NOISE = re.compile(
+    r"\((r|tm)\)|®|™|\bcpu\b|\bprocessor\b|@.*$|\bwith\b.*$|\b\d+-core\b|[,]",
+    re.IGNORECASE,
+)
+
+
+def normalize_cpu_name(name: str) -> str:
+    """Lower-case model name without vendor decoration, clock speed or core-count suffixes."""
+    return " ".join(_NOISE.sub(" ", name).lower().split())
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    model: str
+    sockets: int
+    logical_cpus: int
+    tdp_w: float
+    tdp_source: str
+
+
+@lru_cache(maxsize=1)
+def _tdp_table() -> tuple[tuple[str, frozenset[str], float], ...]:
+    rows = []
+    for row in read_table("cpu_tdp.csv"):
+        norm = normalize_cpu_name(row["model"])
+        tokens = frozenset(norm.split())
+        if any(ch.isdigit() for ch in norm):  # a bare family name ("Intel Xeon") identifies nothing
+            rows.append((norm, tokens, float(row["tdp_w"])))
+    return tuple(rows)
+
+
+def lookup_tdp(model: str) -> tuple[float, str] | None:
+    """TDP (W per package) of a CPU model from the bundled table, and the table entry matched.
+
+    Exact match on the normalised name first; otherwise the longest table entry whose words all
+    appear in the model name and which shares its model-number word with it.
+    """
+    norm = normalize_cpu_name(model)
+    words = set(norm.split())
+    best: tuple[int, str, float] | None = None
+    for entry, tokens, tdp_w in _tdp_table():
+        if entry == norm:
+            return tdp_w, entry
+        if tokens <= words and any(any(c.isdigit() for c in t) for t in tokens):
+            if best is None or len(entry) > best[0]:
+                best = (len(entry), entry, tdp_w)
+    return (best[2], best[1]) if best else None
+
+
+def read_cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, int]:
+    """CPU model name and number of physical packages (sockets)."""
+    model, sockets = "", set()
+    try:
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name" and not model:
+                model = value.strip()
+            elif key == "physical id":
+                sockets.add(value.strip())
+    except OSError:
+        pass
+    return model or platform.processor() or "unknown CPU", max(1, len(sockets))
+
+
+def cpu_info(tdp_override_w: float | None = None) -> CpuInfo:
+    model, sockets = read_cpu_model()
+    logical = psutil.cpu_count(logical=True) or 1
+    if tdp_override_w is not None:
+        return CpuInfo(model, sockets, logical, tdp_override_w, "WATTPRINT_CPU_TDP_W setting")
+    found = lookup_tdp(model)
+    if found:
+        return CpuInfo(model, sockets, logical, found[0], f"bundled table entry '{found[1]}'")
+    return CpuInfo(model, sockets, logical, DEFAULT_TDP_W, f"default {DEFAULT_TDP_W:g} W: '{model}' not in table")
+
+
+def _busy_and_total(times: object) -> tuple[float, float]:
+    """Busy and total CPU seconds from psutil.cpu_times(); guest time is already inside user."""
+    fields = times._asdict()  # type: ignore[attr-defined]
+    total = sum(v for k, v in fields.items() if k not in ("guest", "guest_nice"))
+    steal = fields.get("steal", 0.0)
+    idle = fields.get("idle", 0.0) + fields.get("iowait", 0.0)
+    return total - idle - steal, total - steal
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    return _busy_and_total(psutil.cpu_times())
+
+
+class CpuModelSource:
+    """CPU energy from utilisation x TDP. One domain, "model:cpu", estimated."""
+
+    name = "model"
+
+    def __init__(
+        self,
+        info: CpuInfo,
+        idle_fraction: float = IDLE_FRACTION,
+        cpu_seconds: Callable[[], tuple[float, float]] = machine_cpu_seconds,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.info = info
+        self.idle_fraction = idle_fraction
+        self._cpu_seconds = cpu_seconds
+        self._clock = clock
+        self._last_t = clock()
+        self._last_busy, self._last_total = cpu_seconds()
+        self._energy_j = 0.0
+        self.utilisation = 0.0
+
+    @property
+    def max_power_w(self) -> float:
+        return self.info.sockets * self.info.tdp_w
+
+    def domains(self) -> Sequence[Domain]:
+        return (Domain("model:cpu", "cpu", "estimated"),)
+
+    def read(self) -> Reading:
+        now = self._clock()
+        busy, total = self._cpu_seconds()
+        d_total = total - self._last_total
+        if d_total > 0:
+            self.utilisation = min(1.0, max(0.0, (busy - self._last_busy) / d_total))
+        power_w = self.max_power_w * (self.idle_fraction + (1.0 - self.idle_fraction) * self.utilisation)
+        self._energy_j += power_w * max(0.0, now - self._last_t)
+        self._last_t, self._last_busy, self._last_total = now, busy, total
+        return Reading(now, {"model:cpu": self._energy_j})
+
+    def close(self) -> None:
+        pass
+
+
+class RamModelSource:
+    """RAM energy as a constant power per GiB installed. One domain, "model:ram", estimated."""
+
+    name = "model"
+
+    def __init__(
+        self,
+        total_bytes: int | None = None,
+        w_per_gib: float = RAM_W_PER_GIB,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total_bytes = total_bytes if total_bytes is not None else psutil.virtual_memory().total
+        self.power_w = self.total_bytes / GIB * w_per_gib
+        self._clock = clock
+        self._start = clock()
+
+    def domains(self) -> Sequence[Domain]:
+        return (Domain("model:ram", "ram", "estimated"),)
+
+    def read(self) -> Reading:
+        now = self._clock()
+        return Reading(now, {"model:ram": self.power_w * (now - self._start)})
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,88 @@
+"""Choose the best power source for each component on this machine.
+
+Counters beat models: RAPL for CPU packages and DRAM, NVML for NVIDIA GPUs; the CPU and RAM
+models fill in where no counter is readable. Every choice, and why, is returned for the record.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from wattprint.errors import PowerSourceError
+from wattprint.measure.base import PowerSource
+from wattprint.measure.cpu_model import CpuInfo, CpuModelSource, RamModelSource, cpu_info
+
+log = logging.getLogger("wattprint")
+
+
+@dataclass
+class SourceChoice:
+    sources: list[PowerSource]
+    measurement: dict[str, str | None]  # component -> source name, the record's `measurement`
+    methods: dict[str, dict[str, Any]]  # component -> {"method", "source", "detail"}
+    hardware: dict[str, Any] = field(default_factory=dict)
+
+
+def detect_sources(
+    cpu_tdp_w: float | None = None,
+    powercap_root: str = "/sys/class/powercap",
+    nvml_module: Any = None,
+) -> SourceChoice:
+    """Open the sources for cpu, gpu and ram. Never raises: a missing counter falls back to a model."""
+    from wattprint.measure import nvml, rapl
+
+    sources: list[PowerSource] = []
+    measurement: dict[str, str | None] = {"cpu": None, "gpu": None, "ram": None}
+    methods: dict[str, dict[str, Any]] = {}
+    info: CpuInfo = cpu_info(cpu_tdp_w)
+    hardware: dict[str, Any] = {
+        "cpu_model": info.model,
+        "cpu_sockets": info.sockets,
+        "logical_cpus": info.logical_cpus,
+    }
+    rapl_note = "no RAPL counters"
+    try:
+        source = rapl.RaplSource(powercap_root)
+        sources.append(source)
+        components = {d.component for d in source.domains() if d.counted}
+        for component in ("cpu", "ram"):
+            if component in components:
+                measurement[component] = "rapl"
+                methods[component] = {"method": "measured", "source": "rapl", "detail": "RAPL energy counters"}
+    except PowerSourceError as exc:
+        rapl_note = str(exc)
+    except Exception as exc:  # unexpected layouts must not stop tracking
+        rapl_note = f"RAPL unusable: {exc}"
+    if measurement["cpu"] is None:
+        sources.append(CpuModelSource(info))
+        measurement["cpu"] = "model"
+        hardware.update(cpu_tdp_w=info.tdp_w, cpu_tdp_source=info.tdp_source)
+        methods["cpu"] = {
+            "method": "estimated",
+            "source": "model",
+            "detail": f"utilisation x TDP {info.tdp_w:g} W x {info.sockets} socket(s) ({info.tdp_source}); "
+            f"{rapl_note}",
+        }
+    if measurement["ram"] is None:
+        ram = RamModelSource()
+        sources.append(ram)
+        measurement["ram"] = "model"
+        methods["ram"] = {
+            "method": "estimated",
+            "source": "model",
+            "detail": f"{ram.power_w:.2f} W for {ram.total_bytes / 1024**3:.1f} GiB at 0.375 W/GiB",
+        }
+    try:
+        gpu_source = nvml.NvmlSource(nvml_module)
+        sources.append(gpu_source)
+        measurement["gpu"] = "nvml"
+        gpus = gpu_source.gpus()
+        hardware["gpus"] = gpus
+        methods["gpu"] = {"method": "measured", "source": "nvml", "detail": f"{len(gpus)} NVIDIA GPU(s)"}
+    except PowerSourceError as exc:
+        methods["gpu"] = {"method": None, "source": None, "detail": f"no GPU energy: {exc}"}
+    except Exception as exc:
+        methods["gpu"] = {"method": None, "source": None, "detail": f"NVML unusable: {exc}"}
+    return SourceChoice(sources, measurement, methods, hardware)

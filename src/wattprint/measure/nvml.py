@@ -1,0 +1,283 @@
+"""NVIDIA GPU energy through NVML (the `pynvml` module of the nvidia-ml-py package).
+
+Volta and later GPUs keep a total-energy counter (millijoules since the driver loaded): a GPU's
+energy is the counter minus its value at open, exact whatever the sampling interval. Older GPUs
+only report power (milliwatts); for them each read() samples the power and integrates it over
+time with the trapezoidal rule, which is an estimate good to the sampling interval.
+
+NVML numbers GPUs by PCI bus order and ignores CUDA_VISIBLE_DEVICES: domain "nvml:<i>" is NVML's
+index i, and `gpus()` gives each GPU's UUID so it can be matched to a CUDA device.
+`pynvml` is imported lazily, in the constructor and in `available()`, never at module import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from wattprint.errors import PowerSourceError
+from wattprint.measure.base import Domain, Reading
+from wattprint.units import MJ_PER_J
+
+log = logging.getLogger("wattprint")
+
+MW_PER_W = 1e3  # NVML reports power in milliwatts
+COUNTER = "counter"
+POWER_SAMPLING = "power-sampling"
+# Error codes as pynvml defines them; read from the module when it has them.
+_NOT_SUPPORTED = 3
+_FUNCTION_NOT_FOUND = 13
+
+
+def _text(value: Any) -> str:
+    """NVML strings are bytes in old pynvml releases and str in recent ones."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+@dataclass
+class _Gpu:
+    """One GPU's handle, identity and integration state."""
+
+    index: int
+    handle: Any
+    name: str
+    uuid: str
+    power_limit_w: float | None
+    method: str  # COUNTER or POWER_SAMPLING
+    last_mj: int = 0  # counter mode: last raw counter value
+    total_mj: int = 0  # counter mode: millijoules accumulated since open
+    last_mw: float = 0.0  # power-sampling mode: last power sample
+    last_t: float = 0.0  # power-sampling mode: time of that sample
+    total_j: float = 0.0  # power-sampling mode: joules integrated since open
+
+    @property
+    def domain_name(self) -> str:
+        return f"nvml:{self.index}"
+
+    def energy_j(self) -> float:
+        return self.total_mj / MJ_PER_J if self.method == COUNTER else self.total_j
+
+
+class NvmlSource:
+    """Measured energy of every visible NVIDIA GPU, in joules since the source was opened."""
+
+    name = "nvml"
+
+    def __init__(
+        self,
+        nvml_module: Any = None,
+        gpu_indices: Sequence[int] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Open NVML and every GPU (or those in `gpu_indices`, NVML indices).
+
+        Raises PowerSourceError when pynvml is missing, NVML cannot start (no driver) or no GPU
+        can be measured. `clock` is the monotonic clock the power integration uses.
+        """
+        self._nvml = _load(nvml_module)
+        self._clock = clock
+        self._closed = True
+        self._gpus: list[_Gpu] = []
+        nvml = self._nvml
+        try:
+            nvml.nvmlInit()
+        except Exception as exc:
+            raise PowerSourceError(f"NVML could not start: {_describe(exc)}") from None
+        self._closed = False
+        try:
+            self._open_gpus(gpu_indices)
+        except BaseException:
+            self.close()
+            raise
+        self._domains = tuple(Domain(gpu.domain_name, "gpu", "measured") for gpu in self._gpus)
+
+    def _open_gpus(self, gpu_indices: Sequence[int] | None) -> None:
+        nvml = self._nvml
+        try:
+            count = int(nvml.nvmlDeviceGetCount())
+        except Exception as exc:
+            raise PowerSourceError(f"NVML could not count GPUs: {_describe(exc)}") from None
+        if count <= 0:
+            raise PowerSourceError("NVML sees no GPU")
+        indices = list(range(count)) if gpu_indices is None else list(dict.fromkeys(gpu_indices))
+        if not indices:
+            raise PowerSourceError("no GPU selected")
+        unknown = [i for i in indices if not 0 <= i < count]
+        if unknown:
+            raise PowerSourceError(f"GPU index {unknown[0]} not visible: NVML sees GPUs 0-{count - 1}")
+        problems: list[str] = []
+        for index in indices:
+            try:
+                self._gpus.append(self._open_gpu(index))
+            except PowerSourceError as exc:
+                problems.append(str(exc))
+            except nvml.NVMLError as exc:
+                problems.append(f"GPU {index}: {_describe(exc)}")
+        for problem in problems:
+            log.warning("wattprint: %s; skipping that GPU", problem)
+        if not self._gpus:
+            raise PowerSourceError("no GPU energy readable: " + "; ".join(problems))
+
+    def _open_gpu(self, index: int) -> _Gpu:
+        """Identify one GPU and pick its energy method: the counter if it has one, else power."""
+        nvml = self._nvml
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        name = _text(nvml.nvmlDeviceGetName(handle))
+        uuid = _text(nvml.nvmlDeviceGetUUID(handle))
+        try:
+            power_limit_w: float | None = nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / MW_PER_W
+        except nvml.NVMLError:
+            power_limit_w = None
+        try:
+            counter = int(nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+        except nvml.NVMLError as exc:
+            if not _unsupported(nvml, exc):
+                raise
+        else:
+            return _Gpu(index, handle, name, uuid, power_limit_w, COUNTER, last_mj=counter)
+        try:
+            power_mw = float(nvml.nvmlDeviceGetPowerUsage(handle))
+        except nvml.NVMLError as exc:
+            if _unsupported(nvml, exc):
+                raise PowerSourceError(f"GPU {index} ({name}) reports neither energy nor power") from None
+            raise
+        gpu = _Gpu(index, handle, name, uuid, power_limit_w, POWER_SAMPLING)
+        gpu.last_mw, gpu.last_t = power_mw, self._clock()
+        return gpu
+
+    def domains(self) -> Sequence[Domain]:
+        """One "gpu" domain per GPU: "nvml:0", "nvml:1", ..."""
+        return self._domains
+
+    def gpus(self) -> list[dict[str, Any]]:
+        """Index, name, UUID, enforced power limit (W, or None) and energy method of each GPU."""
+        return [
+            {
+                "index": gpu.index,
+                "name": gpu.name,
+                "uuid": gpu.uuid,
+                "power_limit_w": gpu.power_limit_w,
+                "energy_method": gpu.method,
+            }
+            for gpu in self._gpus
+        ]
+
+    def read(self) -> Reading:
+        """Cumulative joules per GPU since open.
+
+        A failed NVML call raises. A counter that went backwards (driver reloaded) raises too,
+        after re-basing on the new value, so the total never decreases and the next read goes on
+        from there; the energy between the last good read and the reset is lost, and the monitor
+        marks the domain degraded.
+        """
+        if self._closed:
+            raise PowerSourceError("NVML source is closed")
+        nvml = self._nvml
+        backwards: list[str] = []
+        for gpu in self._gpus:
+            if gpu.method == COUNTER:
+                counter = int(nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+                if counter < gpu.last_mj:
+                    backwards.append(
+                        f"{gpu.domain_name}: energy counter went back from {gpu.last_mj} to {counter} mJ "
+                        "(driver reloaded?)"
+                    )
+                else:
+                    gpu.total_mj += counter - gpu.last_mj
+                gpu.last_mj = counter
+            else:
+                power_mw = float(nvml.nvmlDeviceGetPowerUsage(gpu.handle))
+                now = self._clock()
+                gpu.total_j += (gpu.last_mw + power_mw) / 2 / MW_PER_W * max(0.0, now - gpu.last_t)
+                gpu.last_mw, gpu.last_t = power_mw, now
+        if backwards:
+            raise PowerSourceError("; ".join(backwards))
+        return Reading(self._clock(), {gpu.domain_name: gpu.energy_j() for gpu in self._gpus})
+
+    def processes(self) -> dict[int, set[int]]:
+        """PIDs with a compute or graphics context on each GPU, by NVML index.
+
+        A GPU or driver that cannot list one kind of process gives what the other kind shows.
+        """
+        if self._closed:
+            raise PowerSourceError("NVML source is closed")
+        nvml = self._nvml
+        mismatch = getattr(nvml, "NVMLLibraryMismatchError", None)
+        tolerated: tuple[type[BaseException], ...] = (mismatch,) if isinstance(mismatch, type) else ()
+        result: dict[int, set[int]] = {}
+        for gpu in self._gpus:
+            pids: set[int] = set()
+            queries = (nvml.nvmlDeviceGetComputeRunningProcesses, nvml.nvmlDeviceGetGraphicsRunningProcesses)
+            for query in queries:
+                try:
+                    pids.update(int(proc.pid) for proc in query(gpu.handle))
+                except nvml.NVMLError as exc:
+                    if not _unsupported(nvml, exc):
+                        raise
+                except tolerated:
+                    pass  # pynvml newer than the driver: the versioned call does not exist
+            result[gpu.index] = pids
+        return result
+
+    def close(self) -> None:
+        """Shut NVML down (once). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._nvml.nvmlShutdown()
+        except Exception as exc:  # shutting down must never fail the caller
+            log.debug("nvmlShutdown failed: %s", exc)
+
+
+def _load(nvml_module: Any) -> Any:
+    """The given NVML module, or pynvml imported now."""
+    if nvml_module is not None:
+        return nvml_module
+    try:
+        import pynvml
+    except ImportError:
+        raise PowerSourceError("pynvml is not installed (pip install nvidia-ml-py)") from None
+    return pynvml
+
+
+def _unsupported(nvml: Any, exc: BaseException) -> bool:
+    """Whether an NVML error means "this GPU or driver cannot do that" rather than a fault."""
+    codes = {
+        getattr(nvml, "NVML_ERROR_NOT_SUPPORTED", _NOT_SUPPORTED),
+        getattr(nvml, "NVML_ERROR_FUNCTION_NOT_FOUND", _FUNCTION_NOT_FOUND),
+    }
+    return getattr(exc, "value", None) in codes
+
+
+def _describe(exc: BaseException) -> str:
+    """NVML error text with its code, e.g. "Driver Not Loaded (NVML error 9)"."""
+    code = getattr(exc, "value", None)
+    try:
+        text = str(exc)
+    except Exception:
+        text = type(exc).__name__
+    return f"{text} (NVML error {code})" if isinstance(code, int) else text or type(exc).__name__
+
+
+def available(nvml_module: Any = None) -> bool:
+    """Whether NVML starts and sees at least one GPU. Never raises."""
+    try:
+        nvml = _load(nvml_module)
+        nvml.nvmlInit()
+    except Exception:
+        return False
+    try:
+        return int(nvml.nvmlDeviceGetCount()) > 0
+    except Exception:
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            nvml.nvmlShutdown()

@@ -1,0 +1,64 @@
+"""The tracked process tree: its CPU time and memory, for per-process attribution.
+
+CPU time of the tree = for each live member, user + system + the CPU time of its children that it
+has already reaped. A child that exits moves its time into its parent's "children" counters, so
+short-lived children are counted even when they start and end between two samples. Membership is
+refreshed every few samples (a full /proc scan costs far more than reading known members).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psutil
+
+REFRESH_EVERY = 5  # samples between scans for new descendants
+
+
+@dataclass(frozen=True)
+class TreeSample:
+    cpu_s: float
+    rss_bytes: int
+    pids: frozenset[int]
+
+
+class ProcessTree:
+    """A root process and its descendants, sampled cheaply."""
+
+    def __init__(self, root_pid: int | None = None, refresh_every: int = REFRESH_EVERY) -> None:
+        self.root_pid = root_pid if root_pid is not None else os.getpid()
+        self._root = psutil.Process(self.root_pid)
+        self._members: dict[int, psutil.Process] = {self.root_pid: self._root}
+        self._refresh_every = refresh_every
+        self._count = 0
+        self._max_cpu_s = 0.0
+
+    def _refresh(self) -> None:
+        try:
+            children = self._root.children(recursive=True)
+        except psutil.Error:
+            children = []
+        members = {self.root_pid: self._root}
+        for child in children:
+            # keep the existing Process object: psutil uses it to guard against pid reuse
+            members[child.pid] = self._members.get(child.pid, child)
+        self._members = members
+
+    def sample(self) -> TreeSample:
+        if self._count % self._refresh_every == 0:
+            self._refresh()
+        self._count += 1
+        cpu_s, rss, alive = 0.0, 0, []
+        for pid, proc in self._members.items():
+            try:
+                with proc.oneshot():
+                    t = proc.cpu_times()
+                    rss += proc.memory_info().rss
+            except psutil.Error:
+                continue
+            cpu_s += t.user + t.system + t.children_user + t.children_system
+            alive.append(pid)
+        # a member that exits before its parent reaps it drops out for a moment: never go backwards
+        self._max_cpu_s = max(self._max_cpu_s, cpu_s)
+        return TreeSample(self._max_cpu_s, rss, frozenset(alive))

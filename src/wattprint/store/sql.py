@@ -1,0 +1,675 @@
+"""The run store on SQLAlchemy Core: one `runs` table, SQLite (WAL) by default, any SQLAlchemy URL.
+
+A tracker saves its run every few seconds from a sampler thread, so a save is one short transaction
+running statements built once. Several processes may write to one SQLite file at once: writes take
+the lock up front (BEGIN IMMEDIATE), wait on a busy timeout and retry briefly when still locked.
+
+A run stored as "running" whose owner is gone (dead or reused pid on this host, stale heartbeat on
+another) is reported, and persisted, as "interrupted" by `get` and `list`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import psutil
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Double,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+from wattprint.errors import WattprintError, WattprintInputError
+from wattprint.record import STATUSES, RunRecord
+
+__all__ = ["CSV_COLUMNS", "RunStore", "export_csv", "export_json", "open_store"]
+
+log = logging.getLogger(__name__)
+
+DB_FIELD = "WATTPRINT_DB"
+RUN_ID_FIELD = "RUN_ID"
+ACCEPTED_URLS = (
+    "an SQLAlchemy URL such as sqlite:///path/to/wattprint.db or postgresql+psycopg://user@host:5432/db "
+    "(postgresql:// and postgres:// use psycopg)"
+)
+SQLITE_BUSY_TIMEOUT_S = 30.0
+PG_CONNECT_TIMEOUT_S = 5
+DEFAULT_CHECKPOINT_S = 5.0  # assumed when a running row does not say how often it checkpoints
+MIN_STALE_S = 60.0  # a run on another host is gone after max(3 x checkpoint_s, this) without heartbeat
+PID_REUSE_TOLERANCE_S = 1.0
+_RETRIES = 6
+_BACKOFF_S = 0.02
+
+_T = TypeVar("_T")
+
+metadata = MetaData()
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(255), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=True),
+    Column("pid_create_time", Double, nullable=True),
+    Column("checkpoint_s", Double, nullable=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("record", Text, nullable=False),
+    Index("ix_runs_started_at", "started_at"),
+    Index("ix_runs_status", "status"),
+)
+
+# What a read needs to decide liveness and build the record.
+_ROW_COLUMNS = (
+    runs.c.run_id,
+    runs.c.name,
+    runs.c.status,
+    runs.c.host,
+    runs.c.pid,
+    runs.c.pid_create_time,
+    runs.c.checkpoint_s,
+    runs.c.heartbeat_at,
+    runs.c.record,
+)
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "name",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "energy_kwh_total",
+    "energy_kwh_cpu",
+    "energy_kwh_gpu",
+    "energy_kwh_ram",
+    "facility_energy_kwh",
+    "measurement_cpu",
+    "measurement_gpu",
+    "measurement_ram",
+    "region",
+    "intensity_g_per_kwh",
+    "pue",
+    "co2e_kg_operational",
+    "co2e_kg_embodied",
+    "co2e_kg_total",
+    "exit_code",
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# URL handling
+
+
+def _redact_raw(text: str) -> str:
+    """Hide the credentials (all before the last '@') of a URL-like string SQLAlchemy could not parse."""
+    if "@" not in text:
+        return text
+    head, sep, tail = text.partition("://")
+    if not sep:
+        head, tail = "", text
+    return f"{head}{sep}***@{tail.rsplit('@', 1)[1]}"
+
+
+def _one_line(text: str, secret: str | None) -> str:
+    """A driver message on one line, with the password (if any) blanked out."""
+    text = " ".join(str(text).split())
+    text = text.split("(Background on this error at:")[0].strip()
+    if secret:
+        text = text.replace(secret, "***")
+    return text[:300]
+
+
+def _exc_text(exc: BaseException, secret: str | None) -> str:
+    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return _one_line(str(inner) or type(inner).__name__, secret)
+
+
+def _parse_url(raw: str) -> URL:
+    """Parse a store URL; postgresql:// and postgres:// map to the psycopg (3) driver."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise WattprintInputError(DB_FIELD, f"empty database URL; expected {ACCEPTED_URLS}")
+    text = raw.strip()
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError, TypeError):
+        hint = "" if "://" in text else " (a file path needs the sqlite:/// prefix)"
+        raise WattprintInputError(
+            DB_FIELD, f"cannot parse {_redact_raw(text)!r} as a database URL{hint}; expected {ACCEPTED_URLS}"
+        ) from None
+    if url.host and "@" in url.host:
+        raise WattprintInputError(
+            DB_FIELD,
+            f"cannot parse {_redact_raw(text)!r}: an '@' in the user name or password must be written %40; "
+            f"expected {ACCEPTED_URLS}",
+        )
+    backend, _, driver = url.drivername.partition("+")
+    if backend in ("postgres", "postgresql"):
+        url = url.set(drivername=f"postgresql+{driver or 'psycopg'}")
+    return url
+
+
+def _describe(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Liveness
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Aware UTC datetime; naive values (SQLite) are UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def _pid_is_owner(pid: int, create_time: float | None) -> bool:
+    """Whether `pid` is still the process that wrote the run (alive, not a zombie, not a reused pid)."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if create_time is not None and abs(proc.create_time() - create_time) > PID_REUSE_TOLERANCE_S:
+            return False
+    except psutil.NoSuchProcess:
+        return False
+    except (psutil.AccessDenied, psutil.Error):
+        return True  # exists but cannot be inspected: assume it is still the owner
+    return True
+
+
+def owner_gone(
+    *,
+    host: str,
+    pid: int | None,
+    pid_create_time: float | None,
+    heartbeat_at: datetime,
+    checkpoint_s: float | None,
+    now: datetime | None = None,
+    this_host: str | None = None,
+) -> bool:
+    """Whether the process that saved a "running" run is gone.
+
+    On this host the pid tells (dead, zombie, or reused: create time differs by > 1 s); elsewhere,
+    or without a pid, the heartbeat is stale after max(3 x checkpoint_s, 60 s).
+    """
+    this_host = socket.gethostname() if this_host is None else this_host
+    if host and host == this_host and pid is not None:
+        return not _pid_is_owner(pid, pid_create_time)
+    interval = checkpoint_s if checkpoint_s and math.isfinite(checkpoint_s) and checkpoint_s > 0 else None
+    stale_after = max(3.0 * (interval or DEFAULT_CHECKPOINT_S), MIN_STALE_S)
+    now = now or datetime.now(timezone.utc)
+    return (now - _as_utc(heartbeat_at)) > timedelta(seconds=stale_after)
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors worth retrying
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """Lock contention (SQLite), a dropped connection: worth another try."""
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig if exc.orig is not None else exc).lower()
+    return any(s in text for s in ("database is locked", "database table is locked", "database is busy"))
+
+
+def _schema_race(exc: DBAPIError) -> bool:
+    """Another process created the schema at the same time as us."""
+    text = str(exc.orig if exc.orig is not None else exc).lower()
+    return "already exists" in text or "duplicate key" in text or _transient(exc)
+
+
+def _sleep(attempt: int) -> None:
+    time.sleep(_BACKOFF_S * (2**attempt) * (0.5 + random.random()))
+
+
+# --------------------------------------------------------------------------------------------------
+# The store
+
+
+class RunStore:
+    """Runs storage behind one SQLAlchemy engine; safe to share between threads of one process.
+
+    Build it with `open_store(url)`. A bad URL or an unreachable database raises
+    `WattprintInputError("WATTPRINT_DB", ...)` here, with any password redacted.
+    """
+
+    def __init__(self, url: str) -> None:
+        parsed = _parse_url(url)
+        self._secret = parsed.password if isinstance(parsed.password, str) else None
+        self.url: str = _describe(parsed)
+        """The URL with its password hidden, for messages."""
+        self._lock = threading.RLock()
+        self._closed = False
+        self._this_host = socket.gethostname()
+        try:
+            self._engine = self._create_engine(parsed)
+            self._write_engine = self._engine.execution_options(wattprint_write=True)
+            self._create_schema()
+        except WattprintInputError:
+            raise
+        except Exception as exc:  # any failure to open is bad input: one line, no traceback
+            reason = _exc_text(exc, self._secret)
+            raise WattprintInputError(
+                DB_FIELD, f"cannot open the store at {self.url}: {reason}; expected {ACCEPTED_URLS}"
+            ) from None
+        self._prepare()
+
+    # -- opening ----------------------------------------------------------------------------------
+
+    def _create_engine(self, url: URL) -> Engine:
+        """Engine for `url`: SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE for writes."""
+        self.is_sqlite = url.get_backend_name() == "sqlite"
+        try:
+            if self.is_sqlite:
+                engine = self._sqlite_engine(url)
+            else:
+                kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4}
+                connect_args: dict[str, Any] = {}
+                if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+                    connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+                engine = create_engine(url, connect_args=connect_args, **kwargs)
+        except NoSuchModuleError:
+            raise WattprintInputError(
+                DB_FIELD, f"unknown database kind {url.drivername!r} in {self.url}; expected {ACCEPTED_URLS}"
+            ) from None
+        except ImportError as exc:
+            missing = getattr(exc, "name", None) or _one_line(str(exc), self._secret)
+            raise WattprintInputError(
+                DB_FIELD,
+                f"the driver for {url.drivername!r} is not installed (missing module {missing}); install it "
+                f"(for PostgreSQL: pip install 'wattprint[postgres]') or use {ACCEPTED_URLS}",
+            ) from None
+        if engine.dialect.is_async:
+            engine.dispose()
+            raise WattprintInputError(
+                DB_FIELD, f"async driver {url.drivername!r} is not supported; expected {ACCEPTED_URLS}"
+            )
+        return engine
+
+    def _sqlite_engine(self, url: URL) -> Engine:
+        database = url.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
+        if in_memory:
+            engine = create_engine(url, poolclass=StaticPool, connect_args=connect_args)
+        else:
+            if not url.query.get("uri"):
+                path = Path(database).expanduser()
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise WattprintInputError(
+                        DB_FIELD,
+                        f"cannot create the directory {str(path.parent)!r} for the SQLite file "
+                        f"({exc.strerror or type(exc).__name__}); give a writable path, e.g. "
+                        f"sqlite:///path/to/wattprint.db, or {ACCEPTED_URLS}",
+                    ) from None
+                url = url.set(database=str(path))
+            engine = create_engine(url, pool_size=2, max_overflow=4, connect_args=connect_args)
+        busy_ms = int(SQLITE_BUSY_TIMEOUT_S * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event issue BEGIN, so writes can take the lock up front.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+                if not in_memory:
+                    cursor.execute("PRAGMA journal_mode=WAL")  # persistent in the file; a no-op once set
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            finally:
+                cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("wattprint_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    def _create_schema(self) -> None:
+        """Create the table and indexes unless present; tolerate another process doing it at once."""
+        for attempt in range(_RETRIES + 4):
+            try:
+                with self._write() as conn:
+                    metadata.create_all(conn, checkfirst=True)
+                return
+            except DBAPIError as exc:
+                if attempt == _RETRIES + 3 or not _schema_race(exc):
+                    raise
+                log.debug("schema creation raced (%s); retrying", _exc_text(exc, self._secret))
+                _sleep(min(attempt, 4))
+
+    def _prepare(self) -> None:
+        """Build the save statements once; SQLAlchemy caches their compiled form."""
+        values = {
+            "name": bindparam("p_name"),
+            "status": bindparam("p_status"),
+            "started_at": bindparam("p_started_at", type_=runs.c.started_at.type),
+            "ended_at": bindparam("p_ended_at", type_=runs.c.ended_at.type),
+            "host": bindparam("p_host"),
+            "pid": bindparam("p_pid", type_=Integer),
+            "pid_create_time": bindparam("p_pid_create_time", type_=Double),
+            "heartbeat_at": bindparam("p_heartbeat_at", type_=runs.c.heartbeat_at.type),
+            "record": bindparam("p_record", type_=Text),
+        }
+        self._update_stmt = (
+            runs.update()
+            .where(runs.c.run_id == bindparam("p_run_id"))
+            .values(
+                **values,
+                checkpoint_s=func.coalesce(bindparam("p_checkpoint_s", type_=Double), runs.c.checkpoint_s),
+            )
+        )
+        self._insert_stmt = runs.insert().values(
+            run_id=bindparam("p_run_id"), checkpoint_s=bindparam("p_checkpoint_s", type_=Double), **values
+        )
+        self._interrupt_stmt = (
+            runs.update()
+            .where(
+                runs.c.run_id == bindparam("p_run_id"),
+                runs.c.status == "running",
+                runs.c.heartbeat_at == bindparam("p_heartbeat_at", type_=runs.c.heartbeat_at.type),
+            )
+            .values(
+                status="interrupted",
+                ended_at=bindparam("p_ended_at", type_=runs.c.ended_at.type),
+                record=bindparam("p_record", type_=Text),
+            )
+        )
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WattprintError(f"the run store at {self.url} is closed")
+
+    def _write(self) -> Any:
+        """A write transaction (BEGIN IMMEDIATE on SQLite)."""
+        return self._write_engine.begin()
+
+    def _retry(self, operation: Callable[[], _T]) -> _T:
+        """Run `operation` again on lock contention or a dropped connection, with short back-off."""
+        for attempt in range(_RETRIES):
+            try:
+                return operation()
+            except DBAPIError as exc:
+                if attempt == _RETRIES - 1 or not _transient(exc):
+                    raise
+                log.debug("store busy (%s); retry %d", _exc_text(exc, self._secret), attempt + 1)
+                _sleep(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- API ----------------------------------------------------------------------------------------
+
+    def save(self, record: RunRecord, checkpoint_s: float | None = None) -> None:
+        """Insert or update `record` by run_id, stamping the heartbeat. One transaction.
+
+        `checkpoint_s` is how often the owner saves (it sets when another host may call the run
+        interrupted); None keeps the value already stored.
+        """
+        self._check_open()
+        params = {
+            "p_run_id": record.run_id,
+            "p_name": record.name,
+            "p_status": record.status,
+            "p_started_at": _as_utc(record.started_at),
+            "p_ended_at": _as_utc(record.ended_at) if record.ended_at is not None else None,
+            "p_host": record.host,
+            "p_pid": record.pid,
+            "p_pid_create_time": record.pid_create_time,
+            "p_checkpoint_s": checkpoint_s,
+            "p_heartbeat_at": datetime.now(timezone.utc),
+            "p_record": json.dumps(record.to_json_dict(), separators=(",", ":")),
+        }
+
+        def upsert() -> None:
+            for attempt in range(3):
+                try:
+                    with self._write() as conn:
+                        if conn.execute(self._update_stmt, params).rowcount == 0:
+                            conn.execute(self._insert_stmt, params)
+                    return
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
+                    # Inserted concurrently by another writer: the next UPDATE finds the row.
+
+        with self._lock:
+            self._retry(upsert)
+
+    def get(self, run_id_or_prefix: str) -> RunRecord:
+        """The run with this exact id, or the only run whose id starts with it."""
+        self._check_open()
+        key = (run_id_or_prefix or "").strip()
+        if not key:
+            raise WattprintInputError(RUN_ID_FIELD, "empty run id; give a run id or a unique prefix of one")
+        with self._lock:
+            row = self._retry(lambda: self._fetch_one(key))
+            if row is None:
+                candidates = self._retry(lambda: self._fetch_prefix(key))
+                if not candidates:
+                    raise WattprintInputError(
+                        RUN_ID_FIELD,
+                        f"no run with id or id prefix {key!r} in {self.url}; see `wattprint runs list`",
+                    )
+                if len(candidates) > 1:
+                    shown = ", ".join(f"{c.run_id} ({c.name})" for c in candidates[:10])
+                    more = f" and {len(candidates) - 10} more" if len(candidates) > 10 else ""
+                    raise WattprintInputError(
+                        RUN_ID_FIELD,
+                        f"{key!r} is ambiguous, it starts {len(candidates)} run ids: {shown}{more}; "
+                        "give more characters",
+                    )
+                row = candidates[0]
+            return self._to_record(row, check_liveness=True)
+
+    def list(
+        self, *, status: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> list[RunRecord]:
+        """Runs, newest first, optionally only those with this status and/or exact name, at most `limit`."""
+        self._check_open()
+        if status is not None and status not in STATUSES:
+            raise WattprintInputError("status", f"got {status!r}; expected one of {', '.join(STATUSES)}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise WattprintInputError("limit", f"got {limit!r}; expected a whole number >= 0")
+        query = select(*_ROW_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        if name is not None:
+            query = query.where(runs.c.name == name)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._lock:
+            self._retry(self._mark_interrupted)  # so the status filter sees runs whose owner is gone
+
+            def fetch() -> list[Any]:
+                with self._engine.connect() as conn:
+                    return list(conn.execute(query))
+
+            rows = self._retry(fetch)
+            return [self._to_record(row, check_liveness=False) for row in rows]
+
+    def close(self) -> None:
+        """Release the connections. The store cannot be used afterwards."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._engine.dispose()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunStore({self.url!r})"
+
+    @staticmethod
+    def export_json(records: Iterable[RunRecord]) -> str:
+        """See the module-level `export_json`."""
+        return export_json(records)
+
+    @staticmethod
+    def export_csv(records: Iterable[RunRecord]) -> str:
+        """See the module-level `export_csv`."""
+        return export_csv(records)
+
+    # -- reads and liveness -------------------------------------------------------------------------
+
+    def _fetch_one(self, run_id: str) -> Any:
+        with self._engine.connect() as conn:
+            return conn.execute(select(*_ROW_COLUMNS).where(runs.c.run_id == run_id)).first()
+
+    def _fetch_prefix(self, prefix: str) -> list[Any]:
+        # LIKE narrows (and may use the index); substr keeps it exact and case-sensitive everywhere.
+        query = (
+            select(*_ROW_COLUMNS)
+            .where(
+                runs.c.run_id.startswith(prefix, autoescape=True),
+                func.substr(runs.c.run_id, 1, len(prefix)) == prefix,
+            )
+            .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        )
+        with self._engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def _is_gone(self, row: Any) -> bool:
+        return owner_gone(
+            host=row.host,
+            pid=row.pid,
+            pid_create_time=row.pid_create_time,
+            heartbeat_at=row.heartbeat_at,
+            checkpoint_s=row.checkpoint_s,
+            this_host=self._this_host,
+        )
+
+    def _to_record(self, row: Any, *, check_liveness: bool) -> RunRecord:
+        record = RunRecord.model_validate(json.loads(row.record))
+        if check_liveness and row.status == "running" and self._is_gone(row):
+            record = self._interrupt(row)
+        return record
+
+    def _interrupt(self, row: Any) -> RunRecord:
+        """Mark a run whose owner is gone interrupted, ended at its last heartbeat; persist it."""
+        record = RunRecord.model_validate(json.loads(row.record))
+        last_seen = _as_utc(row.heartbeat_at)
+        record = record.model_copy(update={"status": "interrupted", "ended_at": last_seen})
+        params = {
+            "p_run_id": row.run_id,
+            "p_heartbeat_at": row.heartbeat_at,
+            "p_ended_at": last_seen,
+            "p_record": json.dumps(record.to_json_dict(), separators=(",", ":")),
+        }
+
+        def persist() -> None:
+            with self._write() as conn:
+                conn.execute(self._interrupt_stmt, params)  # no-op if the owner saved meanwhile
+
+        self._retry(persist)
+        return record
+
+    def _mark_interrupted(self) -> None:
+        """Persist "interrupted" for every running run whose owner is gone."""
+        meta = select(*(c for c in _ROW_COLUMNS if c.name != "record")).where(runs.c.status == "running")
+        with self._engine.connect() as conn:
+            gone = [row.run_id for row in conn.execute(meta) if self._is_gone(row)]
+            if not gone:
+                return
+            rows = list(conn.execute(select(*_ROW_COLUMNS).where(runs.c.run_id.in_(gone))))
+        for row in rows:
+            if row.status == "running":
+                self._interrupt(row)
+
+
+def open_store(url: str) -> RunStore:
+    """Open (creating if needed) the run store at an SQLAlchemy URL, e.g. `Settings.db_url`.
+
+    Raises `WattprintInputError("WATTPRINT_DB", ...)` for a bad URL, a missing driver, an unreachable
+    server or an SQLite path that cannot be created; the message never shows the password.
+    """
+    return RunStore(url)
+
+
+# --------------------------------------------------------------------------------------------------
+# Export
+
+
+def export_json(records: Iterable[RunRecord]) -> str:
+    """The records as one JSON array of run-record documents (the contract JSON)."""
+    return json.dumps([record.to_json_dict() for record in records], indent=2)
+
+
+def _csv_row(record: RunRecord) -> Sequence[Any]:
+    data = record.to_json_dict()
+    energy, measurement, co2e = data["energy_kwh"], data["measurement"], data["co2e_kg"]
+    return (
+        data["run_id"],
+        data["name"],
+        data["status"],
+        data["started_at"],
+        data["ended_at"],
+        data["duration_s"],
+        energy["total"],
+        energy["cpu"],
+        energy["gpu"],
+        energy["ram"],
+        data["facility_energy_kwh"],
+        measurement["cpu"],
+        measurement["gpu"],
+        measurement["ram"],
+        data["region"],
+        data["intensity_g_per_kwh"],
+        data["pue"],
+        co2e["operational"],
+        co2e["embodied"],
+        co2e["total"],
+        data["exit_code"],
+    )
+
+
+def export_csv(records: Iterable[RunRecord]) -> str:
+    """The records as CSV with a header of `CSV_COLUMNS`; empty cells for nulls."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for record in records:
+        writer.writerow(_csv_row(record))
+    return buffer.getvalue()

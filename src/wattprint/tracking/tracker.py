@@ -1,0 +1,360 @@
+"""The Tracker: monitor + carbon + store, as a context manager, a decorator or start()/stop().
+
+    with wattprint.track("train") as t:
+        train()
+        t.log(accuracy=0.97)
+    print(t.record.energy_kwh.total)
+
+The tracker never raises into the tracked code once started: faults of power sources, of the
+store or of the sampler are logged and flagged on the record (`degraded`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import psutil
+
+from wattprint import __version__
+from wattprint.accounting.footprint import facility_energy_kwh, operational_co2e_kg
+from wattprint.config import Settings, load_settings
+from wattprint.intensity.static import WORLD_REGION, StaticProvider
+from wattprint.measure.base import COMPONENTS
+from wattprint.measure.detect import SourceChoice, detect_sources
+from wattprint.measure.monitor import EnergyMonitor, WindowResult
+from wattprint.measure.process import ProcessTree
+from wattprint.record import Co2eKg, EnergyKwh, Measurement, RunRecord, Status
+from wattprint.units import joules_to_kwh
+
+log = logging.getLogger("wattprint")
+F = TypeVar("F", bound=Callable[..., Any])
+
+GPU_PROCESS_CHECK_EVERY = 10  # samples between NVML process listings
+
+
+class Tracker:
+    """Tracks the energy and carbon of a process tree (by default this process) over a run."""
+
+    def __init__(
+        self,
+        name: str = "run",
+        *,
+        pid: int | None = None,
+        command: Sequence[str] | None = None,
+        settings: Settings | None = None,
+        store: Any = None,
+        sources: SourceChoice | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.name = name
+        self.settings = settings if settings is not None else load_settings(**overrides)
+        self.pid = pid
+        self.command = list(command) if command is not None else None
+        self._store = store
+        self._choice = sources
+        self.monitor: EnergyMonitor | None = None
+        self.record: RunRecord | None = None
+        self._last_checkpoint = 0.0
+        self._store_lock = threading.Lock()
+        self._stopped = False
+        self._open_windows: dict[str, datetime] = {}
+        self._region = self._resolve_region()
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def _resolve_region(self) -> dict[str, Any]:
+        region = self.settings.region
+        provider = StaticProvider()
+        if region is None:
+            found = provider.intensity(WORLD_REGION)
+            region_source = "default: no region configured (set WATTPRINT_REGION or --region)"
+        else:
+            found = provider.intensity(region, field="region")
+            region_source = "configured"
+        if self.settings.pue is not None:
+            pue, pue_source = self.settings.pue, "configured"
+        elif found.default_pue is not None:
+            pue, pue_source = found.default_pue, f"default for {found.region.split(':')[0]} data centres"
+        else:
+            pue, pue_source = 1.0, "default 1.0 (local machine; set WATTPRINT_PUE for a data centre)"
+        return {
+            "region": found.region,
+            "region_source": region_source,
+            "intensity_g_per_kwh": found.g_per_kwh,
+            "intensity_source": found.source,
+            "pue": pue,
+            "pue_source": pue_source,
+        }
+
+    def start(self) -> Tracker:
+        """Start measuring. Raises only for bad configuration, before anything runs."""
+        if self.monitor is not None:
+            return self
+        choice = self._choice if self._choice is not None else detect_sources(self.settings.cpu_tdp_w)
+        self._choice = choice
+        try:
+            tree = ProcessTree(self.pid)
+        except psutil.Error:
+            tree = None
+        self.monitor = EnergyMonitor(
+            choice.sources,
+            interval_s=self.settings.interval,
+            tree=tree,
+            attribution=self.settings.attribution,
+            on_sample=self._on_sample,
+        )
+        own = psutil.Process()
+        self.record = RunRecord(
+            run_id=uuid.uuid4().hex,
+            name=self.name,
+            started_at=datetime.now(timezone.utc),
+            measurement=Measurement(**choice.measurement),
+            methods=choice.methods,
+            hardware=choice.hardware,
+            host=socket.gethostname(),
+            pid=own.pid,
+            pid_create_time=own.create_time(),
+            command=self.command,
+            interval_s=self.settings.interval,
+            wattprint_version=__version__,
+            region=self._region["region"],
+            region_source=self._region["region_source"],
+            intensity_g_per_kwh=self._region["intensity_g_per_kwh"],
+            intensity_source=self._region["intensity_source"],
+            pue=self._region["pue"],
+            pue_source=self._region["pue_source"],
+            attribution={"mode": self.settings.attribution, "tracked_pid": tree.root_pid if tree else None},
+        )
+        self._t0 = time.monotonic()
+        self._last_checkpoint = self._t0
+        _ACTIVE.add(self)
+        _install_exit_hooks()
+        self.monitor.start()
+        # the store opens in the background: importing SQLAlchemy and connecting must not delay the job
+        threading.Thread(target=self._checkpoint, name="wattprint-store", daemon=True).start()
+        return self
+
+    # -- during the run --------------------------------------------------------------------------
+    def log(self, **metrics: Any) -> None:
+        """Attach metrics (accuracy, loss, samples, ...) to the run; later values replace earlier ones."""
+        if self.record is not None:
+            self.record.metrics.update(metrics)
+
+    def begin_window(self, name: str) -> None:
+        """Open a named measurement window (windows may nest and overlap)."""
+        if self.monitor is None:
+            raise RuntimeError("tracker is not started")
+        self.monitor.begin_window(name)
+
+    def end_window(self, name: str) -> WindowResult:
+        """Close a window and return its energy; it is also added to the record's `windows`."""
+        if self.monitor is None:
+            raise RuntimeError("tracker is not started")
+        result = self.monitor.end_window(name)
+        if self.record is not None:
+            self.record.windows.append(
+                {
+                    "name": result.name,
+                    "started_at": result.started_at.isoformat().replace("+00:00", "Z"),
+                    "duration_s": result.duration_s,
+                    "energy_kwh": {c: joules_to_kwh(result.energy_j[c]) for c in COMPONENTS}
+                    | {"total": joules_to_kwh(result.total_j)},
+                }
+            )
+        return result
+
+    def _on_sample(self, monitor: EnergyMonitor) -> None:
+        if monitor.samples % GPU_PROCESS_CHECK_EVERY == 1:
+            self._note_gpu_processes(monitor)
+        now = time.monotonic()
+        if now - self._last_checkpoint >= self.settings.checkpoint:
+            self._last_checkpoint = now
+            self._checkpoint()
+
+    def _note_gpu_processes(self, monitor: EnergyMonitor) -> None:
+        for source in monitor.sources:
+            processes = getattr(source, "processes", None)
+            if processes is None:
+                continue
+            try:
+                used = {f"nvml:{i}" for i, pids in processes().items() if pids & monitor.tree_pids}
+            except Exception as exc:
+                log.debug("listing GPU processes failed: %s", exc)
+                continue
+            monitor.note_gpu_processes(used)
+
+    def _update_record(self, status: Status, exit_code: int | None = None) -> RunRecord:
+        assert self.monitor is not None and self.record is not None
+        monitor = self.monitor
+        attributed_j, machine_j = monitor.by_component(monitor.totals())
+        energy = {c: joules_to_kwh(attributed_j[c]) for c in COMPONENTS}
+        machine = {c: joules_to_kwh(machine_j[c]) for c in COMPONENTS}
+        total = sum(energy.values())
+        pue = self.record.pue
+        operational = operational_co2e_kg(total, self.record.intensity_g_per_kwh, pue)
+        gpus, gpu_why = monitor.gpu_selection()
+        rec = self.record
+        rec.status = status
+        rec.duration_s = time.monotonic() - self._t0
+        rec.energy_kwh = EnergyKwh(total=total, **energy)
+        rec.machine_energy_kwh = EnergyKwh(total=sum(machine.values()), **machine)
+        rec.facility_energy_kwh = facility_energy_kwh(total, pue)
+        rec.co2e_kg = Co2eKg(operational=operational, embodied=0.0, total=operational)
+        rec.embodied_note = "not accounted yet: embodied emissions arrive with the accounting layer"
+        rec.samples = monitor.samples
+        rec.attribution.update(
+            cpu_share=monitor.mean_cpu_share(),
+            ram_share=monitor.ram_share,
+            gpus=sorted(gpus),
+            gpu_rule=gpu_why,
+        )
+        rec.degraded = self._degraded_components()
+        if exit_code is not None:
+            rec.exit_code = exit_code
+        return rec
+
+    def _degraded_components(self) -> dict[str, str]:
+        assert self.monitor is not None and self.record is not None
+        out = {k: v for k, v in self.record.degraded.items() if k in ("store", "monitor", "tracker")}
+        for name, reason in self.monitor.degraded.items():
+            domain = self.monitor.domains.get(name)
+            key = domain.component if domain else name
+            out[key] = f"{name}: {reason}" if key not in out else out[key]
+        return out
+
+    def _checkpoint(self) -> None:
+        """Write the running record to the store. Errors are flagged, never raised."""
+        if self.record is None or self._stopped:
+            return
+        try:
+            with self._store_lock:
+                if self._stopped:
+                    return
+                self._update_record("running")
+                self._save()
+        except Exception as exc:
+            self._flag_store(exc)
+
+    def _save(self) -> None:
+        if self._store is None:
+            from wattprint.store import open_store
+
+            self._store = open_store(self.settings.db_url)
+        self._store.save(self.record, checkpoint_s=self.settings.checkpoint)
+
+    def _flag_store(self, exc: BaseException) -> None:
+        if self.record is not None and "store" not in self.record.degraded:
+            log.error("wattprint: run store unavailable, record kept in memory: %s", exc)
+            self.record.degraded["store"] = f"{type(exc).__name__}: {exc}"
+
+    # -- the end ---------------------------------------------------------------------------------
+    def stop(self, status: Status = "finished", exit_code: int | None = None) -> RunRecord:
+        """Stop measuring, write the final record to the store and return it."""
+        if self.record is None or self.monitor is None:
+            raise RuntimeError("tracker is not started")
+        if self._stopped:
+            return self.record
+        with self._store_lock:
+            self._stopped = True
+        _ACTIVE.discard(self)
+        try:
+            self.monitor.stop()
+            for name in list(self.monitor._windows):
+                self.end_window(name)
+        except Exception as exc:
+            self.record.degraded["monitor"] = f"{type(exc).__name__}: {exc}"
+        rec = self._update_record(status, exit_code)
+        rec.ended_at = datetime.now(timezone.utc)
+        rec.timeline = {
+            "t_s": [round(p[0], 3) for p in self.monitor.timeline],
+            "cpu_w": [round(p[1], 3) for p in self.monitor.timeline],
+            "gpu_w": [round(p[2], 3) for p in self.monitor.timeline],
+            "ram_w": [round(p[3], 3) for p in self.monitor.timeline],
+        }
+        try:
+            with self._store_lock:
+                self._save()
+        except Exception as exc:
+            self._flag_store(exc)
+        self.monitor.close()
+        return rec
+
+    def __enter__(self) -> Tracker:
+        return self.start()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if self._stopped:
+            return
+        if exc_type is None:
+            self.stop("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.stop("interrupted")
+        elif issubclass(exc_type, SystemExit):
+            code = exc.code if isinstance(exc, SystemExit) else None
+            ok = code in (None, 0)
+            self.stop("finished" if ok else "failed", exit_code=code if isinstance(code, int) else (0 if ok else 1))
+        else:
+            self.stop("failed")
+
+    def __call__(self, func: F) -> F:
+        """Use a Tracker as a decorator: each call of `func` is tracked as one run."""
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            tracker = Tracker(self.name, settings=self.settings)
+            with tracker:
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def track(name: str = "run", **kwargs: Any) -> Tracker:
+    """Track a block (`with track("name") as t:`) or a function (`@track("name")`)."""
+    return Tracker(name, **kwargs)
+
+
+# -- process exit: nothing is lost on SIGTERM or a forgotten stop() ------------------------------
+_ACTIVE: weakref.WeakSet[Tracker] = weakref.WeakSet()
+
+
+def _stop_all(status: Status, exit_code: int | None = None) -> None:
+    for tracker in list(_ACTIVE):
+        try:
+            tracker.stop(status, exit_code)
+        except Exception as exc:
+            log.error("wattprint: could not finish run %s: %s", tracker.name, exc)
+
+
+def _on_exit() -> None:
+    _stop_all("failed" if hasattr(sys, "last_value") else "finished")
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _stop_all("interrupted", exit_code=128 + signum)
+    # then die of the signal as the process would have without us
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+@functools.cache
+def _install_exit_hooks() -> None:
+    """Once per process: finish open runs at exit, and on SIGTERM when nobody else handles it."""
+    atexit.register(_on_exit)
+    if threading.current_thread() is threading.main_thread():
+        try:
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):
+            pass

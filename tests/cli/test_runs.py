@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def two_runs(wattprint_cmd: list[str]) -> list[dict]:
+    records = []
+    for name, code in (("alpha", 0), ("beta", 1)):
+        subprocess.run(
+            [*wattprint_cmd, "run", "-q", "--name", name, "--", "sh", "-c", f"exit {code}"], check=False, timeout=60
+        )
+    listed = subprocess.run([*wattprint_cmd, "runs", "list", "--json"], capture_output=True, text=True, check=True)
+    records = json.loads(listed.stdout)
+    assert [r["name"] for r in records] == ["beta", "alpha"]  # newest first
+    return records
+
+
+def test_list_filters(wattprint_cmd: list[str], two_runs: list[dict]) -> None:
+    out = subprocess.run(
+        [*wattprint_cmd, "runs", "list", "--json", "--status", "failed"], capture_output=True, text=True, check=True
+    )
+    assert [r["name"] for r in json.loads(out.stdout)] == ["beta"]
+    table = subprocess.run([*wattprint_cmd, "runs", "list"], capture_output=True, text=True, check=True).stdout
+    assert "alpha" in table and "beta" in table and ("estimated" in table or "measured" in table)
+
+
+def test_show_by_prefix(wattprint_cmd: list[str], two_runs: list[dict]) -> None:
+    run_id = two_runs[1]["run_id"]
+    out = subprocess.run(
+        [*wattprint_cmd, "runs", "show", run_id[:10], "--json"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) == two_runs[1]
+    human = subprocess.run([*wattprint_cmd, "runs", "show", run_id[:10]], capture_output=True, text=True, check=True)
+    assert "alpha" in human.stdout and "CO2e" in human.stdout
+
+
+def test_show_unknown_run(wattprint_cmd: list[str], two_runs: list[dict]) -> None:
+    proc = subprocess.run([*wattprint_cmd, "runs", "show", "zzzz"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+def test_export_csv_and_json(wattprint_cmd: list[str], two_runs: list[dict], tmp_path: Path) -> None:
+    out = tmp_path / "runs.csv"
+    subprocess.run([*wattprint_cmd, "runs", "export", "--format", "csv", "-o", str(out)], check=True)
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert {r["name"] for r in rows} == {"alpha", "beta"}
+    assert float(rows[0]["energy_kwh_total"]) >= 0
+    js = subprocess.run([*wattprint_cmd, "runs", "export"], capture_output=True, text=True, check=True).stdout
+    assert {r["run_id"] for r in json.loads(js)} == {r["run_id"] for r in two_runs}
+
+
+def test_export_bad_format(wattprint_cmd: list[str]) -> None:
+    proc = subprocess.run([*wattprint_cmd, "runs", "export", "--format", "xml"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--format" in proc.stderr

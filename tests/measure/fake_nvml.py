@@ -1,0 +1,247 @@
+"""A scripted stand-in for the `pynvml` module, for machines without an NVIDIA driver.
+
+`FakeNvml` has pynvml's function names, error constants and error classes, and behaves like the
+real module where the source depends on it:
+  - `NVMLError(code)` returns the subclass for that code (NVMLError(3) is an
+    NVMLError_NotSupported), and `NVMLError_NotSupported()` has `.value == 3`, as pynvml builds
+    them in `_extractNVMLErrorsAsClasses`;
+  - device calls before nvmlInit or after the last nvmlShutdown raise NVMLError_Uninitialized;
+    init and shutdown are reference counted, like NVML's;
+  - a GPU without an energy counter (pre-Volta) raises NVMLError_NotSupported from
+    nvmlDeviceGetTotalEnergyConsumption.
+Tests script each `FakeGpu`'s counter, power and processes between reads.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+NVML_SUCCESS = 0
+NVML_ERROR_UNINITIALIZED = 1
+NVML_ERROR_INVALID_ARGUMENT = 2
+NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NO_PERMISSION = 4
+NVML_ERROR_ALREADY_INITIALIZED = 5
+NVML_ERROR_NOT_FOUND = 6
+NVML_ERROR_INSUFFICIENT_SIZE = 7
+NVML_ERROR_INSUFFICIENT_POWER = 8
+NVML_ERROR_DRIVER_NOT_LOADED = 9
+NVML_ERROR_TIMEOUT = 10
+NVML_ERROR_IRQ_ISSUE = 11
+NVML_ERROR_LIBRARY_NOT_FOUND = 12
+NVML_ERROR_FUNCTION_NOT_FOUND = 13
+NVML_ERROR_CORRUPTED_INFOROM = 14
+NVML_ERROR_GPU_IS_LOST = 15
+NVML_ERROR_RESET_REQUIRED = 16
+NVML_ERROR_OPERATING_SYSTEM = 17
+NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
+NVML_ERROR_IN_USE = 19
+NVML_ERROR_MEMORY = 20
+NVML_ERROR_NO_DATA = 21
+NVML_ERROR_UNKNOWN = 999
+
+ERROR_STRINGS: dict[int, str] = {
+    NVML_ERROR_UNINITIALIZED: "Uninitialized",
+    NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
+    NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+    NVML_ERROR_NO_PERMISSION: "Insufficient Permissions",
+    NVML_ERROR_ALREADY_INITIALIZED: "Already Initialized",
+    NVML_ERROR_NOT_FOUND: "Not Found",
+    NVML_ERROR_INSUFFICIENT_SIZE: "Insufficient Size",
+    NVML_ERROR_INSUFFICIENT_POWER: "Insufficient External Power",
+    NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
+    NVML_ERROR_TIMEOUT: "Timeout",
+    NVML_ERROR_IRQ_ISSUE: "Interrupt Request Issue",
+    NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+    NVML_ERROR_FUNCTION_NOT_FOUND: "Function Not Found",
+    NVML_ERROR_CORRUPTED_INFOROM: "Corrupted infoROM",
+    NVML_ERROR_GPU_IS_LOST: "GPU is lost",
+    NVML_ERROR_RESET_REQUIRED: "GPU requires restart",
+    NVML_ERROR_OPERATING_SYSTEM: "The operating system has blocked the request.",
+    NVML_ERROR_LIB_RM_VERSION_MISMATCH: "RM has detected an NVML/RM version mismatch.",
+    NVML_ERROR_IN_USE: "In Use",
+    NVML_ERROR_MEMORY: "Insufficient Memory",
+    NVML_ERROR_NO_DATA: "No Data",
+    NVML_ERROR_UNKNOWN: "Unknown Error",
+}
+
+
+class NVMLError(Exception):
+    """pynvml's base error: `NVMLError(code)` is an instance of that code's subclass."""
+
+    _value_class: dict[int, type[NVMLError]] = {}
+    value: int
+
+    def __new__(cls, value: int) -> NVMLError:
+        if cls is NVMLError:
+            cls = NVMLError._value_class.get(value, cls)
+        obj = Exception.__new__(cls)
+        obj.value = value
+        return obj
+
+    def __str__(self) -> str:
+        return ERROR_STRINGS.get(self.value, f"NVML Error with code {self.value}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NVMLError) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+class NVMLLibraryMismatchError(Exception):
+    """Raised by pynvml's unversioned calls when the driver lacks the versioned function."""
+
+
+def _error_class(code: int) -> type[NVMLError]:
+    """pynvml's per-code subclass, named like NVML_ERROR_NOT_SUPPORTED -> NVMLError_NotSupported."""
+
+    def new(cls: type[NVMLError], *args: Any) -> NVMLError:
+        return NVMLError.__new__(cls, code)
+
+    return type("NVMLError", (NVMLError,), {"__new__": new})
+
+
+ERROR_CLASSES: dict[str, type[NVMLError]] = {}
+for _name, _code in list(globals().items()):
+    if _name.startswith("NVML_ERROR_"):
+        _class_name = "NVMLError_" + string.capwords(_name[len("NVML_ERROR_") :], "_").replace("_", "")
+        _cls = _error_class(_code)
+        _cls.__name__ = _cls.__qualname__ = _class_name
+        globals()[_class_name] = _cls
+        ERROR_CLASSES[_class_name] = _cls
+        NVMLError._value_class[_code] = _cls
+
+NVMLError_NotSupported = ERROR_CLASSES["NVMLError_NotSupported"]
+NVMLError_Uninitialized = ERROR_CLASSES["NVMLError_Uninitialized"]
+NVMLError_InvalidArgument = ERROR_CLASSES["NVMLError_InvalidArgument"]
+NVMLError_DriverNotLoaded = ERROR_CLASSES["NVMLError_DriverNotLoaded"]
+NVMLError_LibraryNotFound = ERROR_CLASSES["NVMLError_LibraryNotFound"]
+NVMLError_GpuIsLost = ERROR_CLASSES["NVMLError_GpuIsLost"]
+NVMLError_FunctionNotFound = ERROR_CLASSES["NVMLError_FunctionNotFound"]
+
+
+@dataclass
+class ProcessInfo:
+    """What nvmlDevice*RunningProcesses return per process (pynvml's c_nvmlProcessInfo_t fields)."""
+
+    pid: int
+    usedGpuMemory: int | None = None
+    gpuInstanceId: int = 0xFFFFFFFF
+    computeInstanceId: int = 0xFFFFFFFF
+
+
+@dataclass
+class FakeGpu:
+    """One scripted GPU. None for energy_mj means no counter (pre-Volta); for power, no sensor.
+
+    `processes_supported` False makes the process queries raise NotSupported; `fail_with` set to
+    an NVML error code makes every energy and power query raise it (a lost GPU).
+    """
+
+    name: str | bytes = "NVIDIA A100-SXM4-40GB"
+    uuid: str | bytes = "GPU-00000000-0000-0000-0000-000000000000"
+    energy_mj: int | None = 0
+    power_mw: int | None = 100_000
+    power_limit_mw: int | None = 400_000
+    compute_pids: list[int] = field(default_factory=list)
+    graphics_pids: list[int] = field(default_factory=list)
+    processes_supported: bool = True
+    fail_with: int | None = None
+
+
+class FakeNvml:
+    """A `pynvml`-like module object over a list of FakeGpu; handles are the FakeGpu objects."""
+
+    NVMLError = NVMLError
+    NVMLLibraryMismatchError = NVMLLibraryMismatchError
+
+    def __init__(self, gpus: list[FakeGpu] | None = None, init_error: int | None = None) -> None:
+        self.gpus: list[FakeGpu] = list(gpus or [])
+        self.init_error = init_error  # e.g. NVML_ERROR_DRIVER_NOT_LOADED: nvmlInit raises it
+        self.refcount = 0
+        self.init_calls = 0
+        self.shutdown_calls = 0
+        for const_name, value in globals().items():
+            if const_name.startswith("NVML_"):
+                setattr(self, const_name, value)
+        for class_name, cls in ERROR_CLASSES.items():
+            setattr(self, class_name, cls)
+
+    # -- library -----------------------------------------------------------------------------
+    def nvmlInit(self) -> None:
+        self.init_calls += 1
+        if self.init_error is not None:
+            raise NVMLError(self.init_error)
+        self.refcount += 1
+
+    def nvmlShutdown(self) -> None:
+        self._check_init()
+        self.shutdown_calls += 1
+        self.refcount -= 1
+
+    def nvmlErrorString(self, result: int) -> str:
+        return ERROR_STRINGS.get(result, "Unknown Error")
+
+    def _check_init(self) -> None:
+        if self.refcount <= 0:
+            raise NVMLError(NVML_ERROR_UNINITIALIZED)
+
+    def _gpu(self, handle: FakeGpu) -> FakeGpu:
+        self._check_init()
+        if handle not in self.gpus:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        return handle
+
+    # -- devices -----------------------------------------------------------------------------
+    def nvmlDeviceGetCount(self) -> int:
+        self._check_init()
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeGpu:
+        self._check_init()
+        if not 0 <= index < len(self.gpus):
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        return self.gpus[index]
+
+    def nvmlDeviceGetName(self, handle: FakeGpu) -> str | bytes:
+        return self._gpu(handle).name
+
+    def nvmlDeviceGetUUID(self, handle: FakeGpu) -> str | bytes:
+        return self._gpu(handle).uuid
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: FakeGpu) -> int:
+        gpu = self._gpu(handle)
+        if gpu.power_limit_mw is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu.power_limit_mw
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: FakeGpu) -> int:
+        gpu = self._gpu(handle)
+        if gpu.fail_with is not None:
+            raise NVMLError(gpu.fail_with)
+        if gpu.energy_mj is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu.energy_mj
+
+    def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:
+        gpu = self._gpu(handle)
+        if gpu.fail_with is not None:
+            raise NVMLError(gpu.fail_with)
+        if gpu.power_mw is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu.power_mw
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeGpu) -> list[ProcessInfo]:
+        gpu = self._gpu(handle)
+        if not gpu.processes_supported:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return [ProcessInfo(pid) for pid in gpu.compute_pids]
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, handle: FakeGpu) -> list[ProcessInfo]:
+        gpu = self._gpu(handle)
+        if not gpu.processes_supported:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return [ProcessInfo(pid) for pid in gpu.graphics_pids]

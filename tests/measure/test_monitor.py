@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.measure.scripted import ScriptedSource
+from wattprint.measure.monitor import EnergyMonitor
+from wattprint.measure.process import ProcessTree
+
+BUSY = "import time\nt=time.time()\nwhile time.time()-t<30: pass"
+SLEEP = "import time; time.sleep(30)"
+
+
+def test_integrates_cumulative_counters_exactly() -> None:
+    src = ScriptedSource([100.0, 110.0, 125.0, 160.0])
+    mon = EnergyMonitor([src], attribution="machine")
+    for _ in range(3):
+        mon.sample()
+    attributed, machine = mon.by_component(mon.totals())
+    assert machine["cpu"] == attributed["cpu"] == 60.0
+    assert mon.samples == 3 and not mon.degraded
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (RuntimeError("sensor exploded"), "RuntimeError: sensor exploded"),
+        (float("nan"), "non-finite"),
+        (float("inf"), "non-finite"),
+        (5.0, "counter went backwards"),
+    ],
+)
+def test_faults_are_flagged_not_raised(fault: object, reason: str) -> None:
+    # 0 -> 10 -> fault -> 20 -> 30: nothing raises; a cumulative counter recovers the energy of a
+    # failed read at the next good one, and a counter that went backwards restarts from its new value
+    src = ScriptedSource([0.0, 10.0, fault, 20.0, 30.0])
+    mon = EnergyMonitor([src], attribution="machine")
+    for _ in range(4):
+        mon.sample()
+    assert reason in mon.degraded["scripted:0"]
+    _attributed, machine = mon.by_component(mon.totals())
+    expected = 10 + 15 + 10 if reason == "counter went backwards" else 30
+    assert machine["cpu"] == pytest.approx(expected)
+
+
+def test_broken_source_at_start_and_a_good_one_beside_it() -> None:
+    bad = ScriptedSource([OSError("permission denied")], name="bad")
+    good = ScriptedSource([0.0, 5.0, 9.0], name="good", component="gpu")
+    mon = EnergyMonitor([bad, good], attribution="machine")
+    mon.sample()
+    mon.sample()
+    attributed, _ = mon.by_component(mon.totals())
+    assert attributed == {"cpu": 0.0, "gpu": 9.0, "ram": 0.0}
+    assert "permission denied" in mon.degraded["bad:0"]
+
+
+def test_windows_nest_and_overlap() -> None:
+    # each read advances the counter by 10 J
+    src = ScriptedSource([float(10 * i) for i in range(100)])
+    mon = EnergyMonitor([src], attribution="machine")  # prime: 0
+    mon.begin_window("outer")  # sample -> 10 J total
+    mon.sample()  # 20
+    mon.begin_window("inner")  # 30
+    mon.begin_window("overlap")  # 40
+    inner = mon.end_window("inner")  # 50
+    mon.sample()  # 60
+    outer = mon.end_window("outer")  # 70
+    overlap = mon.end_window("overlap")  # 80
+    assert inner.energy_j["cpu"] == 20.0
+    assert outer.energy_j["cpu"] == 60.0
+    assert overlap.energy_j["cpu"] == 40.0
+    with pytest.raises(ValueError, match="not open"):
+        mon.end_window("outer")
+    mon.begin_window("again")
+    with pytest.raises(ValueError, match="already open"):
+        mon.begin_window("again")
+
+
+def test_sampler_thread_samples_and_stops() -> None:
+    src = ScriptedSource([float(i) for i in range(10_000)])
+    seen = []
+    mon = EnergyMonitor([src], interval_s=0.02, attribution="machine", on_sample=lambda m: seen.append(m.samples))
+    mon.start()
+    time.sleep(0.3)
+    mon.stop()
+    mon.close()
+    assert len(seen) >= 5 and seen == sorted(seen)
+    assert src.closed == 1
+
+
+def test_callback_failure_does_not_stop_sampling() -> None:
+    src = ScriptedSource([float(i) for i in range(10_000)])
+
+    def boom(_m: EnergyMonitor) -> None:
+        raise RuntimeError("callback broke")
+
+    mon = EnergyMonitor([src], interval_s=0.02, attribution="machine", on_sample=boom)
+    mon.start()
+    time.sleep(0.2)
+    mon.stop()
+    assert mon.samples >= 4
+
+
+def test_timeline_is_bounded() -> None:
+    src = ScriptedSource([float(i) for i in range(5000)])
+    mon = EnergyMonitor([src], attribution="machine")
+    for _ in range(3000):
+        mon.sample()
+    assert 256 <= len(mon.timeline) < 1024
+
+
+def test_bad_interval() -> None:
+    with pytest.raises(ValueError):
+        EnergyMonitor([], interval_s=0)
+
+
+def _spawn(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_process_share_charges_only_the_tracked_tree() -> None:
+    """A sleeping tracked process beside a busy neighbour gets ~0 of the CPU; the busy one most."""
+    sleeper, busy = _spawn(SLEEP), _spawn(BUSY)
+    try:
+        time.sleep(0.3)
+        src_a = ScriptedSource([float(100 * i) for i in range(1000)])
+        src_b = ScriptedSource([float(100 * i) for i in range(1000)])
+        mon_sleep = EnergyMonitor([src_a], tree=ProcessTree(sleeper.pid))
+        mon_busy = EnergyMonitor([src_b], tree=ProcessTree(busy.pid))
+        for _ in range(8):
+            time.sleep(0.1)
+            mon_sleep.sample()
+            mon_busy.sample()
+        a_sleep, m_sleep = mon_sleep.by_component(mon_sleep.totals())
+        a_busy, m_busy = mon_busy.by_component(mon_busy.totals())
+    finally:
+        for p in (sleeper, busy):
+            p.kill()
+            p.wait()
+    assert m_sleep["cpu"] == m_busy["cpu"] == 800.0  # machine totals are the same
+    assert a_sleep["cpu"] < 0.05 * m_sleep["cpu"]
+    assert a_busy["cpu"] > 0.3 * m_busy["cpu"]
+    assert mon_busy.mean_cpu_share() > 0.3
+
+
+def test_process_tree_counts_grandchildren_and_reaped_children() -> None:
+    code = (
+        "import subprocess, sys\n"
+        "subprocess.run([sys.executable, '-c', " + repr(BUSY.replace("30", "0.6")) + "])\n"
+        "import time; time.sleep(30)"
+    )
+    parent = _spawn(code)
+    try:
+        tree = ProcessTree(parent.pid, refresh_every=1)
+        first = tree.sample().cpu_s
+        time.sleep(0.3)
+        mid = tree.sample()
+        assert len(mid.pids) == 2  # the parent and its running child
+        time.sleep(1.0)
+        after = tree.sample()
+    finally:
+        parent.kill()
+        parent.wait()
+    assert len(after.pids) == 1  # child ended and was reaped
+    assert after.cpu_s - first > 0.4  # its CPU time stayed in the tree

@@ -1,0 +1,281 @@
+"""NvmlSource against FakeNvml (scripted GPUs), and the real pynvml where it can be loaded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import wattprint
+from tests.measure import fake_nvml
+from tests.measure.fake_nvml import FakeGpu, FakeNvml
+from wattprint.errors import PowerSourceError
+from wattprint.measure import nvml
+from wattprint.measure.base import Domain, PowerSource
+from wattprint.measure.nvml import NvmlSource
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def volta(**kwargs: object) -> FakeGpu:
+    spec: dict[str, object] = {
+        "name": "Tesla V100-SXM2-16GB",
+        "uuid": "GPU-11111111-2222-3333-4444-555555555555",
+        "energy_mj": 1_000_000,
+        "power_limit_mw": 300_000,
+    }
+    return FakeGpu(**(spec | kwargs))  # type: ignore[arg-type]
+
+
+def pascal(**kwargs: object) -> FakeGpu:
+    spec: dict[str, object] = {
+        "name": b"Tesla P100-PCIE-16GB",  # old pynvml releases return bytes
+        "uuid": b"GPU-66666666-7777-8888-9999-000000000000",
+        "energy_mj": None,  # no energy counter before Volta
+        "power_mw": 100_000,
+        "power_limit_mw": None,
+    }
+    return FakeGpu(**(spec | kwargs))  # type: ignore[arg-type]
+
+
+# -- the fake itself ---------------------------------------------------------------------------------
+def test_fake_errors_mirror_pynvml() -> None:
+    pynvml = pytest.importorskip("pynvml")
+    for code in (1, 2, 3, 4, 9, 12, 13, 15, 999):
+        real, fake = pynvml.NVMLError(code), fake_nvml.NVMLError(code)
+        assert type(fake).__name__ == type(real).__name__
+        assert fake.value == real.value == code
+        assert getattr(fake_nvml, type(real).__name__)().value == code
+    assert isinstance(fake_nvml.NVMLError(3), fake_nvml.NVMLError_NotSupported)
+    assert str(fake_nvml.NVMLError_DriverNotLoaded()) == "Driver Not Loaded"
+    for name in ("NVML_ERROR_NOT_SUPPORTED", "NVML_ERROR_DRIVER_NOT_LOADED", "NVML_ERROR_LIBRARY_NOT_FOUND"):
+        assert getattr(FakeNvml(), name) == getattr(pynvml, name)
+    for name in (
+        "nvmlInit", "nvmlShutdown", "nvmlDeviceGetCount", "nvmlDeviceGetHandleByIndex", "nvmlDeviceGetName",
+        "nvmlDeviceGetUUID", "nvmlDeviceGetTotalEnergyConsumption", "nvmlDeviceGetPowerUsage",
+        "nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses",
+        "nvmlDeviceGetEnforcedPowerLimit", "nvmlErrorString",
+    ):  # fmt: skip
+        assert callable(getattr(pynvml, name)) and callable(getattr(FakeNvml(), name))
+
+
+# -- opening -------------------------------------------------------------------------------------------
+def test_domains_and_gpu_details_for_two_generations() -> None:
+    fake = FakeNvml([volta(), pascal()])
+    source = NvmlSource(fake)
+    try:
+        assert isinstance(source, PowerSource)
+        assert source.name == "nvml"
+        assert list(source.domains()) == [
+            Domain("nvml:0", "gpu", "measured"),
+            Domain("nvml:1", "gpu", "measured"),
+        ]
+        assert source.gpus() == [
+            {
+                "index": 0,
+                "name": "Tesla V100-SXM2-16GB",
+                "uuid": "GPU-11111111-2222-3333-4444-555555555555",
+                "power_limit_w": 300.0,
+                "energy_method": "counter",
+            },
+            {
+                "index": 1,
+                "name": "Tesla P100-PCIE-16GB",
+                "uuid": "GPU-66666666-7777-8888-9999-000000000000",
+                "power_limit_w": None,
+                "energy_method": "power-sampling",
+            },
+        ]
+    finally:
+        source.close()
+
+
+def test_gpu_indices_select_gpus() -> None:
+    fake = FakeNvml([volta(), volta(), volta()])
+    source = NvmlSource(fake, gpu_indices=[2, 0])
+    try:
+        assert [d.name for d in source.domains()] == ["nvml:2", "nvml:0"]
+    finally:
+        source.close()
+    with pytest.raises(PowerSourceError, match="GPU index 3 not visible"):
+        NvmlSource(fake, gpu_indices=[0, 3])
+    assert fake.refcount == 0  # the failed open shut NVML down again
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (fake_nvml.NVML_ERROR_DRIVER_NOT_LOADED, "Driver Not Loaded"),
+        (fake_nvml.NVML_ERROR_LIBRARY_NOT_FOUND, "NVML Shared Library Not Found"),
+    ],
+)
+def test_no_driver(code: int, text: str) -> None:
+    fake = FakeNvml([volta()], init_error=code)
+    with pytest.raises(PowerSourceError, match=f"NVML could not start: {text} \\(NVML error {code}\\)"):
+        NvmlSource(fake)
+    assert nvml.available(fake) is False
+
+
+def test_no_gpu() -> None:
+    fake = FakeNvml([])
+    with pytest.raises(PowerSourceError, match="NVML sees no GPU"):
+        NvmlSource(fake)
+    assert fake.refcount == 0
+    assert nvml.available(fake) is False
+    assert fake.refcount == 0
+
+
+def test_available_balances_init_and_shutdown() -> None:
+    fake = FakeNvml([pascal()])
+    assert nvml.available(fake) is True
+    assert (fake.init_calls, fake.shutdown_calls, fake.refcount) == (1, 1, 0)
+
+
+def test_gpu_without_energy_or_power_is_skipped() -> None:
+    fake = FakeNvml([pascal(power_mw=None), volta()])
+    source = NvmlSource(fake)
+    try:
+        assert [d.name for d in source.domains()] == ["nvml:1"]
+    finally:
+        source.close()
+    with pytest.raises(PowerSourceError, match="GPU 0 .* reports neither energy nor power"):
+        NvmlSource(FakeNvml([pascal(power_mw=None)]))
+
+
+# -- energy ---------------------------------------------------------------------------------------------
+def test_counter_energy_since_open() -> None:
+    gpu = volta(energy_mj=5_000_000)
+    source = NvmlSource(FakeNvml([gpu]))
+    try:
+        assert source.read().energy_j == {"nvml:0": 0.0}
+        gpu.energy_mj = 5_000_000 + 250_500
+        assert source.read().energy_j["nvml:0"] == pytest.approx(250.5)
+        gpu.energy_mj += 1_000
+        assert source.read().energy_j["nvml:0"] == pytest.approx(251.5)
+    finally:
+        source.close()
+
+
+def test_power_sampling_trapezoid() -> None:
+    gpu = pascal(power_mw=100_000)
+    clock = Clock(10.0)
+    source = NvmlSource(FakeNvml([gpu]), clock=clock)
+    try:
+        clock.now, gpu.power_mw = 12.0, 200_000
+        reading = source.read()
+        assert reading.energy_j["nvml:0"] == pytest.approx(300.0)  # (100 + 200) / 2 W x 2 s
+        assert reading.timestamp == 12.0
+        clock.now, gpu.power_mw = 13.0, 50_000
+        assert source.read().energy_j["nvml:0"] == pytest.approx(425.0)  # + (200 + 50) / 2 W x 1 s
+        clock.now = 13.5
+        assert source.read().energy_j["nvml:0"] == pytest.approx(450.0)  # + 50 W x 0.5 s
+    finally:
+        source.close()
+
+
+def test_mixed_gpus_each_use_their_method() -> None:
+    new, old = volta(energy_mj=0), pascal(power_mw=60_000)
+    clock = Clock(0.0)
+    source = NvmlSource(FakeNvml([new, old]), clock=clock)
+    try:
+        clock.now, new.energy_mj, old.power_mw = 4.0, 1_234_567, 80_000
+        assert source.read().energy_j == pytest.approx({"nvml:0": 1234.567, "nvml:1": 280.0})
+    finally:
+        source.close()
+
+
+def test_counter_going_backwards_raises_then_resumes() -> None:
+    gpu = volta(energy_mj=5_000)
+    source = NvmlSource(FakeNvml([gpu]))
+    try:
+        gpu.energy_mj = 9_000
+        assert source.read().energy_j["nvml:0"] == pytest.approx(4.0)
+        gpu.energy_mj = 1_000  # driver reloaded: the counter restarted
+        with pytest.raises(PowerSourceError, match="nvml:0: energy counter went back from 9000 to 1000 mJ"):
+            source.read()
+        gpu.energy_mj = 3_000
+        assert source.read().energy_j["nvml:0"] == pytest.approx(6.0)  # 4 J kept, + 2 J since reset
+    finally:
+        source.close()
+
+
+def test_failed_read_raises_nvml_error() -> None:
+    gpu = volta()
+    fake = FakeNvml([gpu])
+    source = NvmlSource(fake)
+    try:
+        gpu.fail_with = fake_nvml.NVML_ERROR_GPU_IS_LOST
+        with pytest.raises(fake_nvml.NVMLError_GpuIsLost):
+            source.read()
+        gpu.fail_with = None
+        gpu.energy_mj += 2_000
+        assert source.read().energy_j["nvml:0"] == pytest.approx(2.0)
+    finally:
+        source.close()
+
+
+# -- processes and close ----------------------------------------------------------------------------
+def test_processes() -> None:
+    gpus = [
+        volta(compute_pids=[100, 200], graphics_pids=[200, 300]),
+        pascal(processes_supported=False),
+        volta(),
+    ]
+    source = NvmlSource(FakeNvml(gpus))
+    try:
+        assert source.processes() == {0: {100, 200, 300}, 1: set(), 2: set()}
+    finally:
+        source.close()
+
+
+def test_close_is_idempotent() -> None:
+    fake = FakeNvml([volta()])
+    source = NvmlSource(fake)
+    source.close()
+    source.close()
+    assert (fake.init_calls, fake.shutdown_calls, fake.refcount) == (1, 1, 0)
+    with pytest.raises(PowerSourceError, match="closed"):
+        source.read()
+
+
+# -- the real library ---------------------------------------------------------------------------------
+def test_modules_do_not_import_pynvml() -> None:
+    src = str(Path(wattprint.__file__).resolve().parents[1])
+    code = "import sys, wattprint.measure.nvml, wattprint.measure.rapl; print('pynvml' in sys.modules)"
+    env = dict(os.environ, PYTHONPATH=src)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_real_pynvml_opens_or_explains() -> None:
+    """With a driver and a GPU this measures for real; without one it must say why, as PowerSourceError."""
+    pytest.importorskip("pynvml")
+    usable = nvml.available()
+    try:
+        source = NvmlSource()
+    except PowerSourceError as exc:
+        assert not usable
+        assert str(exc)
+        return
+    try:
+        assert usable
+        first = source.read()
+        second = source.read()
+        for domain in source.domains():
+            assert 0.0 <= first.energy_j[domain.name] <= second.energy_j[domain.name]
+        assert len(source.gpus()) == len(source.domains())
+        assert set(source.processes()) == {gpu["index"] for gpu in source.gpus()}
+    finally:
+        source.close()
+        source.close()

@@ -1,0 +1,535 @@
+"""The run store against real SQLite files and a real PostgreSQL server; real processes, no mocks."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from sqlalchemy import create_engine
+
+import wattprint
+from tests.postgres_server import create_database, postgres_url  # noqa: F401  (fixture)
+from wattprint.errors import WattprintError, WattprintInputError
+from wattprint.record import RunRecord
+from wattprint.store import CSV_COLUMNS, RunStore, export_csv, export_json, open_store
+from wattprint.store.sql import owner_gone, runs
+
+SRC = Path(wattprint.__file__).resolve().parents[1]
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+PASSWORD = "s3cr3t-Pa55"
+
+
+def make_record(run_id: str, name: str = "train", *, minutes: int = 0, **fields: Any) -> RunRecord:
+    """A record with every contract field set to something non-default."""
+    data: dict[str, Any] = {
+        "run_id": run_id,
+        "name": name,
+        "status": "finished",
+        "started_at": T0 + timedelta(minutes=minutes),
+        "ended_at": T0 + timedelta(minutes=minutes, seconds=90),
+        "duration_s": 90.5,
+        "energy_kwh": {"total": 0.6, "cpu": 0.25, "gpu": 0.3, "ram": 0.05},
+        "facility_energy_kwh": 0.72,
+        "measurement": {"cpu": "rapl", "gpu": "nvml", "ram": "model"},
+        "region": "FR",
+        "intensity_g_per_kwh": 56.0,
+        "pue": 1.2,
+        "co2e_kg": {"operational": 0.04032, "embodied": 0.01, "total": 0.05032},
+        "exit_code": 0,
+        "host": "elsewhere.example",
+        "pid": 4242,
+        "pid_create_time": 1714564800.25,
+        "command": ["python", "train.py", "--epochs", "3"],
+        "metrics": {"accuracy": 0.93},
+        "windows": [{"name": "epoch-1", "energy_kwh": 0.2}],
+        "timeline": {"t_s": [0.0, 1.0, 2.0], "power_w": [100.0, 180.5, 175.25]},
+        "samples": 91,
+    }
+    data.update(fields)
+    return RunRecord.model_validate(data)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "not" / "yet" / "there" / "runs.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Any:
+    with open_store(f"sqlite:///{db_path}") as opened:
+        yield opened
+
+
+def sqlite_rows(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def set_heartbeat(url: str, run_id: str, when: datetime) -> None:
+    """Age a run's heartbeat directly in the table, as if its owner stopped saving at `when`."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            naive = when.astimezone(timezone.utc).replace(tzinfo=None) if "sqlite" in url else when
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(heartbeat_at=naive))
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------------
+# SQLite: basics
+
+
+def test_round_trip_of_a_full_record(store: RunStore, db_path: Path) -> None:
+    record = make_record("7f3a9c1e", extra_detail={"kept": True})
+    store.save(record, checkpoint_s=5.0)
+    assert store.get("7f3a9c1e").to_json_dict() == record.to_json_dict()
+    with open_store(f"sqlite:///{db_path}") as again:  # a second store on the same file sees it
+        assert again.get("7f3a9c1e").to_json_dict() == record.to_json_dict()
+    assert db_path.parent.is_dir()
+    assert sqlite_rows(db_path, "PRAGMA journal_mode") == [("wal",)]
+    row = sqlite_rows(db_path, "SELECT run_id, name, status, host, pid, checkpoint_s, record FROM runs")[0]
+    assert row[:6] == ("7f3a9c1e", "train", "finished", "elsewhere.example", 4242, 5.0)
+    assert json.loads(row[6]) == record.to_json_dict()
+
+
+def test_naive_started_at_is_taken_as_utc(store: RunStore) -> None:
+    record = make_record("naive", started_at=datetime(2024, 5, 1, 12, 0, 0), ended_at=None)
+    store.save(record)
+    assert store.get("naive").started_at == T0
+
+
+def test_prefix_lookup_ambiguity_and_not_found(store: RunStore) -> None:
+    for run_id in ("abc123", "abd456", "a_c789", "ABC999"):
+        store.save(make_record(run_id, name=f"run-{run_id}"))
+    assert store.get("abc").run_id == "abc123"
+    assert store.get("abd4").run_id == "abd456"
+    assert store.get("a_").run_id == "a_c789"  # '_' is literal, not a LIKE wildcard
+    assert store.get("ABC").run_id == "ABC999"  # case-sensitive, also on SQLite
+    assert store.get("abc123").run_id == "abc123"
+
+    with pytest.raises(WattprintInputError) as ambiguous:
+        store.get("ab")
+    message = str(ambiguous.value)
+    assert message.startswith("RUN_ID: ") and "ambiguous" in message
+    assert "abc123" in message and "abd456" in message and "a_c789" not in message
+
+    for missing in ("zzz", "abc1234", "%"):
+        with pytest.raises(WattprintInputError, match=r"^RUN_ID: no run"):
+            store.get(missing)
+    with pytest.raises(WattprintInputError, match=r"^RUN_ID: "):
+        store.get("  ")
+
+
+def test_exact_id_wins_over_longer_ids_with_it_as_prefix(store: RunStore) -> None:
+    store.save(make_record("run1"))
+    store.save(make_record("run10"))
+    assert store.get("run1").run_id == "run1"
+
+
+def test_list_filters_and_order(store: RunStore) -> None:
+    store.save(make_record("r1", "alpha", minutes=1, status="finished"))
+    store.save(make_record("r3", "beta", minutes=3, status="failed", exit_code=1))
+    store.save(make_record("r2", "alpha", minutes=2, status="failed", exit_code=2))
+    store.save(make_record("r4", "alpha", minutes=4, status="interrupted", ended_at=None))
+
+    assert [r.run_id for r in store.list()] == ["r4", "r3", "r2", "r1"]
+    assert [r.run_id for r in store.list(status="failed")] == ["r3", "r2"]
+    assert [r.run_id for r in store.list(name="alpha")] == ["r4", "r2", "r1"]
+    assert [r.run_id for r in store.list(name="alpha", status="failed")] == ["r2"]
+    assert [r.run_id for r in store.list(limit=2)] == ["r4", "r3"]
+    assert store.list(limit=0) == []
+    assert store.list(name="nobody") == []
+    with pytest.raises(WattprintInputError, match="^status: "):
+        store.list(status="done")
+    with pytest.raises(WattprintInputError, match="^limit: "):
+        store.list(limit=-1)
+
+
+def test_upsert_updates_in_place(store: RunStore, db_path: Path) -> None:
+    running = make_record("up1", status="running", ended_at=None, exit_code=None, duration_s=5.0)
+    running = running.model_copy(
+        update={
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "pid_create_time": psutil.Process().create_time(),
+        }
+    )
+    store.save(running, checkpoint_s=2.0)
+    done = running.model_copy(
+        update={
+            "status": "finished",
+            "ended_at": T0 + timedelta(hours=1),
+            "duration_s": 3600.0,
+            "exit_code": 0,
+        }
+    )
+    done.energy_kwh.total = 1.5
+    store.save(done)  # checkpoint_s None keeps the stored value
+
+    got = store.get("up1")
+    assert got.status == "finished" and got.duration_s == 3600.0 and got.energy_kwh.total == 1.5
+    assert [r.run_id for r in store.list()] == ["up1"]
+    assert sqlite_rows(db_path, "SELECT count(*), status, checkpoint_s FROM runs") == [(1, "finished", 2.0)]
+
+
+def test_heartbeat_is_stamped_on_every_save(store: RunStore, db_path: Path) -> None:
+    record = make_record("hb", status="running", ended_at=None)
+    store.save(record)
+    first = sqlite_rows(db_path, "SELECT heartbeat_at FROM runs")[0][0]
+    time.sleep(0.01)
+    store.save(record)
+    second = sqlite_rows(db_path, "SELECT heartbeat_at FROM runs")[0][0]
+    assert second > first
+
+
+def test_threads_of_one_process_share_a_store(store: RunStore) -> None:
+    """The sampler thread checkpoints while the main thread saves too."""
+    errors: list[BaseException] = []
+
+    def saver(prefix: str) -> None:
+        try:
+            record = make_record(f"{prefix}-run", status="running", ended_at=None)
+            for i in range(30):
+                record.samples = i
+                store.save(record, checkpoint_s=1.0)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=saver, args=(f"t{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(r.run_id for r in store.list()) == ["t0-run", "t1-run", "t2-run", "t3-run"]
+    assert {r.samples for r in store.list()} == {29}
+
+
+def test_close_and_context_manager(db_path: Path) -> None:
+    with open_store(f"sqlite:///{db_path}") as opened:
+        opened.save(make_record("c1"))
+    with pytest.raises(WattprintError, match="closed"):
+        opened.save(make_record("c2"))
+    opened.close()  # idempotent
+
+
+def test_in_memory_sqlite_works_across_threads() -> None:
+    with open_store("sqlite://") as memory:
+        worker = threading.Thread(target=memory.save, args=(make_record("m1"),))
+        worker.start()
+        worker.join()
+        assert memory.get("m1").run_id == "m1"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Liveness
+
+
+def this_process() -> dict[str, Any]:
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "pid_create_time": psutil.Process().create_time(),
+    }
+
+
+def running_record(run_id: str, name: str = "train", **fields: Any) -> RunRecord:
+    return make_record(
+        run_id, name, status="running", ended_at=None, exit_code=None, duration_s=12.5, **fields
+    )
+
+
+def test_run_of_an_exited_process_is_interrupted_and_persisted(store: RunStore, db_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    created = psutil.Process(child.pid).create_time()  # not reaped yet: running or a zombie
+    child.wait()
+    store.save(running_record("dead1", host=socket.gethostname(), pid=child.pid, pid_create_time=created))
+    heartbeat = sqlite_rows(db_path, "SELECT heartbeat_at FROM runs")[0][0]
+
+    got = store.get("dead1")
+    assert got.status == "interrupted"
+    assert got.ended_at == datetime.fromisoformat(heartbeat).replace(tzinfo=timezone.utc)
+    assert got.duration_s == 12.5  # up to the last checkpoint, not extended
+    assert sqlite_rows(db_path, "SELECT status FROM runs") == [("interrupted",)]
+    stored = json.loads(sqlite_rows(db_path, "SELECT record FROM runs")[0][0])
+    assert stored["status"] == "interrupted" and stored["ended_at"] is not None
+
+
+def test_list_sees_interrupted_runs_through_its_status_filter(store: RunStore, db_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    created = psutil.Process(child.pid).create_time()
+    child.wait()
+    store.save(
+        running_record("dead2", minutes=1, host=socket.gethostname(), pid=child.pid, pid_create_time=created)
+    )
+    store.save(running_record("alive2", minutes=2, **this_process()))
+
+    assert [r.run_id for r in store.list(status="running")] == ["alive2"]
+    assert [r.run_id for r in store.list(status="interrupted")] == ["dead2"]
+    assert sqlite_rows(db_path, "SELECT run_id, status FROM runs ORDER BY run_id") == [
+        ("alive2", "running"),
+        ("dead2", "interrupted"),
+    ]
+
+
+def test_run_of_a_live_owner_stays_running(store: RunStore, db_path: Path) -> None:
+    store.save(running_record("alive", **this_process()))
+    assert store.get("alive").status == "running"
+    assert [r.status for r in store.list()] == ["running"]
+    assert sqlite_rows(db_path, "SELECT status FROM runs") == [("running",)]
+
+
+def test_reused_pid_is_not_the_owner(store: RunStore) -> None:
+    owner = this_process()
+    owner["pid_create_time"] -= 100.0  # same pid, started at another time: a different process
+    store.save(running_record("reused", **owner))
+    assert store.get("reused").status == "interrupted"
+
+
+def test_other_host_is_judged_by_its_heartbeat(store: RunStore, db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    now = datetime.now(timezone.utc)
+    store.save(running_record("far-old", host="other-host"), checkpoint_s=5.0)
+    store.save(running_record("far-fresh", host="other-host"), checkpoint_s=5.0)
+    store.save(running_record("far-slow", host="other-host"), checkpoint_s=60.0)
+    store.save(running_record("far-nocp", host="other-host"))
+    set_heartbeat(url, "far-old", now - timedelta(seconds=90))  # > max(3 x 5, 60)
+    set_heartbeat(url, "far-slow", now - timedelta(seconds=90))  # < 3 x 60
+    set_heartbeat(url, "far-nocp", now - timedelta(seconds=90))  # checkpoint unknown: 5 s assumed
+
+    old = store.get("far-old")
+    assert old.status == "interrupted"
+    assert abs((old.ended_at - (now - timedelta(seconds=90))).total_seconds()) < 1e-3
+    assert store.get("far-fresh").status == "running"
+    assert store.get("far-slow").status == "running"
+    assert store.get("far-nocp").status == "interrupted"
+
+
+def test_owner_gone_thresholds() -> None:
+    now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    elsewhere = {"host": "h2", "pid": 1, "pid_create_time": None, "now": now, "this_host": "h1"}
+    assert not owner_gone(heartbeat_at=now - timedelta(seconds=59), checkpoint_s=5.0, **elsewhere)
+    assert owner_gone(heartbeat_at=now - timedelta(seconds=61), checkpoint_s=5.0, **elsewhere)
+    assert not owner_gone(heartbeat_at=now - timedelta(seconds=89), checkpoint_s=30.0, **elsewhere)
+    assert owner_gone(heartbeat_at=now - timedelta(seconds=91), checkpoint_s=30.0, **elsewhere)
+    naive = (now - timedelta(seconds=61)).replace(tzinfo=None)  # as SQLite returns it
+    assert owner_gone(heartbeat_at=naive, checkpoint_s=None, **elsewhere)
+
+
+def test_finished_runs_are_never_touched_by_liveness(store: RunStore) -> None:
+    store.save(make_record("done", host=socket.gethostname(), pid=999_999_999))
+    assert store.get("done").status == "finished"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Many processes at once
+
+WRITER = r"""
+import os, sys, time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from wattprint.record import RunRecord
+from wattprint.store import open_store
+
+url, index, go, checkpoints = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+deadline = time.monotonic() + 60
+while not go.exists():
+    if time.monotonic() > deadline:
+        sys.exit("never told to go")
+    time.sleep(0.002)
+start = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=index)
+with open_store(url) as store:  # all open at once: they race to create the schema
+    record = RunRecord(run_id=f"writer-{index:02d}", name=f"writer {index}", started_at=start,
+                       host="writer-host", pid=os.getpid())
+    for i in range(1, checkpoints + 1):
+        record.samples = i
+        record.duration_s = float(i)
+        record.energy_kwh.total = i * 0.001 * (index + 1)
+        if i == checkpoints:
+            record.status, record.ended_at, record.exit_code = "finished", start + timedelta(seconds=i), 0
+        store.save(record, checkpoint_s=0.5)
+"""
+
+
+def run_writers(url: str, count: int, checkpoints: int, workdir: Path) -> None:
+    """Start `count` real processes, release them together, and require that all succeed."""
+    go = workdir / f"go-{time.monotonic_ns()}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, url, str(i), str(go), str(checkpoints)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(count)
+    ]
+    time.sleep(0.3)  # let the interpreters import
+    go.touch()
+    failures = []
+    for i, proc in enumerate(procs):
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            failures.append(f"writer {i} exited {proc.returncode}: {err[-2000:]}")
+    assert not failures, "\n".join(failures)
+
+
+def check_writers(store: RunStore, count: int, checkpoints: int) -> None:
+    found = {r.run_id: r for r in store.list()}
+    assert sorted(found) == [f"writer-{i:02d}" for i in range(count)]
+    for i in range(count):
+        record = found[f"writer-{i:02d}"]
+        assert record.status == "finished" and record.exit_code == 0
+        assert record.samples == checkpoints and record.duration_s == float(checkpoints)
+        assert record.energy_kwh.total == pytest.approx(checkpoints * 0.001 * (i + 1))
+    assert [r.run_id for r in store.list()] == [f"writer-{i:02d}" for i in reversed(range(count))]
+
+
+def test_eight_processes_write_one_new_sqlite_file_at_once(tmp_path: Path) -> None:
+    db = tmp_path / "shared" / "runs.db"
+    url = f"sqlite:///{db}"
+    run_writers(url, 8, 20, tmp_path)
+    with open_store(url) as store:
+        check_writers(store, 8, 20)
+    assert sqlite_rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert sqlite_rows(db, "PRAGMA journal_mode") == [("wal",)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad URLs
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bad_urls(tmp_path: Path) -> dict[str, str]:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    not_sqlite = tmp_path / "garbage.db"
+    not_sqlite.write_bytes(b"this is not an SQLite database, just bytes " * 100)
+    urls = {
+        "empty": "",
+        "unparseable": f"me:{PASSWORD}@@host",
+        "a plain path": str(tmp_path / "runs.db"),
+        "'@' in the password": f"postgresql://me:x@{PASSWORD}@127.0.0.1/db",
+        "unparseable with password": f"postgresql://me:{PASSWORD}@host:notaport/db",
+        "unknown dialect": f"nosuchdb://me:{PASSWORD}@localhost/db",
+        "server unreachable": f"postgresql://me:{PASSWORD}@127.0.0.1:{_free_port()}/db",
+        "postgres alias unreachable": f"postgres://me:{PASSWORD}@127.0.0.1:{_free_port()}/db",
+        "sqlite directory cannot be created": f"sqlite:///{blocker}/sub/runs.db",
+        "sqlite path is a directory": f"sqlite:///{tmp_path}",
+        "sqlite file is not a database": f"sqlite:///{not_sqlite}",
+    }
+    if importlib.util.find_spec("pg8000") is None:
+        urls["driver not installed"] = f"postgresql+pg8000://me:{PASSWORD}@127.0.0.1/db"
+    return urls
+
+
+def test_bad_urls_raise_one_line_input_errors_without_the_password(tmp_path: Path) -> None:
+    for label, url in bad_urls(tmp_path).items():
+        with pytest.raises(WattprintInputError) as caught:
+            open_store(url)
+        message = str(caught.value)
+        assert caught.value.field == "WATTPRINT_DB", label
+        assert message.startswith("WATTPRINT_DB: "), label
+        assert PASSWORD not in message, f"{label}: password leaked in {message!r}"
+        assert "\n" not in message, label
+        assert "sqlite:///" in message, f"{label}: does not say what is accepted: {message}"
+        if label.startswith("server unreachable"):
+            assert "me:***@127.0.0.1" in message
+
+
+# ---------------------------------------------------------------------------------------------------
+# Export
+
+
+def test_export_json_and_csv() -> None:
+    records = [
+        make_record("e1"),
+        make_record("e2", ended_at=None, exit_code=None, measurement={"cpu": "model"}),
+    ]
+    assert json.loads(export_json(records)) == [r.to_json_dict() for r in records]
+    assert json.loads(RunStore.export_json([])) == []
+
+    rows = list(csv.reader(io.StringIO(export_csv(records))))
+    assert rows[0] == list(CSV_COLUMNS)
+    first = dict(zip(rows[0], rows[1], strict=True))
+    assert first["run_id"] == "e1" and first["started_at"] == "2024-05-01T12:00:00Z"
+    assert float(first["energy_kwh_gpu"]) == 0.3 and float(first["co2e_kg_total"]) == 0.05032
+    assert first["measurement_cpu"] == "rapl" and first["exit_code"] == "0"
+    second = dict(zip(rows[0], rows[2], strict=True))
+    assert second["ended_at"] == "" and second["exit_code"] == "" and second["measurement_gpu"] == ""
+    assert RunStore.export_csv([]).strip() == ",".join(CSV_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+@pytest.fixture
+def pg_url(postgres_url: str) -> str:  # noqa: F811
+    """A fresh, empty database on the session's server, so each test creates the schema."""
+    return create_database(postgres_url)
+
+
+@pytest.mark.postgres
+def test_postgres_round_trip_upsert_and_list(pg_url: str) -> None:
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with open_store(plain) as store:
+        full = make_record("pg-full", "alpha", minutes=1, extra_detail=[1, 2, 3])
+        store.save(full, checkpoint_s=5.0)
+        assert store.get("pg-full").to_json_dict() == full.to_json_dict()
+
+        running = running_record("pg-up", "beta", minutes=2, **this_process())
+        store.save(running, checkpoint_s=1.0)
+        assert store.get("pg-u").status == "running"
+        store.save(running.model_copy(update={"status": "failed", "exit_code": 3, "ended_at": T0}))
+        assert store.get("pg-up").exit_code == 3
+
+        store.save(make_record("pg-3", "alpha", minutes=3, status="failed"))
+        assert [r.run_id for r in store.list()] == ["pg-3", "pg-up", "pg-full"]
+        assert [r.run_id for r in store.list(status="failed")] == ["pg-3", "pg-up"]
+        assert [r.run_id for r in store.list(name="alpha", limit=1)] == ["pg-3"]
+        with pytest.raises(WattprintInputError, match="ambiguous"):
+            store.get("pg-")
+
+        store.save(running_record("pg-far", minutes=4, host="other-host"), checkpoint_s=5.0)
+        set_heartbeat(pg_url, "pg-far", datetime.now(timezone.utc) - timedelta(minutes=5))
+        assert [r.run_id for r in store.list(status="interrupted")] == ["pg-far"]
+
+    with open_store(pg_url.replace("postgresql+psycopg://", "postgres://")) as again:
+        assert len(again.list()) == 4
+        assert again.get("pg-far").status == "interrupted"
+
+
+@pytest.mark.postgres
+def test_postgres_four_concurrent_writer_processes(pg_url: str, tmp_path: Path) -> None:
+    run_writers(pg_url, 4, 20, tmp_path)
+    with open_store(pg_url) as store:
+        check_writers(store, 4, 20)
+
+
+@pytest.mark.postgres
+def test_postgres_wrong_database_is_an_input_error(postgres_url: str) -> None:  # noqa: F811
+    missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(WattprintInputError, match="^WATTPRINT_DB: .*no_such_database"):
+        open_store(missing)

@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import wattprint
+from tests.measure.scripted import ScriptedSource
+from wattprint.errors import WattprintInputError
+from wattprint.measure.detect import SourceChoice
+from wattprint.store import open_store
+from wattprint.tracking.tracker import Tracker
+
+CONTRACT_KEYS = {
+    "run_id", "name", "status", "started_at", "ended_at", "duration_s", "energy_kwh",
+    "facility_energy_kwh", "measurement", "region", "intensity_g_per_kwh", "pue", "co2e_kg", "exit_code",
+}
+
+
+def busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def stored(home: Path, run_id: str):
+    with open_store(f"sqlite:///{home / 'wattprint.db'}") as store:
+        return store.get(run_id)
+
+
+def test_context_manager_measures_and_stores(wattprint_env: Path) -> None:
+    with wattprint.track("ctx", region="FR", interval=0.05) as t:
+        busy(0.5)
+        t.log(accuracy=0.9)
+    rec = t.record
+    assert rec is not None and rec.status == "finished"
+    assert CONTRACT_KEYS <= set(rec.to_json_dict())
+    assert rec.energy_kwh.cpu > 0 and rec.energy_kwh.ram > 0
+    assert rec.energy_kwh.total == pytest.approx(rec.energy_kwh.cpu + rec.energy_kwh.gpu + rec.energy_kwh.ram)
+    assert rec.machine_energy_kwh.cpu >= rec.energy_kwh.cpu
+    assert rec.attribution["cpu_share"] > 0.2
+    assert rec.measurement.cpu in ("rapl", "model")
+    assert rec.region == "FR" and rec.intensity_source.startswith("Our World in Data")
+    assert rec.co2e_kg.operational == pytest.approx(rec.facility_energy_kwh * rec.intensity_g_per_kwh / 1000)
+    assert rec.metrics == {"accuracy": 0.9}
+    assert 0.45 < rec.duration_s < 5
+    again = stored(wattprint_env, rec.run_id)
+    assert again.status == "finished" and again.energy_kwh.total == pytest.approx(rec.energy_kwh.total)
+
+
+def test_estimates_are_labelled() -> None:
+    with wattprint.track("labels") as t:
+        pass
+    rec = t.record
+    assert rec.region == "WORLD" and rec.region_source.startswith("default")
+    for component in ("cpu", "ram"):
+        if getattr(rec.measurement, component) == "model":
+            assert rec.methods[component]["method"] == "estimated"
+    assert rec.pue == 1.0 and "default" in rec.pue_source
+
+
+def test_decorator_tracks_each_call(wattprint_env: Path) -> None:
+    @wattprint.track("decorated", interval=0.05)
+    def work(x: int) -> int:
+        busy(0.1)
+        return x * 2
+
+    assert work(2) == 4 and work(3) == 6
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        runs = store.list(name="decorated")
+    assert len(runs) == 2 and all(r.status == "finished" for r in runs)
+
+
+def test_start_stop_and_windows() -> None:
+    t = Tracker("api", interval=0.05).start()
+    t.begin_window("a")
+    busy(0.2)
+    t.begin_window("b")
+    busy(0.2)
+    a = t.end_window("a")
+    b = t.end_window("b")
+    rec = t.stop()
+    assert a.total_j > 0 and b.total_j > 0 and a.duration_s > b.duration_s
+    assert [w["name"] for w in rec.windows] == ["a", "b"]
+    assert t.stop() is rec  # a second stop returns the same record
+
+
+def test_user_exception_propagates_and_run_is_failed() -> None:
+    with pytest.raises(ZeroDivisionError), wattprint.track("fails") as t:
+        1 / 0
+    assert t.record.status == "failed"
+
+
+def test_faulty_power_source_never_reaches_user_code() -> None:
+    faults = [0.0, 1.0, RuntimeError("boom"), float("nan"), 0.5, 2.0] + [float(i) for i in range(3, 500)]
+    source = ScriptedSource(faults, name="flaky")
+    choice = SourceChoice([source], {"cpu": "flaky", "gpu": None, "ram": None}, {})
+    with wattprint.track("flaky", interval=0.01, sources=choice) as t:
+        busy(0.3)
+    rec = t.record
+    assert rec.status == "finished"
+    assert "cpu" in rec.degraded and "flaky:0" in rec.degraded["cpu"]
+
+
+def test_unusable_store_is_flagged_not_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("WATTPRINT_DB", f"sqlite:///{blocker}/sub/x.db")
+    with wattprint.track("nostore", interval=0.05) as t:
+        busy(0.1)
+    assert t.record.status == "finished" and "store" in t.record.degraded
+
+
+def test_bad_settings_raise_before_running() -> None:
+    with pytest.raises(WattprintInputError, match="region"):
+        wattprint.track("bad", region="Atlantis")
+
+
+def _script(body: str, home: Path) -> subprocess.Popen:
+    env = dict(os.environ, WATTPRINT_HOME=str(home), PYTHONPATH=os.pathsep.join(sys.path))
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(body)], env=env, stdout=subprocess.PIPE, text=True)
+
+
+def _wait_for_line(proc: subprocess.Popen, text: str) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if text in line:
+            return line
+    raise AssertionError(f"{text!r} never printed")
+
+
+PROGRAM = """
+    import time, wattprint
+    with wattprint.track("victim", interval=0.05, checkpoint=0.2) as t:
+        print("RUN", t.record.run_id, flush=True)
+        end = time.time() + 60
+        while time.time() < end:
+            pass
+"""
+
+
+def test_sigterm_writes_the_final_record(wattprint_env: Path) -> None:
+    proc = _script(PROGRAM, wattprint_env)
+    run_id = _wait_for_line(proc, "RUN").split()[1]
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == -signal.SIGTERM  # still dies of the signal
+    rec = stored(wattprint_env, run_id)
+    assert rec.status == "interrupted" and rec.exit_code == 128 + signal.SIGTERM
+    assert rec.ended_at is not None and rec.energy_kwh.total > 0
+
+
+def test_kill_9_keeps_checkpoints_and_marks_interrupted(wattprint_env: Path) -> None:
+    proc = _script(PROGRAM, wattprint_env)
+    run_id = _wait_for_line(proc, "RUN").split()[1]
+    time.sleep(1.5)  # several checkpoints
+    proc.kill()
+    proc.wait(timeout=20)
+    rec = stored(wattprint_env, run_id)
+    assert rec.status == "interrupted"
+    assert rec.energy_kwh.total > 0 and rec.duration_s > 0.8  # lost at most one checkpoint interval
+
+
+def test_eight_processes_track_into_one_sqlite_store(wattprint_env: Path) -> None:
+    body = """
+        import sys, time, wattprint
+        with wattprint.track(f"worker", interval=0.05, checkpoint=0.1) as t:
+            end = time.time() + 1.5
+            while time.time() < end:
+                time.sleep(0.01)
+        print("RUN", t.record.run_id, t.record.status, sorted(t.record.degraded), flush=True)
+    """
+    procs = [_script(body, wattprint_env) for _ in range(8)]
+    outputs = [p.communicate(timeout=60)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    run_ids = [line.split()[1] for out in outputs for line in out.splitlines() if line.startswith("RUN")]
+    assert len(run_ids) == 8 and all("[]" in out for out in outputs)
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        runs = {r.run_id: r for r in store.list()}
+    assert set(run_ids) == set(runs)
+    assert all(r.status == "finished" and r.ended_at is not None for r in runs.values())
+    import sqlite3
+
+    con = sqlite3.connect(wattprint_env / "wattprint.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, json, wattprint; "
+        "print(json.dumps(sorted(m for m in ('torch', 'pandas', 'numpy', 'sqlalchemy', 'typer') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
