@@ -1,9 +1,11 @@
-"""The contract of carbon-intensity providers."""
+"""The contract of carbon-intensity providers, and the time series they return."""
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
 
 
@@ -18,10 +20,97 @@ class Intensity:
     default_pue: float | None = None
 
 
+def as_utc(value: datetime) -> datetime:
+    """Aware UTC datetime; a naive value is taken as UTC (callers that know better convert first)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class IntensitySeries:
+    """Piecewise-constant intensity: value i holds over [starts[i], ends[i]).
+
+    Steps may be uneven; a gap (ends[i] < starts[i+1]) is a period without data. Times are aware UTC.
+    """
+
+    region: str
+    starts: tuple[datetime, ...]
+    ends: tuple[datetime, ...]
+    g_per_kwh: tuple[float, ...]
+    source: str
+
+    def __post_init__(self) -> None:
+        if not (len(self.starts) == len(self.ends) == len(self.g_per_kwh)):
+            raise ValueError("starts, ends and g_per_kwh must have the same length")
+
+    @classmethod
+    def from_points(
+        cls,
+        region: str,
+        times: Sequence[datetime],
+        values: Sequence[float],
+        source: str,
+        max_step_s: float | None = None,
+    ) -> IntensitySeries:
+        """From point samples, each holding until the next; a step longer than `max_step_s` is a gap.
+
+        The last point holds for the median step (or `max_step_s`, or one hour with a single point).
+        """
+        pairs = sorted(zip((as_utc(t) for t in times), values), key=lambda p: p[0])
+        starts = [t for t, _ in pairs]
+        steps = sorted((b - a).total_seconds() for a, b in zip(starts, starts[1:]))
+        median = steps[len(steps) // 2] if steps else (max_step_s or 3600.0)
+        limit = max_step_s if max_step_s is not None else 3 * median
+        ends = []
+        for i, start in enumerate(starts):
+            nxt = starts[i + 1] if i + 1 < len(starts) else None
+            if nxt is not None and (nxt - start).total_seconds() <= limit:
+                ends.append(nxt)
+            else:
+                ends.append(datetime.fromtimestamp(start.timestamp() + min(median, limit), timezone.utc))
+        return cls(region, tuple(starts), tuple(ends), tuple(float(v) for _, v in pairs), source)
+
+    @property
+    def start(self) -> datetime:
+        return self.starts[0]
+
+    @property
+    def end(self) -> datetime:
+        return self.ends[-1]
+
+    def at(self, when: datetime) -> float | None:
+        """Intensity at `when`, or None outside the data (including gaps)."""
+        when = as_utc(when)
+        i = bisect.bisect_right(self.starts, when) - 1
+        if i < 0 or when >= self.ends[i]:
+            return None
+        return self.g_per_kwh[i]
+
+    def mean_over(self, start: datetime, end: datetime) -> tuple[float, float] | None:
+        """(time-weighted mean intensity, covered fraction) over [start, end); None if nothing covered."""
+        start, end = as_utc(start), as_utc(end)
+        if end <= start:
+            value = self.at(start)
+            return None if value is None else (value, 1.0)
+        total = covered = 0.0
+        i = max(0, bisect.bisect_right(self.starts, start) - 1)
+        while i < len(self.starts) and self.starts[i] < end:
+            lo, hi = max(start, self.starts[i]), min(end, self.ends[i])
+            if hi > lo:
+                seconds = (hi - lo).total_seconds()
+                total += seconds * self.g_per_kwh[i]
+                covered += seconds
+            i += 1
+        if covered == 0:
+            return None
+        return total / covered, covered / (end - start).total_seconds()
+
+
 @runtime_checkable
 class IntensityProvider(Protocol):
+    """Where gCO2e/kWh comes from: bundled averages, a user trace, or a live API."""
+
     name: str
 
     def intensity(self, region: str, at: datetime | None = None) -> Intensity:
-        """Intensity of `region` at `at` (None: now or the provider's yearly figure)."""
+        """Intensity of `region` at `at` (None: now, or the provider's yearly figure)."""
         ...
