@@ -132,4 +132,5 @@ def load_settings(cwd: Path | None = None, **overrides: Any) -> Settings:
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else "settings"
         label = origin.get(key, key)
-        raise WattprintInputError(label, f"got {raw.get(key)!r}; expected {_ACCEPTED.get(key, 'a valid value')}") from None
+        expected = _ACCEPTED.get(key, "a valid value")
+        raise WattprintInputError(label, f"got {raw.get(key)!r}; expected {expected}") from None

@@ -234,8 +234,8 @@ class EnergyMonitor:
     def _append_timeline(self, t_s: float, power_w: dict[str, float]) -> None:
         self.timeline.append((t_s, power_w["cpu"], power_w["gpu"], power_w["ram"]))
         if len(self.timeline) >= TIMELINE_POINTS:
-            pairs = zip(self.timeline[0::2], self.timeline[1::2])
-            self.timeline = [tuple((a + b) / 2 for a, b in zip(p, q)) for p, q in pairs]  # type: ignore[misc]
+            pairs = zip(self.timeline[0::2], self.timeline[1::2], strict=False)
+            self.timeline = [tuple((a + b) / 2 for a, b in zip(p, q, strict=True)) for p, q in pairs]  # type: ignore[misc]
 
     # -- results ---------------------------------------------------------------------------------
     def note_gpu_processes(self, used_domains: set[str]) -> None:
@@ -273,6 +273,10 @@ class EnergyMonitor:
     def mean_cpu_share(self) -> float:
         s, m = self._cpu_share_sum
         return s / m if m > 0 else self.cpu_share
+
+    def open_windows(self) -> list[str]:
+        """Names of the windows begun and not yet ended."""
+        return list(self._windows)
 
     def begin_window(self, name: str) -> None:
         """Open a named window; names must be unique among open windows."""

@@ -271,7 +271,7 @@ class Tracker:
         _ACTIVE.discard(self)
         try:
             self.monitor.stop()
-            for name in list(self.monitor._windows):
+            for name in self.monitor.open_windows():
                 self.end_window(name)
         except Exception as exc:
             self.record.degraded["monitor"] = f"{type(exc).__name__}: {exc}"
