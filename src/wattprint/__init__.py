@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["RunRecord", "Tracker", "__version__", "track"]
+__all__ = ["RunRecord", "Tracker", "__version__", "estimate", "track"]
 
 if TYPE_CHECKING:
+    from wattprint.accounting.estimate import estimate
     from wattprint.record import RunRecord
     from wattprint.tracking.tracker import Tracker, track
 
@@ -19,6 +20,7 @@ _LAZY = {
     "Tracker": "wattprint.tracking.tracker",
     "track": "wattprint.tracking.tracker",
     "RunRecord": "wattprint.record",
+    "estimate": "wattprint.accounting.estimate",
 }
 
 

@@ -10,8 +10,10 @@ import sys
 
 import typer
 
+from wattprint.cli import estimate as estimate_cmd
 from wattprint.cli import run as run_cmd
 from wattprint.cli import runs as runs_cmd
+from wattprint.cli import schedule as schedule_cmd
 from wattprint.errors import WattprintInputError
 
 app = typer.Typer(
@@ -26,6 +28,8 @@ app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
 )(run_cmd.run)
 app.add_typer(runs_cmd.app, name="runs")
+app.add_typer(schedule_cmd.app, name="schedule")
+app.command("estimate")(estimate_cmd.estimate)
 
 
 @app.callback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,6 +35,13 @@ def run(
     checkpoint: float = typer.Option(None, "--checkpoint", help="Store checkpoint period, s (default 5)."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the run record (JSON) to this file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
+    within: str = typer.Option(None, "--within", help="Run when cleanest within this (90m, 8h)."),
+    deadline: str = typer.Option(None, "--deadline", help="Or done by this time (ISO-8601, naive = UTC)."),
+    earliest: str = typer.Option(None, "--earliest", help="Not before this time (default now)."),
+    interruptible: bool = typer.Option(False, "--interruptible", help="Pause the job in dirty periods."),
+    min_chunk: str = typer.Option(None, "--min-chunk", help="Shortest run between pauses (90m, ...)."),
+    trace: Path = typer.Option(None, "--trace", help="Intensity forecast to plan on (re-read on change)."),
+    duration: str = typer.Option(None, "--duration", help="Expected run time (default: past runs)."),
 ) -> None:
     """Run CMD (after --), track its energy and carbon, exit with its exit code."""
     command = list(ctx.args)
@@ -51,6 +59,12 @@ def run(
         output = check_output_path(output)
     store = open_store(settings.db_url)
     tracker = Tracker(name or Path(command[0]).name, command=command, settings=settings, store=store)
+    from wattprint.cli.schedule import start_when_clean
+
+    executor = start_when_clean(  # None unless --within/--deadline: waits for the planned start
+        within=within, deadline=deadline, earliest=earliest, interruptible=interruptible, min_chunk=min_chunk,
+        trace=trace, duration=duration, name=tracker.name, store=store,
+    )
 
     try:
         child = subprocess.Popen(command)
@@ -64,12 +78,12 @@ def run(
     forward_sigint = not _terminal_sends_sigint()
 
     def forward(signum: int, _frame: Any) -> None:
+        if executor is not None:
+            executor.on_signal(signum)  # a paused job must wake up to receive it
         if signum == signal.SIGINT and not forward_sigint:
             return  # the terminal already delivered it to the child
-        try:
+        with contextlib.suppress(ProcessLookupError):
             child.send_signal(signum)
-        except ProcessLookupError:
-            pass
 
     previous = {s: signal.signal(s, forward) for s in FORWARDED}
     tracker.pid = child.pid
@@ -78,7 +92,7 @@ def run(
     except Exception as exc:  # tracking must never stop the command
         print(f"wattprint: warning: tracking failed to start: {exc}", file=sys.stderr)
         tracker = None  # type: ignore[assignment]
-    returncode = child.wait()
+    returncode = executor.supervise(child) if executor is not None else child.wait()
     for s, handler in previous.items():
         signal.signal(s, handler)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
 
@@ -18,6 +18,8 @@ class Intensity:
     source: str
     #: PUE usually applied where this region is a data centre of a known provider, else None
     default_pue: float | None = None
+    #: set when a live provider failed and this is the bundled figure instead: why (no secrets in it)
+    fallback_reason: str | None = None
 
 
 def as_utc(value: datetime) -> datetime:
@@ -30,6 +32,8 @@ class IntensitySeries:
     """Piecewise-constant intensity: value i holds over [starts[i], ends[i]).
 
     Steps may be uneven; a gap (ends[i] < starts[i+1]) is a period without data. Times are aware UTC.
+    `fallback_reason` is set when a live provider failed and bundled data stands in (the record must
+    say so); `timezone_note` says how naive timestamps of the input were read.
     """
 
     region: str
@@ -37,6 +41,8 @@ class IntensitySeries:
     ends: tuple[datetime, ...]
     g_per_kwh: tuple[float, ...]
     source: str
+    fallback_reason: str | None = None
+    timezone_note: str | None = None
 
     def __post_init__(self) -> None:
         if not (len(self.starts) == len(self.ends) == len(self.g_per_kwh)):
@@ -50,14 +56,17 @@ class IntensitySeries:
         values: Sequence[float],
         source: str,
         max_step_s: float | None = None,
+        *,
+        fallback_reason: str | None = None,
+        timezone_note: str | None = None,
     ) -> IntensitySeries:
         """From point samples, each holding until the next; a step longer than `max_step_s` is a gap.
 
         The last point holds for the median step (or `max_step_s`, or one hour with a single point).
         """
-        pairs = sorted(zip((as_utc(t) for t in times), values), key=lambda p: p[0])
+        pairs = sorted(zip((as_utc(t) for t in times), values, strict=True), key=lambda p: p[0])
         starts = [t for t, _ in pairs]
-        steps = sorted((b - a).total_seconds() for a, b in zip(starts, starts[1:]))
+        steps = sorted((b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False))
         median = steps[len(steps) // 2] if steps else (max_step_s or 3600.0)
         limit = max_step_s if max_step_s is not None else 3 * median
         ends = []
@@ -67,7 +76,40 @@ class IntensitySeries:
                 ends.append(nxt)
             else:
                 ends.append(datetime.fromtimestamp(start.timestamp() + min(median, limit), timezone.utc))
-        return cls(region, tuple(starts), tuple(ends), tuple(float(v) for _, v in pairs), source)
+        values = tuple(float(v) for _, v in pairs)
+        return cls(region, tuple(starts), tuple(ends), values, source, fallback_reason, timezone_note)
+
+    @classmethod
+    def constant(
+        cls,
+        region: str,
+        start: datetime,
+        end: datetime,
+        g_per_kwh: float,
+        source: str,
+        *,
+        fallback_reason: str | None = None,
+    ) -> IntensitySeries:
+        """One value over [start, end) (a yearly average, or a fallback); an empty range holds one hour."""
+        start, end = as_utc(start), as_utc(end)
+        if end <= start:
+            end = datetime.fromtimestamp(start.timestamp() + 3600.0, timezone.utc)
+        return cls(region, (start,), (end,), (float(g_per_kwh),), source, fallback_reason)
+
+    def clip(self, start: datetime, end: datetime) -> IntensitySeries:
+        """The part of the series inside [start, end), steps cut at the edges; may be empty."""
+        start, end = as_utc(start), as_utc(end)
+        kept = [
+            (max(s, start), min(e, end), v)
+            for s, e, v in zip(self.starts, self.ends, self.g_per_kwh, strict=True)
+            if e > start and s < end
+        ]
+        return replace(
+            self,
+            starts=tuple(k[0] for k in kept),
+            ends=tuple(k[1] for k in kept),
+            g_per_kwh=tuple(k[2] for k in kept),
+        )
 
     @property
     def start(self) -> datetime:
@@ -107,10 +149,22 @@ class IntensitySeries:
 
 @runtime_checkable
 class IntensityProvider(Protocol):
-    """Where gCO2e/kWh comes from: bundled averages, a user trace, or a live API."""
+    """Where gCO2e/kWh comes from: bundled averages, a user trace, or a live API.
+
+    Live providers never raise for an outage or a malformed response: they return bundled data with
+    `fallback_reason` set. They raise `WattprintInputError` only for bad input (an unknown region).
+    """
 
     name: str
 
     def intensity(self, region: str, at: datetime | None = None) -> Intensity:
         """Intensity of `region` at `at` (None: now, or the provider's yearly figure)."""
+        ...
+
+    def series(self, region: str, start: datetime, end: datetime) -> IntensitySeries:
+        """Known (historical) intensity of `region` over [start, end)."""
+        ...
+
+    def forecast(self, region: str, start: datetime, end: datetime) -> IntensitySeries:
+        """Forecast intensity of `region` over [start, end) (a constant where nothing better is known)."""
         ...

@@ -69,9 +69,9 @@ def lookup_tdp(model: str) -> tuple[float, str] | None:
     for entry, tokens, tdp_w in _tdp_table():
         if entry == norm:
             return tdp_w, entry
-        if tokens <= words and any(any(c.isdigit() for c in t) for t in tokens):
-            if best is None or len(entry) > best[0]:
-                best = (len(entry), entry, tdp_w)
+        numbered = any(any(c.isdigit() for c in t) for t in tokens)
+        if tokens <= words and numbered and (best is None or len(entry) > best[0]):
+            best = (len(entry), entry, tdp_w)
     return (best[2], best[1]) if best else None
 
 

@@ -231,7 +231,7 @@ class Tracker:
         for name, reason in self.monitor.degraded.items():
             domain = self.monitor.domains.get(name)
             key = domain.component if domain else name
-            out[key] = f"{name}: {reason}" if key not in out else out[key]
+            out.setdefault(key, f"{name}: {reason}")
         return out
 
     def _checkpoint(self) -> None:

@@ -1,0 +1,78 @@
+"""`wattprint estimate` as a real subprocess: the DESIGN.md contract, conventions, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+
+def run(cmd: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*cmd, "estimate", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_gpt3_row_patterson(wattprint_cmd: list[str]) -> None:
+    args = "--json --hardware V100 --count 10000 --days 14.8 --power-w 330 --pue 1.10 --intensity 429"
+    proc = run(wattprint_cmd, *args.split())
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)  # exactly one JSON document
+    assert {"energy_kwh", "facility_energy_kwh", "co2e_kg", "inputs"} <= set(doc)
+    assert abs(doc["facility_energy_kwh"] / 1000 / 1287 - 1) < 0.005  # MWh
+    assert abs(doc["co2e_kg"]["total"] / 1000 / 552 - 1) < 0.005  # tCO2e
+    assert doc["co2e_kg"]["total"] == doc["co2e_kg"]["operational"] + doc["co2e_kg"]["embodied"]
+    assert abs(doc["facility_energy_kwh"] - doc["energy_kwh"] * 1.10) < 1e-6
+    assert doc["range"]["co2e_kg_low"] < doc["co2e_kg"]["total"] < doc["range"]["co2e_kg_high"]
+    assert doc["inputs"]["method"] == "patterson" and doc["inputs"]["hardware"] == "V100 SXM2"
+
+
+def test_strubell_and_mlco2(wattprint_cmd: list[str]) -> None:
+    args = "--json --hardware v100 --count 8 --hours 10 --method strubell"
+    strubell = json.loads(run(wattprint_cmd, *args.split()).stdout)
+    assert abs(strubell["facility_energy_kwh"] - 37.92) < 1e-9
+    assert abs(strubell["co2e_lbs"]["total"] - 37.92 * 0.954) < 1e-9
+    args = "--json --hardware T4 --hours 10 --intensity 500 --method mlco2"
+    mlco2 = json.loads(run(wattprint_cmd, *args.split()).stdout)
+    assert mlco2["facility_energy_kwh"] == mlco2["energy_kwh"]
+    assert abs(mlco2["co2e_kg"]["total"] - 0.35) < 1e-12
+    assert mlco2["inputs"]["pue"] == 1.0 and "no PUE" in mlco2["inputs"]["pue_source"]
+    assert "co2e_lbs" not in mlco2
+
+
+def test_embodied_flags(wattprint_cmd: list[str]) -> None:
+    args = "--count 8 --hours 24 --region FR --embodied-kg-per-device 164 --lifetime-years 3"
+    proc = run(wattprint_cmd, "--json", "--hardware", "h100 sxm", *args.split())
+    doc = json.loads(proc.stdout)
+    assert abs(doc["co2e_kg"]["embodied"] - 8 * 164 * 24 / 26280) < 1e-12
+
+
+def test_readable_table(wattprint_cmd: list[str]) -> None:
+    proc = run(wattprint_cmd, "--hardware", "TPUv3", "--count", "4", "--hours", "2", "--region", "US-CA")
+    assert proc.returncode == 0, proc.stderr
+    assert "TPU v3" in proc.stdout and "CO2e total" in proc.stdout and "range" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            "--hardware V1000 --hours 1 --intensity 100",
+            "--hardware: unknown hardware 'V1000' (did you mean V100 SXM2",
+        ),
+        ("--hardware V100 --hours -1 --intensity 100", "--hours: got -1.0; expected a positive number"),
+        ("--hardware V100 --hours nan --intensity 100", "--hours: got nan"),
+        ("--hardware V100 --hours 1 --region Atlantis", "--region: unknown region 'Atlantis'"),
+        ("--hardware V100 --hours 1 --days 1 --intensity 1", "--days: give either --hours or --days"),
+        ("--hardware V100 --hours 1 --intensity 1 --region FR", "--region: give either"),
+        ("--hardware V100 --hours 1", "--intensity: missing"),
+        ("--hardware V100 --hours 1 --intensity 1 --lifetime-years 4", "--embodied-kg-per-device"),
+        ("--hardware V100 --hours 1 --intensity 1 --method guess", "--method: got 'guess'"),
+        ("--hardware V100 --hours 1 --intensity 1 --count 0", "--count: got 0"),
+    ],
+)
+def test_bad_input_exit_2_one_line(wattprint_cmd: list[str], args: str, expected: str) -> None:
+    proc = run(wattprint_cmd, "--json", *args.split())
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
