@@ -43,7 +43,10 @@ def main() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     loss_fn = nn.CrossEntropyLoss()
 
+    from wattprint.accounting.predict import progress_line
+
     with wattprint.track("digits-cnn-demo") as tracker:
+        tracker.set_functional_unit("sample", EPOCHS * len(x_train))
         for epoch in range(EPOCHS):
             tracker.begin_window(f"epoch-{epoch}")
             model.train()
@@ -56,6 +59,8 @@ def main() -> None:
                 optimizer.step()
             window = tracker.end_window(f"epoch-{epoch}")
             print(f"epoch {epoch + 1:2d}/{EPOCHS}  loss {loss.item():.4f}  {window.total_j:7.1f} J")
+            if epoch == 1:  # after two epochs, predict the whole run
+                print("  " + progress_line(tracker.predict(total_epochs=EPOCHS)))
         model.eval()
         with torch.no_grad():
             accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()

@@ -34,6 +34,9 @@ _NAMES: dict[str, tuple[str, str]] = {
     "pue": ("PUE", "--pue"),
     "cpu_tdp_w": ("CPU_TDP_W", "--cpu-tdp-w"),
     "attribution": ("ATTRIBUTION", "--attribution"),
+    "intensity_provider": ("INTENSITY_PROVIDER", "--intensity-provider"),
+    "intensity_trace": ("INTENSITY_TRACE", "--intensity-trace"),
+    "detect_cloud": ("DETECT_CLOUD", "--detect-cloud"),
 }
 
 _ACCEPTED: dict[str, str] = {
@@ -45,6 +48,9 @@ _ACCEPTED: dict[str, str] = {
     "pue": "a finite number >= 1.0",
     "cpu_tdp_w": "a finite number of watts > 0",
     "attribution": "'process' (the tracked process tree's share) or 'machine' (whole machine)",
+    "intensity_provider": "one of static, trace, electricitymaps, watttime, ukgrid",
+    "intensity_trace": "a CSV or Parquet file of intensity over time (with intensity_provider=trace)",
+    "detect_cloud": "true or false (ask the cloud metadata service for the region)",
 }
 
 
@@ -61,6 +67,9 @@ class Settings(BaseModel):
     pue: float | None = None
     cpu_tdp_w: float | None = None
     attribution: Literal["process", "machine"] = "process"
+    intensity_provider: Literal["static", "trace", "electricitymaps", "watttime", "ukgrid"] = "static"
+    intensity_trace: Path | None = None
+    detect_cloud: bool = False
 
     @field_validator("interval", "checkpoint", "cpu_tdp_w")
     @classmethod

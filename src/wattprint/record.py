@@ -73,7 +73,10 @@ class RunRecord(BaseModel):
     intensity_source: str = ""
     region_source: str = ""
     pue_source: str = ""
+    intensity_note: str = Field(default="", description="time resolution, fallback or time-zone of the intensity")
     embodied_note: str = ""
+    co2e_kg_range: dict[str, float] = Field(default_factory=dict, description="low/high of co2e_kg.total")
+    sci: dict[str, Any] = Field(default_factory=dict, description="Software Carbon Intensity per functional unit")
     hardware: dict[str, Any] = Field(default_factory=dict)
     host: str = ""
     pid: int | None = None

@@ -59,7 +59,7 @@ def test_record_contract_and_pass_through(wattprint_cmd: list[str], wattprint_en
     assert rec["ended_at"].endswith("Z") and rec["started_at"].endswith("Z")
     assert rec["region"] == "DE" and rec["energy_kwh"]["cpu"] > 0
     assert rec["facility_energy_kwh"] == pytest.approx(rec["energy_kwh"]["total"] * rec["pue"])
-    assert rec["attribution"]["cpu_share"] > 0.2  # the child was busy
+    assert rec["attribution"]["cpu_share"] > 0.05  # the child was busy (the machine may be too)
     assert rec["command"][0] == sys.executable
     stored = runs_in(wattprint_env)
     assert [r.run_id for r in stored] == [rec["run_id"]]
@@ -130,12 +130,14 @@ def test_kill_9_of_wattprint_keeps_the_last_checkpoint(
     wattprint_cmd: list[str], wattprint_env: Path, tmp_path: Path
 ) -> None:
     rec_path = tmp_path / "rec.json"
-    proc = _start(wattprint_cmd, rec_path, SPIN)
-    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    child = "import os\nprint(os.getpid(), flush=True)\nimport time\nt=time.time()\nwhile time.time()-t<60: pass\n"
+    proc = _start(wattprint_cmd, rec_path, child)
+    assert proc.stdout is not None
+    orphan = int(proc.stdout.readline())
     time.sleep(1.5)
     proc.kill()
     proc.wait(timeout=30)
-    subprocess.run(["pkill", "-f", "while time.time\\(\\)-t<60"], check=False)
+    os.kill(orphan, signal.SIGKILL)  # the command outlives a killed wattprint; end it here
     listed = subprocess.run([*wattprint_cmd, "runs", "list", "--json"], capture_output=True, text=True, check=True)
     runs = json.loads(listed.stdout)
     assert len(runs) == 1 and runs[0]["status"] == "interrupted"

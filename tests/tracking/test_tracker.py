@@ -45,7 +45,7 @@ def test_context_manager_measures_and_stores(wattprint_env: Path) -> None:
     assert rec.energy_kwh.cpu > 0 and rec.energy_kwh.ram > 0
     assert rec.energy_kwh.total == pytest.approx(rec.energy_kwh.cpu + rec.energy_kwh.gpu + rec.energy_kwh.ram)
     assert rec.machine_energy_kwh.cpu >= rec.energy_kwh.cpu
-    assert rec.attribution["cpu_share"] > 0.2
+    assert rec.attribution["cpu_share"] > 0.1
     assert rec.measurement.cpu in ("rapl", "model")
     assert rec.region == "FR" and rec.intensity_source.startswith("Our World in Data")
     assert rec.co2e_kg.operational == pytest.approx(rec.facility_energy_kwh * rec.intensity_g_per_kwh / 1000)
@@ -215,3 +215,49 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []
+
+
+def test_carbon_accounting_on_the_record() -> None:
+    with wattprint.track("acct", region="DE", interval=0.05) as t:
+        t.set_functional_unit("sample", 1000)
+        busy(0.3)
+    rec = t.record
+    assert rec.co2e_kg.embodied > 0 and "server" in rec.embodied_note
+    assert rec.co2e_kg.total == pytest.approx(rec.co2e_kg.operational + rec.co2e_kg.embodied)
+    assert rec.co2e_kg_range["low"] < rec.co2e_kg.total < rec.co2e_kg_range["high"]
+    assert rec.sci["unit"] == "sample"
+    assert rec.sci["g_per_unit"] == pytest.approx(rec.co2e_kg.total * 1000 / 1000)
+
+
+def test_time_resolved_intensity_from_a_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trace whose intensity jumps mid-run: the record's effective intensity lies between the two."""
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    trace = tmp_path / "trace.csv"
+    rows = ["Time,Carbon Intensity"]
+    for i in range(-20, 40):
+        when = now + timedelta(seconds=i * 0.1)
+        rows.append(f"{when:%Y-%m-%d %H:%M:%S.%f},{100.0 if i < 6 else 500.0}")
+    trace.write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("WATTPRINT_INTENSITY_PROVIDER", "trace")
+    monkeypatch.setenv("WATTPRINT_INTENSITY_TRACE", str(trace))
+    with wattprint.track("trace", region="DE", interval=0.05, checkpoint=0.1) as t:
+        busy(1.2)
+    rec = t.record
+    assert 100.0 < rec.intensity_g_per_kwh < 500.0, rec.intensity_note
+    assert rec.co2e_kg.operational == pytest.approx(rec.facility_energy_kwh * rec.intensity_g_per_kwh / 1000)
+    assert "time-resolved" in rec.intensity_note or "UTC" in rec.intensity_note
+
+
+def test_prediction_from_epoch_windows() -> None:
+    with wattprint.track("predict", interval=0.05) as t:
+        for epoch in range(3):
+            t.begin_window(f"epoch-{epoch}")
+            busy(0.15)
+            t.end_window(f"epoch-{epoch}")
+        prediction = t.predict(total_epochs=30)
+    done = sum(w["energy_kwh"]["total"] for w in t.record.windows)
+    # three equal epochs of thirty: the whole run is ten times what was done, inside the interval
+    assert prediction.energy_kwh.value == pytest.approx(done * 10, rel=0.01)
+    assert prediction.energy_kwh.low < prediction.energy_kwh.value < prediction.energy_kwh.high

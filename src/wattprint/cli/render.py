@@ -25,6 +25,14 @@ def fmt_mass(mass_kg: float) -> str:
     return f"{mass_kg / 1000:.4g} t"
 
 
+def fmt_range(record: RunRecord) -> str:
+    """' (low-high)' of the total CO2e where the record has a range."""
+    band = record.co2e_kg_range
+    if not band:
+        return ""
+    return f" ({fmt_mass(band['low'])}-{fmt_mass(band['high'])})"
+
+
 def method_label(record: RunRecord) -> str:
     """e.g. 'cpu: model (estimated), ram: model (estimated)'."""
     parts = []
@@ -40,7 +48,7 @@ def summary_line(record: RunRecord) -> str:
     degraded = f"; degraded: {', '.join(sorted(record.degraded))}" if record.degraded else ""
     return (
         f"wattprint: {record.name} [{record.run_id[:8]}] {record.status}, {record.duration_s:.1f} s, "
-        f"{fmt_energy(record.energy_kwh.total)}, {fmt_mass(record.co2e_kg.total)} CO2e "
+        f"{fmt_energy(record.energy_kwh.total)}, {fmt_mass(record.co2e_kg.total)} CO2e{fmt_range(record)} "
         f"({record.region} {record.intensity_g_per_kwh:.0f} g/kWh, PUE {record.pue:g}; "
         f"{method_label(record)}){degraded}"
     )
@@ -98,11 +106,14 @@ def record_table(r: RunRecord) -> Table:
     rows += [
         ("facility energy (x PUE)", f"{fmt_energy(r.facility_energy_kwh)} (PUE {r.pue:g}, {r.pue_source})"),
         ("region", f"{r.region} ({r.region_source})"),
-        ("intensity", f"{r.intensity_g_per_kwh:.1f} gCO2e/kWh ({r.intensity_source})"),
+        ("intensity", f"{r.intensity_g_per_kwh:.1f} gCO2e/kWh ({r.intensity_source})"
+         + (f"; {r.intensity_note}" if r.intensity_note else "")),
         ("CO2e operational", fmt_mass(r.co2e_kg.operational)),
         ("CO2e embodied", fmt_mass(r.co2e_kg.embodied) + (f" ({r.embodied_note})" if r.embodied_note else "")),
-        ("CO2e total", fmt_mass(r.co2e_kg.total)),
+        ("CO2e total", fmt_mass(r.co2e_kg.total) + fmt_range(r)),
     ]
+    if r.sci:
+        rows.append(("SCI", f"{r.sci['g_per_unit']:.4g} gCO2e per {r.sci['unit']}"))
     if r.attribution:
         share = r.attribution.get("cpu_share")
         rows.append(("attribution", f"{r.attribution.get('mode')}"

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import psutil
 
 from wattprint import __version__
-from wattprint.accounting.footprint import facility_energy_kwh, operational_co2e_kg
+from wattprint.accounting.footprint import facility_energy_kwh
 from wattprint.config import Settings, load_settings
 from wattprint.intensity.static import WORLD_REGION, StaticProvider
 from wattprint.measure.base import COMPONENTS
@@ -70,19 +70,17 @@ class Tracker:
         self._last_checkpoint = 0.0
         self._store_lock = threading.Lock()
         self._stopped = False
-        self._open_windows: dict[str, datetime] = {}
+        self._functional_unit: tuple[str, float] | None = None
         self._region = self._resolve_region()
 
     # -- set-up ----------------------------------------------------------------------------------
     def _resolve_region(self) -> dict[str, Any]:
-        region = self.settings.region
-        provider = StaticProvider()
-        if region is None:
-            found = provider.intensity(WORLD_REGION)
-            region_source = "default: no region configured (set WATTPRINT_REGION or --region)"
-        else:
-            found = provider.intensity(region, field="region")
-            region_source = "configured"
+        from wattprint.intensity.location import resolve_region
+
+        region, region_source = resolve_region(self.settings.region, self.settings.detect_cloud)
+        found = StaticProvider().intensity(region, field="region")
+        if region == WORLD_REGION and self.settings.region is None:
+            region_source += " (set WATTPRINT_REGION or --region)"
         if self.settings.pue is not None:
             pue, pue_source = self.settings.pue, "configured"
         elif found.default_pue is not None:
@@ -139,6 +137,7 @@ class Tracker:
         )
         self._t0 = time.monotonic()
         self._last_checkpoint = self._t0
+        self._cumulative: list[tuple[datetime, float]] = [(self.record.started_at, 0.0)]
         _ACTIVE.add(self)
         _install_exit_hooks()
         self.monitor.start()
@@ -147,6 +146,23 @@ class Tracker:
         return self
 
     # -- during the run --------------------------------------------------------------------------
+    def set_functional_unit(self, unit: str, quantity: float) -> None:
+        """The run's functional unit for its SCI score, e.g. ("sample", 60_000) or ("1000 inferences", 5_000)."""
+        from wattprint.accounting.sci import functional_unit
+
+        functional_unit(unit)  # validates the name now, not at the end of the run
+        self._functional_unit = (unit, quantity)
+
+    def predict(self, total_epochs: int, prefix: str = "epoch") -> Any:
+        """Predict the whole run from the closed windows named `prefix...` (one per epoch so far)."""
+        from wattprint.accounting.predict import predict_run
+
+        if self.record is None:
+            raise RuntimeError("tracker is not started")
+        epochs = [(w["duration_s"], w["energy_kwh"]["total"]) for w in self.record.windows
+                  if str(w["name"]).startswith(prefix)]
+        return predict_run(epochs, total_epochs, self.record.intensity_g_per_kwh, self.record.pue)
+
     def log(self, **metrics: Any) -> None:
         """Attach metrics (accuracy, loss, samples, ...) to the run; later values replace earlier ones."""
         if self.record is not None:
@@ -203,16 +219,15 @@ class Tracker:
         machine = {c: joules_to_kwh(machine_j[c]) for c in COMPONENTS}
         total = sum(energy.values())
         pue = self.record.pue
-        operational = operational_co2e_kg(total, self.record.intensity_g_per_kwh, pue)
         gpus, gpu_why = monitor.gpu_selection()
         rec = self.record
         rec.status = status
         rec.duration_s = time.monotonic() - self._t0
+        self._cumulative.append((datetime.now(timezone.utc), total))
         rec.energy_kwh = EnergyKwh(total=total, **energy)
         rec.machine_energy_kwh = EnergyKwh(total=sum(machine.values()), **machine)
         rec.facility_energy_kwh = facility_energy_kwh(total, pue)
-        rec.co2e_kg = Co2eKg(operational=operational, embodied=0.0, total=operational)
-        rec.embodied_note = "not accounted yet: embodied emissions arrive with the accounting layer"
+        self._account_carbon(energy, final=status != "running")
         rec.samples = monitor.samples
         rec.attribution.update(
             cpu_share=monitor.mean_cpu_share(),
@@ -224,6 +239,65 @@ class Tracker:
         if exit_code is not None:
             rec.exit_code = exit_code
         return rec
+
+    def _account_carbon(self, energy: dict[str, float], final: bool) -> None:
+        """Operational (time-resolved where the provider has a series), embodied, range and SCI."""
+        from wattprint.accounting.embodied import run_embodied
+        from wattprint.accounting.footprint import integrate_operational, segments_from_cumulative
+        from wattprint.accounting.uncertainty import record_range
+
+        assert self.record is not None and self.monitor is not None
+        rec, pue = self.record, self.record.pue
+        yearly = self._region["intensity_g_per_kwh"]
+        segments = segments_from_cumulative(*zip(*self._cumulative, strict=True))
+        intensity: Any = yearly
+        if final and self.settings.intensity_provider != "static":
+            intensity = self._intensity_series(rec.started_at, self._cumulative[-1][0])
+        try:
+            op = integrate_operational(segments, intensity, pue, fallback_g_per_kwh=yearly)
+        except Exception as exc:  # a bad series must not lose the record
+            rec.intensity_note = f"series unusable ({exc}); yearly average used"
+            op = integrate_operational(segments, yearly, pue)
+        rec.intensity_g_per_kwh = op.intensity_g_per_kwh
+        gpus, _why = self.monitor.gpu_selection()
+        used = [g["name"] for g in rec.hardware.get("gpus", []) if f"nvml:{g.get('index')}" in gpus]
+        share = 1.0 if self.settings.attribution == "machine" else self.monitor.mean_cpu_share()
+        emb = run_embodied(rec.duration_s, gpu_names=used, host="server", host_share=share)
+        rec.co2e_kg = Co2eKg(operational=op.co2e_kg, embodied=emb.co2e_kg, total=op.co2e_kg + emb.co2e_kg)
+        rec.embodied_note = emb.note
+        methods = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
+        band = record_range(
+            energy, methods, op.intensity_g_per_kwh, pue,
+            embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high),
+            intensity_range_g_per_kwh=(op.intensity_low_g_per_kwh, op.intensity_high_g_per_kwh),
+        )
+        rec.co2e_kg_range = {"low": band["co2e_kg_low"], "high": band["co2e_kg_high"]}
+        if self._functional_unit is not None:
+            from wattprint.accounting.sci import sci
+
+            unit, quantity = self._functional_unit
+            score = sci(op.co2e_kg, emb.co2e_kg, unit, quantity)
+            rec.sci = {"unit": score.unit, "units": score.units, "g_per_unit": score.g_per_unit}
+
+    def _intensity_series(self, start: datetime, end: datetime) -> Any:
+        """The configured provider's series over the run; the yearly figure (said on the record) on failure."""
+        from wattprint.intensity import get_provider
+
+        assert self.record is not None
+        kw: dict[str, Any] = {}
+        if self.settings.intensity_provider == "trace":
+            kw["path"] = self.settings.intensity_trace
+        else:
+            kw["cache_dir"] = self.settings.home / "cache"
+        try:
+            series = get_provider(self.settings.intensity_provider, **kw).series(self.record.region, start, end)
+        except Exception as exc:
+            self.record.intensity_note = f"{self.settings.intensity_provider} failed ({exc}); yearly average used"
+            return self._region["intensity_g_per_kwh"]
+        self.record.intensity_source = series.source
+        notes = [n for n in (getattr(series, "fallback_reason", None), getattr(series, "timezone_note", None)) if n]
+        self.record.intensity_note = "; ".join(notes) or f"time-resolved from {self.settings.intensity_provider}"
+        return series
 
     def _degraded_components(self) -> dict[str, str]:
         assert self.monitor is not None and self.record is not None
