@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psutil
 
-REFRESH_EVERY = 5  # samples between scans for new descendants
+REFRESH_EVERY = 15  # samples between scans for new descendants (their CPU time is never lost, only seen later)
 
 
 @dataclass(frozen=True)
