@@ -68,12 +68,7 @@ class ElectricityMapsProvider(LiveProvider):
             if not series.starts:
                 raise ProviderError("no data for the requested range")
             return Intensity(region, series.g_per_kwh[0], f"{series.source}, {iso_z(series.starts[0])}")
-        fetch = self._live_forecast if at > now else self._live_series
-        window = fetch(region, at - timedelta(hours=1), at + timedelta(hours=1))
-        value = window.at(at)
-        if value is None:
-            raise ProviderError(f"no data at {iso_z(at)}")
-        return Intensity(region, value, f"{window.source}, {iso_z(at)}")
+        return self._intensity_around(region, at, now)
 
     def _live_series(self, region: str, start: datetime, end: datetime) -> IntensitySeries:
         if start >= utcnow() - HISTORY_SPAN:

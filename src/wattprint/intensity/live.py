@@ -127,6 +127,15 @@ class LiveProvider:
     def _live_intensity(self, region: str, at: datetime | None) -> Intensity:
         raise NotImplementedError
 
+    def _intensity_around(self, region: str, at: datetime, now: datetime) -> Intensity:
+        """Intensity at a past or future moment, from the history or forecast hour around it."""
+        fetch = self._live_forecast if at > now else self._live_series
+        window = fetch(region, at - timedelta(hours=1), at + timedelta(hours=1))
+        value = window.at(at)
+        if value is None:
+            raise ProviderError(f"no data at {iso_z(at)}")
+        return Intensity(region, value, f"{window.source}, {iso_z(at)}")
+
     def _live_series(self, region: str, start: datetime, end: datetime) -> IntensitySeries:
         raise NotImplementedError
 
