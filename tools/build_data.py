@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from wattprint.measure.cpu_model import normalize_cpu_name
+
 G_PER_KWH_PER_LBS_PER_MWH = 0.45359237
 
 
@@ -57,9 +59,10 @@ def main() -> None:
         cpus = sorted({(r["Name"].strip(), float(r["TDP"])) for r in csv.DictReader(f) if _usable(r)})
     with (out / "cpu_tdp.csv").open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["model", "tdp_w"])
+        # `key` is the normalised name the CPU model matches on: computed here, not at every tracker start
+        w.writerow(["model", "tdp_w", "key"])
         for name, tdp in cpus:
-            w.writerow([name, f"{tdp:g}"])
+            w.writerow([name, f"{tdp:g}", normalize_cpu_name(name)])
     print(f"wrote {len(rows)} countries, {len(states) - 3} states, {len(regions)} cloud regions, {len(cpus)} CPUs")
 
 

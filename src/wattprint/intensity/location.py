@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-
-import httpx
+from typing import TYPE_CHECKING
 
 from wattprint.intensity.static import WORLD_REGION
+
+if TYPE_CHECKING:  # httpx loads only when cloud detection is enabled: keeps tracker start fast
+    import httpx
 
 log = logging.getLogger("wattprint.intensity")
 
@@ -67,6 +69,8 @@ def detect_cloud_region(
     azure_url: str | None = None,
 ) -> tuple[str, str] | None:
     """(region, how) from the first cloud metadata service that answers, else None. Network: opt-in."""
+    import httpx
+
     probes: list[tuple[str, Callable[[httpx.Client, str], tuple[str, str] | None], str]] = [
         ("GCP", _gcp, (gcp_url or GCP_METADATA_URL).rstrip("/")),
         ("AWS", _aws, (aws_url or AWS_METADATA_URL).rstrip("/")),

@@ -50,7 +50,7 @@ class CpuInfo:
 def _tdp_table() -> tuple[tuple[str, frozenset[str], float], ...]:
     rows = []
     for row in read_table("cpu_tdp.csv"):
-        norm = normalize_cpu_name(row["model"])
+        norm = row.get("key") or normalize_cpu_name(row["model"])
         tokens = frozenset(norm.split())
         if any(ch.isdigit() for ch in norm):  # a bare family name ("Intel Xeon") identifies nothing
             rows.append((norm, tokens, float(row["tdp_w"])))

@@ -7,6 +7,7 @@ models fill in where no counter is readable. Every choice, and why, is returned 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ from wattprint.measure.base import PowerSource
 from wattprint.measure.cpu_model import CpuInfo, CpuModelSource, RamModelSource, cpu_info
 
 log = logging.getLogger("wattprint")
+
+NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0")
 
 
 @dataclass
@@ -75,6 +78,9 @@ def detect_sources(
             "detail": f"{ram.power_w:.2f} W for {ram.total_bytes / 1024**3:.1f} GiB at 0.375 W/GiB",
         }
     try:
+        if nvml_module is None and not any(os.path.exists(p) for p in NVIDIA_DRIVER_PATHS):
+            # importing pynvml and failing to load libnvidia-ml costs ~10 ms: skip it where no driver is
+            raise PowerSourceError(f"no NVIDIA driver ({', '.join(NVIDIA_DRIVER_PATHS)} absent)")
         gpu_source = nvml.NvmlSource(nvml_module)
         sources.append(gpu_source)
         measurement["gpu"] = "nvml"
