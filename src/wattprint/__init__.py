@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["RunRecord", "Tracker", "__version__", "estimate", "track"]
+__all__ = ["FlopReport", "RunRecord", "Tracker", "__version__", "count_flops", "estimate", "track"]
 
 if TYPE_CHECKING:
     from wattprint.accounting.estimate import estimate
+    from wattprint.flops import FlopReport, count_flops
     from wattprint.record import RunRecord
     from wattprint.tracking.tracker import Tracker, track
 
@@ -21,6 +22,8 @@ _LAZY = {
     "track": "wattprint.tracking.tracker",
     "RunRecord": "wattprint.record",
     "estimate": "wattprint.accounting.estimate",
+    "count_flops": "wattprint.flops",
+    "FlopReport": "wattprint.flops",
 }
 
 
