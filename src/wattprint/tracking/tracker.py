@@ -249,10 +249,15 @@ class Tracker:
         assert self.record is not None and self.monitor is not None
         rec, pue = self.record, self.record.pue
         yearly = self._region["intensity_g_per_kwh"]
-        segments = segments_from_cumulative(*zip(*self._cumulative, strict=True))
         intensity: Any = yearly
         if final and self.settings.intensity_provider != "static":
             intensity = self._intensity_series(rec.started_at, self._cumulative[-1][0])
+        if isinstance(intensity, float):
+            # a constant intensity needs one interval: checkpoints stay O(1) however long the run
+            (first_t, _), (last_t, last_kwh) = self._cumulative[0], self._cumulative[-1]
+            segments = segments_from_cumulative((first_t, last_t), (0.0, last_kwh))
+        else:
+            segments = segments_from_cumulative(*zip(*self._cumulative, strict=True))
         try:
             op = integrate_operational(segments, intensity, pue, fallback_g_per_kwh=yearly)
         except Exception as exc:  # a bad series must not lose the record
