@@ -1,0 +1,251 @@
+"""Framework-neutral core of the training callbacks: epoch and step energy from Tracker windows.
+
+The Lightning and Hugging Face callbacks only translate their framework's events into calls on a
+`TrainingMeter` and send the returned numbers to the framework's loggers. The meter never raises:
+the first fault is logged on the "wattprint" logger, flagged on the record (`degraded["tracker"]`)
+and measuring stops, while training goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from wattprint.measure.base import COMPONENTS
+from wattprint.record import RunRecord
+from wattprint.units import joules_to_kwh
+
+log = logging.getLogger("wattprint")
+
+EPOCH_PREFIX = "epoch "  # window names "epoch 0", "epoch 1", ...: Tracker.predict selects them by this prefix
+STEP_PREFIX = "steps from "  # window names "steps from 0", "steps from 50", ...: never mistaken for an epoch
+
+
+def method_label(record: RunRecord) -> str:
+    """How each component's energy was obtained, e.g. 'cpu: model (estimated), ram: model (estimated)'."""
+    parts = []
+    for component in COMPONENTS:
+        source = getattr(record.measurement, component)
+        if source:
+            method = (record.methods.get(component) or {}).get("method") or "unknown"
+            parts.append(f"{component}: {source} ({method})")
+    return ", ".join(parts) or "no power source"
+
+
+def fmt_energy(energy_kwh: float) -> str:
+    """Wh below 1 kWh, else kWh, three significant figures."""
+    return f"{energy_kwh * 1000:.3g} Wh" if energy_kwh < 1.0 else f"{energy_kwh:.4g} kWh"
+
+
+def fmt_mass(mass_kg: float) -> str:
+    """g below 1 kg, else kg, three significant figures."""
+    return f"{mass_kg * 1000:.3g} g" if mass_kg < 1.0 else f"{mass_kg:.4g} kg"
+
+
+def summary(record: RunRecord) -> str:
+    """One line for people: energy with its method, CO2e with its grid, duration, run id."""
+    return (
+        f"wattprint: {record.name} [{record.run_id[:8]}] {record.status}, {record.duration_s:.1f} s, "
+        f"{fmt_energy(record.energy_kwh.total)} ({method_label(record)}), "
+        f"{fmt_mass(record.co2e_kg.total)} CO2e ({record.region} {record.intensity_g_per_kwh:.0f} g/kWh, "
+        f"PUE {record.pue:g})" + (f"; degraded: {', '.join(sorted(record.degraded))}" if record.degraded else "")
+    )
+
+
+def flag_fault(tracker: Any, where: str, exc: BaseException) -> None:
+    """Log a wattprint fault once per tracker and flag it on the record; never raises."""
+    try:
+        record = getattr(tracker, "record", None)
+        if record is not None and "tracker" in record.degraded:
+            return
+        log.warning("wattprint: %s failed, measurement stopped, training goes on: %s: %s",
+                    where, type(exc).__name__, exc)
+        if record is not None:
+            record.degraded["tracker"] = f"{where}: {type(exc).__name__}: {exc}"
+    except Exception:  # the host job comes first, even when logging breaks
+        pass
+
+
+class TrainingMeter:
+    """Epoch and step windows on a Tracker, turned into loggable numbers.
+
+    `tracker`: an existing Tracker (started or not) that the caller owns; otherwise one is made
+    from `name` and `tracker_kwargs` (bad settings raise here, before training starts) and is
+    stopped by `finish`. `log_every_n_steps`: the cadence of the per-step figure (mean energy per
+    step over the last n steps); 0 turns it off. `predict_after_epochs`: from this many finished
+    epochs on, each epoch end also predicts the whole run.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        tracker: Any = None,
+        log_every_n_steps: int = 50,
+        predict_after_epochs: int = 2,
+        prefix: str = "wattprint/",
+        **tracker_kwargs: Any,
+    ) -> None:
+        from wattprint.errors import WattprintInputError
+        from wattprint.tracking.tracker import Tracker
+
+        for field, value, least in (("log_every_n_steps", log_every_n_steps, 0),
+                                    ("predict_after_epochs", predict_after_epochs, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise WattprintInputError(field, f"got {value!r}; expected an integer >= {least}")
+        self.owns_tracker = tracker is None
+        self.tracker = tracker if tracker is not None else Tracker(name, **tracker_kwargs)
+        self.log_every_n_steps = log_every_n_steps
+        self.predict_after_epochs = predict_after_epochs
+        self.prefix = prefix
+        self.epochs_done = 0
+        self.prediction: Any = None
+        self._epoch: str | None = None
+        self._steps: str | None = None
+        self._steps_in_window = 0
+        self._step = 0
+        self.active = False
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _co2e_kg(self, energy_kwh: float) -> float:
+        """Operational CO2e at the run's intensity and PUE; embodied is added only to `run_co2e_kg`."""
+        rec = self.tracker.record
+        return energy_kwh * rec.pue * rec.intensity_g_per_kwh / 1000.0
+
+    def _so_far_kwh(self) -> float:
+        """Attributed energy of the run up to the latest sample (windows take one at each boundary)."""
+        monitor = self.tracker.monitor
+        attributed, _machine = monitor.by_component(monitor.totals())
+        return joules_to_kwh(sum(attributed.values()))
+
+    def _fail(self, where: str, exc: BaseException) -> None:
+        flag_fault(self.tracker, where, exc)
+        self.active = False
+
+    # -- events ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start (or join) the tracker. A fault disables the meter; it is never raised."""
+        from wattprint.tracking.tracker import Tracker
+
+        try:
+            rec = self.tracker.record
+            if self.owns_tracker and rec is not None and rec.status != "running":
+                # a second fit with the same callback is a new run
+                self.tracker = Tracker(self.tracker.name, settings=self.tracker.settings)
+            if self.tracker.monitor is None:
+                self.tracker.start()
+            self.active = True
+            self.epochs_done = 0
+            self.prediction = None
+        except Exception as exc:
+            self._fail("starting the tracker", exc)
+
+    def begin_epoch(self, epoch: int) -> None:
+        if not self.active:
+            return
+        try:
+            if self._epoch is not None:  # an epoch that never ended (a framework quirk): close it unused
+                self.tracker.end_window(self._epoch)
+            self._epoch = f"{EPOCH_PREFIX}{epoch}"
+            self.tracker.begin_window(self._epoch)
+        except Exception as exc:
+            self._epoch = None
+            self._fail("opening the epoch window", exc)
+
+    def end_epoch(self, total_epochs: int | None) -> dict[str, float]:
+        """Close the epoch window; its energy and CO2e, the run's so far, and a prediction when due."""
+        if not self.active or self._epoch is None:
+            return {}
+        p = self.prefix
+        try:
+            result = self.tracker.end_window(self._epoch)
+            self._epoch = None
+            self.epochs_done += 1
+            epoch_kwh = joules_to_kwh(result.total_j)
+            so_far_kwh = self._so_far_kwh()
+            out = {
+                f"{p}epoch_energy_kwh": epoch_kwh,
+                f"{p}epoch_co2e_kg": self._co2e_kg(epoch_kwh),
+                f"{p}energy_kwh": so_far_kwh,
+                f"{p}co2e_kg": self._co2e_kg(so_far_kwh),
+            }
+            if total_epochs and self.epochs_done >= self.predict_after_epochs and total_epochs >= self.epochs_done:
+                out |= self._predict(total_epochs)
+            return out
+        except Exception as exc:
+            self._fail("closing the epoch window", exc)
+            return {}
+
+    def _predict(self, total_epochs: int) -> dict[str, float]:
+        from wattprint.accounting.predict import progress_line
+
+        pred = self.tracker.predict(total_epochs, prefix=EPOCH_PREFIX)
+        self.prediction = pred
+        log.info("wattprint: %s", progress_line(pred))
+        p = self.prefix
+        return {
+            f"{p}predicted_energy_kwh": pred.energy_kwh.value,
+            f"{p}predicted_energy_kwh_low": pred.energy_kwh.low,
+            f"{p}predicted_energy_kwh_high": pred.energy_kwh.high,
+            f"{p}predicted_co2e_kg": pred.co2e_kg.value,
+            f"{p}predicted_duration_s": pred.duration_s.value,
+        }
+
+    def begin_step(self) -> None:
+        """Open the step window at the first of every `log_every_n_steps` training steps."""
+        if not self.active or self.log_every_n_steps == 0 or self._steps is not None:
+            return
+        try:
+            self._steps = f"{STEP_PREFIX}{self._step}"
+            self.tracker.begin_window(self._steps)
+        except Exception as exc:
+            self._steps = None
+            self._fail("measuring steps", exc)
+
+    def end_step(self) -> dict[str, float]:
+        """Count one step; after `log_every_n_steps` of them, the mean energy per step over the window."""
+        if not self.active or self._steps is None:
+            return {}
+        self._step += 1
+        self._steps_in_window += 1
+        if self._steps_in_window < self.log_every_n_steps:
+            return {}
+        try:
+            result = self.tracker.end_window(self._steps)
+            n, self._steps, self._steps_in_window = self._steps_in_window, None, 0
+            step_kwh = joules_to_kwh(result.total_j) / n
+            return {f"{self.prefix}step_energy_kwh": step_kwh, f"{self.prefix}step_co2e_kg": self._co2e_kg(step_kwh)}
+        except Exception as exc:
+            self._steps = None
+            self._fail("measuring steps", exc)
+            return {}
+
+    def finish(self, status: str = "finished") -> RunRecord | None:
+        """Stop the tracker when this meter made it; return the record (final, or running if not ours)."""
+        self.active = False
+        try:
+            if self._steps is not None:  # a partial step window would overlap the next fit's
+                self.tracker.end_window(self._steps)
+                self._steps, self._steps_in_window = None, 0
+            if self._epoch is not None:
+                self.tracker.end_window(self._epoch)
+                self._epoch = None
+            rec = self.tracker.record
+            if self.owns_tracker and rec is not None and rec.status == "running":
+                return self.tracker.stop(status)  # type: ignore[no-any-return]
+        except Exception as exc:
+            flag_fault(self.tracker, "stopping the tracker", exc)
+        return self.tracker.record  # type: ignore[no-any-return]
+
+    def final_metrics(self, record: RunRecord | None) -> dict[str, float]:
+        """The finished run's totals: energy at the hardware, CO2e with embodied, duration ("run_*")."""
+        if record is None:
+            return {}
+        p = self.prefix
+        out = {
+            f"{p}run_energy_kwh": record.energy_kwh.total,
+            f"{p}run_co2e_kg": record.co2e_kg.total,
+            f"{p}run_duration_s": record.duration_s,
+        }
+        return {k: v for k, v in out.items() if math.isfinite(v)}
