@@ -89,6 +89,18 @@ class RunRecord(BaseModel):
     samples: int = 0
     wattprint_version: str = ""
 
+    # torch.distributed jobs (wattprint.integrations.distributed); empty for a single-process run.
+    nodes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description='per node: {"node_id", "ranks": [rank, ...], "energy_kwh": {...}, ...}; adds up to energy_kwh',
+    )
+    ranks: list[dict[str, Any]] = Field(
+        default_factory=list, description='per rank: {"rank", "node_id", "energy_kwh": {...}, ...}; adds up too'
+    )
+    distributed: dict[str, Any] = Field(
+        default_factory=dict, description="world size, who measured what, how node energy was split among ranks"
+    )
+
     @field_serializer("started_at", "ended_at")
     def _iso_utc(self, value: datetime | None) -> str | None:
         if value is None:

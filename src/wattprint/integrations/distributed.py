@@ -1,0 +1,583 @@
+"""torch.distributed: one run record for a whole job, with every joule counted once.
+
+    dist.init_process_group("nccl")                 # in every rank, as usual
+    with track_distributed("train") as t:
+        train()
+    # rank 0 has stored ONE record; t.record is that record on every rank
+
+Who measures what, and why nothing is counted twice:
+- CPU packages and DRAM belong to the machine. On each node only its leader (the lowest local rank)
+  reads them, attributing to the process tree of the local ranks' common parent: torchrun's agent,
+  srun's slurmstepd or mp.spawn's parent holds every local rank and its workers. Where the local
+  ranks share no such parent, each rank measures its own tree's share instead; CPU-time shares of
+  disjoint trees never overlap, so nothing is counted twice either way. With attribution "machine"
+  the leader measures the whole machine, once.
+- GPUs: each rank measures only the GPU(s) it uses (its CUDA device, matched to NVML by UUID, or
+  `gpus=`), so a GPU is measured by one rank.
+At the end the ranks' parts are gathered with `all_gather_object` on a gloo group that has its own
+timeout (CPU-only, whatever the training backend), and rank 0 writes one record with `nodes` and
+`ranks`. A node's CPU/RAM energy is split among its ranks by their CPU time / resident memory, and
+the record says so. A gathering fault never reaches the training: each rank then stores its own part,
+flagged `degraded["distributed"]`.
+
+Nodes are told apart by WATTPRINT_NODE_ID, else SLURMD_NODENAME, else the host name; setting
+WATTPRINT_NODE_ID per launch also simulates several nodes on one machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import psutil
+
+from wattprint._extras import require
+from wattprint.config import Settings, load_settings
+from wattprint.measure.base import COMPONENTS
+from wattprint.measure.detect import SourceChoice, detect_sources
+from wattprint.measure.process import ProcessTree
+from wattprint.record import Co2eKg, EnergyKwh, Measurement, RunRecord, Status
+from wattprint.tracking.tracker import Tracker
+
+__all__ = ["DistributedTracker", "merge_parts", "node_id", "plan_measurement", "track_distributed"]
+
+log = logging.getLogger("wattprint")
+
+NODE_ID_ENV = "WATTPRINT_NODE_ID"
+DEFAULT_GATHER_TIMEOUT_S = 120.0
+SLURM_VARS = ("SLURM_JOB_ID", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_NTASKS")
+_STATUS_RANK = {"finished": 0, "running": 1, "interrupted": 2, "failed": 3}
+
+
+def node_id(env: dict[str, str] | None = None) -> str:
+    """This machine's id in the job: WATTPRINT_NODE_ID, else SLURMD_NODENAME, else the host name."""
+    env = dict(os.environ) if env is None else env
+    return env.get(NODE_ID_ENV) or env.get("SLURMD_NODENAME") or socket.gethostname()
+
+
+def _launcher(env: dict[str, str]) -> str:
+    if "TORCHELASTIC_RUN_ID" in env:
+        return "torchrun"
+    if "SLURM_PROCID" in env:
+        return "slurm"
+    return "unknown"
+
+
+def _local_info() -> dict[str, Any]:
+    """What this rank tells the others at start: where it runs and who its parent is."""
+    env = dict(os.environ)
+    local = env.get("LOCAL_RANK") or env.get("SLURM_LOCALID")
+    proc = psutil.Process()
+    return {
+        "node_id": node_id(env),
+        "host": socket.gethostname(),
+        "local_rank": int(local) if local and local.isdigit() else None,
+        "pid": proc.pid,
+        "ppid": proc.ppid(),
+        "launcher": _launcher(env),
+        "slurm": {k.lower(): env[k] for k in SLURM_VARS if k in env},
+    }
+
+
+def plan_measurement(peers: Sequence[dict[str, Any]], attribution: str = "process") -> dict[str, Any]:
+    """Who measures what, from every rank's start-up info (indexed by rank).
+
+    Returns {"nodes": {node_id: {"leader", "ranks", "mode", "tree_pid"}}, "roles": {rank: role}} where
+    role is "node" (CPU/RAM of the node + own GPUs), "gpu" (own GPUs only) or "own" (own tree's share
+    of CPU/RAM + own GPUs).
+    """
+    by_node: dict[str, list[dict[str, Any]]] = {}
+    for peer in sorted(peers, key=lambda p: p["rank"]):
+        by_node.setdefault(peer["node_id"], []).append(peer)
+    nodes: dict[str, Any] = {}
+    roles: dict[int, str] = {}
+    for nid, members in by_node.items():
+        members.sort(key=lambda p: (p["local_rank"] if p["local_rank"] is not None else 1 << 30, p["rank"]))
+        leader = members[0]
+        parents = {p["ppid"] for p in members}
+        if attribution == "machine":
+            mode, tree_pid = "machine", None
+        elif len(members) == 1:
+            mode, tree_pid = "leader", leader["pid"]
+        elif len(parents) == 1 and next(iter(parents)) > 1:
+            mode, tree_pid = "launcher", next(iter(parents))
+        else:
+            mode, tree_pid = "each-rank", None
+        nodes[nid] = {"leader": leader["rank"], "ranks": sorted(p["rank"] for p in members), "mode": mode,
+                      "tree_pid": tree_pid}
+        for p in members:
+            roles[p["rank"]] = "own" if mode == "each-rank" else ("node" if p is leader else "gpu")
+    return {"nodes": nodes, "roles": roles}
+
+
+_MODE_TEXT = {
+    "launcher": "node leader, for the process tree of the local ranks' common parent (pid {pid})",
+    "leader": "node leader, for its own process tree (the node's only rank)",
+    "machine": "node leader, whole machine (attribution=machine)",
+    "each-rank": "each rank, for its own process tree (the local ranks share no parent process)",
+}
+
+
+class _NoStore:
+    """Ranks other than 0 keep their record in memory until it is gathered."""
+
+    def save(self, record: RunRecord, checkpoint_s: float | None = None) -> None:
+        return None
+
+
+class _JobCheckpoints:
+    """Rank 0's store while the job runs: its own part, under the job's run id, flagged partial.
+
+    A killed job thus leaves a record (interrupted, rank 0's node only) instead of nothing; the
+    merged record replaces it at the end.
+    """
+
+    def __init__(self, settings: Settings, store: Any, job_id: str, info: dict[str, Any]) -> None:
+        self._settings, self._store, self._job_id, self._info = settings, store, job_id, info
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from wattprint.store import open_store
+
+            self._store = open_store(self._settings.db_url)
+        return self._store
+
+    def save(self, record: RunRecord, checkpoint_s: float | None = None) -> None:
+        note = "partial: rank 0's part only, until the ranks' results are gathered at the end"
+        copy = record.model_copy(
+            update={"run_id": self._job_id, "degraded": {**record.degraded, "distributed": note},
+                    "distributed": self._info}
+        )
+        self.store.save(copy, checkpoint_s=checkpoint_s)
+
+
+def _dist_if_initialised() -> Any:
+    """torch.distributed when a process group is up, else None (then the tracker is a plain one)."""
+    require("torch", extra="torch", feature="distributed tracking")
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_initialized():
+        return None
+    return dist
+
+
+class DistributedTracker:
+    """A tracker in every rank of a torch.distributed job; rank 0 stores one record for the job."""
+
+    def __init__(
+        self,
+        name: str = "run",
+        *,
+        settings: Settings | None = None,
+        store: Any = None,
+        gpus: Sequence[int] | None = None,
+        gather_timeout_s: float = DEFAULT_GATHER_TIMEOUT_S,
+        **overrides: Any,
+    ) -> None:
+        """`gpus`: NVML indices of the GPUs this rank uses (default: its current CUDA device, if any)."""
+        self.name = name
+        self.settings = settings if settings is not None else load_settings(**overrides)
+        self._store = store
+        self._gpus = list(gpus) if gpus is not None else None
+        self.gather_timeout_s = gather_timeout_s
+        self.tracker: Tracker | None = None
+        self.record: RunRecord | None = None
+        self.rank, self.world_size = 0, 1
+        self.job_id: str | None = None
+        self.role = "plain"
+        self.plan: dict[str, Any] = {}
+        self._dist: Any = None
+        self._group: Any = None
+        self._gpu_rule = "none"
+        self._own_tree: ProcessTree | None = None
+        self._cpu_s0 = 0.0
+        self._done = False
+
+    # -- start -----------------------------------------------------------------------------------
+    def start(self) -> DistributedTracker:
+        """Agree on the plan with the other ranks (a collective: every rank must call it), then measure."""
+        if self.tracker is not None:
+            return self
+        dist = _dist_if_initialised()
+        if dist is None:
+            self.tracker = Tracker(self.name, settings=self.settings, store=self._store).start()
+            return self
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        try:
+            self._group = dist.new_group(backend="gloo", timeout=timedelta(seconds=self.gather_timeout_s))
+        except Exception as exc:  # gloo missing: the default group, with its own timeout
+            log.warning("wattprint: no gloo group for gathering (%s); using the default group", exc)
+            self._group = None
+        self._dist = dist
+        info = _local_info() | {"rank": self.rank, "job_id": uuid.uuid4().hex if self.rank == 0 else None}
+        try:
+            peers = self._all_gather(info)
+        except Exception as exc:
+            log.error("wattprint: ranks could not agree at start (%s); tracking this rank alone", exc)
+            self._dist = None
+            self.tracker = Tracker(self.name, settings=self.settings, store=self._store).start()
+            if self.tracker.record is not None:
+                self.tracker.record.degraded["distributed"] = f"start gather failed: {type(exc).__name__}: {exc}"
+            return self
+        self.job_id = peers[0]["job_id"]
+        self.plan = plan_measurement(peers, self.settings.attribution)
+        self.plan["peers"] = peers
+        self.role = self.plan["roles"][self.rank]
+        node = self.plan["nodes"][info["node_id"]]
+        summary = {"job_id": self.job_id, "world_size": self.world_size, "rank": self.rank, "role": self.role}
+        store = _JobCheckpoints(self.settings, self._store, self.job_id, summary) if self.rank == 0 else _NoStore()
+        self._own_tree = ProcessTree(os.getpid(), refresh_every=1)  # every sample rescans: only 2 samples
+        self._cpu_s0 = self._own_tree.sample().cpu_s
+        pid = node["tree_pid"] if self.role == "node" else None
+        self.tracker = Tracker(self.name, pid=pid, settings=self.settings, store=store, sources=self._sources())
+        self.tracker.start()
+        return self
+
+    def _all_gather(self, obj: Any) -> list[Any]:
+        out: list[Any] = [None] * self.world_size
+        self._dist.all_gather_object(out, obj, group=self._group)
+        return out
+
+    def _sources(self) -> SourceChoice:
+        """This rank's sources: CPU/RAM only where the plan says so, GPUs only those it uses."""
+        choice = detect_sources(self.settings.cpu_tdp_w)
+        machine = self.role in ("node", "own")
+        nvml_gpus: list[dict[str, Any]] = []
+        keep = []
+        for source in choice.sources:
+            if source.name == "nvml":
+                nvml_gpus = source.gpus()  # type: ignore[attr-defined]
+            elif machine:
+                keep.append(source)
+                continue
+            source.close()
+        measurement = dict(choice.measurement)
+        methods = dict(choice.methods)
+        hardware = {k: v for k, v in choice.hardware.items() if k != "gpus"}
+        if not machine:
+            leader = self.plan["nodes"][self.plan["peers"][self.rank]["node_id"]]["leader"]
+            for component in ("cpu", "ram"):
+                measurement[component] = None
+                methods[component] = {"method": None, "source": None, "detail": f"measured by rank {leader}"}
+        measurement["gpu"] = None
+        indices = self._gpu_indices(nvml_gpus)
+        if indices:
+            from wattprint.measure.nvml import NvmlSource
+
+            try:
+                gpu = NvmlSource(gpu_indices=indices)
+                keep.append(gpu)
+                measurement["gpu"] = "nvml"
+                hardware["gpus"] = gpu.gpus()
+                methods["gpu"] = {"method": "measured", "source": "nvml",
+                                  "detail": f"GPU(s) {indices} of this rank ({self._gpu_rule})"}
+            except Exception as exc:
+                methods["gpu"] = {"method": None, "source": None, "detail": f"NVML unusable: {exc}"}
+        elif nvml_gpus:
+            methods["gpu"] = {"method": None, "source": None, "detail": f"this rank uses no GPU ({self._gpu_rule})"}
+        return SourceChoice(keep, measurement, methods, hardware)
+
+    def _gpu_indices(self, nvml_gpus: list[dict[str, Any]]) -> list[int]:
+        """NVML indices of the GPUs this rank uses: `gpus=`, else its CUDA device (by UUID, else by index)."""
+        if self._gpus is not None:
+            self._gpu_rule = "given by gpus="
+            return self._gpus
+        torch = sys.modules.get("torch")
+        if not nvml_gpus or torch is None:
+            return []
+        try:
+            if torch.cuda.is_initialized():
+                device, self._gpu_rule = torch.cuda.current_device(), "current CUDA device"
+            else:
+                local = self.plan["peers"][self.rank]["local_rank"]
+                count = torch.cuda.device_count()
+                if local is None or count == 0:
+                    return []
+                device, self._gpu_rule = local % count, "assumed cuda:LOCAL_RANK (CUDA not initialised yet)"
+            wanted = str(torch.cuda.get_device_properties(device).uuid).lower()
+            for gpu in nvml_gpus:
+                if wanted and str(gpu.get("uuid", "")).lower().endswith(wanted):
+                    return [int(gpu["index"])]
+            visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+            if device < len(visible) and visible[device].strip().isdigit():
+                return [int(visible[device])]
+            return [device]
+        except Exception as exc:
+            log.warning("wattprint: could not tell this rank's GPU (%s); no GPU measured by it", exc)
+            self._gpu_rule = f"unknown ({exc})"
+            return []
+
+    # -- during the run --------------------------------------------------------------------------
+    def log(self, **metrics: Any) -> None:
+        if self.tracker is not None:
+            self.tracker.log(**metrics)
+
+    def begin_window(self, name: str) -> None:
+        """Open a window in this rank; windows of the same name are summed over ranks in the record."""
+        if self.tracker is None:
+            raise RuntimeError("tracker is not started")
+        self.tracker.begin_window(name)
+
+    def end_window(self, name: str) -> Any:
+        if self.tracker is None:
+            raise RuntimeError("tracker is not started")
+        return self.tracker.end_window(name)
+
+    # -- the end ---------------------------------------------------------------------------------
+    def stop(self, status: Status = "finished", exit_code: int | None = None) -> RunRecord:
+        """Stop this rank, gather every rank's part (a collective) and, on rank 0, store the job record."""
+        if self.tracker is None:
+            raise RuntimeError("tracker is not started")
+        if self._done and self.record is not None:
+            return self.record
+        self._done = True
+        local = self.tracker.stop(status, exit_code)
+        if self._dist is None:
+            self.record = local
+            return local
+        try:
+            part = self._part(local)
+        except Exception as exc:  # never into the training loop
+            part = {"rank": self.rank, "error": f"{type(exc).__name__}: {exc}"}
+        try:
+            parts = self._all_gather(part)
+        except Exception as exc:
+            return self._gather_failed(exc, local)
+        try:
+            self.record = merge_parts(parts, job_id=str(self.job_id), name=self.name, plan=self.plan)
+        except Exception as exc:
+            log.error("wattprint: merging the ranks' records failed: %s", exc)
+            return self._gather_failed(exc, local)
+        if self.rank == 0:
+            self._save(self.record)
+        return self.record
+
+    def _part(self, local: RunRecord) -> dict[str, Any]:
+        assert self._own_tree is not None
+        sample = self._own_tree.sample()
+        peer = self.plan["peers"][self.rank]
+        return {
+            "rank": self.rank,
+            "node_id": peer["node_id"],
+            "host": peer["host"],
+            "local_rank": peer["local_rank"],
+            "pid": peer["pid"],
+            "role": self.role,
+            "cpu_s": max(0.0, sample.cpu_s - self._cpu_s0),
+            "rss_bytes": sample.rss_bytes,
+            "gpu_rule": self._gpu_rule,
+            "record": local.to_json_dict(),
+        }
+
+    def _save(self, record: RunRecord) -> None:
+        try:
+            if self._store is None:
+                from wattprint.store import open_store
+
+                self._store = open_store(self.settings.db_url)
+            self._store.save(record, checkpoint_s=self.settings.checkpoint)
+        except Exception as exc:
+            log.error("wattprint: run store unavailable, record kept in memory: %s", exc)
+            record.degraded.setdefault("store", f"{type(exc).__name__}: {exc}")
+
+    def _gather_failed(self, exc: BaseException, local: RunRecord) -> RunRecord:
+        """Each rank keeps its own part: rank 0 under the job id, the others as <job id>-rank<N>."""
+        reason = f"gathering the ranks' results failed ({type(exc).__name__}: {exc}); this record is rank " \
+                 f"{self.rank}'s part only ({self.role}); other parts are stored as {self.job_id}-rank<N>"
+        log.error("wattprint: %s", reason)
+        run_id = str(self.job_id) if self.rank == 0 else f"{self.job_id}-rank{self.rank}"
+        record = local.model_copy(update={
+            "run_id": run_id,
+            "degraded": {**local.degraded, "distributed": reason},
+            "distributed": {"job_id": self.job_id, "world_size": self.world_size, "rank": self.rank,
+                            "role": self.role, "gather": "failed"},
+        })
+        measured_something = self.role in ("node", "own") or record.energy_kwh.total > 0
+        if self.rank == 0 or measured_something:
+            self._save(record)
+        self.record = record
+        return record
+
+    def __enter__(self) -> DistributedTracker:
+        return self.start()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if self._done:
+            return
+        if exc_type is None:
+            self.stop("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.stop("interrupted")
+        elif issubclass(exc_type, SystemExit):
+            code = exc.code if isinstance(exc, SystemExit) else None
+            ok = code in (None, 0)
+            self.stop("finished" if ok else "failed", exit_code=code if isinstance(code, int) else (0 if ok else 1))
+        else:
+            self.stop("failed")
+
+
+def track_distributed(name: str = "run", **kwargs: Any) -> DistributedTracker:
+    """Track a torch.distributed job: `with track_distributed("train") as t:` in every rank."""
+    return DistributedTracker(name, **kwargs)
+
+
+# -- merging (pure: parts in, one record out) ------------------------------------------------------
+def _weights(values: Sequence[float]) -> list[float]:
+    total = sum(values)
+    if total <= 0:
+        return [1.0 / len(values)] * len(values)
+    return [v / total for v in values]
+
+
+def _energy(parts: dict[str, float]) -> dict[str, float]:
+    out = {c: parts.get(c, 0.0) for c in COMPONENTS}
+    return out | {"total": sum(out.values())}
+
+
+def _add(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in ("total", *COMPONENTS)}
+
+
+def _merge_windows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """Windows of the same name (and occurrence) in several ranks are one window of the job: summed."""
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
+    for record in records:
+        seen: dict[str, int] = {}
+        for window in record.windows:
+            n = seen[window["name"]] = seen.get(window["name"], -1) + 1
+            key = (window["name"], n)
+            if key not in merged:
+                merged[key] = {"name": window["name"], "started_at": window["started_at"],
+                               "duration_s": window["duration_s"], "energy_kwh": dict(window["energy_kwh"]),
+                               "ranks": 1}
+                continue
+            into = merged[key]
+            into["started_at"] = min(into["started_at"], window["started_at"])
+            into["duration_s"] = max(into["duration_s"], window["duration_s"])
+            into["energy_kwh"] = _add(into["energy_kwh"], window["energy_kwh"])
+            into["ranks"] += 1
+    return list(merged.values())
+
+
+def merge_parts(parts: Sequence[dict[str, Any]], *, job_id: str, name: str, plan: dict[str, Any]) -> RunRecord:
+    """One job record from every rank's part; nodes and ranks add up to its energy."""
+    from wattprint.accounting.embodied import run_embodied
+    from wattprint.accounting.uncertainty import record_range
+
+    bad = [p for p in parts if "record" not in p]
+    if bad:
+        raise ValueError(f"rank {bad[0]['rank']} sent no record: {bad[0].get('error')}")
+    parts = sorted(parts, key=lambda p: p["rank"])
+    records = {p["rank"]: RunRecord.model_validate(p["record"]) for p in parts}
+    first = records[parts[0]["rank"]]
+    rank_rows: list[dict[str, Any]] = []
+    node_rows: list[dict[str, Any]] = []
+    operational = embodied = facility = low = high = 0.0
+    notes: list[str] = []
+    for nid, node in plan["nodes"].items():
+        members = [p for p in parts if p["rank"] in node["ranks"]]
+        own = {p["rank"]: dict(records[p["rank"]].energy_kwh) for p in members}
+        leader = next((p for p in members if p["role"] == "node"), None)
+        if leader is not None:  # the leader measured the node's CPU/RAM: split among its ranks
+            measured = records[leader["rank"]].energy_kwh
+            cpu_w = _weights([p["cpu_s"] for p in members])
+            ram_w = _weights([float(p["rss_bytes"]) for p in members])
+            for p, wc, wr in zip(members, cpu_w, ram_w, strict=True):
+                own[p["rank"]]["cpu"], own[p["rank"]]["ram"] = measured.cpu * wc, measured.ram * wr
+        node_energy = dict.fromkeys(("total", *COMPONENTS), 0.0)
+        for p in members:
+            rec = records[p["rank"]]
+            energy = _energy(own[p["rank"]])
+            node_energy = _add(node_energy, energy)
+            rank_rows.append({
+                "rank": p["rank"], "node_id": nid, "local_rank": p["local_rank"], "host": p["host"], "pid": p["pid"],
+                "role": p["role"], "status": rec.status, "duration_s": rec.duration_s, "cpu_s": p["cpu_s"],
+                "rss_bytes": p["rss_bytes"], "energy_kwh": energy, "measured_energy_kwh": dict(rec.energy_kwh),
+                "gpus": [g.get("name") for g in rec.hardware.get("gpus", [])], "gpu_rule": p["gpu_rule"],
+            })
+        node_records = [records[p["rank"]] for p in members]
+        # GPUs are each read by one rank: a sum; CPU/RAM readings all describe the same machine: the largest
+        machine = {"gpu": sum(r.machine_energy_kwh.gpu for r in node_records),
+                   "cpu": max(r.machine_energy_kwh.cpu for r in node_records),
+                   "ram": max(r.machine_energy_kwh.ram for r in node_records)}
+        share = (1.0 if node["mode"] == "machine" else
+                 min(1.0, sum(float(r.attribution.get("cpu_share") or 0.0) for r in node_records
+                              if r.measurement.cpu is not None)))
+        duration = max(r.duration_s for r in node_records)
+        gpu_names = [g["name"] for r in node_records for g in r.hardware.get("gpus", []) if "name" in g]
+        emb = run_embodied(duration, gpu_names=gpu_names, host="server", host_share=share)
+        node_op = sum(r.co2e_kg.operational for r in node_records)
+        node_facility = sum(r.facility_energy_kwh for r in node_records)
+        ref = records[node["leader"]]
+        methods = {c: (ref.methods.get(c) or {}).get("method") for c in COMPONENTS}
+        if any(r.measurement.gpu for r in node_records):
+            methods["gpu"] = "measured"
+        band = record_range({c: node_energy[c] for c in COMPONENTS}, methods, ref.intensity_g_per_kwh, ref.pue,
+                            embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high))
+        operational, embodied, facility = operational + node_op, embodied + emb.co2e_kg, facility + node_facility
+        low, high = low + band["co2e_kg_low"], high + band["co2e_kg_high"]
+        notes.append(f"{nid}: {emb.note}")
+        node_rows.append({
+            "node_id": nid, "host": records[node["leader"]].host, "ranks": node["ranks"], "leader_rank": node["leader"],
+            "energy_kwh": node_energy, "machine_energy_kwh": _energy(machine), "facility_energy_kwh": node_facility,
+            "co2e_kg": {"operational": node_op, "embodied": emb.co2e_kg, "total": node_op + emb.co2e_kg},
+            "measurement": ref.measurement.model_dump(), "region": ref.region, "pue": ref.pue,
+            "intensity_g_per_kwh": ref.intensity_g_per_kwh,
+            "cpu_ram_measured_by": _MODE_TEXT[node["mode"]].format(pid=node["tree_pid"]), "mode": node["mode"],
+            "tracked_pid": node["tree_pid"],
+        })
+    total = dict.fromkeys(("total", *COMPONENTS), 0.0)
+    machine_total = dict.fromkeys(("total", *COMPONENTS), 0.0)
+    for row in node_rows:
+        total = _add(total, row["energy_kwh"])
+        machine_total = _add(machine_total, row["machine_energy_kwh"])
+    all_records = [records[p["rank"]] for p in parts]
+    measurement: dict[str, str | None] = {}
+    for c in COMPONENTS:
+        kinds = sorted({getattr(r.measurement, c) for r in all_records} - {None})
+        measurement[c] = "+".join(kinds) if kinds else None
+    methods = dict(first.methods)
+    for c in COMPONENTS:
+        for r in all_records:
+            if getattr(r.measurement, c) is not None:
+                methods[c] = r.methods.get(c)
+                break
+    degraded = {f"rank {p['rank']}: {k}": v for p in parts for k, v in records[p["rank"]].degraded.items()}
+    status = max((r.status for r in all_records), key=lambda s: _STATUS_RANK.get(s, 0))
+    exit_code = next((r.exit_code for r in all_records if r.exit_code), first.exit_code)
+    metrics: dict[str, Any] = {}
+    for r in reversed(all_records):  # rank 0's values win
+        metrics.update(r.metrics)
+    started = min(r.started_at for r in all_records)
+    ended = [r.ended_at for r in all_records if r.ended_at is not None]
+    t_total = total["total"]
+    return first.model_copy(update={
+        "run_id": job_id, "name": name, "status": status, "started_at": started,
+        "ended_at": max(ended) if ended else None,
+        "duration_s": (max(ended) - started).total_seconds() if ended else max(r.duration_s for r in all_records),
+        "energy_kwh": EnergyKwh(**total), "machine_energy_kwh": EnergyKwh(**machine_total),
+        "facility_energy_kwh": facility, "measurement": Measurement(**measurement), "methods": methods,
+        "pue": facility / t_total if t_total > 0 else first.pue,
+        "intensity_g_per_kwh": operational * 1000.0 / facility if facility > 0 else first.intensity_g_per_kwh,
+        "co2e_kg": Co2eKg(operational=operational, embodied=embodied, total=operational + embodied),
+        "co2e_kg_range": {"low": low, "high": high}, "embodied_note": "; ".join(notes),
+        "degraded": degraded, "exit_code": exit_code, "metrics": metrics,
+        "samples": sum(r.samples for r in all_records), "windows": _merge_windows(all_records),
+        "timeline": {}, "nodes": node_rows, "ranks": rank_rows,
+        "hardware": first.hardware | {"gpus": [g | {"rank": p["rank"]} for p in parts
+                                               for g in records[p["rank"]].hardware.get("gpus", [])]},
+        "distributed": {
+            "job_id": job_id, "world_size": len(parts), "gather": "ok",
+            "launcher": plan["peers"][0].get("launcher") if plan.get("peers") else None,
+            "rank_split": "a node's CPU energy is divided among its ranks by their CPU time, RAM energy by "
+                          "resident memory; GPU energy stays with the rank that uses the GPU",
+            "timeline": "per-rank timelines are not merged",
+        },
+    })
