@@ -68,3 +68,29 @@ def test_broken_toml_is_rejected() -> None:
     Path("wattprint.toml").write_text("interval = = 3\n")
     with pytest.raises(WattprintInputError, match="not readable TOML"):
         load_settings()
+
+
+@pytest.mark.parametrize(("text", "value"), [("true", True), ("1", True), ("YES", True), ("off", False), ("0", False)])
+def test_boolean_settings_from_the_environment(text: str, value: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATTPRINT_DETECT_CLOUD", text)
+    assert load_settings().detect_cloud is value
+
+
+def test_bad_boolean_and_bad_types_name_their_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATTPRINT_DETECT_CLOUD", "maybe")
+    with pytest.raises(WattprintInputError, match=r"^WATTPRINT_DETECT_CLOUD: got 'maybe'; expected true or false"):
+        load_settings()
+    monkeypatch.delenv("WATTPRINT_DETECT_CLOUD")
+    with pytest.raises(WattprintInputError, match=r"^--interval: got True"):
+        load_settings(interval=True)
+    Path("wattprint.toml").write_text('region = 7\n')
+    with pytest.raises(WattprintInputError, match=r"wattprint.toml: region: got 7"):
+        load_settings()
+
+
+def test_settings_are_frozen_and_typed(wattprint_env: Path) -> None:
+    s = load_settings(interval="0.25", pue="1.4", home=str(wattprint_env / "h"), intensity_trace="~/t.csv")
+    assert s.interval == 0.25 and s.pue == 1.4 and s.home == wattprint_env / "h"
+    assert s.intensity_trace == Path("~/t.csv").expanduser()
+    with pytest.raises(AttributeError):
+        s.interval = 3.0  # type: ignore[misc]

@@ -10,17 +10,11 @@ from __future__ import annotations
 import math
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from wattprint.errors import WattprintInputError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 ENV_PREFIX = "WATTPRINT_"
 
@@ -54,12 +48,22 @@ _ACCEPTED: dict[str, str] = {
 }
 
 
-class Settings(BaseModel):
-    """Resolved settings. Use `load_settings()` rather than building this directly."""
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "attribution": ("process", "machine"),
+    "intensity_provider": ("static", "trace", "electricitymaps", "watttime", "ukgrid"),
+}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    home: Path = Field(default_factory=lambda: Path("~/.wattprint").expanduser())
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Use `load_settings()` rather than building this directly.
+
+    A plain frozen dataclass validated by `load_settings`: it sits on the tracker's start path,
+    where importing pydantic would cost more than the whole start-up budget.
+    """
+
+    home: Path = field(default_factory=lambda: Path("~/.wattprint").expanduser())
     db: str | None = None
     interval: float = 1.0
     checkpoint: float = 5.0
@@ -71,31 +75,55 @@ class Settings(BaseModel):
     intensity_trace: Path | None = None
     detect_cloud: bool = False
 
-    @field_validator("interval", "checkpoint", "cpu_tdp_w")
-    @classmethod
-    def _positive(cls, value: float | None) -> float | None:
-        if value is not None and (not math.isfinite(value) or value <= 0):
-            raise ValueError("must be > 0")
-        return value
-
-    @field_validator("pue")
-    @classmethod
-    def _pue(cls, value: float | None) -> float | None:
-        if value is not None and (not math.isfinite(value) or value < 1.0):
-            raise ValueError("must be >= 1.0")
-        return value
-
-    @field_validator("region", "db")
-    @classmethod
-    def _non_empty(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be empty")
-        return value.strip() if value is not None else None
-
     @property
     def db_url(self) -> str:
         """The store's SQLAlchemy URL: WATTPRINT_DB, or an SQLite file under WATTPRINT_HOME."""
         return self.db or f"sqlite:///{self.home / 'wattprint.db'}"
+
+
+def _number(value: Any, minimum: float, inclusive: bool) -> float:
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    number = float(value)  # ValueError/TypeError for text that is not a number
+    if not math.isfinite(number) or number < minimum or (number == minimum and not inclusive):
+        raise ValueError("out of range")
+    return number
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("not a boolean")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str | Path) or not str(value).strip():
+        raise ValueError("empty")
+    return str(value).strip()
+
+
+def _parse(key: str, value: Any) -> Any:
+    """One setting's value, converted and checked; ValueError/TypeError when it is not acceptable."""
+    if key in ("interval", "checkpoint", "cpu_tdp_w"):
+        return _number(value, 0.0, inclusive=False)
+    if key == "pue":
+        return _number(value, 1.0, inclusive=True)
+    if key in ("region", "db"):
+        return _text(value)
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            raise ValueError("not a choice")
+        return value
+    if key == "detect_cloud":
+        return _flag(value)
+    if key in ("home", "intensity_trace"):
+        return Path(_text(value)).expanduser()
+    raise KeyError(key)
 
 
 def _file_settings(cwd: Path) -> tuple[dict[str, Any], str]:
@@ -103,6 +131,10 @@ def _file_settings(cwd: Path) -> tuple[dict[str, Any], str]:
     for path, section in ((cwd / "wattprint.toml", None), (cwd / "pyproject.toml", "tool.wattprint")):
         if not path.is_file():
             continue
+        if sys.version_info >= (3, 11):
+            import tomllib  # imported only when a settings file exists
+        else:  # pragma: no cover - exercised on Python 3.10 only
+            import tomli as tomllib
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -133,13 +165,10 @@ def load_settings(cwd: Path | None = None, **overrides: Any) -> Settings:
             raise TypeError(f"unknown setting {key!r}")
         if value is not None:
             raw[key], origin[key] = value, _NAMES[key][1]
-    if "home" in raw:
-        raw["home"] = Path(str(raw["home"])).expanduser()
-    try:
-        return Settings(**raw)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        key = str(error["loc"][0]) if error["loc"] else "settings"
-        label = origin.get(key, key)
-        expected = _ACCEPTED.get(key, "a valid value")
-        raise WattprintInputError(label, f"got {raw.get(key)!r}; expected {expected}") from None
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            values[key] = _parse(key, value)
+        except (TypeError, ValueError):
+            raise WattprintInputError(origin[key], f"got {value!r}; expected {_ACCEPTED[key]}") from None
+    return Settings(**values)

@@ -217,6 +217,27 @@ def test_import_is_light() -> None:
     assert json.loads(out) == []
 
 
+def test_tracker_start_path_is_light() -> None:
+    """The tracker module and its constructor stay clear of pydantic and SQLAlchemy (start-up budget);
+    the record is built on first use, normally by the store thread."""
+    code = (
+        "import sys, json; from wattprint import Tracker; t = Tracker('x'); "
+        "print(json.dumps(sorted(m for m in ('pydantic', 'sqlalchemy', 'httpx', 'torch') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
+
+
+def test_record_is_built_on_first_use() -> None:
+    t = wattprint.Tracker("lazy", interval=0.05)
+    assert t.record is None
+    t.start()
+    t.log(accuracy=0.5)
+    assert t.record is not None and t.record.metrics == {"accuracy": 0.5} and t.record.status == "running"
+    rec = t.stop()
+    assert rec is t.record and rec.status == "finished" and len(rec.run_id) == 32
+
+
 def test_carbon_accounting_on_the_record() -> None:
     with wattprint.track("acct", region="DE", interval=0.05) as t:
         t.set_functional_unit("sample", 1000)

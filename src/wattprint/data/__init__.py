@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import csv
 from functools import cache
-from importlib import resources
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+
+
+def data_text(name: str) -> str:
+    """The text of the bundled file `name` (the package is installed as files, never zipped)."""
+    return (_HERE / name).read_text(encoding="utf-8")
 
 
 @cache
 def read_table(name: str) -> tuple[dict[str, str], ...]:
     """Rows of the bundled CSV `name` as dicts; cached because the tables never change at run time."""
-    text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
-    return tuple(csv.DictReader(text.splitlines()))
+    return tuple(csv.DictReader(data_text(name).splitlines()))

@@ -8,7 +8,6 @@ an unknown code raises `WattprintInputError` with close matches, never a silent 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
@@ -70,6 +69,8 @@ class StaticProvider:
         key = region.strip().upper()
         found = _index().get(key)
         if found is None:
+            import difflib  # only on the error path
+
             close = difflib.get_close_matches(key, _index().keys(), n=3, cutoff=0.6)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise WattprintInputError(field, f"unknown region {region!r}{hint}; expected {ACCEPTED}")

@@ -8,7 +8,7 @@ installed. Defaults and their sources are in wattprint/data/SOURCES.md.
 
 from __future__ import annotations
 
-import platform
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from wattprint.data import read_table
+from wattprint.data import data_text
 from wattprint.measure.base import Domain, Reading
 
 DEFAULT_TDP_W = 85.0
@@ -47,31 +47,35 @@ class CpuInfo:
 
 
 @lru_cache(maxsize=1)
-def _tdp_table() -> tuple[tuple[str, frozenset[str], float], ...]:
-    rows = []
-    for row in read_table("cpu_tdp.csv"):
-        norm = row.get("key") or normalize_cpu_name(row["model"])
-        tokens = frozenset(norm.split())
-        if any(ch.isdigit() for ch in norm):  # a bare family name ("Intel Xeon") identifies nothing
-            rows.append((norm, tokens, float(row["tdp_w"])))
-    return tuple(rows)
+def _tdp_lines() -> tuple[str, ...]:
+    """Data lines of cpu_tdp.csv (model, tdp_w, key); the key column is precomputed and comma-free."""
+    return tuple(data_text("cpu_tdp.csv").splitlines()[1:])
 
 
 def lookup_tdp(model: str) -> tuple[float, str] | None:
     """TDP (W per package) of a CPU model from the bundled table, and the table entry matched.
 
     Exact match on the normalised name first; otherwise the longest table entry whose words all
-    appear in the model name and which shares its model-number word with it.
+    appear in the model name and which shares its model-number word with it. Only lines that contain
+    one of the model's numbered words are parsed: this runs on every tracker start.
     """
     norm = normalize_cpu_name(model)
     words = set(norm.split())
+    numbered = [w for w in words if any(c.isdigit() for c in w)]
+    if not numbered:  # a bare family name ("Intel Xeon") identifies nothing
+        return None
     best: tuple[int, str, float] | None = None
-    for entry, tokens, tdp_w in _tdp_table():
+    for line in _tdp_lines():
+        if not any(w in line for w in numbered):
+            continue
+        _model, tdp, entry = line.rsplit(",", 2)
+        tokens = entry.split()
+        if not any(t in words and any(c.isdigit() for c in t) for t in tokens):
+            continue
         if entry == norm:
-            return tdp_w, entry
-        numbered = any(any(c.isdigit() for c in t) for t in tokens)
-        if tokens <= words and numbered and (best is None or len(entry) > best[0]):
-            best = (len(entry), entry, tdp_w)
+            return float(tdp), entry
+        if words.issuperset(tokens) and (best is None or len(entry) > best[0]):
+            best = (len(entry), entry, float(tdp))
     return (best[2], best[1]) if best else None
 
 
@@ -88,7 +92,11 @@ def read_cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, int]:
                 sockets.add(value.strip())
     except OSError:
         pass
-    return model or platform.processor() or "unknown CPU", max(1, len(sockets))
+    if not model:
+        import platform  # fallback only: /proc/cpuinfo had no model name
+
+        model = platform.processor()
+    return model or "unknown CPU", max(1, len(sockets))
 
 
 def cpu_info(tdp_override_w: float | None = None) -> CpuInfo:
@@ -114,6 +122,32 @@ def _busy_and_total(times: object) -> tuple[float, float]:
 def machine_cpu_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot."""
     return _busy_and_total(psutil.cpu_times())
+
+
+class SharedCpuSeconds:
+    """`machine_cpu_seconds` read at most once per `max_age_s`.
+
+    The CPU model and the monitor's process share both need the machine's CPU times at each
+    sample; sharing one reading halves the /proc/stat reads, the main idle cost of sampling.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], tuple[float, float]] = machine_cpu_seconds,
+        max_age_s: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._clock = clock
+        self.max_age_s = max_age_s
+        self._at = -math.inf
+        self._value = (0.0, 0.0)
+
+    def __call__(self) -> tuple[float, float]:
+        now = self._clock()
+        if now - self._at > self.max_age_s:
+            self._value, self._at = self._read(), now
+        return self._value
 
 
 class CpuModelSource:

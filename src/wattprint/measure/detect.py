@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from wattprint.errors import PowerSourceError
 from wattprint.measure.base import PowerSource
-from wattprint.measure.cpu_model import CpuInfo, CpuModelSource, RamModelSource, cpu_info
+from wattprint.measure.cpu_model import CpuInfo, CpuModelSource, RamModelSource, cpu_info, machine_cpu_seconds
 
 log = logging.getLogger("wattprint")
 
@@ -32,6 +33,7 @@ def detect_sources(
     cpu_tdp_w: float | None = None,
     powercap_root: str = "/sys/class/powercap",
     nvml_module: Any = None,
+    cpu_seconds: Callable[[], tuple[float, float]] = machine_cpu_seconds,
 ) -> SourceChoice:
     """Open the sources for cpu, gpu and ram. Never raises: a missing counter falls back to a model."""
     from wattprint.measure import nvml, rapl
@@ -59,7 +61,7 @@ def detect_sources(
     except Exception as exc:  # unexpected layouts must not stop tracking
         rapl_note = f"RAPL unusable: {exc}"
     if measurement["cpu"] is None:
-        sources.append(CpuModelSource(info))
+        sources.append(CpuModelSource(info, cpu_seconds=cpu_seconds))
         measurement["cpu"] = "model"
         hardware.update(cpu_tdp_w=info.tdp_w, cpu_tdp_source=info.tdp_source)
         methods["cpu"] = {

@@ -20,24 +20,25 @@ import socket
 import sys
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psutil
 
 from wattprint import __version__
-from wattprint.accounting.footprint import facility_energy_kwh
 from wattprint.config import Settings, load_settings
 from wattprint.intensity.static import WORLD_REGION, StaticProvider
 from wattprint.measure.base import COMPONENTS
+from wattprint.measure.cpu_model import SharedCpuSeconds
 from wattprint.measure.detect import SourceChoice, detect_sources
 from wattprint.measure.monitor import EnergyMonitor, WindowResult
 from wattprint.measure.process import ProcessTree
-from wattprint.record import Co2eKg, EnergyKwh, Measurement, RunRecord, Status
 from wattprint.units import joules_to_kwh
+
+if TYPE_CHECKING:
+    from wattprint.record import RunRecord, Status
 
 log = logging.getLogger("wattprint")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,7 +67,11 @@ class Tracker:
         self._store = store
         self._choice = sources
         self.monitor: EnergyMonitor | None = None
-        self.record: RunRecord | None = None
+        # the record's fields from start(); the pydantic RunRecord is built from them on first use,
+        # usually by the store thread, so that importing pydantic stays off the start path
+        self._fields: dict[str, Any] | None = None
+        self._record: RunRecord | None = None
+        self._record_lock = threading.Lock()
         self._last_checkpoint = 0.0
         self._store_lock = threading.Lock()
         self._stopped = False
@@ -100,7 +105,10 @@ class Tracker:
         """Start measuring. Raises only for bad configuration, before anything runs."""
         if self.monitor is not None:
             return self
-        choice = self._choice if self._choice is not None else detect_sources(self.settings.cpu_tdp_w)
+        cpu_seconds = SharedCpuSeconds()  # one /proc/stat read per sample for the CPU model and the share
+        choice = self._choice
+        if choice is None:
+            choice = detect_sources(self.settings.cpu_tdp_w, cpu_seconds=cpu_seconds)
         self._choice = choice
         try:
             tree = ProcessTree(self.pid)
@@ -112,13 +120,14 @@ class Tracker:
             tree=tree,
             attribution=self.settings.attribution,
             on_sample=self._on_sample,
+            machine_cpu=cpu_seconds,
         )
         own = psutil.Process()
-        self.record = RunRecord(
-            run_id=uuid.uuid4().hex,
+        self._fields = dict(
+            run_id=os.urandom(16).hex(),
             name=self.name,
             started_at=datetime.now(timezone.utc),
-            measurement=Measurement(**choice.measurement),
+            measurement=choice.measurement,
             methods=choice.methods,
             hardware=choice.hardware,
             host=socket.gethostname(),
@@ -137,13 +146,24 @@ class Tracker:
         )
         self._t0 = time.monotonic()
         self._last_checkpoint = self._t0
-        self._cumulative: list[tuple[datetime, float]] = [(self.record.started_at, 0.0)]
+        self._cumulative: list[tuple[datetime, float]] = [(self._fields["started_at"], 0.0)]
         _ACTIVE.add(self)
         _install_exit_hooks()
         self.monitor.start()
         # the store opens in the background: importing SQLAlchemy and connecting must not delay the job
         threading.Thread(target=self._checkpoint, name="wattprint-store", daemon=True).start()
         return self
+
+    @property
+    def record(self) -> RunRecord | None:
+        """The run record (updated at each checkpoint and at stop); None before start()."""
+        if self._record is None and self._fields is not None:
+            with self._record_lock:
+                if self._record is None:
+                    from wattprint.record import RunRecord
+
+                    self._record = RunRecord(**self._fields)
+        return self._record
 
     # -- during the run --------------------------------------------------------------------------
     def set_functional_unit(self, unit: str, quantity: float) -> None:
@@ -212,6 +232,9 @@ class Tracker:
             monitor.note_gpu_processes(used)
 
     def _update_record(self, status: Status, exit_code: int | None = None) -> RunRecord:
+        from wattprint.accounting.footprint import facility_energy_kwh
+        from wattprint.record import EnergyKwh
+
         assert self.monitor is not None and self.record is not None
         monitor = self.monitor
         attributed_j, machine_j = monitor.by_component(monitor.totals())
@@ -245,6 +268,7 @@ class Tracker:
         from wattprint.accounting.embodied import run_embodied
         from wattprint.accounting.footprint import integrate_operational, segments_from_cumulative
         from wattprint.accounting.uncertainty import record_range
+        from wattprint.record import Co2eKg
 
         assert self.record is not None and self.monitor is not None
         rec, pue = self.record, self.record.pue
