@@ -11,9 +11,11 @@ import sys
 import typer
 
 from wattprint.cli import estimate as estimate_cmd
+from wattprint.cli import report as report_cmd
 from wattprint.cli import run as run_cmd
 from wattprint.cli import runs as runs_cmd
 from wattprint.cli import schedule as schedule_cmd
+from wattprint.cli import ui as ui_cmd
 from wattprint.errors import WattprintInputError
 
 app = typer.Typer(
@@ -30,6 +32,8 @@ app.command(
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(schedule_cmd.app, name="schedule")
 app.command("estimate")(estimate_cmd.estimate)
+app.command("report")(report_cmd.report)
+app.command("ui")(ui_cmd.ui)
 
 
 @app.callback()

@@ -40,6 +40,10 @@ class FlopReport:
         """FLOPs, counting each MAC as two operations."""
         return 2 * self.macs
 
+    def as_metrics(self) -> dict[str, int]:
+        """``{"macs", "flops", "params"}`` for ``tracker.log(**report.as_metrics())``, as reports expect."""
+        return {"macs": self.macs, "flops": self.flops, "params": self.params}
+
 
 def _param_stats(model: Any) -> tuple[int, dict[str, int]]:
     count = 0

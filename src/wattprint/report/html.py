@@ -1,0 +1,151 @@
+"""Self-contained HTML reports: one run, or a comparison of several (Jinja2 templates, inline SVG).
+
+No script, no stylesheet or font from elsewhere: a report opens offline and can be mailed as one file.
+The dashboard renders the same pages with a navigation bar and links between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from wattprint._extras import require
+from wattprint.record import RunRecord
+from wattprint.report import plots
+from wattprint.report.pareto import pareto_front
+from wattprint.report.tables import runs_table
+from wattprint.report.values import (
+    MISSING,
+    co2e_range_kg,
+    component_sources,
+    energy_method,
+    fmt_energy,
+    fmt_mass,
+    fmt_metric,
+    hardware_label,
+    metric_value,
+    model_name,
+    number,
+    sig,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+Nav = Sequence[tuple[str, str]]  # (label, href) links shown at the top of a page
+
+
+def environment(*extra_dirs: Path) -> Any:
+    """A Jinja2 environment over `extra_dirs` then the report templates, HTML-escaping by default."""
+    jinja2 = require("jinja2", extra="report", feature="HTML reports")
+    loader = jinja2.FileSystemLoader([*map(str, extra_dirs), str(TEMPLATES)])
+    env = jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    env.globals.update(fmt_energy=fmt_energy, fmt_mass=fmt_mass, sig=sig, missing=MISSING, when=_when)
+    return env
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return MISSING
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _flat(value: Any) -> str:
+    """A hardware or metric value as short text."""
+    if isinstance(value, list):
+        return "; ".join(_flat(v) for v in value) or MISSING
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_flat(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return fmt_metric(value) if number(value) is not None else str(value)
+    return str(value)
+
+
+def run_context(record: RunRecord) -> dict[str, Any]:
+    """Everything the run page shows, as plain values (also used by the dashboard's JSON)."""
+    components = []
+    for c, source, method, detail in component_sources(record):
+        components.append({
+            "name": c, "source": source, "method": method, "detail": detail,
+            "energy": fmt_energy(getattr(record.energy_kwh, c)),
+            "machine_energy": fmt_energy(getattr(record.machine_energy_kwh, c)),
+        })
+    band = co2e_range_kg(record)
+    return {
+        "record": record,
+        "model": model_name(record),
+        "method": energy_method(record),
+        "components": components,
+        "hardware_label": hardware_label(record),
+        "hardware": [(k, _flat(v)) for k, v in (record.hardware or {}).items()],
+        "metrics": [(k, _flat(v)) for k, v in sorted(record.metrics.items())],
+        "co2e_range": None if band is None else f"{fmt_mass(band[0])} to {fmt_mass(band[1])}",
+        "windows": [
+            {"name": str(w.get("name", "")), "duration_s": number(w.get("duration_s")),
+             "energy": fmt_energy(number((w.get("energy_kwh") or {}).get("total")) or 0.0)}
+            for w in record.windows
+        ],
+    }
+
+
+def run_html(record: RunRecord, *, nav: Nav = (), env: Any = None) -> str:
+    """The report page of one run: power over time, energy breakdown, carbon with range, method."""
+    env = env or environment()
+    return env.get_template("run.html.j2").render(
+        title=f"{model_name(record)} · wattprint run {record.run_id[:8]}",
+        nav=list(nav),
+        power_svg=plots.power_svg(record),
+        breakdown_svg=plots.breakdown_svg(record),
+        generated=_when(datetime.now(timezone.utc)),
+        **run_context(record),
+    )
+
+
+def comparison_html(
+    records: Sequence[RunRecord],
+    *,
+    metric: str = "accuracy",
+    maximize: bool = True,
+    nav: Nav = (),
+    run_href: Callable[[RunRecord], str] | None = None,
+    env: Any = None,
+) -> str:
+    """Several runs side by side: metric vs energy and vs FLOPs with the Pareto front, and the table."""
+    if not records:
+        raise ValueError("a comparison needs at least one run")
+    env = env or environment()
+    table = runs_table(records, metric=metric, maximize=maximize)
+    by_energy = pareto_front(records, metric=metric, cost="energy", maximize=maximize)
+    by_flops = pareto_front(records, metric=metric, cost="flops", maximize=maximize)
+    on_energy, on_flops = set(by_energy.on_front), set(by_flops.on_front)
+    rows = []
+    for i, (r, cells) in enumerate(zip(records, table.rows, strict=True)):
+        rows.append({
+            "cells": cells, "href": run_href(r) if run_href else None, "run_id": r.run_id,
+            "front": ", ".join(n for n, s in (("energy", on_energy), ("FLOPs", on_flops)) if i in s) or "",
+        })
+    without_metric = [model_name(r) for r in records if metric_value(r, metric) is None]
+    placed_flops = by_flops.on_front + by_flops.dominated
+    return env.get_template("comparison.html.j2").render(
+        title=f"wattprint: comparison of {len(records)} runs",
+        nav=list(nav),
+        metric=metric,
+        maximize=maximize,
+        header=table.header,
+        rows=rows,
+        notes=table.notes,
+        energy_svg=plots.tradeoff_svg(records, metric=metric, cost="energy", maximize=maximize),
+        flops_svg=plots.tradeoff_svg(records, metric=metric, cost="flops", maximize=maximize),
+        front_energy=[model_name(records[i]) for i in by_energy.on_front],
+        front_flops=[model_name(records[i]) for i in by_flops.on_front],
+        without_metric=without_metric,
+        without_flops=[model_name(r) for i, r in enumerate(records)
+                       if i not in placed_flops and metric_value(r, metric) is not None],
+        total_energy=fmt_energy(sum(r.energy_kwh.total for r in records)),
+        total_co2e=fmt_mass(sum(r.co2e_kg.total for r in records)),
+        methods=sorted({energy_method(r) for r in records}),
+        generated=_when(datetime.now(timezone.utc)),
+    )
