@@ -1,0 +1,240 @@
+"""torch.distributed tracking: real torchrun launches with the gloo backend, several processes on this machine.
+
+No double counting is checked against an independent probe: every rank also runs its own CPU model
+over its whole life, so the sum of those rank-local machine readings is ~4x the machine's energy,
+while the job record must report the machine's CPU once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wattprint._extras import MissingExtraError
+from wattprint.integrations.distributed import merge_parts, node_id, plan_measurement, track_distributed
+from wattprint.record import RunRecord
+from wattprint.store import open_store
+
+pytest.importorskip("torch")
+
+JOB = r'''
+import json, os, sys, time
+import torch, torch.distributed as dist
+torch.set_num_threads(1)
+from wattprint.integrations.distributed import track_distributed
+from wattprint.measure.cpu_model import CpuModelSource, cpu_info
+
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+out = sys.argv[1]
+probe = CpuModelSource(cpu_info())  # an independent rank-local reading of the whole machine's CPU
+with track_distributed("ddp-test", gather_timeout_s=float(os.environ.get("GATHER_S", "60"))) as t:
+    t.begin_window("work")
+    x = torch.randn(128, 128)
+    end = time.monotonic() + float(os.environ.get("WORK_S", "1.0"))
+    while time.monotonic() < end:
+        x = torch.tanh(x @ x)
+    dist.all_reduce(torch.ones(1))
+    t.end_window("work")
+    t.log(loss=float(x.abs().mean()))
+    if rank == 1 and os.environ.get("STALL_RANK1"):
+        time.sleep(float(os.environ["STALL_RANK1"]))  # rank 1 misses the final gather
+probe_kwh = probe.read().energy_j["model:cpu"] / 3.6e6
+with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+    json.dump({"rank": rank, "pid": os.getpid(), "ppid": os.getppid(), "probe_cpu_kwh": probe_kwh,
+               "record": t.record.to_json_dict()}, f)
+print(f"rank {rank} trained on", flush=True)
+if not os.environ.get("STALL_RANK1"):
+    dist.destroy_process_group()
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return dict(os.environ) | {"WATTPRINT_INTERVAL": "0.2", "OMP_NUM_THREADS": "1"} | extra
+
+
+def _torchrun(tmp_path: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    (tmp_path / "out").mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", *args, str(script), str(tmp_path / "out")]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc: subprocess.Popen[str]) -> str:
+    output, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, output[-3000:]
+    return output
+
+
+def _outputs(tmp_path: Path, world: int) -> list[dict[str, Any]]:
+    return [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in range(world)]
+
+
+def _assert_adds_up(record: RunRecord) -> None:
+    total = record.energy_kwh.model_dump()
+    for rows in (record.nodes, record.ranks):
+        for key in total:
+            assert sum(row["energy_kwh"][key] for row in rows) == pytest.approx(total[key], rel=1e-9, abs=1e-15)
+    assert total["total"] == pytest.approx(total["cpu"] + total["gpu"] + total["ram"])
+
+
+# -- without a process group, and without torch ------------------------------------------------------
+def test_without_process_group_it_is_a_plain_tracker(wattprint_env: Path) -> None:
+    with track_distributed("solo", interval=0.05) as t:
+        sum(i * i for i in range(200_000))
+    assert t.record is not None and t.record.status == "finished"
+    assert t.record.nodes == [] and t.record.distributed == {}
+    assert t.rank == 0 and t.role == "plain"
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        assert [r.run_id for r in store.list()] == [t.record.run_id]
+
+
+def test_without_torch_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "torch.distributed", None)
+    with pytest.raises(MissingExtraError, match=r"wattprint\[torch\]"):
+        track_distributed("x").start()
+
+
+def test_node_id_precedence() -> None:
+    assert node_id({"WATTPRINT_NODE_ID": "a", "SLURMD_NODENAME": "b"}) == "a"
+    assert node_id({"SLURMD_NODENAME": "b"}) == "b"
+    assert node_id({}) == socket.gethostname()
+
+
+# -- the plan: who measures what ----------------------------------------------------------------------
+def _peer(rank: int, node: str, local: int | None, ppid: int) -> dict[str, Any]:
+    return {"rank": rank, "node_id": node, "local_rank": local, "pid": 1000 + rank, "ppid": ppid}
+
+
+def test_plan_one_leader_per_node_on_the_common_parent() -> None:
+    peers = [_peer(0, "a", 0, 50), _peer(1, "a", 1, 50), _peer(2, "b", 1, 60), _peer(3, "b", 0, 60)]
+    plan = plan_measurement(peers)
+    assert plan["nodes"]["a"] == {"leader": 0, "ranks": [0, 1], "mode": "launcher", "tree_pid": 50}
+    assert plan["nodes"]["b"]["leader"] == 3  # the lowest local rank, not the lowest global rank
+    assert plan["roles"] == {0: "node", 1: "gpu", 3: "node", 2: "gpu"}
+
+
+def test_plan_without_a_common_parent_each_rank_measures_its_own_share() -> None:
+    plan = plan_measurement([_peer(0, "a", 0, 50), _peer(1, "a", 1, 51)])
+    assert plan["nodes"]["a"]["mode"] == "each-rank"
+    assert set(plan["roles"].values()) == {"own"}
+    orphans = plan_measurement([_peer(0, "a", 0, 1), _peer(1, "a", 1, 1)])  # parent is init: not a launcher
+    assert orphans["nodes"]["a"]["mode"] == "each-rank"
+    machine = plan_measurement([_peer(0, "a", 0, 1), _peer(1, "a", 1, 1)], attribution="machine")
+    assert machine["nodes"]["a"]["mode"] == "machine" and machine["roles"] == {0: "node", 1: "gpu"}
+
+
+def test_merge_splits_the_node_energy_by_cpu_time_and_memory() -> None:
+    def part(rank: int, role: str, cpu: float, ram: float, gpu: float, cpu_s: float, rss: int) -> dict[str, Any]:
+        record = RunRecord(run_id=f"r{rank}", name="job", started_at="2024-05-01T12:00:00Z",
+                           ended_at="2024-05-01T12:01:00Z", duration_s=60.0, status="finished",
+                           energy_kwh={"total": cpu + ram + gpu, "cpu": cpu, "ram": ram, "gpu": gpu},
+                           machine_energy_kwh={"total": 10.0 + gpu, "cpu": 9.0, "ram": 1.0, "gpu": gpu},
+                           measurement={"cpu": "model" if role == "node" else None, "gpu": "nvml", "ram": None},
+                           intensity_g_per_kwh=100.0, facility_energy_kwh=cpu + ram + gpu,
+                           co2e_kg={"operational": (cpu + ram + gpu) / 10, "embodied": 0.0,
+                                    "total": (cpu + ram + gpu) / 10},
+                           hardware={"gpus": [{"index": rank, "name": "NVIDIA H100 80GB HBM3"}]})
+        return {"rank": rank, "node_id": "a", "host": "h", "local_rank": rank, "pid": rank, "role": role,
+                "cpu_s": cpu_s, "rss_bytes": rss, "gpu_rule": "given", "record": record.to_json_dict()}
+
+    parts = [part(0, "node", 4.0, 1.0, 2.0, 1.0, 3), part(1, "gpu", 0.0, 0.0, 5.0, 3.0, 1)]
+    plan = plan_measurement([_peer(0, "a", 0, 9), _peer(1, "a", 1, 9)])
+    rec = merge_parts(parts, job_id="job", name="job", plan=plan)
+    by_rank = {row["rank"]: row["energy_kwh"] for row in rec.ranks}
+    assert by_rank[0] == pytest.approx({"cpu": 1.0, "ram": 0.75, "gpu": 2.0, "total": 3.75})
+    assert by_rank[1] == pytest.approx({"cpu": 3.0, "ram": 0.25, "gpu": 5.0, "total": 8.25})
+    assert rec.energy_kwh.total == pytest.approx(12.0)  # 4 + 1 + 2 + 5: each measured joule once
+    assert rec.machine_energy_kwh.cpu == pytest.approx(9.0)  # one machine, not two
+    assert rec.co2e_kg.operational == pytest.approx(1.2)
+    assert rec.co2e_kg.embodied > 0  # two H100s and a share of the host, counted once for the node
+    _assert_adds_up(rec)
+
+
+# -- real torchrun ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_torchrun_four_ranks_one_record_cpu_counted_once(tmp_path: Path, wattprint_env: Path) -> None:
+    _finish(_torchrun(tmp_path, ["--standalone", "--nproc_per_node=4"], _env(WORK_S="1.0")))
+    outs = _outputs(tmp_path, 4)
+    record = RunRecord.model_validate(outs[0]["record"])
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        stored = store.list()
+    assert len(stored) == 1, [(r.run_id, r.name) for r in stored]  # ONE record for the job
+    assert stored[0].to_json_dict() == record.to_json_dict()
+    assert all(o["record"]["run_id"] == record.run_id for o in outs)  # every rank sees the job record
+
+    assert record.distributed["world_size"] == 4 and record.distributed["launcher"] == "torchrun"
+    assert [n["ranks"] for n in record.nodes] == [[0, 1, 2, 3]]
+    node = record.nodes[0]
+    assert node["mode"] == "launcher" and node["tracked_pid"] == outs[0]["ppid"]  # torchrun's agent
+    assert {o["ppid"] for o in outs} == {node["tracked_pid"]}
+    assert sorted(r["rank"] for r in record.ranks) == [0, 1, 2, 3]
+    assert [r["role"] for r in sorted(record.ranks, key=lambda r: r["rank"])] == ["node", "gpu", "gpu", "gpu"]
+    _assert_adds_up(record)
+
+    # CPU counted once: the job's machine CPU matches ONE rank-local probe, not the sum of the four
+    probes = [o["probe_cpu_kwh"] for o in outs]
+    assert record.machine_energy_kwh.cpu == pytest.approx(max(probes), rel=0.25)
+    assert record.machine_energy_kwh.cpu < 0.5 * sum(probes)
+    assert 0 < record.energy_kwh.cpu <= record.machine_energy_kwh.cpu * (1 + 1e-9)
+    assert record.measurement.cpu == "model" and record.methods["cpu"]["method"] == "estimated"
+    # each rank did CPU work and got a share of the node's CPU energy in proportion to it
+    assert all(r["cpu_s"] > 0.05 and r["energy_kwh"]["cpu"] > 0 for r in record.ranks)
+    work = [w for w in record.windows if w["name"] == "work"]
+    assert len(work) == 1 and work[0]["ranks"] == 4
+    assert record.metrics["loss"] >= 0
+
+
+@pytest.mark.slow
+def test_two_simulated_nodes_of_two_ranks(tmp_path: Path, wattprint_env: Path) -> None:
+    port = str(_free_port())
+    launches = [
+        _torchrun(tmp_path, ["--nnodes=2", f"--node_rank={i}", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+                             f"--master_port={port}"], _env(WORK_S="0.6", WATTPRINT_NODE_ID=f"node-{i}"))
+        for i in range(2)
+    ]
+    for proc in launches:
+        _finish(proc)
+    outs = _outputs(tmp_path, 4)
+    record = RunRecord.model_validate(outs[0]["record"])
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        assert [r.run_id for r in store.list()] == [record.run_id]
+    assert [(n["node_id"], n["ranks"], n["leader_rank"]) for n in record.nodes] == [
+        ("node-0", [0, 1], 0), ("node-1", [2, 3], 2)]
+    assert {r["rank"]: r["node_id"] for r in record.ranks} == {0: "node-0", 1: "node-0", 2: "node-1", 3: "node-1"}
+    # each node's leader measured its own launcher's tree: two different torchrun agents
+    assert record.nodes[0]["tracked_pid"] != record.nodes[1]["tracked_pid"]
+    assert {o["ppid"] for o in outs[:2]} == {record.nodes[0]["tracked_pid"]}
+    assert all(n["energy_kwh"]["cpu"] > 0 for n in record.nodes)
+    _assert_adds_up(record)
+
+
+@pytest.mark.slow
+def test_a_rank_missing_the_gather_does_not_crash_training(tmp_path: Path, wattprint_env: Path) -> None:
+    proc = _torchrun(tmp_path, ["--standalone", "--nproc_per_node=2"],
+                     _env(WORK_S="0.3", GATHER_S="3", STALL_RANK1="6"))
+    output = _finish(proc)
+    assert "rank 0 trained on" in output and "rank 1 trained on" in output
+    outs = _outputs(tmp_path, 2)
+    record = RunRecord.model_validate(outs[0]["record"])
+    assert "gathering the ranks' results failed" in record.degraded["distributed"]
+    assert record.distributed["gather"] == "failed" and record.nodes == []
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        stored = store.get(record.run_id)
+    assert stored.status == "finished" and "distributed" in stored.degraded
+    assert stored.energy_kwh.cpu > 0  # rank 0 led the node: its CPU measurement is kept, not lost
