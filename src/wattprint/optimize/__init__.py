@@ -1,0 +1,45 @@
+"""Reduce: efficiency recipes with measured trade-offs, and an accuracy-aware search.
+
+    import wattprint.optimize as wo
+    small = wo.apply(model, "prune-channels:0.5+int8-dynamic", example_inputs=x)
+    result = wo.search(model, eval_fn, x, max_metric_drop=0.01)   # Pareto front + best candidate
+
+Importing this package is cheap: torch, Torch-Pruning and Optuna load when a function needs them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "RECIPE_NAMES", "DistillConfig", "Measurement", "RigL", "SearchResult", "apply", "candidate_space",
+    "compare_distillation", "lottery_ticket", "magnitude_prune", "measure", "parse_recipe", "prune_channels",
+    "search", "sparsity", "to_sdpa", "train_student",
+]
+
+if TYPE_CHECKING:
+    from wattprint.optimize.attention import to_sdpa
+    from wattprint.optimize.distill import DistillConfig, compare_distillation, train_student
+    from wattprint.optimize.harness import Measurement, measure
+    from wattprint.optimize.prune import RigL, lottery_ticket, magnitude_prune, prune_channels, sparsity
+    from wattprint.optimize.recipes import RECIPE_NAMES, apply, parse_recipe
+    from wattprint.optimize.search import SearchResult, candidate_space, search
+
+_LAZY = {
+    "apply": "recipes", "parse_recipe": "recipes", "RECIPE_NAMES": "recipes",
+    "measure": "harness", "Measurement": "harness",
+    "search": "search", "SearchResult": "search", "candidate_space": "search",
+    "magnitude_prune": "prune", "prune_channels": "prune", "lottery_ticket": "prune", "RigL": "prune",
+    "sparsity": "prune",
+    "to_sdpa": "attention",
+    "DistillConfig": "distill", "compare_distillation": "distill", "train_student": "distill",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wattprint.optimize' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"wattprint.optimize.{module}"), name)

@@ -1,0 +1,282 @@
+"""Reduced-precision recipes: cast a model to bf16 or fp16, and mixed-precision training helpers.
+
+`to_bf16` / `to_fp16` return a copy of the model with floating-point weights in the low dtype; the input
+model is left unchanged. Whether the dtype is worth using is decided by a real probe on the model's device:
+a matrix product (and a convolution where the model has convolutions) is run in fp32 and in the low dtype,
+and the recipe is refused when the low dtype fails or is more than `max_slowdown` times slower than fp32
+(e.g. fp16 on a CPU without native half-precision arithmetic, where it is emulated). With `example_inputs`
+the converted model is also run once, so an op that the device lacks in that dtype is refused up front,
+not at the first batch.
+
+The converted model casts floating-point inputs to its dtype (a forward pre-hook), so callers can keep
+passing fp32 tensors; its outputs are in the low dtype.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from wattprint.errors import WattprintInputError
+
+log = logging.getLogger("wattprint")
+
+# a low dtype slower than this multiple of fp32 on the probe is refused: it would cost energy, not save it
+DEFAULT_MAX_SLOWDOWN = 2.0
+
+# (device, dtype, op, shape) -> (fp32 ms, low-dtype ms, error or "")
+_PROBE_CACHE: dict[tuple[str, str, str, tuple[int, ...]], tuple[float, float, str]] = {}
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Outcome of running one op in a low dtype against fp32 on a device."""
+
+    op: str
+    dtype: str
+    device: str
+    ok: bool
+    fp32_ms: float
+    low_ms: float
+    reason: str = ""
+
+    @property
+    def speedup(self) -> float:
+        """fp32 time / low-dtype time (>1 means the low dtype is faster)."""
+        return self.fp32_ms / self.low_ms if self.low_ms > 0 else float("nan")
+
+
+def run_model(model: Any, example_inputs: Any) -> Any:
+    """Call `model` on example inputs: a dict is passed as keyword arguments, a tuple/list as positional
+    arguments, anything else (a tensor) as the single argument."""
+    if isinstance(example_inputs, dict):
+        return model(**example_inputs)
+    if isinstance(example_inputs, (tuple, list)):
+        return model(*example_inputs)
+    return model(example_inputs)
+
+
+def _device_of(model: Any) -> Any:
+    import torch
+
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _best_ms(fn: Any, sync: Any, budget_ms: float) -> float:
+    """Best of a few timed calls after one warm-up; stops early once a call exceeds `budget_ms`."""
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, (time.perf_counter() - start) * 1e3)
+        if best > budget_ms:
+            break
+    return best
+
+
+def probe_dtype(device: Any, dtype: Any, op: str = "matmul", shape: tuple[int, ...] = (256, 384, 384),
+                max_slowdown: float = DEFAULT_MAX_SLOWDOWN) -> ProbeResult:
+    """Run `op` ("matmul": (M,K)x(K,N) with shape (M,K,N); "conv2d": shape (N,C,H,W) with a 3x3, C->C kernel)
+    in fp32 and in `dtype` on `device`; ok when it runs and is at most `max_slowdown` times slower than fp32.
+    Results are cached per process (device type, dtype, op, shape)."""
+    import torch
+
+    device = torch.device(device)
+    key = (str(device), str(dtype), op, tuple(shape))
+    timed = _PROBE_CACHE.get(key)
+    if timed is None:
+        timed = _time_op(device, dtype, op, shape, max_slowdown)
+        _PROBE_CACHE[key] = timed
+    fp32_ms, low_ms, error = timed
+    if error:
+        reason = f"{op} in {dtype} fails on {device}: {error}"
+        return ProbeResult(op, str(dtype), str(device), False, fp32_ms, low_ms, reason)
+    ok = low_ms <= fp32_ms * max_slowdown
+    reason = "" if ok else (f"{op} in {dtype} is {low_ms / fp32_ms:.1f}x slower than fp32 on {device} "
+                            f"({low_ms:.2f} ms vs {fp32_ms:.2f} ms): no native support")
+    return ProbeResult(op, str(dtype), str(device), ok, fp32_ms, low_ms, reason)
+
+
+def _time_op(device: Any, dtype: Any, op: str, shape: tuple[int, ...], max_slowdown: float) -> tuple[float, float, str]:
+    """(fp32 ms, low-dtype ms, error message or "") for one probe op."""
+    import torch
+
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    if op == "matmul":
+        m, k, n = shape
+        a32 = torch.randn(m, k, generator=gen).to(device)
+        b32 = torch.randn(k, n, generator=gen).to(device)
+
+        def make(dt: Any) -> Any:
+            a, b = a32.to(dt), b32.to(dt)
+            return lambda: torch.matmul(a, b)
+    elif op == "conv2d":
+        batch, chans, height, width = shape
+        x32 = torch.randn(batch, chans, height, width, generator=gen).to(device)
+        w32 = torch.randn(chans, chans, 3, 3, generator=gen).to(device)
+
+        def make(dt: Any) -> Any:
+            x, w = x32.to(dt), w32.to(dt)
+            return lambda: torch.nn.functional.conv2d(x, w, padding=1)
+    else:
+        raise ValueError(f"unknown probe op {op!r}")
+    with torch.no_grad():
+        fp32_ms = _best_ms(make(torch.float32), sync, budget_ms=float("inf"))
+        try:
+            # an emulated dtype can be 100x slower: stop timing once it is clearly out of budget
+            low_ms = _best_ms(make(dtype), sync, budget_ms=fp32_ms * max_slowdown * 4)
+        except (RuntimeError, NotImplementedError, TypeError) as exc:
+            return fp32_ms, float("nan"), (str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
+    return fp32_ms, low_ms, ""
+
+
+def _probes_for(model: Any) -> list[tuple[str, tuple[int, ...]]]:
+    """The ops worth probing for this model, sized like its largest Linear / Conv2d layers."""
+    import torch.nn as nn
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    probes: list[tuple[str, tuple[int, ...]]] = []
+    if linears:
+        big = max(linears, key=lambda m: m.in_features * m.out_features)
+        # at least 256 rows so that the timing is above clock resolution; capped to keep the probe short
+        probes.append(("matmul", (256, min(big.in_features, 2048), min(big.out_features, 2048))))
+    if convs:
+        chans = min(max(c.in_channels for c in convs), 256)
+        probes.append(("conv2d", (8, chans, 32, 32)))
+    if not probes:
+        probes.append(("matmul", (256, 384, 384)))
+    return probes
+
+
+def _cast_inputs_hook(dtype: Any) -> Any:
+    import torch
+
+    def cast(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != dtype:
+            return value.to(dtype)
+        if isinstance(value, (list, tuple)):
+            return type(value)(cast(v) for v in value)
+        if isinstance(value, dict):
+            return {k: cast(v) for k, v in value.items()}
+        return value
+
+    def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return cast(args), cast(kwargs)
+
+    return hook
+
+
+def _to_dtype(model: Any, dtype: Any, name: str, example_inputs: Any, max_slowdown: float) -> Any:
+    import torch
+    import torch.nn as nn
+
+    if not isinstance(model, nn.Module):
+        raise WattprintInputError("model", f"expected a torch.nn.Module, got {type(model).__name__}")
+    device = _device_of(model)
+    for op, shape in _probes_for(model):
+        result = probe_dtype(device, dtype, op, shape, max_slowdown=max_slowdown)
+        if not result.ok:
+            raise WattprintInputError(
+                "recipe", f"{name} refused on this hardware: {result.reason}; accepted: bf16 or fp32 here")
+        log.debug("wattprint: %s probe %s: %.2fx fp32 speed", name, op, result.speedup)
+    converted = copy.deepcopy(model).to(dtype)
+    converted.register_forward_pre_hook(_cast_inputs_hook(dtype), with_kwargs=True)
+    if example_inputs is not None:
+        try:
+            with torch.no_grad():
+                run_model(converted, example_inputs)
+        except (RuntimeError, NotImplementedError) as exc:
+            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise WattprintInputError(
+                "recipe", f"{name} refused: the model does not run in {dtype} on {device} ({first})") from exc
+    return converted
+
+
+def to_bf16(model: Any, *, example_inputs: Any = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN) -> Any:
+    """A copy of `model` with floating-point weights in bfloat16, after probing that bf16 is supported and
+    not slower than `max_slowdown` x fp32 on the model's device. bf16 keeps fp32's exponent range, so it
+    needs no loss scaling and rarely hurts inference quality; it is fast on CPUs with AVX512-BF16/AMX and on
+    GPUs from Ampere on. Raises WattprintInputError("recipe", ...) when refused."""
+    import torch
+
+    return _to_dtype(model, torch.bfloat16, "bf16", example_inputs, max_slowdown)
+
+
+def to_fp16(model: Any, *, example_inputs: Any = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN) -> Any:
+    """A copy of `model` with floating-point weights in float16, after probing that fp16 is supported and
+    not slower than `max_slowdown` x fp32 on the model's device (most CPUs emulate fp16 matmul and are
+    refused). fp16 has a narrow range (max 65504): activations can overflow, so prefer bf16 where both work.
+    Raises WattprintInputError("recipe", ...) when refused."""
+    import torch
+
+    return _to_dtype(model, torch.float16, "fp16", example_inputs, max_slowdown)
+
+
+# -- mixed-precision training -------------------------------------------------------------------------------
+def default_amp_dtype(device: Any) -> Any:
+    """bf16 where the device supports it (CPU, Ampere+ GPUs), else fp16 (older GPUs)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+@contextlib.contextmanager
+def autocast_context(device: Any = "cpu", dtype: Any = None, *, check: bool = True) -> Iterator[None]:
+    """Mixed precision for the forward pass of training (or inference) on `device`.
+
+    When to use: training a model whose weights must stay fp32 (optimizer state, small updates) while the
+    heavy matmuls/convolutions run in bf16/fp16. Wrap the forward pass and the loss computation, not
+    `backward()` or the optimizer step:
+
+        scaler = grad_scaler("cuda", torch.float16)
+        with autocast_context("cuda", torch.float16):
+            loss = loss_fn(model(x), y)
+        scaler.scale(loss).backward(); scaler.step(optimizer); scaler.update()
+
+    For inference only, a model cast with `to_bf16` is simpler and saves the per-op casts.
+    `dtype` defaults to `default_amp_dtype(device)`. With `check`, the dtype is probed first and refused
+    (WattprintInputError "dtype") where it fails or is far slower than fp32 on this device.
+    """
+    import torch
+
+    device = torch.device(device)
+    dtype = dtype or default_amp_dtype(device)
+    if dtype not in (torch.bfloat16, torch.float16):
+        raise WattprintInputError("dtype", f"{dtype} is not a mixed-precision dtype; accepted: bfloat16, float16")
+    if check:
+        result = probe_dtype(device, dtype)
+        if not result.ok:
+            raise WattprintInputError("dtype", f"autocast refused: {result.reason}; accepted: bfloat16 or fp32")
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
+
+
+def grad_scaler(device: Any = "cuda", dtype: Any = None) -> Any:
+    """A `torch.amp.GradScaler` for mixed-precision training.
+
+    When to use: fp16 autocast on CUDA, where small gradients underflow fp16's range; the scaler multiplies
+    the loss before `backward()` and unscales before the optimizer step, skipping steps with inf/NaN.
+    bf16 (and any CPU training) does not need it: the returned scaler is then disabled, and its
+    scale/step/update calls pass through unchanged, so one training loop serves every case.
+    """
+    import torch
+
+    device = torch.device(device)
+    dtype = dtype or default_amp_dtype(device)
+    enabled = device.type == "cuda" and dtype == torch.float16
+    return torch.amp.GradScaler(device.type, enabled=enabled)

@@ -1,0 +1,229 @@
+"""Quantization recipes: "int8-dynamic" (torch.ao, plain), "int8" (outlier-aware), static int8 for convnets.
+
+- `int8_dynamic`: torch.ao dynamic quantization of every nn.Linear; one activation scale per tensor. Fast,
+  but a few outlier features in transformer activations cost accuracy (MiniLM: cosine 0.94 to fp32).
+- `int8`: int8 weights per output channel, activations per token, and the input columns that carry outliers
+  (found on `example_inputs`) computed in float, LLM.int8()-style; a layer whose outliers are spread over
+  too many columns is kept whole in its original precision. See `_int8_linear`.
+- `int8_static`: torch.ao FX static quantization (weights and activations int8, scales from calibration
+  batches), for convolutional models on CPU.
+
+Every function returns a new model and leaves its input unchanged. Why not torchao for "int8": its
+per-token int8 config (Int8DynamicActivationInt8WeightConfig) has no outlier decomposition, and on CPU it is
+only fast under torch.compile (slower than fp32 eager without it); benchmarks/bench_optimize_minilm.py
+measures it next to these recipes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+from wattprint.errors import WattprintInputError
+from wattprint.optimize.precision import run_model
+
+log = logging.getLogger("wattprint")
+
+DEFAULT_OUTLIER_RATIO = 6.0
+DEFAULT_MAX_OUTLIER_FRACTION = 0.1
+PLAN_ATTR = "wattprint_int8_plan"
+
+
+def _check_module(model: Any) -> None:
+    import torch.nn as nn
+
+    if not isinstance(model, nn.Module):
+        raise WattprintInputError("model", f"expected a torch.nn.Module, got {type(model).__name__}")
+
+
+def _linear_names(model: Any) -> list[str]:
+    import torch.nn as nn
+
+    return [name for name, m in model.named_modules() if type(m) is nn.Linear]
+
+
+def _require_linear(model: Any, recipe: str) -> list[str]:
+    names = _linear_names(model)
+    if not names:
+        raise WattprintInputError(
+            "model", f"has no nn.Linear layers to quantize ({recipe}); accepted: a model with Linear layers")
+    return names
+
+
+def _require_cpu(model: Any, recipe: str) -> None:
+    devices = {t.device.type for t in list(model.parameters()) + list(model.buffers())}
+    if devices - {"cpu"}:
+        raise WattprintInputError(
+            "model", f"is on {sorted(devices)}; {recipe} runs on CPU only; accepted: a model on cpu (model.cpu())")
+
+
+def int8_dynamic(model: Any, *, example_inputs: Any = None) -> Any:
+    """torch.ao dynamic int8 on every nn.Linear (per-tensor activation scales, CPU). The plain, legacy path
+    and the peer that "int8" is measured against. `example_inputs`, when given, is run once as a check."""
+    import torch
+    import torch.nn as nn
+
+    _check_module(model)
+    _require_linear(model, "int8-dynamic")
+    _require_cpu(model, "int8-dynamic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
+        quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
+    if example_inputs is not None:
+        _check_runs(quantized, example_inputs, "int8-dynamic")
+    return quantized
+
+
+def _check_runs(model: Any, example_inputs: Any, recipe: str) -> None:
+    import torch
+
+    try:
+        with torch.no_grad():
+            run_model(model, example_inputs)
+    except (RuntimeError, NotImplementedError, TypeError) as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise WattprintInputError("example_inputs", f"the {recipe} model fails on them: {first}") from exc
+
+
+def _set_child(root: Any, dotted: str, new: Any) -> None:
+    parent_name, _, child = dotted.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
+
+
+def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
+         max_outlier_fraction: float = DEFAULT_MAX_OUTLIER_FRACTION) -> Any:
+    """Outlier-aware int8 for Linear layers: keeps quality where plain dynamic int8 loses it.
+
+    `example_inputs` (a tensor, a tuple of arguments or a dict of keyword arguments) is run once through the
+    model to calibrate: for every Linear, an input column whose max |activation| exceeds `outlier_ratio` x the
+    median column's is computed in float; a Linear with more than `max_outlier_fraction` of its columns
+    flagged is kept whole in its original precision. Without `example_inputs` no outlier columns are found
+    (per-token scales only; a warning is logged). The plan (per layer: "int8", "int8+float-columns" or
+    "kept") is attached to the returned model as `wattprint_int8_plan`; see `plan_summary`.
+    """
+    import torch
+
+    from wattprint.optimize._int8_linear import ActivationStats, Int8Linear, outlier_columns
+
+    _check_module(model)
+    if not outlier_ratio > 1.0:
+        raise WattprintInputError("outlier_ratio", f"must be > 1, got {outlier_ratio}")
+    if not 0.0 <= max_outlier_fraction <= 1.0:
+        raise WattprintInputError("max_outlier_fraction", f"must be in [0, 1], got {max_outlier_fraction}")
+    names = _require_linear(model, "int8")
+    quantized = copy.deepcopy(model)
+    stats = ActivationStats()
+    calibrated = example_inputs is not None
+    if calibrated:
+        handles = [quantized.get_submodule(n).register_forward_pre_hook(stats.hook(n)) for n in names]
+        try:
+            with torch.no_grad():
+                run_model(quantized, example_inputs)
+        except (RuntimeError, NotImplementedError, TypeError) as exc:
+            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise WattprintInputError("example_inputs", f"the model fails on them: {first}") from exc
+        finally:
+            for handle in handles:
+                handle.remove()
+    else:
+        log.warning("wattprint: int8 without example_inputs: no outlier calibration, per-token scales only")
+
+    plan: dict[str, dict[str, Any]] = {}
+    for name in names:
+        linear = quantized.get_submodule(name)
+        col_absmax = stats.col_absmax.get(name)
+        idx = torch.empty(0, dtype=torch.long)
+        entry: dict[str, Any] = {"in_features": linear.in_features, "out_features": linear.out_features}
+        if col_absmax is not None:
+            idx = outlier_columns(col_absmax, outlier_ratio)
+            median = float(col_absmax.median())
+            entry["max_to_median"] = float(col_absmax.max()) / median if median > 0 else float("inf")
+        elif calibrated:
+            entry["note"] = "not reached by example_inputs"
+        entry["outlier_columns"] = idx.tolist()
+        if idx.numel() > max_outlier_fraction * linear.in_features:
+            entry["mode"] = "kept"
+            plan[name] = entry
+            continue
+        entry["mode"] = "int8+float-columns" if idx.numel() else "int8"
+        _set_child(quantized, name, Int8Linear.from_linear(linear, idx))
+        plan[name] = entry
+    setattr(quantized, PLAN_ATTR, plan)
+    kept = sum(1 for e in plan.values() if e["mode"] == "kept")
+    log.info("wattprint: int8: %d Linear layers quantized, %d kept in float", len(plan) - kept, kept)
+    return quantized
+
+
+def plan_summary(model: Any) -> dict[str, int]:
+    """Counts of Linear layers by int8 mode ("int8", "int8+float-columns", "kept") and of float columns."""
+    plan: dict[str, dict[str, Any]] = getattr(model, PLAN_ATTR, {})
+    counts: dict[str, int] = {"int8": 0, "int8+float-columns": 0, "kept": 0, "float_columns": 0}
+    for entry in plan.values():
+        counts[entry["mode"]] += 1
+        if entry["mode"] != "kept":
+            counts["float_columns"] += len(entry["outlier_columns"])
+    return counts
+
+
+def int8_static(model: Any, *, example_inputs: Any = None, calibration: Iterable[Any] | None = None,
+                backend: str = "x86") -> Any:
+    """Static int8 (weights and activations) for convolutional models on CPU, via torch.ao FX graph mode.
+
+    `calibration` is an iterable of input batches (each a tensor, a tuple of arguments or a dict), run
+    through the observed model to fix the activation scales; `example_inputs` defaults to its first batch
+    and is used for tracing. Conv/Linear/ReLU/BatchNorm patterns are fused and quantized; ops without an
+    int8 kernel stay in fp32 with (de)quantize steps around them. `backend` is the torch.ao engine
+    ("x86" or "fbgemm"; "onednn"/"qnnpack" where built).
+    """
+    import torch
+    import torch.nn as nn
+
+    _check_module(model)
+    if calibration is None:
+        raise WattprintInputError(
+            "calibration", "static int8 needs calibration data; accepted: an iterable of input batches")
+    if not any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) for m in model.modules()):
+        raise WattprintInputError(
+            "model", "has no Conv or Linear layers to quantize; accepted: a convolutional model")
+    _require_cpu(model, "int8 static")
+    engines = [e for e in torch.backends.quantized.supported_engines if e != "none"]
+    if backend not in engines:
+        raise WattprintInputError("backend", f"{backend!r} is not available; accepted: {', '.join(engines)}")
+    batches = iter(calibration)
+    first = next(batches, None)
+    if first is None:
+        raise WattprintInputError("calibration", "is empty; accepted: an iterable of at least one input batch")
+    example = example_inputs if example_inputs is not None else first
+    example_args = tuple(example) if isinstance(example, (tuple, list)) else (
+        () if isinstance(example, dict) else (example,))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
+        from torch.ao.quantization import get_default_qconfig_mapping
+        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+        torch.backends.quantized.engine = backend
+        float_model = copy.deepcopy(model).eval()
+        try:
+            prepared = prepare_fx(float_model, get_default_qconfig_mapping(backend), example_args)
+        except Exception as exc:  # torch.fx raises many types on untraceable control flow  # noqa: BLE001
+            first_line = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise WattprintInputError(
+                "model", f"cannot be traced by torch.fx for static int8 ({first_line}); accepted: a model "
+                "without data-dependent control flow, or use int8-dynamic") from exc
+        n_batches = 0
+        with torch.no_grad():
+            for batch in [first, *batches]:
+                try:
+                    run_model(prepared, batch)
+                except (RuntimeError, TypeError) as exc:
+                    line = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                    raise WattprintInputError("calibration", f"batch {n_batches} fails: {line}") from exc
+                n_batches += 1
+        quantized = convert_fx(prepared)
+    log.info("wattprint: int8 static: calibrated on %d batches (%s engine)", n_batches, backend)
+    return quantized

@@ -1,0 +1,376 @@
+"""Accuracy-aware search over recipes and their combinations, backed by an Optuna multi-objective study.
+
+Every candidate (a recipe or a combination) is applied to a copy of the model and measured with the same
+harness as the fp32 baseline measured at the start of the call. Candidates whose metric falls by more than
+`max_metric_drop` below the baseline are kept in the results but marked infeasible; the Pareto front (metric
+up, energy per inference down, latency down) and the best candidate are taken among the feasible ones.
+
+The study lives in an Optuna storage: in memory by default, or a database URL (SQLite file, PostgreSQL) shared
+by several machines at once. Trials already in the storage are not repeated: a search that crashed or was
+stopped continues where it was when started again with the same `study_name` (trials that were running when a
+worker died are failed by Optuna's heartbeat and retried once).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import socket
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from wattprint.errors import WattprintInputError
+from wattprint.optimize.harness import EnergyMeter, measure
+from wattprint.optimize.recipes import format_recipe, parse_recipe
+
+log = logging.getLogger("wattprint")
+
+DEFAULT_RECIPES: tuple[str, ...] = (
+    "int8-dynamic", "int8", "bf16", "fp16",
+    "prune:0.5", "prune:0.8", "prune-channels:0.3", "prune-channels:0.5", "prune-channels:0.7",
+)
+PREFER = ("energy", "latency", "macs", "size")
+_PREFER_KEY = {"energy": "energy_per_inference_j", "latency": "latency_ms", "macs": "macs", "size": "size_bytes"}
+DEFAULT_STUDY = "wattprint-optimize"
+HEARTBEAT_S = 30
+
+
+@dataclass
+class SearchResult:
+    """The baseline, every candidate (dicts, see `Measurement.to_dict` plus ratios), the Pareto front, the best."""
+
+    baseline: dict[str, Any]
+    candidates: list[dict[str, Any]]
+    refused: list[dict[str, Any]]
+    pareto: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    max_metric_drop: float
+    prefer: str
+    energy: dict[str, Any]
+    study_name: str | None = None
+    storage: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline, "candidates": self.candidates, "refused": self.refused,
+            "pareto": [c["recipe"] for c in self.pareto], "best": self.best,
+            "max_metric_drop": self.max_metric_drop, "prefer": self.prefer, "energy": self.energy,
+            "study_name": self.study_name, "storage": self.storage, "notes": self.notes,
+        }
+
+    def table(self) -> Any:
+        """A rich Table: the baseline in absolute units, each candidate as ratios to it (same run)."""
+        from rich.table import Table
+
+        b = self.baseline
+        method = b.get("energy_method", "?")
+        table = Table(
+            title=f"Candidates vs the fp32 baseline (allowed metric drop {self.max_metric_drop:g})",
+            caption=f"ratios to the baseline measured in this run; energy {method} "
+            f"({', '.join(f'{k}: {v}' for k, v in b.get('energy_sources', {}).items())}); * best, ● Pareto front",
+        )
+        for col in ("recipe", "metric", "latency", "energy/inf", "MACs", "nz MACs", "size", "ok"):
+            table.add_column(col, justify="left" if col == "recipe" else "right", overflow="fold")
+        front = {c["recipe"] for c in self.pareto}
+        best = self.best["recipe"] if self.best else None
+
+        def mark(recipe: str) -> str:
+            return recipe + (" *" if recipe == best else "") + (" ●" if recipe in front else "")
+
+        table.add_row(mark("baseline"), f"{b['metric']:.4f}", f"{b['latency_ms']:.3f} ms",
+                      f"{b['energy_per_inference_j'] * 1e3:.3g} mJ", f"{b['macs']:,}", f"{b['macs_nonzero']:,}",
+                      f"{b['size_bytes'] / 1024:.1f} KiB", "yes")
+        for c in self.candidates:
+            r = c["ratios"]
+            table.add_row(mark(c["recipe"]), f"{c['metric']:.4f} ({-c['metric_drop']:+.4f})", _x(r["latency"]),
+                          _x(r["energy"]), _x(r["macs"]), _x(r["macs_nonzero"]), _x(r["size"]),
+                          "yes" if c["feasible"] else "no")
+        for c in self.refused:
+            table.add_row(c["recipe"], "failed", "", "", "", "", "", c["error"][:60])
+        return table
+
+
+def _x(ratio: float | None) -> str:
+    return "-" if ratio is None or not math.isfinite(ratio) else f"{ratio:.2f}x"
+
+
+def candidate_space(recipes: Sequence[str] | None = None, *, combine: bool = True) -> list[str]:
+    """Canonical recipe strings to try: each recipe, plus (with `combine`) each pruning step followed by each
+    precision/quantization step. Given combinations ("a+b") are kept as they are."""
+    base = [format_recipe(parse_recipe(r)) for r in (recipes if recipes is not None else DEFAULT_RECIPES)]
+    if not base:
+        raise WattprintInputError("recipes", "empty list; accepted: one or more recipes")
+    space = list(dict.fromkeys(base))
+    if combine:
+        singles = [parse_recipe(r) for r in base if "+" not in r]
+        pruning = [s[0] for s in singles if s[0].is_pruning]
+        numeric = [s[0] for s in singles if s[0].is_numeric]
+        space += [format_recipe([p, n]) for p in pruning for n in numeric]
+    return list(dict.fromkeys(space))
+
+
+def _pareto(points: list[dict[str, Any]], higher_is_better: bool) -> list[dict[str, Any]]:
+    def key(c: dict[str, Any]) -> tuple[float, float, float]:
+        m = c["metric"] if higher_is_better else -c["metric"]
+        return (-m, c["energy_per_inference_j"], c["latency_ms"])
+
+    front = []
+    for c in points:
+        kc = key(c)
+        dominated = any(all(a <= b for a, b in zip(key(o), kc, strict=True)) and key(o) != kc for o in points)
+        if not dominated:
+            front.append(c)
+    return front
+
+
+def _ratios(c: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+    def ratio(key: str) -> float:
+        b = base[key]
+        return c[key] / b if b else math.nan
+
+    return {"latency": ratio("latency_ms"), "energy": ratio("energy_per_inference_j"), "macs": ratio("macs"),
+            "macs_nonzero": ratio("macs_nonzero"), "params": ratio("params"), "size": ratio("size_bytes")}
+
+
+def _redact(url: str | None) -> str | None:
+    if url is None:
+        return None
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<storage>"
+
+
+def _open_storage(optuna: Any, storage: str | None) -> Any:
+    if storage is None:
+        return optuna.storages.InMemoryStorage()
+    if not isinstance(storage, str) or "://" not in storage:
+        raise WattprintInputError("storage", f"{storage!r}; accepted: a database URL such as "
+                                  "sqlite:///study.db or postgresql+psycopg://user@host/db")
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    try:
+        return RDBStorage(storage, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
+                          failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+    except Exception as exc:  # bad driver, host, database: the user's input
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WattprintInputError("storage", f"cannot open {_redact(storage)}: {msg}; accepted: a reachable "
+                                  "database URL (sqlite:///FILE, postgresql+psycopg://...)") from None
+
+
+class _Refused(Exception):
+    """A candidate failed (the recipe does not apply to this model, or it broke the model)."""
+
+
+def _check(max_metric_drop: float, prefer: str, n_trials: int | None) -> None:
+    if not isinstance(max_metric_drop, (int, float)) or not math.isfinite(max_metric_drop) or max_metric_drop < 0:
+        raise WattprintInputError("max_metric_drop", f"{max_metric_drop!r}; accepted: a finite number >= 0, in the "
+                                  "metric's units (0.01 = one point of accuracy in [0, 1])")
+    if prefer not in PREFER:
+        raise WattprintInputError("prefer", f"{prefer!r}; accepted: {', '.join(PREFER)}")
+    if n_trials is not None and (not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1):
+        raise WattprintInputError("n_trials", f"{n_trials!r}; accepted: an integer >= 1")
+
+
+def search(
+    model: Any,
+    eval_fn: Callable[[Any], float],
+    example_inputs: Any,
+    *,
+    max_metric_drop: float = 0.01,
+    recipes: Sequence[str] | None = None,
+    combine: bool = True,
+    n_trials: int | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    train_fn: Callable[[Any], Any] | None = None,
+    higher_is_better: bool = True,
+    prefer: str = "energy",
+    batch_sizes: Sequence[int] = (1,),
+    repeats: int = 20,
+    energy_min_s: float = 1.0,
+    progress: bool = True,
+    seed: int = 0,
+) -> SearchResult:
+    """Try recipes and combinations on copies of `model`; keep those within `max_metric_drop`; return the front.
+
+    Args:
+        model: the fp32 ``torch.nn.Module`` (left unchanged: each candidate is made from a deep copy).
+        eval_fn: ``eval_fn(model) -> float``, the user's metric (e.g. test accuracy in [0, 1]).
+        example_inputs: a tensor or tuple of tensors, batched along dimension 0 (for latency, energy, MACs).
+        max_metric_drop: largest allowed fall of the metric below the baseline, in the metric's units.
+        recipes: recipes to try (default :data:`DEFAULT_RECIPES`); `combine` adds pruning + precision pairs.
+        n_trials: trials to run in this call (default: every candidate not yet in the study).
+        storage, study_name: an Optuna storage URL shared by workers, and the study to create or continue.
+        train_fn: fine-tuning callback ``train_fn(model)``, used after pruning steps.
+        prefer: what "best" minimises among feasible candidates: energy, latency, macs or size.
+    """
+    from wattprint._extras import require
+
+    _check(max_metric_drop, prefer, n_trials)
+    space = candidate_space(recipes, combine=combine)
+    optuna = require("optuna", extra="optuna", feature="wattprint.optimize.search")
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed candidates are reported in the result instead
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _search(optuna, model, eval_fn, example_inputs, max_metric_drop=max_metric_drop, space=space,
+                           n_trials=n_trials, storage=storage, study_name=study_name, train_fn=train_fn,
+                           higher_is_better=higher_is_better, prefer=prefer, batch_sizes=batch_sizes,
+                           repeats=repeats, energy_min_s=energy_min_s, progress=progress, seed=seed)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _search(
+    optuna: Any, model: Any, eval_fn: Callable[[Any], float], example_inputs: Any, *, max_metric_drop: float,
+    space: list[str], n_trials: int | None, storage: str | None, study_name: str | None,
+    train_fn: Callable[[Any], Any] | None, higher_is_better: bool, prefer: str, batch_sizes: Sequence[int],
+    repeats: int, energy_min_s: float, progress: bool, seed: int,
+) -> SearchResult:
+    opt_storage = _open_storage(optuna, storage)
+    name = study_name or (DEFAULT_STUDY if storage is not None else None)
+    directions = ["maximize" if higher_is_better else "minimize", "minimize", "minimize"]
+    sampler = optuna.samplers.BruteForceSampler(seed=seed)
+    try:
+        study = optuna.create_study(storage=opt_storage, sampler=sampler, study_name=name, directions=directions,
+                                    load_if_exists=True)
+    except ValueError as exc:  # e.g. the study exists with other directions
+        raise WattprintInputError("study", f"{name!r}: {exc}; accepted: a new study name") from None
+    _check_study(study, space, directions)
+
+    meter = EnergyMeter()
+    was_training = model.training
+    try:
+        base = measure(model, eval_fn, example_inputs, recipe="baseline", batch_sizes=batch_sizes,
+                       repeats=repeats, energy_min_s=energy_min_s, meter=meter).to_dict()
+        model.train(was_training)
+        host, started = socket.gethostname(), datetime.now(timezone.utc).isoformat()
+
+        def objective(trial: Any) -> tuple[float, float, float]:
+            recipe = trial.suggest_categorical("recipe", space)
+            try:
+                candidate = apply_and_measure(model, recipe, eval_fn, example_inputs, train_fn=train_fn,
+                                              batch_sizes=batch_sizes, repeats=repeats, energy_min_s=energy_min_s,
+                                              meter=meter)
+            except Exception as exc:
+                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}".splitlines()[0])
+                raise _Refused(recipe) from exc
+            finally:
+                model.train(was_training)
+            candidate.update(host=host, session=started)
+            trial.set_user_attr("candidate", candidate)
+            return candidate["metric"], candidate["energy_per_inference_j"], candidate["latency_ms"]
+
+        todo = [r for r in space if r not in _tried(study)]
+        count = len(todo) if n_trials is None else min(n_trials, len(todo))
+        if count:
+            _run(study, objective, count, progress)
+    finally:
+        meter.close()
+    return _collect(study, base, space, max_metric_drop, higher_is_better, prefer, meter, storage, name, started)
+
+
+def apply_and_measure(
+    model: Any,
+    recipe: str,
+    eval_fn: Callable[[Any], float],
+    example_inputs: Any,
+    *,
+    train_fn: Callable[[Any], Any] | None = None,
+    meter: EnergyMeter | None = None,
+    **measure_kwargs: Any,
+) -> dict[str, Any]:
+    """Apply `recipe` to a copy of `model` (fine-tuning pruned ones with `train_fn`) and measure it."""
+    from wattprint.optimize.recipes import apply
+
+    candidate_model = apply(copy.deepcopy(model), recipe, example_inputs, train_fn=train_fn, inplace=True)
+    return measure(candidate_model, eval_fn, example_inputs, recipe=recipe, meter=meter, **measure_kwargs).to_dict()
+
+
+def _check_study(study: Any, space: list[str], directions: list[str]) -> None:
+    """A study continues only with the same candidates: otherwise its trials would not be comparable."""
+    known = study.user_attrs.get("wattprint_space")
+    if known is None:
+        study.set_user_attr("wattprint_space", space)
+        study.set_user_attr("wattprint_directions", directions)
+    elif list(known) != space:
+        raise WattprintInputError("study", f"{study.study_name!r} was created for other recipes ({', '.join(known)});"
+                                  " accepted: the same recipes, or a new study name")
+
+
+def _tried(study: Any) -> set[str]:
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING, TrialState.PRUNED)
+    return {t.params["recipe"] for t in study.get_trials(deepcopy=False, states=states) if "recipe" in t.params
+            and (t.state != TrialState.FAIL or "error" in t.user_attrs)}  # a crashed trial is retried
+
+
+def _run(study: Any, objective: Callable[[Any], Any], count: int, progress: bool) -> None:
+    if not progress:
+        study.optimize(objective, n_trials=count, catch=(_Refused,))
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("optimize", total=count)
+
+        def advance(study: Any, trial: Any) -> None:
+            bar.update(task, advance=1, description=f"optimize: {trial.params.get('recipe', '?')}")
+
+        study.optimize(objective, n_trials=count, catch=(_Refused,), callbacks=[advance])
+
+
+def _collect(
+    study: Any, base: dict[str, Any], space: list[str], max_drop: float, higher_is_better: bool, prefer: str,
+    meter: EnergyMeter, storage: str | None, name: str | None, session: str,
+) -> SearchResult:
+    from optuna.trial import TrialState
+
+    sign = 1.0 if higher_is_better else -1.0
+    base = {**base, "metric_drop": 0.0, "feasible": True, "ratios": _ratios(base, base)}
+    candidates: dict[str, dict[str, Any]] = {}
+    refused: dict[str, dict[str, Any]] = {}
+    for t in study.get_trials(deepcopy=False):
+        recipe = t.params.get("recipe")
+        if recipe not in space:
+            continue
+        if t.state == TrialState.COMPLETE and "candidate" in t.user_attrs:
+            c = dict(t.user_attrs["candidate"])
+            c["metric_drop"] = sign * (base["metric"] - c["metric"])
+            c["feasible"] = c["metric_drop"] <= max_drop + 1e-12
+            c["ratios"] = _ratios(c, base)
+            c["trial"] = t.number
+            c["measured_in_this_run"] = c.get("session") == session
+            candidates[recipe] = c
+            refused.pop(recipe, None)
+        elif t.state == TrialState.FAIL and "error" in t.user_attrs and recipe not in candidates:
+            refused[recipe] = {"recipe": recipe, "error": t.user_attrs["error"], "trial": t.number}
+    ordered = [candidates[r] for r in space if r in candidates]
+    feasible = [base, *(c for c in ordered if c["feasible"])]
+    front = _pareto(feasible, higher_is_better)
+    key = _PREFER_KEY[prefer]
+    best = min(feasible, key=lambda c: (c[key], c["latency_ms"]))
+    notes = []
+    if any(not c["measured_in_this_run"] for c in ordered):
+        notes.append("some candidates come from earlier runs or other workers of the study: their ratios compare "
+                     "with this run's baseline and are only as comparable as the machines are")
+    if base["energy_method"] != "measured":
+        notes.append("energy per inference is estimated by wattprint's CPU/RAM model (no hardware counter here), "
+                     "not measured")
+    return SearchResult(
+        baseline=base, candidates=ordered, refused=[refused[r] for r in space if r in refused], pareto=front,
+        best=best, max_metric_drop=max_drop, prefer=prefer, energy=meter.describe(), study_name=name,
+        storage=_redact(storage), notes=notes,
+    )
