@@ -130,7 +130,9 @@ class TrainingMeter:
 
         try:
             rec = self.tracker.record
-            if self.owns_tracker and rec is not None and rec.status != "running":
+            if self.owns_tracker and rec is not None:
+                if rec.status == "running":  # the last fit died without an end event
+                    self.finish("failed")
                 # a second fit with the same callback is a new run
                 self.tracker = Tracker(self.tracker.name, settings=self.tracker.settings)
             if self.tracker.monitor is None:
@@ -224,19 +226,21 @@ class TrainingMeter:
     def finish(self, status: str = "finished") -> RunRecord | None:
         """Stop the tracker when this meter made it; return the record (final, or running if not ours)."""
         self.active = False
+        monitor = self.tracker.monitor
         try:
-            if self._steps is not None:  # a partial step window would overlap the next fit's
-                self.tracker.end_window(self._steps)
-                self._steps, self._steps_in_window = None, 0
-            if self._epoch is not None:
-                self.tracker.end_window(self._epoch)
-                self._epoch = None
-            rec = self.tracker.record
-            if self.owns_tracker and rec is not None and rec.status == "running":
-                return self.tracker.stop(status)  # type: ignore[no-any-return]
+            for window in (self._steps, self._epoch):  # a partial window would overlap the next fit's
+                if window is not None and monitor is not None and window in monitor.open_windows():
+                    self.tracker.end_window(window)
         except Exception as exc:
-            flag_fault(self.tracker, "stopping the tracker", exc)
-        return self.tracker.record  # type: ignore[no-any-return]
+            flag_fault(self.tracker, "closing windows", exc)
+        self._steps, self._steps_in_window, self._epoch = None, 0, None
+        rec = self.tracker.record
+        if self.owns_tracker and rec is not None and rec.status == "running":
+            try:
+                return self.tracker.stop(status)  # type: ignore[no-any-return]
+            except Exception as exc:
+                flag_fault(self.tracker, "stopping the tracker", exc)
+        return rec
 
     def final_metrics(self, record: RunRecord | None) -> dict[str, float]:
         """The finished run's totals: energy at the hardware, CO2e with embodied, duration ("run_*")."""
