@@ -1,0 +1,230 @@
+"""Prometheus: a running tracker's power, energy and carbon as metrics, scraped and/or pushed.
+
+    from wattprint.integrations.prometheus import PrometheusExporter
+    with wattprint.track("train") as t, PrometheusExporter(t, port=9464):
+        train()                                   # curl http://127.0.0.1:9464/metrics
+
+or `wattprint run --prometheus-port 9464 [--pushgateway http://host:9091] -- CMD`.
+
+Metrics (every one labelled run_name and run_id; per device also component, device and method,
+where method is "measured" or "estimated" and device the power-source domain: rapl:package-0,
+model:cpu, nvml:0, ...):
+    wattprint_power_watts{component,device,method}          power charged to the run, last sampling interval
+    wattprint_energy_joules_total{component,device,method}  energy charged to the run since it started (counter)
+    wattprint_energy_kwh{component}                         the same per component, and component="total"
+    wattprint_co2e_kg{kind}                                 operational, embodied, total (as of the last checkpoint)
+    wattprint_run_info{status,region}                       1
+The exporter has its own CollectorRegistry (never the global one), serves on loopback unless told
+otherwise, and reads the tracker's monitor only when scraped or pushed; a poller samples the
+monitor's totals once per interval to derive power. A failed push is logged, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from wattprint._extras import require
+from wattprint.errors import WattprintInputError
+from wattprint.measure.base import COMPONENTS
+from wattprint.units import joules_to_kwh
+
+__all__ = ["METRICS", "PrometheusExporter"]
+
+log = logging.getLogger("wattprint")
+
+METRICS = {
+    "wattprint_power_watts": "Power charged to the run over the last sampling interval, W",
+    "wattprint_energy_joules_total": "Energy charged to the run since it started, J (at the hardware, before PUE)",
+    "wattprint_energy_kwh": "Energy charged to the run since it started, kWh, per component and total",
+    "wattprint_co2e_kg": "CO2-equivalent of the run, kg (operational, embodied, total; updated at checkpoints)",
+    "wattprint_run_info": "The tracked run: 1, with its status and grid region as labels",
+}
+DEVICE_LABELS = ["run_name", "run_id", "component", "device", "method"]
+
+
+class _Collector:
+    """Builds the metric families from the tracker's state at each scrape or push."""
+
+    def __init__(self, exporter: PrometheusExporter) -> None:
+        self._exporter = exporter
+
+    def describe(self) -> list[Any]:
+        return []  # families are built per scrape; nothing to check at registration
+
+    def collect(self) -> Iterator[Any]:
+        core = self._exporter._core
+        tracker = self._exporter.tracker
+        record = tracker.record
+        run_id = record.run_id if record is not None else ""
+        run = [tracker.name, run_id]
+        info = core.GaugeMetricFamily("wattprint_run_info", METRICS["wattprint_run_info"],
+                                      labels=["run_name", "run_id", "status", "region"])
+        info.add_metric([*run, record.status if record else "starting", record.region if record else ""], 1.0)
+        yield info
+        monitor = tracker.monitor
+        if monitor is None or record is None:
+            return
+        power = core.GaugeMetricFamily("wattprint_power_watts", METRICS["wattprint_power_watts"], labels=DEVICE_LABELS)
+        energy = core.CounterMetricFamily("wattprint_energy_joules", METRICS["wattprint_energy_joules_total"],
+                                          labels=DEVICE_LABELS)
+        totals = monitor.totals()
+        charged, _why = monitor.gpu_selection()
+        watts = self._exporter.power_w()
+        for name, domain in monitor.domains.items():
+            if not domain.counted or (domain.component == "gpu" and name not in charged):
+                continue  # contained in another domain, or a GPU the run does not use
+            labels = [*run, domain.component, name, domain.method]
+            energy.add_metric(labels, totals.attributed_j.get(name, 0.0))
+            power.add_metric(labels, watts.get(name, 0.0))
+        yield power
+        yield energy
+        by_component, _machine = monitor.by_component(totals)
+        kwh = core.GaugeMetricFamily("wattprint_energy_kwh", METRICS["wattprint_energy_kwh"],
+                                     labels=["run_name", "run_id", "component"])
+        for component in COMPONENTS:
+            kwh.add_metric([*run, component], joules_to_kwh(by_component[component]))
+        kwh.add_metric([*run, "total"], joules_to_kwh(sum(by_component.values())))
+        yield kwh
+        co2e = core.GaugeMetricFamily("wattprint_co2e_kg", METRICS["wattprint_co2e_kg"],
+                                      labels=["run_name", "run_id", "kind"])
+        for kind in ("operational", "embodied", "total"):
+            co2e.add_metric([*run, kind], getattr(record.co2e_kg, kind))
+        yield co2e
+
+
+class PrometheusExporter:
+    """Serves (port) and/or pushes (pushgateway) a tracker's metrics; a context manager."""
+
+    def __init__(
+        self,
+        tracker: Any,
+        *,
+        port: int | None = None,
+        addr: str = "127.0.0.1",
+        pushgateway: str | None = None,
+        job: str = "wattprint",
+        push_interval_s: float | None = None,
+    ) -> None:
+        self._prom = require("prometheus_client", extra="prometheus", feature="the Prometheus exporter")
+        self._core = require("prometheus_client.core", extra="prometheus", feature="the Prometheus exporter")
+        if port is not None and not 0 <= port <= 65535:
+            raise WattprintInputError("--prometheus-port", f"got {port}; expected a TCP port 0-65535")
+        if pushgateway is not None and not pushgateway.startswith(("http://", "https://")):
+            raise WattprintInputError("--pushgateway", f"got {pushgateway!r}; expected an http:// or https:// URL")
+        self.tracker = tracker
+        self.port = port
+        self.addr = addr
+        self.pushgateway = pushgateway.rstrip("/") if pushgateway else None
+        self.job = job
+        self.push_interval_s = push_interval_s
+        self.pushes = 0
+        self.push_errors = 0
+        self.registry = self._prom.CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))  # type: ignore[arg-type]
+        self._server: Any = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._last: Any = None
+        self._power_w: dict[str, float] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> PrometheusExporter:
+        """Bind the port now (a port in use is bad input, raised before anything runs), then serve."""
+        if self.port is not None and self._server is None:
+            try:
+                self._server, _thread = self._prom.start_http_server(self.port, addr=self.addr, registry=self.registry)
+            except OSError as exc:
+                raise WattprintInputError(
+                    "--prometheus-port",
+                    f"cannot listen on {self.addr}:{self.port} ({exc.strerror or exc}); choose a free port",
+                ) from None
+            self.port = int(self._server.server_port)
+        self._spawn(self._poll_loop, "wattprint-prometheus")
+        if self.pushgateway is not None:
+            self._spawn(self._push_loop, "wattprint-pushgateway")
+        return self
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop polling, push the final values once more, stop serving."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        self._threads.clear()
+        self.poll()
+        if self.pushgateway is not None:
+            self.push()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> PrometheusExporter:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- power from successive totals ------------------------------------------------------------
+    def _interval_s(self) -> float:
+        monitor = self.tracker.monitor
+        return float(monitor.interval_s) if monitor is not None else 1.0
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self._interval_s()):
+            self.poll()
+
+    def poll(self) -> None:
+        """Derive per-device power from the monitor's totals since the previous distinct sample."""
+        monitor = self.tracker.monitor
+        if monitor is None:
+            return
+        try:
+            totals = monitor.totals()
+            with self._lock:
+                last = self._last
+                if last is not None and totals.timestamp > last.timestamp:
+                    dt = totals.timestamp - last.timestamp
+                    self._power_w = {
+                        name: max(0.0, (value - last.attributed_j.get(name, 0.0)) / dt)
+                        for name, value in totals.attributed_j.items()
+                    }
+                if last is None or totals.timestamp > last.timestamp:
+                    self._last = totals
+        except Exception as exc:  # the host job comes first
+            log.debug("wattprint: prometheus poll failed: %s", exc)
+
+    def power_w(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._power_w)
+
+    # -- Pushgateway -----------------------------------------------------------------------------
+    def _push_loop(self) -> None:
+        interval = self.push_interval_s or getattr(getattr(self.tracker, "settings", None), "checkpoint", 5.0)
+        while not self._stop.wait(interval):
+            self.push()
+
+    def push(self) -> bool:
+        """PUT the metrics to the Pushgateway, grouped by run id. Logged on failure, never raised."""
+        if self.pushgateway is None:
+            return False
+        record = self.tracker.record
+        grouping = {"run_id": record.run_id} if record is not None else {}
+        try:
+            self._prom.push_to_gateway(self.pushgateway, job=self.job, registry=self.registry,
+                                       grouping_key=grouping, timeout=5.0)
+        except Exception as exc:
+            self.push_errors += 1
+            if self.push_errors == 1:
+                log.warning("wattprint: push to %s failed: %s", self.pushgateway, exc)
+            return False
+        self.pushes += 1
+        return True
