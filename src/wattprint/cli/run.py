@@ -26,6 +26,21 @@ def _terminal_sends_sigint() -> bool:
         return False
 
 
+def _start_exporter(tracker: Any, port: int | None, addr: str, pushgateway: str | None) -> Any:
+    """The Prometheus exporter when asked for, serving before the command starts; None otherwise."""
+    if port is None and pushgateway is None:
+        return None
+    from wattprint._extras import MissingExtraError
+
+    try:
+        from wattprint.integrations.prometheus import PrometheusExporter
+
+        exporter = PrometheusExporter(tracker, port=port, addr=addr, pushgateway=pushgateway)
+    except MissingExtraError as exc:
+        fail("--prometheus-port" if port is not None else "--pushgateway", str(exc))
+    return exporter.start()
+
+
 def run(
     ctx: typer.Context,
     name: str = typer.Option(None, "--name", "-n", help="Run name (default: the command's name)."),
@@ -42,6 +57,11 @@ def run(
     min_chunk: str = typer.Option(None, "--min-chunk", help="Shortest run between pauses (90m, ...)."),
     trace: Path = typer.Option(None, "--trace", help="Intensity forecast to plan on (re-read on change)."),
     duration: str = typer.Option(None, "--duration", help="Expected run time (default: past runs)."),
+    prometheus_port: int = typer.Option(
+        None, "--prometheus-port", help="Serve Prometheus metrics on this port (0: any free port)."
+    ),
+    prometheus_addr: str = typer.Option("127.0.0.1", "--prometheus-addr", help="Address to serve metrics on."),
+    pushgateway: str = typer.Option(None, "--pushgateway", help="Also push the metrics to this Pushgateway URL."),
 ) -> None:
     """Run CMD (after --), track its energy and carbon, exit with its exit code."""
     command = list(ctx.args)
@@ -59,6 +79,9 @@ def run(
         output = check_output_path(output)
     store = open_store(settings.db_url)
     tracker = Tracker(name or Path(command[0]).name, command=command, settings=settings, store=store)
+    exporter = _start_exporter(tracker, prometheus_port, prometheus_addr, pushgateway)  # a busy port fails here
+    if exporter is not None and exporter.port is not None and not quiet:
+        print(f"wattprint: metrics at http://{prometheus_addr}:{exporter.port}/metrics", file=sys.stderr, flush=True)
     from wattprint.cli.schedule import start_when_clean
 
     executor = start_when_clean(  # None unless --within/--deadline: waits for the planned start
@@ -98,9 +121,13 @@ def run(
 
     exit_code = 128 - returncode if returncode < 0 else returncode
     if tracker is None:
+        if exporter is not None:
+            exporter.stop()
         raise typer.Exit(exit_code)
     status = "finished" if returncode == 0 else ("interrupted" if returncode < 0 else "failed")
     record = tracker.stop(status, exit_code=exit_code)
+    if exporter is not None:
+        exporter.stop()  # after the tracker: the last push carries the final figures
     if output is not None:
         write_atomic(output, json.dumps(record.to_json_dict(), indent=2) + "\n")
     if not quiet:

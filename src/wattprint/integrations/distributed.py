@@ -362,6 +362,9 @@ class DistributedTracker:
     def _part(self, local: RunRecord) -> dict[str, Any]:
         assert self._own_tree is not None
         sample = self._own_tree.sample()
+        close = getattr(self._own_tree, "close", None)
+        if close is not None:
+            close()
         peer = self.plan["peers"][self.rank]
         return {
             "rank": self.rank,
