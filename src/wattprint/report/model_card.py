@@ -109,6 +109,8 @@ def model_card_section(records: Sequence[RunRecord]) -> str:
     regions = _unique([r.region for r in records])
     providers = _unique([cloud_provider(r.region) or "" for r in records])
     provider = ", ".join(_CLOUD_NAMES.get(p, p) for p in providers) if providers else "none (local or on-premises)"
+    if providers and any(cloud_provider(r.region) is None for r in records):
+        provider += " and local or on-premises machines"
     energy = sum(r.energy_kwh.total for r in records)
     facility = sum(r.facility_energy_kwh for r in records)
     pues = _unique([f"{r.pue:g}" for r in records])

@@ -85,6 +85,8 @@ def output_path(
             f"{str(value if value is not None else default_name)!r} resolves to {str(target.resolve())!r}, outside the "
             f"output directory {str(base.resolve())!r}; give a file name inside it",
         )
+    if not target.parent.is_dir():
+        raise WattprintInputError(field, f"directory {str(target.parent)!r} does not exist")
     if target.is_dir():
         raise WattprintInputError(field, f"{str(target)!r} is a directory; expected a file path")
     if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):

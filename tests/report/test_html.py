@@ -1,0 +1,88 @@
+"""HTML reports: self-contained pages with real charts, escaped user text, honest method labels."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.report.records import fixture_records, make_record
+from wattprint.record import RunRecord
+from wattprint.report.html import comparison_html, run_html
+
+
+def charts(html: str) -> list[str]:
+    return re.findall(r"<svg class=\"chart\".*?</svg>", html, flags=re.S)
+
+
+def assert_self_contained(html: str) -> None:
+    assert "<script" not in html.lower()
+    assert not re.search(r"(src|href)=\"(https?:)?//", html), "page loads something from elsewhere"
+    assert "stylesheet" not in html
+
+
+def test_run_page_has_power_and_breakdown_charts_and_the_method() -> None:
+    record = fixture_records()[0]
+    html = run_html(record)
+    assert_self_contained(html)
+    drawn = charts(html)
+    assert len(drawn) == 2 and all(svg.count("<path") > 5 for svg in drawn)
+    assert 'aria-label="power over time per component"' in html
+    for text in ("ResNet-18", "500 Wh", "30.0 g", "range 15.0 g to 60.0 g", "FR", "explicit: --region",
+                 "1x NVIDIA A100 + AMD EPYC 7763", "rapl", "nvml", "measured", "estimated", "56.0 g/kWh",
+                 "× PUE 1.2"):
+        assert text in html, text
+    assert "GPU (measured, nvml)" in drawn[0]  # the legend says how each line was obtained
+    assert "RAM (estimated, model)" in drawn[0]
+
+
+def test_run_without_timeline_says_so() -> None:
+    record = make_record("a1", "short", energy_kwh=0.001, co2e_kg=0.0001, timeline={}, samples=0)
+    html = run_html(record)
+    assert "No power timeline was recorded" in html
+    assert len(charts(html)) == 1  # the breakdown is still drawn
+
+
+def test_user_text_is_escaped_everywhere() -> None:
+    evil = '<script>alert("x")</script>'
+    record = make_record("a1", evil, energy_kwh=0.001, co2e_kg=0.0001,
+                         metrics={"accuracy": 0.5, "model": evil, evil: evil}, degraded={"cpu": evil})
+    for html in (run_html(record), comparison_html([record, fixture_records()[1]])):
+        assert "<script" not in html
+        assert "&lt;script&gt;" in html
+
+
+def test_comparison_page_charts_front_and_missing_metric() -> None:
+    html = comparison_html(fixture_records(), run_href=lambda r: f"/runs/{r.run_id}")
+    assert_self_contained(html)
+    drawn = charts(html)
+    assert len(drawn) == 2  # accuracy vs energy, accuracy vs FLOPs
+    assert "minimize energy): mlp_small, ResNet-18." in html
+    assert "Not on the charts (no numeric <code>accuracy</code>): baseline &amp; co." in html
+    assert '<a href="/runs/aaaa1111">ResNet-18</a>' in html
+    assert "—" in html  # missing accuracy shown as n/a in the table
+
+
+def test_comparison_without_any_metric_explains() -> None:
+    runs = [make_record("a1", "a", energy_kwh=0.1, co2e_kg=0.01), make_record("b2", "b", energy_kwh=0.2, co2e_kg=0.01)]
+    html = comparison_html(runs)
+    assert charts(html) == []
+    assert "No run has a numeric <code>accuracy</code> metric" in html
+
+
+def test_report_of_a_real_tracked_run() -> None:
+    import wattprint
+    from wattprint.config import load_settings
+    from wattprint.store import open_store
+
+    with wattprint.track(name="real-run") as tracker:
+        tracker.log(accuracy=0.81, params=1234)
+        deadline = time.monotonic() + 1.3
+        while time.monotonic() < deadline:  # some CPU work for the model to see
+            sum(i * i for i in range(10_000))
+    with open_store(load_settings().db_url) as store:
+        record: RunRecord = store.list()[0]
+    assert record.name == "real-run" and record.metrics["accuracy"] == 0.81
+    html = run_html(record)
+    assert len(charts(html)) == 2
+    assert "estimated" in html  # no RAPL/NVML here: the page must not claim a measurement
+    assert "0.81" in html
