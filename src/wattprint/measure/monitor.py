@@ -138,6 +138,8 @@ class EnergyMonitor:
         return self.totals()
 
     def close(self) -> None:
+        if self.tree is not None:
+            self.tree.close()
         for source in self.sources:
             try:
                 source.close()

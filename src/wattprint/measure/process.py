@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from wattprint.measure.procfs import ProcFile, parse_process
+
 REFRESH_EVERY = 15  # samples between scans for new descendants (their CPU time is never lost, only seen later)
 
 
@@ -30,6 +32,7 @@ class ProcessTree:
         self.root_pid = root_pid if root_pid is not None else os.getpid()
         self._root = psutil.Process(self.root_pid)
         self._members: dict[int, psutil.Process] = {self.root_pid: self._root}
+        self._files: dict[int, ProcFile | None] = {}  # pid -> kept-open /proc/<pid>/stat (None: use psutil)
         self._refresh_every = refresh_every
         self._count = 0
         self._max_cpu_s = 0.0
@@ -44,6 +47,10 @@ class ProcessTree:
             # keep the existing Process object: psutil uses it to guard against pid reuse
             members[child.pid] = self._members.get(child.pid, child)
         self._members = members
+        for pid in set(self._files) - set(members):
+            file = self._files.pop(pid)
+            if file is not None:
+                file.close()
 
     def sample(self) -> TreeSample:
         if self._count % self._refresh_every == 0:
@@ -52,13 +59,35 @@ class ProcessTree:
         cpu_s, rss, alive = 0.0, 0, []
         for pid, proc in self._members.items():
             try:
-                with proc.oneshot():
-                    t = proc.cpu_times()
-                    rss += proc.memory_info().rss
-            except psutil.Error:
+                member_cpu_s, member_rss = self._read(pid, proc)
+            except (psutil.Error, OSError, ValueError, IndexError):
                 continue
-            cpu_s += t.user + t.system + t.children_user + t.children_system
+            cpu_s += member_cpu_s
+            rss += member_rss
             alive.append(pid)
         # a member that exits before its parent reaps it drops out for a moment: never go backwards
         self._max_cpu_s = max(self._max_cpu_s, cpu_s)
         return TreeSample(self._max_cpu_s, rss, frozenset(alive))
+
+    def _read(self, pid: int, proc: psutil.Process) -> tuple[float, int]:
+        """CPU seconds (own + reaped children) and resident bytes of one member."""
+        if pid not in self._files:
+            try:
+                # opened after psutil found the member, so it is bound to that process, not a reused pid
+                self._files[pid] = ProcFile(f"/proc/{pid}/stat") if proc.is_running() else None
+            except OSError:
+                self._files[pid] = None
+        file = self._files[pid]
+        if file is not None:
+            return parse_process(file.read())
+        with proc.oneshot():
+            t = proc.cpu_times()
+            rss = proc.memory_info().rss
+        return t.user + t.system + t.children_user + t.children_system, rss
+
+    def close(self) -> None:
+        """Close the kept-open /proc files."""
+        for file in self._files.values():
+            if file is not None:
+                file.close()
+        self._files.clear()

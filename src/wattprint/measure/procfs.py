@@ -1,0 +1,74 @@
+"""Linux /proc counters read through kept-open file descriptors.
+
+The sampler reads the machine's CPU times and each tracked process's CPU time and memory once a
+second. psutil opens, parses and closes a file per call (about 250 us a sample with cold caches);
+`pread` on a descriptor kept open costs a third of that, which is most of the sampler's idle cost.
+Where /proc is missing (macOS, Windows) callers fall back to psutil.
+
+A descriptor of /proc/<pid>/stat stays bound to the process it was opened for: once that process
+is gone, reads fail (ESRCH) even if its pid is reused, so a stale member is dropped, never misread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
+class ProcFile:
+    """One /proc file, opened once and re-read from offset 0 on each `read()`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = os.open(path, _FLAGS)  # OSError when absent or not readable
+
+    def read(self) -> bytes:
+        if self._fd is None:
+            raise OSError(f"{self.path} is closed")
+        return os.pread(self._fd, 4096, 0)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:  # descriptors must not leak when a tracker is dropped without close()
+        with contextlib.suppress(OSError):
+            self.close()
+
+
+def parse_machine_cpu(stat: bytes) -> tuple[float, float]:
+    """(busy, total) CPU seconds from the `cpu` line of /proc/stat, as psutil counts them.
+
+    total leaves out guest time (already inside user) and steal; busy is total minus idle and iowait.
+    """
+    fields = [int(v) for v in stat[: stat.index(b"\n")].split()[1:]]
+    fields += [0] * (10 - len(fields))
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    total = user + nice + system + idle + iowait + irq + softirq
+    return (total - idle - iowait) / _CLK_TCK, total / _CLK_TCK
+
+
+def parse_process(stat: bytes) -> tuple[float, int]:
+    """(CPU seconds incl. reaped children, resident bytes) from /proc/<pid>/stat."""
+    # the command name may contain spaces and parentheses: fields start after the last ')'
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return (utime + stime + cutime + cstime) / _CLK_TCK, int(fields[21]) * _PAGE_BYTES
+
+
+class MachineCpu:
+    """(busy, total) CPU seconds of the machine since boot, from a kept-open /proc/stat."""
+
+    def __init__(self, path: str = "/proc/stat") -> None:
+        self._file = ProcFile(path)
+
+    def __call__(self) -> tuple[float, float]:
+        return parse_machine_cpu(self._file.read())
+
+    def close(self) -> None:
+        self._file.close()

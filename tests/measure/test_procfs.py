@@ -1,0 +1,92 @@
+"""Kept-open /proc readers agree with psutil, survive odd process names and never misread a gone process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from wattprint.measure.process import ProcessTree
+from wattprint.measure.procfs import MachineCpu, ProcFile, parse_machine_cpu, parse_process
+
+pytestmark = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc")
+
+
+def test_machine_cpu_matches_psutil() -> None:
+    read = MachineCpu()
+    busy, total = read()
+    times = psutil.cpu_times()
+    ps_total = sum(times) - times.guest - times.guest_nice - times.steal
+    ps_busy = ps_total - times.idle - times.iowait
+    # same counters read a moment apart: within a few ticks per CPU
+    slack = 0.05 * (psutil.cpu_count() or 1)
+    assert abs(total - ps_total) < slack and abs(busy - ps_busy) < slack
+    read.close()
+
+
+def test_parse_machine_cpu_hand_computed() -> None:
+    tick = os.sysconf("SC_CLK_TCK")
+    line = b"cpu  100 10 50 1000 20 5 5 7 30 0\ncpu0 1 2 3\n"
+    busy, total = parse_machine_cpu(line)
+    assert total == pytest.approx((100 + 10 + 50 + 1000 + 20 + 5 + 5) / tick)  # no steal, no guest
+    assert busy == pytest.approx((100 + 10 + 50 + 5 + 5) / tick)
+
+
+def test_process_stat_matches_psutil_and_is_reread() -> None:
+    me = ProcFile(f"/proc/{os.getpid()}/stat")
+    cpu_before, rss = parse_process(me.read())
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.2:
+        pass
+    cpu_after, _ = parse_process(me.read())
+    times = psutil.Process().cpu_times()
+    assert cpu_after - cpu_before >= 0.1  # the same descriptor gives fresh values
+    assert abs(cpu_after - (times.user + times.system + times.children_user + times.children_system)) < 0.05
+    assert abs(rss - psutil.Process().memory_info().rss) < 16 * 1024 * 1024
+    me.close()
+
+
+def test_odd_process_name_is_parsed() -> None:
+    code = "open('/proc/self/comm', 'w').write('a) b (c)'); import time; time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 10
+        while psutil.Process(child.pid).name() != "a) b (c)" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        cpu_s, rss = parse_process(ProcFile(f"/proc/{child.pid}/stat").read())
+        assert cpu_s >= 0 and rss > 1024 * 1024
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_gone_process_is_not_read_even_if_its_pid_returns() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    file = ProcFile(f"/proc/{child.pid}/stat")
+    file.read()
+    child.kill()
+    child.wait()  # reaped: the pid is free for reuse, the descriptor still names the old process
+    with pytest.raises(OSError):
+        file.read()
+    file.close()
+
+
+def test_tree_reads_children_through_kept_files_and_closes_them() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<0.6: pass"])
+    try:
+        tree = ProcessTree(os.getpid(), refresh_every=1)
+        first = tree.sample()
+        assert child.pid in first.pids
+        time.sleep(0.4)
+        second = tree.sample()
+        assert second.cpu_s - first.cpu_s >= 0.2  # the busy child is counted
+        fds = len(os.listdir("/proc/self/fd"))
+        tree.close()
+        assert len(os.listdir("/proc/self/fd")) <= fds - 2  # own and child's /proc files closed
+    finally:
+        child.wait()
