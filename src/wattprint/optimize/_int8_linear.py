@@ -28,6 +28,52 @@ _QMAX = 127.0
 _EPS = 1e-12
 
 
+_COMPILE_STATE: dict[str, Any] = {"ok": True, "fn": None}
+_INT_MM_BY_DEVICE: dict[str, bool] = {}
+
+
+def _int_mm_works(device: torch.device) -> bool:
+    """Whether torch._int_mm runs on this device (probed once per device with a small, aligned product)."""
+    key = str(device)
+    if key not in _INT_MM_BY_DEVICE:
+        try:
+            a = torch.ones(32, 32, dtype=torch.int8, device=device)
+            _INT_MM_BY_DEVICE[key] = bool((torch._int_mm(a, a) == 32).all())
+        except RuntimeError:
+            _INT_MM_BY_DEVICE[key] = False
+    return _INT_MM_BY_DEVICE[key]
+
+
+def int8_linear_kernel(x2: torch.Tensor, weight_int8: torch.Tensor, weight_scale: torch.Tensor,
+                       bias: torch.Tensor | None, outlier_idx: torch.Tensor, outlier_weight: torch.Tensor,
+                       int_mm: bool = True) -> torch.Tensor:
+    """y = dequant(int8(x_regular) @ W_int8) + x_outlier @ W_outlier + bias, for 2-D x; fp32 result."""
+    x2 = x2.float()
+    has_outliers = outlier_idx.numel() > 0
+    if has_outliers:
+        x_out = x2.index_select(1, outlier_idx)
+        x2 = x2.index_fill(1, outlier_idx, 0.0)
+    scale = x2.abs().amax(dim=1, keepdim=True).clamp_min(_EPS) / _QMAX
+    xq = torch.round(x2 / scale).to(torch.int8)
+    # without _int_mm, the int8 x int8 products are summed in fp32: exact while |sum| < 2^24
+    acc = torch._int_mm(xq, weight_int8) if int_mm else xq.float() @ weight_int8.float()
+    y = acc * scale * weight_scale
+    if has_outliers:
+        y = torch.addmm(y, x_out, outlier_weight)
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def _compiled_kernel() -> Any:
+    """The int8 kernel under torch.compile (compiled once per process, shapes dynamic): inductor fuses the
+    per-token quantization and the dequantization into single passes, which eager runs as ~8 memory-bound
+    passes that together cost more than the int8 product itself."""
+    if _COMPILE_STATE["fn"] is None:
+        _COMPILE_STATE["fn"] = torch.compile(int8_linear_kernel, dynamic=True)
+    return _COMPILE_STATE["fn"]
+
+
 class Int8Linear(nn.Module):
     """A Linear layer with int8 weights, per-token int8 activations and float outlier columns."""
 
@@ -47,7 +93,8 @@ class Int8Linear(nn.Module):
         self.register_buffer("bias", bias)
         self.register_buffer("outlier_idx", outlier_idx)
         self.register_buffer("outlier_weight", outlier_weight)
-        self._int_mm_ok = True
+        self._int_mm_ok = _int_mm_works(weight_int8.device)
+        self.compiled = False  # set by the int8 recipe: run the kernel through torch.compile
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, outlier_idx: torch.Tensor | None = None) -> Int8Linear:
@@ -67,31 +114,21 @@ class Int8Linear(nn.Module):
     def n_outliers(self) -> int:
         return int(self.outlier_idx.numel())
 
-    def _int8_matmul(self, xq: torch.Tensor) -> torch.Tensor:
-        if self._int_mm_ok:
-            try:
-                return torch._int_mm(xq, self.weight_int8)
-            except RuntimeError as exc:  # e.g. CUDA shape constraints (rows > 16, multiples of 8)
-                log.debug("wattprint: _int_mm unavailable (%s); using an fp32 product of the int8 values", exc)
-                self._int_mm_ok = False
-        return xq.float() @ self.weight_int8.float()
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out_dtype = x.dtype
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features).float()
-        if self.n_outliers:
-            x_out = x2.index_select(1, self.outlier_idx)
-            x2 = x2.index_fill(1, self.outlier_idx, 0.0)
-        scale = x2.abs().amax(dim=1, keepdim=True).clamp_min(_EPS) / _QMAX
-        xq = torch.round(x2 / scale).to(torch.int8)
-        y = self._int8_matmul(xq).float()
-        y.mul_(scale).mul_(self.weight_scale)
-        if self.n_outliers:
-            y.addmm_(x_out, self.outlier_weight)
-        if self.bias is not None:
-            y.add_(self.bias)
-        return y.to(out_dtype).reshape(*lead, self.out_features)
+        x2 = x.reshape(-1, self.in_features)
+        args = (x2, self.weight_int8, self.weight_scale, self.bias, self.outlier_idx, self.outlier_weight)
+        y = None
+        if self.compiled and _COMPILE_STATE["ok"] and self._int_mm_ok:
+            try:
+                y = _compiled_kernel()(*args)
+            except Exception as exc:  # noqa: BLE001 - no C++ toolchain, dynamo limits...: fall back to eager
+                _COMPILE_STATE["ok"] = False
+                log.warning("wattprint: int8: torch.compile of the int8 kernel failed (%s); running eager",
+                            str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
+        if y is None:
+            y = int8_linear_kernel(*args, int_mm=self._int_mm_ok)
+        return y.to(x.dtype).reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, float_columns={self.n_outliers}"

@@ -95,7 +95,7 @@ def _set_child(root: Any, dotted: str, new: Any) -> None:
 
 
 def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
-         max_outlier_fraction: float = DEFAULT_MAX_OUTLIER_FRACTION) -> Any:
+         max_outlier_fraction: float = DEFAULT_MAX_OUTLIER_FRACTION, compile: bool = True) -> Any:
     """Outlier-aware int8 for Linear layers: keeps quality where plain dynamic int8 loses it.
 
     `example_inputs` (a tensor, a tuple of arguments or a dict of keyword arguments) is run once through the
@@ -150,7 +150,9 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
             plan[name] = entry
             continue
         entry["mode"] = "int8+float-columns" if idx.numel() else "int8"
-        _set_child(quantized, name, Int8Linear.from_linear(linear, idx))
+        layer = Int8Linear.from_linear(linear, idx)
+        layer.compiled = compile
+        _set_child(quantized, name, layer)
         plan[name] = entry
     setattr(quantized, PLAN_ATTR, plan)
     kept = sum(1 for e in plan.values() if e["mode"] == "kept")
