@@ -34,3 +34,17 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(module_name), name)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext wattprint`: the `%wattprint` / `%%wattprint` magics (IPython is imported only here)."""
+    from wattprint.integrations.jupyter import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext wattprint`: finish a whole-notebook run that is still open."""
+    from wattprint.integrations.jupyter import unload_ipython_extension as unload
+
+    unload(ipython)
