@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from wattprint.optimize.harness import Measurement, measure
     from wattprint.optimize.prune import RigL, lottery_ticket, magnitude_prune, prune_channels, sparsity
     from wattprint.optimize.recipes import RECIPE_NAMES, apply, parse_recipe
-    from wattprint.optimize.search import SearchResult, candidate_space, search
+
+# eager (and light: no torch, no optuna): binding the function here keeps the submodule `search` from
+# shadowing it once the submodule is imported
+from wattprint.optimize.search import SearchResult, candidate_space, search  # noqa: E402
 
 _LAZY = {
     "apply": "recipes", "parse_recipe": "recipes", "RECIPE_NAMES": "recipes",
     "measure": "harness", "Measurement": "harness",
-    "search": "search", "SearchResult": "search", "candidate_space": "search",
     "magnitude_prune": "prune", "prune_channels": "prune", "lottery_ticket": "prune", "RigL": "prune",
     "sparsity": "prune",
     "to_sdpa": "attention",

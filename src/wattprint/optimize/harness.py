@@ -160,7 +160,7 @@ def _param_counts(model: Any) -> tuple[int, int, float]:
     return params, nonzero, sparsity(model)
 
 
-def _check_inputs(batch_sizes: Sequence[int], warmup: int, repeats: int, energy_min_s: float) -> None:
+def check_measure_inputs(batch_sizes: Sequence[int], warmup: int, repeats: int, energy_min_s: float) -> None:
     if not batch_sizes or any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in batch_sizes):
         raise WattprintInputError("batch_sizes", f"{list(batch_sizes)!r}; accepted: one or more integers >= 1")
     if warmup < 0 or repeats < 1:
@@ -191,7 +191,7 @@ def measure(
 
     from wattprint.flops import count_flops
 
-    _check_inputs(batch_sizes, warmup, repeats, energy_min_s)
+    check_measure_inputs(batch_sizes, warmup, repeats, energy_min_s)
     metric = float(eval_fn(model))
     model.eval()
     device = _model_device(model)

@@ -70,11 +70,13 @@ def _device_of(model: Any) -> Any:
 
 
 def _best_ms(fn: Any, sync: Any, budget_ms: float) -> float:
-    """Best of a few timed calls after one warm-up; stops early once a call exceeds `budget_ms`."""
-    fn()
+    """Best of five timed calls after two warm-ups (first calls pay for kernel selection / JIT); stops early
+    once the best call exceeds `budget_ms`."""
+    for _ in range(2):
+        fn()
     sync()
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         fn()
         sync()
@@ -135,10 +137,14 @@ def _time_op(device: Any, dtype: Any, op: str, shape: tuple[int, ...], max_slowd
         fp32_ms = _best_ms(make(torch.float32), sync, budget_ms=float("inf"))
         try:
             # an emulated dtype can be 100x slower: stop timing once it is clearly out of budget
-            low_ms = _best_ms(make(dtype), sync, budget_ms=fp32_ms * max_slowdown * 4)
+            low_ms = _best_ms(make(dtype), sync, budget_ms=max(fp32_ms * max_slowdown * 4, 20.0))
         except (RuntimeError, NotImplementedError, TypeError) as exc:
             return fp32_ms, float("nan"), (str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
     return fp32_ms, low_ms, ""
+
+
+def _clip(size: int) -> int:
+    return min(max(size, 256), 2048)
 
 
 def _probes_for(model: Any) -> list[tuple[str, tuple[int, ...]]]:
@@ -150,10 +156,11 @@ def _probes_for(model: Any) -> list[tuple[str, tuple[int, ...]]]:
     probes: list[tuple[str, tuple[int, ...]]] = []
     if linears:
         big = max(linears, key=lambda m: m.in_features * m.out_features)
-        # at least 256 rows so that the timing is above clock resolution; capped to keep the probe short
-        probes.append(("matmul", (256, min(big.in_features, 2048), min(big.out_features, 2048))))
+        # at least 256 in every dimension so that timings are well above clock resolution and call overhead;
+        # capped to keep the probe short
+        probes.append(("matmul", (256, _clip(big.in_features), _clip(big.out_features))))
     if convs:
-        chans = min(max(c.in_channels for c in convs), 256)
+        chans = min(max(32, *(c.in_channels for c in convs)), 256)
         probes.append(("conv2d", (8, chans, 32, 32)))
     if not probes:
         probes.append(("matmul", (256, 384, 384)))

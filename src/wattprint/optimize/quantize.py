@@ -177,7 +177,9 @@ def int8_static(model: Any, *, example_inputs: Any = None, calibration: Iterable
 
     `calibration` is an iterable of input batches (each a tensor, a tuple of arguments or a dict), run
     through the observed model to fix the activation scales; `example_inputs` defaults to its first batch
-    and is used for tracing. Conv/Linear/ReLU/BatchNorm patterns are fused and quantized; ops without an
+    and is used for tracing. Without `calibration` (e.g. the "int8-static" recipe string), `example_inputs`
+    is the one calibration batch, so it should be a representative batch, not a single sample.
+    Conv/Linear/ReLU/BatchNorm patterns are fused and quantized; ops without an
     int8 kernel stay in fp32 with (de)quantize steps around them. `backend` is the torch.ao engine
     ("x86" or "fbgemm"; "onednn"/"qnnpack" where built).
     """
@@ -185,9 +187,11 @@ def int8_static(model: Any, *, example_inputs: Any = None, calibration: Iterable
     import torch.nn as nn
 
     _check_module(model)
-    if calibration is None:
+    if calibration is None and example_inputs is None:
         raise WattprintInputError(
             "calibration", "static int8 needs calibration data; accepted: an iterable of input batches")
+    if calibration is None:
+        calibration = [example_inputs]
     if not any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) for m in model.modules()):
         raise WattprintInputError(
             "model", "has no Conv or Linear layers to quantize; accepted: a convolutional model")

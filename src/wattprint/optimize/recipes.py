@@ -100,7 +100,7 @@ def format_recipe(steps: Sequence[Step]) -> str:
     return "+".join(str(s) for s in steps)
 
 
-def _check_model(model: Any) -> None:
+def check_model(model: Any) -> None:
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -139,7 +139,7 @@ def apply(
         WattprintInputError: unknown recipe, fraction outside (0, 1), a model the recipe cannot handle.
     """
     steps = parse_recipe(recipe)
-    _check_model(model)
+    check_model(model)
     if not inplace:
         model = copy.deepcopy(model)
     for step in steps:

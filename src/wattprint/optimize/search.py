@@ -148,17 +148,17 @@ def _redact(url: str | None) -> str | None:
         return "<storage>"
 
 
-def _open_storage(optuna: Any, storage: str | None) -> Any:
+def _open_storage(optuna: Any, storage: str | None, heartbeat_s: float) -> Any:
     if storage is None:
         return optuna.storages.InMemoryStorage()
     if not isinstance(storage, str) or "://" not in storage:
         raise WattprintInputError("storage", f"{storage!r}; accepted: a database URL such as "
                                   "sqlite:///study.db or postgresql+psycopg://user@host/db")
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     try:
-        return RDBStorage(storage, heartbeat_interval=HEARTBEAT_S, grace_period=2 * HEARTBEAT_S,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+        return RDBStorage(storage, heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except Exception as exc:  # bad driver, host, database: the user's input
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WattprintInputError("storage", f"cannot open {_redact(storage)}: {msg}; accepted: a reachable "
@@ -198,6 +198,7 @@ def search(
     energy_min_s: float = 1.0,
     progress: bool = True,
     seed: int = 0,
+    heartbeat_s: int = HEARTBEAT_S,
 ) -> SearchResult:
     """Try recipes and combinations on copies of `model`; keep those within `max_metric_drop`; return the front.
 
@@ -211,10 +212,19 @@ def search(
         storage, study_name: an Optuna storage URL shared by workers, and the study to create or continue.
         train_fn: fine-tuning callback ``train_fn(model)``, used after pruning steps.
         prefer: what "best" minimises among feasible candidates: energy, latency, macs or size.
+        heartbeat_s: with a database storage, how often a running trial says it is alive; a trial silent for
+            twice as long (its worker died) is failed and retried once by the next worker.
     """
     from wattprint._extras import require
+    from wattprint.optimize.harness import check_measure_inputs
+    from wattprint.optimize.recipes import check_model
 
     _check(max_metric_drop, prefer, n_trials)
+    check_model(model)
+    check_measure_inputs(batch_sizes, 0, repeats, energy_min_s)
+    if example_inputs is None:
+        raise WattprintInputError("example_inputs", "missing; accepted: a tensor or a tuple of tensors the model "
+                                  "accepts, batched along dimension 0")
     space = candidate_space(recipes, combine=combine)
     optuna = require("optuna", extra="optuna", feature="wattprint.optimize.search")
     verbosity = optuna.logging.get_verbosity()
@@ -225,7 +235,8 @@ def search(
             return _search(optuna, model, eval_fn, example_inputs, max_metric_drop=max_metric_drop, space=space,
                            n_trials=n_trials, storage=storage, study_name=study_name, train_fn=train_fn,
                            higher_is_better=higher_is_better, prefer=prefer, batch_sizes=batch_sizes,
-                           repeats=repeats, energy_min_s=energy_min_s, progress=progress, seed=seed)
+                           repeats=repeats, energy_min_s=energy_min_s, progress=progress, seed=seed,
+                           heartbeat_s=heartbeat_s)
     finally:
         optuna.logging.set_verbosity(verbosity)
 
@@ -234,9 +245,9 @@ def _search(
     optuna: Any, model: Any, eval_fn: Callable[[Any], float], example_inputs: Any, *, max_metric_drop: float,
     space: list[str], n_trials: int | None, storage: str | None, study_name: str | None,
     train_fn: Callable[[Any], Any] | None, higher_is_better: bool, prefer: str, batch_sizes: Sequence[int],
-    repeats: int, energy_min_s: float, progress: bool, seed: int,
+    repeats: int, energy_min_s: float, progress: bool, seed: int, heartbeat_s: int,
 ) -> SearchResult:
-    opt_storage = _open_storage(optuna, storage)
+    opt_storage = _open_storage(optuna, storage, heartbeat_s)
     name = study_name or (DEFAULT_STUDY if storage is not None else None)
     directions = ["maximize" if higher_is_better else "minimize", "minimize", "minimize"]
     sampler = optuna.samplers.BruteForceSampler(seed=seed)
@@ -270,6 +281,8 @@ def _search(
             trial.set_user_attr("candidate", candidate)
             return candidate["metric"], candidate["energy_per_inference_j"], candidate["latency_ms"]
 
+        if storage is not None:  # trials of dead workers: failed now (and re-queued once), so they count as to do
+            optuna.storages.fail_stale_trials(study)
         todo = [r for r in space if r not in _tried(study)]
         count = len(todo) if n_trials is None else min(n_trials, len(todo))
         if count:
