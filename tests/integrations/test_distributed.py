@@ -31,11 +31,20 @@ torch.set_num_threads(1)
 from wattprint.integrations.distributed import track_distributed
 from wattprint.measure.cpu_model import CpuModelSource, cpu_info
 
-dist.init_process_group("gloo")
+if "SLURM_PROCID" in os.environ:  # launched the way srun does: no RANK/WORLD_SIZE, Slurm's variables
+    dist.init_process_group("gloo", rank=int(os.environ["SLURM_PROCID"]), world_size=int(os.environ["SLURM_NTASKS"]))
+else:
+    dist.init_process_group("gloo")
 rank = dist.get_rank()
 out = sys.argv[1]
+kw = {}
+if os.environ.get("FAKE_GPU_W"):  # NVIDIA GPUs faked at NVML's interface: every rank sees all of them
+    from tests.measure.fake_nvml import FakeGpu, FakeNvml
+    watts = [float(w) for w in os.environ["FAKE_GPU_W"].split(",")]
+    gpus = [FakeGpu(uuid=f"GPU-{i}", energy_mj=None, power_mw=int(w * 1000)) for i, w in enumerate(watts)]
+    kw = {"nvml_module": FakeNvml(gpus), "gpus": [int(os.environ["LOCAL_RANK"])]}
 probe = CpuModelSource(cpu_info())  # an independent rank-local reading of the whole machine's CPU
-with track_distributed("ddp-test", gather_timeout_s=float(os.environ.get("GATHER_S", "60"))) as t:
+with track_distributed("ddp-test", gather_timeout_s=float(os.environ.get("GATHER_S", "60")), **kw) as t:
     t.begin_window("work")
     x = torch.randn(128, 128)
     end = time.monotonic() + float(os.environ.get("WORK_S", "1.0"))
@@ -56,6 +65,19 @@ if not os.environ.get("STALL_RANK1"):
 '''
 
 
+STEPD = r'''
+import os, subprocess, sys
+node, tasks, world, job, out = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+procs = []
+for local in range(tasks):
+    env = dict(os.environ, SLURM_JOB_ID="4242", SLURM_PROCID=str(node * tasks + local), SLURM_LOCALID=str(local),
+               SLURM_NODEID=str(node), SLURM_NTASKS=world, SLURMD_NODENAME=f"sim-node{node}")
+    procs.append(subprocess.Popen([sys.executable, job, out], env=env))
+sys.exit(max(p.wait() for p in procs))
+'''
+REPO = Path(__file__).resolve().parents[2]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -63,7 +85,8 @@ def _free_port() -> int:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    return dict(os.environ) | {"WATTPRINT_INTERVAL": "0.2", "OMP_NUM_THREADS": "1"} | extra
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ) | {"WATTPRINT_INTERVAL": "0.2", "OMP_NUM_THREADS": "1", "PYTHONPATH": path} | extra
 
 
 def _torchrun(tmp_path: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
@@ -137,6 +160,12 @@ def test_plan_without_a_common_parent_each_rank_measures_its_own_share() -> None
     assert orphans["nodes"]["a"]["mode"] == "each-rank"
     machine = plan_measurement([_peer(0, "a", 0, 1), _peer(1, "a", 1, 1)], attribution="machine")
     assert machine["nodes"]["a"]["mode"] == "machine" and machine["roles"] == {0: "node", 1: "gpu"}
+
+
+def test_plan_a_parent_of_ranks_on_two_nodes_is_no_launcher() -> None:
+    peers = [_peer(0, "a", 0, 50), _peer(1, "a", 1, 50), _peer(2, "b", 0, 50), _peer(3, "b", 1, 50)]
+    plan = plan_measurement(peers)  # one process started all four "nodes": its tree spans both
+    assert {n["mode"] for n in plan["nodes"].values()} == {"each-rank"}
 
 
 def test_merge_splits_the_node_energy_by_cpu_time_and_memory() -> None:
@@ -238,3 +267,47 @@ def test_a_rank_missing_the_gather_does_not_crash_training(tmp_path: Path, wattp
         stored = store.get(record.run_id)
     assert stored.status == "finished" and "distributed" in stored.degraded
     assert stored.energy_kwh.cpu > 0  # rank 0 led the node: its CPU measurement is kept, not lost
+
+
+@pytest.mark.slow
+def test_slurm_variables_two_nodes_each_with_its_own_stepd(tmp_path: Path, wattprint_env: Path) -> None:
+    """As srun starts tasks: one slurmstepd per node, ranks from SLURM_PROCID/SLURM_LOCALID/SLURM_NTASKS."""
+    (tmp_path / "job.py").write_text(JOB)
+    (tmp_path / "stepd.py").write_text(STEPD)
+    (tmp_path / "out").mkdir()
+    env = _env(WORK_S="0.5", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    stepds = [subprocess.Popen([sys.executable, str(tmp_path / "stepd.py"), str(node), "2", "4",
+                                str(tmp_path / "job.py"), str(tmp_path / "out")], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for node in range(2)]
+    for proc in stepds:
+        _finish(proc)
+    outs = _outputs(tmp_path, 4)
+    record = RunRecord.model_validate(outs[0]["record"])
+    assert record.distributed["launcher"] == "slurm"
+    assert [(n["node_id"], n["ranks"], n["mode"]) for n in record.nodes] == [
+        ("sim-node0", [0, 1], "launcher"), ("sim-node1", [2, 3], "launcher")]
+    assert [n["tracked_pid"] for n in record.nodes] == [p.pid for p in stepds]  # each node's own stepd
+    assert {r["rank"]: r["local_rank"] for r in record.ranks} == {0: 0, 1: 1, 2: 0, 3: 1}
+    assert [n["leader_rank"] for n in record.nodes] == [0, 2]
+    _assert_adds_up(record)
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        assert len(store.list()) == 1
+
+
+@pytest.mark.slow
+def test_each_gpu_is_measured_by_the_rank_that_uses_it(tmp_path: Path, wattprint_env: Path) -> None:
+    watts = [100.0, 200.0, 300.0, 400.0]
+    env = _env(WORK_S="1.0", FAKE_GPU_W=",".join(str(w) for w in watts))
+    _finish(_torchrun(tmp_path, ["--standalone", "--nproc_per_node=4"], env))
+    record = RunRecord.model_validate(_outputs(tmp_path, 4)[0]["record"])
+    ranks = sorted(record.ranks, key=lambda r: r["rank"])
+    for row, w in zip(ranks, watts, strict=True):
+        assert row["energy_kwh"]["gpu"] == pytest.approx(w * row["duration_s"] / 3.6e6, rel=0.1)
+    # four GPUs measured once each: every rank counting the node's four GPUs would make this ~4x
+    expected = sum(w * r["duration_s"] for w, r in zip(watts, ranks, strict=True)) / 3.6e6
+    assert record.energy_kwh.gpu == pytest.approx(expected, rel=0.1)
+    assert record.machine_energy_kwh.gpu == pytest.approx(expected, rel=0.1)
+    assert record.measurement.gpu == "nvml" and record.methods["gpu"]["method"] == "measured"
+    assert sorted((g["rank"], g["index"]) for g in record.hardware["gpus"]) == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    assert record.co2e_kg.embodied > 0
+    _assert_adds_up(record)

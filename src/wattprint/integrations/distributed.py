@@ -97,16 +97,21 @@ def plan_measurement(peers: Sequence[dict[str, Any]], attribution: str = "proces
         by_node.setdefault(peer["node_id"], []).append(peer)
     nodes: dict[str, Any] = {}
     roles: dict[int, str] = {}
+    # a parent process holding ranks of two nodes (nodes simulated on one machine) is no node's launcher
+    parent_nodes: dict[tuple[Any, int], set[str]] = {}
+    for peer in peers:
+        parent_nodes.setdefault((peer.get("host"), peer["ppid"]), set()).add(peer["node_id"])
     for nid, members in by_node.items():
         members.sort(key=lambda p: (p["local_rank"] if p["local_rank"] is not None else 1 << 30, p["rank"]))
         leader = members[0]
-        parents = {p["ppid"] for p in members}
+        parents = {(p.get("host"), p["ppid"]) for p in members}
+        parent = next(iter(parents))
         if attribution == "machine":
             mode, tree_pid = "machine", None
         elif len(members) == 1:
             mode, tree_pid = "leader", leader["pid"]
-        elif len(parents) == 1 and next(iter(parents)) > 1:
-            mode, tree_pid = "launcher", next(iter(parents))
+        elif len(parents) == 1 and parent[1] > 1 and len(parent_nodes[parent]) == 1:
+            mode, tree_pid = "launcher", parent[1]
         else:
             mode, tree_pid = "each-rank", None
         nodes[nid] = {"leader": leader["rank"], "ranks": sorted(p["rank"] for p in members), "mode": mode,
@@ -179,14 +184,19 @@ class DistributedTracker:
         store: Any = None,
         gpus: Sequence[int] | None = None,
         gather_timeout_s: float = DEFAULT_GATHER_TIMEOUT_S,
+        nvml_module: Any = None,
         **overrides: Any,
     ) -> None:
-        """`gpus`: NVML indices of the GPUs this rank uses (default: its current CUDA device, if any)."""
+        """`gpus`: NVML indices of the GPUs this rank uses (default: its current CUDA device, if any).
+
+        `nvml_module` replaces pynvml (a stand-in for machines without NVIDIA GPUs, as in detect_sources).
+        """
         self.name = name
         self.settings = settings if settings is not None else load_settings(**overrides)
         self._store = store
         self._gpus = list(gpus) if gpus is not None else None
         self.gather_timeout_s = gather_timeout_s
+        self._nvml_module = nvml_module
         self.tracker: Tracker | None = None
         self.record: RunRecord | None = None
         self.rank, self.world_size = 0, 1
@@ -247,7 +257,7 @@ class DistributedTracker:
 
     def _sources(self) -> SourceChoice:
         """This rank's sources: CPU/RAM only where the plan says so, GPUs only those it uses."""
-        choice = detect_sources(self.settings.cpu_tdp_w)
+        choice = detect_sources(self.settings.cpu_tdp_w, nvml_module=self._nvml_module)
         machine = self.role in ("node", "own")
         nvml_gpus: list[dict[str, Any]] = []
         keep = []
@@ -272,7 +282,7 @@ class DistributedTracker:
             from wattprint.measure.nvml import NvmlSource
 
             try:
-                gpu = NvmlSource(gpu_indices=indices)
+                gpu = NvmlSource(self._nvml_module, gpu_indices=indices)
                 keep.append(gpu)
                 measurement["gpu"] = "nvml"
                 hardware["gpus"] = gpu.gpus()
