@@ -64,6 +64,15 @@ def open_page(driver: Any, url: str) -> None:
     driver.execute_script("return document.readyState")
 
 
+def wait_for(driver: Any, url_part: str, timeout_s: float = 15.0) -> None:
+    """After a click or a submit: wait until the new page (URL containing `url_part`) has loaded."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout_s).until(
+        lambda d: url_part in d.current_url and d.execute_script("return document.readyState") == "complete"
+    )
+
+
 def console_errors(driver: Any) -> list[str]:
     """SEVERE console entries since the last call (JS errors, failed loads, CSP violations)."""
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]

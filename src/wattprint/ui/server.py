@@ -6,9 +6,12 @@ URL printed is the real one even when the port was picked by the system.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
+import signal
 import socket
+import threading
 from typing import Any
 
 from wattprint._extras import require
@@ -62,4 +65,12 @@ def serve(app: Any, sock: socket.socket, *, log_level: str = "warning") -> None:
     """Run `app` on the bound socket until SIGINT/SIGTERM; uvicorn shuts down gracefully."""
     uvicorn = require("uvicorn", extra="ui", feature="the dashboard")
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn shuts down gracefully, then re-raises the signal it caught: make that a quiet, clean exit
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has already shut down gracefully
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)

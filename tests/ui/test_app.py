@@ -1,0 +1,94 @@
+"""The dashboard app on a real SQLite store, through Starlette's test client (no socket)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.report.records import fixture_records, make_record, save_records
+from wattprint.config import load_settings
+from wattprint.ui.app import create_app
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    save_records([*fixture_records(), make_record("dddd4444", "failed-run", energy_kwh=0.001, co2e_kg=0.0001,
+                                                  status="failed", minutes=60 * 30)])
+    with TestClient(create_app(load_settings().db_url), base_url="http://127.0.0.1:8765") as test_client:
+        yield test_client
+
+
+def run_ids(html: str) -> list[str]:
+    return re.findall(r'name="run" value="([^"]+)"', html)
+
+
+def rows_of_db() -> list[Any]:
+    path = load_settings().db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT * FROM runs ORDER BY run_id").fetchall()
+
+
+def test_runs_list_and_filters(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert run_ids(page.text) == ["dddd4444", "cccc3333", "bbbb2222", "aaaa1111"]  # newest first
+    assert run_ids(client.get("/?name=MLP").text) == ["bbbb2222"]  # substring, any case
+    assert run_ids(client.get("/?status=failed").text) == ["dddd4444"]
+    assert run_ids(client.get("/?region=fr").text) == ["dddd4444", "bbbb2222", "aaaa1111"]
+    assert run_ids(client.get("/?since=2026-05-01&until=2026-05-01").text) == ["cccc3333", "bbbb2222", "aaaa1111"]
+    assert run_ids(client.get("/?since=2026-05-02").text) == ["dddd4444"]
+    assert run_ids(client.get("/?limit=1").text) == ["dddd4444"]
+    assert "No runs match" in client.get("/?name=zzz").text
+
+
+@pytest.mark.parametrize(("query", "field"), [("status=done", "status"), ("since=yesterday", "since"),
+                                               ("limit=0", "limit")])
+def test_bad_filters_are_400_naming_the_field(client: TestClient, query: str, field: str) -> None:
+    page = client.get(f"/?{query}")
+    assert page.status_code == 400 and f"{field}: " in page.text
+    assert client.get(f"/api/runs?{query}").json()["error"].startswith(f"{field}: ")
+
+
+def test_run_page_reuses_the_report(client: TestClient) -> None:
+    page = client.get("/runs/aaaa")  # unique prefix
+    assert page.status_code == 200
+    assert page.text.count('<svg class="chart"') == 2 and "ResNet-18" in page.text
+    assert '<a href="/">All runs</a>' in page.text
+    missing = client.get("/runs/zzzz")
+    assert missing.status_code == 404 and "no run with id or id prefix" in missing.text
+
+
+def test_compare_page(client: TestClient) -> None:
+    page = client.get("/compare?run=aaaa1111&run=bbbb2222&run=cccc3333")
+    assert page.status_code == 200
+    assert page.text.count('<svg class="chart"') == 2
+    assert '<a href="/runs/bbbb2222">mlp_small</a>' in page.text
+    assert client.get("/compare").status_code == 400
+    assert client.get("/compare?run=aaaa1111&run=nope").status_code == 404
+    lower = client.get("/compare?run=aaaa1111&run=bbbb2222&lower_is_better=1")
+    assert "minimize accuracy, minimize energy" in lower.text
+
+
+def test_json_endpoints(client: TestClient) -> None:
+    body = client.get("/api/runs?name=mlp").json()
+    assert [r["run_id"] for r in body["runs"]] == ["bbbb2222"] and body["truncated"] is False
+    record = client.get("/api/runs/bbbb").json()
+    assert record == fixture_records()[1].to_json_dict()
+    assert client.get("/api/runs/nope").status_code == 404
+
+
+def test_read_only_and_loopback_host_only(client: TestClient) -> None:
+    before = rows_of_db()
+    for path in ("/", "/runs/aaaa", "/compare?run=aaaa1111&run=bbbb2222", "/api/runs", "/api/runs/cccc"):
+        assert client.get(path).status_code == 200
+    assert client.post("/").status_code == 405
+    assert client.delete("/api/runs/aaaa1111").status_code == 405
+    assert rows_of_db() == before
+    # a page fetched through another host name (DNS rebinding) is refused
+    assert client.get("/", headers={"host": "evil.example"}).status_code == 400
+    assert client.get("/favicon.ico").status_code == 204
