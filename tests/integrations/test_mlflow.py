@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,12 +15,18 @@ import wattprint  # noqa: E402
 from wattprint.errors import WattprintInputError  # noqa: E402
 from wattprint.integrations.mlflow import log_to_mlflow, track_mlflow  # noqa: E402
 
-pytestmark = pytest.mark.slow  # MLflow creates its SQLite schema (migrations) per store: a few seconds
+pytestmark = pytest.mark.slow  # MLflow creates its SQLite schema (migrations): a few seconds
+
+
+@pytest.fixture(scope="module")
+def mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite store for the module: MLflow builds its schema once (seconds), tests use their own runs."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
 @pytest.fixture
-def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def tracking_uri(mlflow_db: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = mlflow_db
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     yield uri
     while mlflow.active_run() is not None:  # never leak a run into another test
