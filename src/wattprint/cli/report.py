@@ -8,11 +8,14 @@ with file names made from the run's (sanitised) name; `--html F` etc. choose the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from wattprint.cli.common import fail, open_configured_store
-from wattprint.record import RunRecord
+
+if TYPE_CHECKING:  # the record model loads only when a report is made, not at CLI start-up
+    from wattprint.record import RunRecord
 
 KINDS = ("html", "md", "latex", "model_card")
 _SUFFIX = {"html": ".html", "md": ".md", "latex": ".tex", "model_card": "-model-card.md"}
@@ -98,7 +101,12 @@ def report(
             if taken.resolve() == path.resolve():
                 fail(_FLAG[kind], f"{str(path)!r} is also the {_FLAG[other]} file; give different file names")
         targets[kind] = path
-    texts = {kind: _render(kind, records, metric, maximize) for kind in targets}  # all rendered before any write
+    from wattprint._extras import MissingExtraError
+
+    try:
+        texts = {kind: _render(kind, records, metric, maximize) for kind in targets}  # all before any write
+    except MissingExtraError as exc:
+        fail(_FLAG["html"], str(exc))
     for kind, path in targets.items():
         write_report(path, texts[kind], directory=out_dir if out_dir is not None else path.parent)
         typer.echo(f"wattprint: wrote {_FLAG[kind].lstrip('-')} report {path}")

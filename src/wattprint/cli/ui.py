@@ -18,9 +18,16 @@ def ui(
     db: str = typer.Option(None, "--db", help="Store URL (default: WATTPRINT_DB or SQLite in WATTPRINT_HOME)."),
 ) -> None:
     """Serve the runs in the store on a local web dashboard until Ctrl-C."""
+    from wattprint._extras import MissingExtraError, require
     from wattprint.config import load_settings
     from wattprint.ui.app import create_app
     from wattprint.ui.server import bind, is_loopback, serve, url_of
+
+    try:
+        for module in ("starlette", "uvicorn", "jinja2", "matplotlib"):
+            require(module, extra="ui", feature="the dashboard")
+    except MissingExtraError as exc:
+        fail("ui", str(exc))
 
     if not host.strip():
         fail("--host", "empty address; expected e.g. 127.0.0.1")
