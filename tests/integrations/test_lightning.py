@@ -109,6 +109,24 @@ def test_fit_logs_epoch_step_and_predicted_energy(tmp_path: Path, wattprint_env:
     assert (rec.measurement.cpu or "") in text
 
 
+def test_your_tracker_over_two_fits(tmp_path: Path) -> None:
+    """A tracker you own stays yours: not stopped by the callback, and each fit's epochs are told apart."""
+    import wattprint
+
+    with wattprint.track("two-fits", interval=0.05) as t:
+        callback = WattprintCallback(tracker=t, predict_after_epochs=1)
+        trainer(tmp_path / "a", callback, max_epochs=2).fit(TinyRegressor(), loader())
+        assert t.record.status == "running"
+        trainer(tmp_path / "b", callback, max_epochs=2).fit(TinyRegressor(), loader())
+        second = column(metrics_rows(tmp_path / "b"), "wattprint/predicted_energy_kwh")
+    epochs = [w["name"] for w in t.record.windows if "epoch" in w["name"]]
+    assert epochs == ["epoch 0", "epoch 1", "fit 2 epoch 0", "fit 2 epoch 1"]
+    # the second fit's prediction after its first epoch covers its own two epochs, not four
+    fit2 = [w["energy_kwh"]["total"] for w in t.record.windows if w["name"].startswith("fit 2 epoch ")]
+    assert second[0] == pytest.approx(2 * fit2[0], rel=1e-6)
+    assert t.record.status == "finished"
+
+
 def test_training_failure_marks_the_run_failed(tmp_path: Path) -> None:
     callback = WattprintCallback(interval=0.05)
     with pytest.raises(RuntimeError, match="user bug"):

@@ -102,6 +102,8 @@ class TrainingMeter:
         self.epochs_done = 0
         self.prediction: Any = None
         self._epoch: str | None = None
+        self._epoch_prefix = EPOCH_PREFIX
+        self._fits = 0  # fits measured on the current tracker
         self._steps: str | None = None
         self._steps_in_window = 0
         self._step = 0
@@ -135,8 +137,13 @@ class TrainingMeter:
                     self.finish("failed")
                 # a second fit with the same callback is a new run
                 self.tracker = Tracker(self.tracker.name, settings=self.tracker.settings)
+                self._fits = 0
             if self.tracker.monitor is None:
                 self.tracker.start()
+            # your tracker through a second fit: that fit's epochs get their own names, so that its
+            # prediction uses its own epochs only
+            self._fits += 1
+            self._epoch_prefix = EPOCH_PREFIX if self._fits == 1 else f"fit {self._fits} {EPOCH_PREFIX}"
             self.active = True
             self.epochs_done = 0
             self.prediction = None
@@ -149,7 +156,7 @@ class TrainingMeter:
         try:
             if self._epoch is not None:  # an epoch that never ended (a framework quirk): close it unused
                 self.tracker.end_window(self._epoch)
-            self._epoch = f"{EPOCH_PREFIX}{epoch}"
+            self._epoch = f"{self._epoch_prefix}{epoch}"
             self.tracker.begin_window(self._epoch)
         except Exception as exc:
             self._epoch = None
@@ -182,7 +189,7 @@ class TrainingMeter:
     def _predict(self, total_epochs: int) -> dict[str, float]:
         from wattprint.accounting.predict import progress_line
 
-        pred = self.tracker.predict(total_epochs, prefix=EPOCH_PREFIX)
+        pred = self.tracker.predict(total_epochs, prefix=self._epoch_prefix)
         self.prediction = pred
         log.info("wattprint: %s", progress_line(pred))
         p = self.prefix
