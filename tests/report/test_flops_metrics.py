@@ -19,4 +19,4 @@ def test_as_metrics_feeds_the_tables() -> None:
     record = make_record("f1", "linear", energy_kwh=0.001, co2e_kg=0.0001, metrics={"accuracy": 0.5, **metrics})
     table = runs_table([record])
     assert table.header[2:4] == ["Params", "FLOPs"]  # below 1 K: no prefix
-    assert table.rows[0][2:4] == ["55.0", "300"]
+    assert table.rows[0][2:4] == ["55", "300"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from wattprint.record import RunRecord
 from wattprint.report.values import (
     MISSING,
+    Scale,
     co2e_range_kg,
     count_scale,
     energy_method,
@@ -76,8 +77,8 @@ def runs_table(records: Sequence[RunRecord], *, metric: str = "accuracy", maximi
         rows.append([
             model,
             fmt_metric(metric_value(r, metric)),
-            scaled(p, p_scale),
-            scaled(f, f_scale),
+            _count(p, p_scale),
+            _count(f, f_scale),
             scaled(energy, e_scale),
             co2,
             hardware_label(r),
@@ -85,6 +86,13 @@ def runs_table(records: Sequence[RunRecord], *, metric: str = "accuracy", maximi
             energy_method(r),
         ])
     return Table(header, rows)
+
+
+def _count(value: float | None, scale: Scale) -> str:
+    """A count in the column's unit; whole numbers without a prefix stay whole (55, not 55.0)."""
+    if value is not None and not scale.unit and float(value).is_integer():
+        return str(int(value))
+    return scaled(value, scale)
 
 
 # -- Markdown --------------------------------------------------------------------------------------
