@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,7 @@ with track_distributed("ddp-test", gather_timeout_s=float(os.environ.get("GATHER
     dist.all_reduce(torch.ones(1))
     t.end_window("work")
     t.log(loss=float(x.abs().mean()))
+    time.sleep(float(os.environ.get("LINGER_S", "0")))
     if rank == 1 and os.environ.get("STALL_RANK1"):
         time.sleep(float(os.environ["STALL_RANK1"]))  # rank 1 misses the final gather
 probe_kwh = probe.read().energy_j["model:cpu"] / 3.6e6
@@ -311,3 +314,30 @@ def test_each_gpu_is_measured_by_the_rank_that_uses_it(tmp_path: Path, wattprint
     assert sorted((g["rank"], g["index"]) for g in record.hardware["gpus"]) == [(0, 0), (1, 1), (2, 2), (3, 3)]
     assert record.co2e_kg.embodied > 0
     _assert_adds_up(record)
+
+
+@pytest.mark.slow
+def test_a_killed_job_leaves_rank_0s_checkpoint_marked_partial(tmp_path: Path, wattprint_env: Path) -> None:
+    proc = _torchrun(tmp_path, ["--standalone", "--nproc_per_node=2"],
+                     _env(WORK_S="0.2", LINGER_S="60", WATTPRINT_CHECKPOINT="0.2"))
+    url = f"sqlite:///{wattprint_env / 'wattprint.db'}"
+    running: list[RunRecord] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not running and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+            if (wattprint_env / "wattprint.db").exists():
+                with open_store(url) as store:
+                    running = [r for r in store.list() if r.status == "running" and r.energy_kwh.cpu > 0]
+        assert running, "rank 0 never checkpointed the job"
+        assert running[0].degraded["distributed"].startswith("partial: rank 0's part only")
+        proc.send_signal(signal.SIGTERM)  # as a scheduler ends a job: torchrun passes it to the ranks
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with open_store(url) as store:
+        (stored,) = store.list()
+    assert stored.run_id == running[0].run_id == stored.distributed["job_id"]
+    assert stored.status == "interrupted" and "partial" in stored.degraded["distributed"]
+    assert stored.energy_kwh.cpu >= running[0].energy_kwh.cpu

@@ -198,7 +198,7 @@ class DistributedTracker:
         self.gather_timeout_s = gather_timeout_s
         self._nvml_module = nvml_module
         self.tracker: Tracker | None = None
-        self.record: RunRecord | None = None
+        self._record: RunRecord | None = None
         self.rank, self.world_size = 0, 1
         self.job_id: str | None = None
         self.role = "plain"
@@ -209,6 +209,17 @@ class DistributedTracker:
         self._own_tree: ProcessTree | None = None
         self._cpu_s0 = 0.0
         self._done = False
+
+    @property
+    def record(self) -> RunRecord | None:
+        """The job's record once stopped (the same on every rank); while running, this rank's own record."""
+        if self._record is not None:
+            return self._record
+        return self.tracker.record if self.tracker is not None else None
+
+    @record.setter
+    def record(self, value: RunRecord | None) -> None:
+        self._record = value
 
     # -- start -----------------------------------------------------------------------------------
     def start(self) -> DistributedTracker:
@@ -345,8 +356,8 @@ class DistributedTracker:
         """Stop this rank, gather every rank's part (a collective) and, on rank 0, store the job record."""
         if self.tracker is None:
             raise RuntimeError("tracker is not started")
-        if self._done and self.record is not None:
-            return self.record
+        if self._done and self._record is not None:
+            return self._record
         self._done = True
         local = self.tracker.stop(status, exit_code)
         if self._dist is None:
