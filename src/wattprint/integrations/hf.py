@@ -24,6 +24,8 @@ from typing import Any
 from wattprint._extras import require
 from wattprint.integrations._training import TrainingMeter, log, method_label, summary
 
+MAX_EPOCHS = 1_000_000
+
 transformers = require("transformers", extra="hf", feature="the Hugging Face Trainer callback")
 
 
@@ -87,7 +89,9 @@ class WattprintTrainerCallback(transformers.TrainerCallback):  # type: ignore[mi
         self._pending |= self.meter.end_step()
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        total = math.ceil(state.num_train_epochs) if state.num_train_epochs else None
+        epochs = state.num_train_epochs
+        # an iterable dataset with max_steps has no epoch count (the Trainer says sys.maxsize): no prediction
+        total = math.ceil(epochs) if epochs and epochs < MAX_EPOCHS else None
         metrics = self.meter.end_epoch(total)
         self._pending |= metrics
         if metrics and args.logging_strategy != "no":
