@@ -14,7 +14,7 @@ from typing import Any
 from wattprint._extras import require
 from wattprint.record import RunRecord
 from wattprint.report.pareto import cost_of, pareto_front
-from wattprint.report.values import COMPONENTS, energy_scale, mass_scale, metric_value, model_name, sig
+from wattprint.report.values import COMPONENTS, count_scale, energy_scale, mass_scale, metric_value, model_name, sig
 
 COLORS = {"cpu": "#1f77b4", "gpu": "#d62728", "ram": "#2ca02c", "embodied": "#9467bd", "operational": "#ff7f0e"}
 _RC = {"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
@@ -138,7 +138,9 @@ def tradeoff_svg(
         xs = {i: x * scale.factor for i, x in xs.items() if x is not None}
         xlabel = f"energy at the hardware ({scale.unit})"
     else:
-        xlabel = "FLOPs"
+        scale = count_scale(list(xs.values()))
+        xs = {i: x * scale.factor for i, x in xs.items() if x is not None}
+        xlabel = f"FLOPs ({scale.unit})" if scale.unit else "FLOPs"
     with matplotlib.rc_context(_RC):
         fig = _figure(7.0, 3.6)
         ax = fig.add_subplot()
