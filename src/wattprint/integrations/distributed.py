@@ -490,11 +490,66 @@ def _merge_windows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
-def merge_parts(parts: Sequence[dict[str, Any]], *, job_id: str, name: str, plan: dict[str, Any]) -> RunRecord:
-    """One job record from every rank's part; nodes and ranks add up to its energy."""
+def _split_node(node_id: str, members: Sequence[dict[str, Any]], records: dict[int, RunRecord]) -> list[dict[str, Any]]:
+    """Per-rank rows of one node; a leader's node-wide CPU/RAM energy is divided among the node's ranks."""
+    own = {p["rank"]: dict(records[p["rank"]].energy_kwh) for p in members}
+    leader = next((p for p in members if p["role"] == "node"), None)
+    if leader is not None:
+        measured = records[leader["rank"]].energy_kwh
+        cpu_w = _weights([p["cpu_s"] for p in members])
+        ram_w = _weights([float(p["rss_bytes"]) for p in members])
+        for p, wc, wr in zip(members, cpu_w, ram_w, strict=True):
+            own[p["rank"]]["cpu"], own[p["rank"]]["ram"] = measured.cpu * wc, measured.ram * wr
+    rows = []
+    for p in members:
+        rec = records[p["rank"]]
+        rows.append({
+            "rank": p["rank"], "node_id": node_id, "local_rank": p["local_rank"], "host": p["host"], "pid": p["pid"],
+            "role": p["role"], "status": rec.status, "duration_s": rec.duration_s, "cpu_s": p["cpu_s"],
+            "rss_bytes": p["rss_bytes"], "energy_kwh": _energy(own[p["rank"]]),
+            "measured_energy_kwh": dict(rec.energy_kwh),
+            "gpus": [g.get("name") for g in rec.hardware.get("gpus", [])], "gpu_rule": p["gpu_rule"],
+        })
+    return rows
+
+
+def _node_row(node_id: str, node: dict[str, Any], rows: list[dict[str, Any]], records: list[RunRecord],
+              leader: RunRecord) -> dict[str, Any]:
+    """One node's energy (sum of its ranks), machine energy, and carbon with the host's embodied counted once."""
     from wattprint.accounting.embodied import run_embodied
     from wattprint.accounting.uncertainty import record_range
 
+    energy = dict.fromkeys(("total", *COMPONENTS), 0.0)
+    for row in rows:
+        energy = _add(energy, row["energy_kwh"])
+    # GPUs are each read by one rank: a sum; CPU/RAM readings all describe the same machine: the largest
+    machine = {"gpu": sum(r.machine_energy_kwh.gpu for r in records),
+               "cpu": max(r.machine_energy_kwh.cpu for r in records),
+               "ram": max(r.machine_energy_kwh.ram for r in records)}
+    share = 1.0 if node["mode"] == "machine" else min(
+        1.0, sum(float(r.attribution.get("cpu_share") or 0.0) for r in records if r.measurement.cpu is not None))
+    gpu_names = [g["name"] for r in records for g in r.hardware.get("gpus", []) if "name" in g]
+    emb = run_embodied(max(r.duration_s for r in records), gpu_names=gpu_names, host="server", host_share=share)
+    operational = sum(r.co2e_kg.operational for r in records)
+    methods = {c: (leader.methods.get(c) or {}).get("method") for c in COMPONENTS}
+    if any(r.measurement.gpu for r in records):
+        methods["gpu"] = "measured"
+    band = record_range({c: energy[c] for c in COMPONENTS}, methods, leader.intensity_g_per_kwh, leader.pue,
+                        embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high))
+    return {
+        "node_id": node_id, "host": leader.host, "ranks": node["ranks"], "leader_rank": node["leader"],
+        "energy_kwh": energy, "machine_energy_kwh": _energy(machine),
+        "facility_energy_kwh": sum(r.facility_energy_kwh for r in records),
+        "co2e_kg": {"operational": operational, "embodied": emb.co2e_kg, "total": operational + emb.co2e_kg},
+        "co2e_kg_range": {"low": band["co2e_kg_low"], "high": band["co2e_kg_high"]}, "embodied_note": emb.note,
+        "measurement": leader.measurement.model_dump(), "region": leader.region, "pue": leader.pue,
+        "intensity_g_per_kwh": leader.intensity_g_per_kwh, "mode": node["mode"], "tracked_pid": node["tree_pid"],
+        "cpu_ram_measured_by": _MODE_TEXT[node["mode"]].format(pid=node["tree_pid"]),
+    }
+
+
+def merge_parts(parts: Sequence[dict[str, Any]], *, job_id: str, name: str, plan: dict[str, Any]) -> RunRecord:
+    """One job record from every rank's part; nodes and ranks add up to its energy."""
     bad = [p for p in parts if "record" not in p]
     if bad:
         raise ValueError(f"rank {bad[0]['rank']} sent no record: {bad[0].get('error')}")
@@ -503,60 +558,14 @@ def merge_parts(parts: Sequence[dict[str, Any]], *, job_id: str, name: str, plan
     first = records[parts[0]["rank"]]
     rank_rows: list[dict[str, Any]] = []
     node_rows: list[dict[str, Any]] = []
-    operational = embodied = facility = low = high = 0.0
-    notes: list[str] = []
     for nid, node in plan["nodes"].items():
         members = [p for p in parts if p["rank"] in node["ranks"]]
-        own = {p["rank"]: dict(records[p["rank"]].energy_kwh) for p in members}
-        leader = next((p for p in members if p["role"] == "node"), None)
-        if leader is not None:  # the leader measured the node's CPU/RAM: split among its ranks
-            measured = records[leader["rank"]].energy_kwh
-            cpu_w = _weights([p["cpu_s"] for p in members])
-            ram_w = _weights([float(p["rss_bytes"]) for p in members])
-            for p, wc, wr in zip(members, cpu_w, ram_w, strict=True):
-                own[p["rank"]]["cpu"], own[p["rank"]]["ram"] = measured.cpu * wc, measured.ram * wr
-        node_energy = dict.fromkeys(("total", *COMPONENTS), 0.0)
-        for p in members:
-            rec = records[p["rank"]]
-            energy = _energy(own[p["rank"]])
-            node_energy = _add(node_energy, energy)
-            rank_rows.append({
-                "rank": p["rank"], "node_id": nid, "local_rank": p["local_rank"], "host": p["host"], "pid": p["pid"],
-                "role": p["role"], "status": rec.status, "duration_s": rec.duration_s, "cpu_s": p["cpu_s"],
-                "rss_bytes": p["rss_bytes"], "energy_kwh": energy, "measured_energy_kwh": dict(rec.energy_kwh),
-                "gpus": [g.get("name") for g in rec.hardware.get("gpus", [])], "gpu_rule": p["gpu_rule"],
-            })
-        node_records = [records[p["rank"]] for p in members]
-        # GPUs are each read by one rank: a sum; CPU/RAM readings all describe the same machine: the largest
-        machine = {"gpu": sum(r.machine_energy_kwh.gpu for r in node_records),
-                   "cpu": max(r.machine_energy_kwh.cpu for r in node_records),
-                   "ram": max(r.machine_energy_kwh.ram for r in node_records)}
-        share = (1.0 if node["mode"] == "machine" else
-                 min(1.0, sum(float(r.attribution.get("cpu_share") or 0.0) for r in node_records
-                              if r.measurement.cpu is not None)))
-        duration = max(r.duration_s for r in node_records)
-        gpu_names = [g["name"] for r in node_records for g in r.hardware.get("gpus", []) if "name" in g]
-        emb = run_embodied(duration, gpu_names=gpu_names, host="server", host_share=share)
-        node_op = sum(r.co2e_kg.operational for r in node_records)
-        node_facility = sum(r.facility_energy_kwh for r in node_records)
-        ref = records[node["leader"]]
-        methods = {c: (ref.methods.get(c) or {}).get("method") for c in COMPONENTS}
-        if any(r.measurement.gpu for r in node_records):
-            methods["gpu"] = "measured"
-        band = record_range({c: node_energy[c] for c in COMPONENTS}, methods, ref.intensity_g_per_kwh, ref.pue,
-                            embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high))
-        operational, embodied, facility = operational + node_op, embodied + emb.co2e_kg, facility + node_facility
-        low, high = low + band["co2e_kg_low"], high + band["co2e_kg_high"]
-        notes.append(f"{nid}: {emb.note}")
-        node_rows.append({
-            "node_id": nid, "host": records[node["leader"]].host, "ranks": node["ranks"], "leader_rank": node["leader"],
-            "energy_kwh": node_energy, "machine_energy_kwh": _energy(machine), "facility_energy_kwh": node_facility,
-            "co2e_kg": {"operational": node_op, "embodied": emb.co2e_kg, "total": node_op + emb.co2e_kg},
-            "measurement": ref.measurement.model_dump(), "region": ref.region, "pue": ref.pue,
-            "intensity_g_per_kwh": ref.intensity_g_per_kwh,
-            "cpu_ram_measured_by": _MODE_TEXT[node["mode"]].format(pid=node["tree_pid"]), "mode": node["mode"],
-            "tracked_pid": node["tree_pid"],
-        })
+        rows = _split_node(nid, members, records)
+        rank_rows.extend(rows)
+        node_rows.append(_node_row(nid, node, rows, [records[p["rank"]] for p in members], records[node["leader"]]))
+    operational = sum(n["co2e_kg"]["operational"] for n in node_rows)
+    embodied = sum(n["co2e_kg"]["embodied"] for n in node_rows)
+    facility = sum(n["facility_energy_kwh"] for n in node_rows)
     total = dict.fromkeys(("total", *COMPONENTS), 0.0)
     machine_total = dict.fromkeys(("total", *COMPONENTS), 0.0)
     for row in node_rows:
@@ -591,7 +600,9 @@ def merge_parts(parts: Sequence[dict[str, Any]], *, job_id: str, name: str, plan
         "pue": facility / t_total if t_total > 0 else first.pue,
         "intensity_g_per_kwh": operational * 1000.0 / facility if facility > 0 else first.intensity_g_per_kwh,
         "co2e_kg": Co2eKg(operational=operational, embodied=embodied, total=operational + embodied),
-        "co2e_kg_range": {"low": low, "high": high}, "embodied_note": "; ".join(notes),
+        "co2e_kg_range": {"low": sum(n["co2e_kg_range"]["low"] for n in node_rows),
+                          "high": sum(n["co2e_kg_range"]["high"] for n in node_rows)},
+        "embodied_note": "; ".join(f"{n['node_id']}: {n['embodied_note']}" for n in node_rows),
         "degraded": degraded, "exit_code": exit_code, "metrics": metrics,
         "samples": sum(r.samples for r in all_records), "windows": _merge_windows(all_records),
         "timeline": {}, "nodes": node_rows, "ranks": rank_rows,
