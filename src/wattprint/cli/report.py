@@ -64,7 +64,8 @@ def report(
 ) -> None:
     """Report stored runs: HTML page or comparison, Markdown/LaTeX tables, model-card section.
 
-    File names may contain {name} and {run_id}, replaced by sanitised values.
+    With no output option the Markdown table is printed. File names may contain {name} and {run_id},
+    replaced by sanitised values.
     """
     from wattprint.report.writer import output_path, safe_filename, write_report
 
