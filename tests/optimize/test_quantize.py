@@ -181,7 +181,8 @@ def test_compiled_kernel_matches_eager() -> None:
     eager = quantize.int8(model, example_inputs=calib, compile=False)
     compiled = quantize.int8(model, example_inputs=calib, compile=True)
     with torch.no_grad():
-        assert torch.allclose(compiled(test), eager(test), atol=1e-4, rtol=1e-4)
+        # same integers; only the float rounding order of the fused dequantization differs
+        assert _rel_err(compiled(test), eager(test)) < 1e-4
 
 
 SENTENCES = [

@@ -113,6 +113,12 @@ def _trial_rows(db: Path) -> list[tuple[int, str]]:
         return conn.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
 
 
+def _params(db: Path) -> list[tuple[int, str, float]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT t.number, t.state, p.param_value FROM trials t JOIN trial_params p "
+                            "ON p.trial_id = t.trial_id ORDER BY t.number").fetchall()
+
+
 def test_sqlite_study_resumes_where_it_stopped(tmp_path: Path) -> None:
     db = tmp_path / "study.db"
     url = f"sqlite:///{db}"
@@ -167,6 +173,7 @@ def test_study_continues_after_a_worker_is_killed(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "HANG"
+        time.sleep(1.5)  # let the trial record a heartbeat (Optuna can only fail trials that have one)
         os.kill(proc.pid, signal.SIGKILL)  # a crash: no clean-up, the trial stays RUNNING in the database
         proc.wait(timeout=10)
     finally:
@@ -177,7 +184,7 @@ def test_study_continues_after_a_worker_is_killed(tmp_path: Path) -> None:
     time.sleep(2.5)  # longer than the grace period (2 heartbeats): the dead worker's trial is stale
     result = search(trained("mlp"), accuracy, digits()[2][:8], recipes=recipes, storage=url, study_name="crash",
                     heartbeat_s=1, **FAST)
-    assert sorted(c["recipe"] for c in result.candidates) == sorted(recipes)
+    assert sorted(c["recipe"] for c in result.candidates) == sorted(recipes), _params(db)
     states = [state for _, state in _trial_rows(db)]
     # the killed trial failed (stale heartbeat) and was retried once; the other recipe ran once in all
     assert states.count("FAIL") == 1 and states.count("COMPLETE") == 2 and len(states) == 3

@@ -59,7 +59,12 @@ def int8_linear_kernel(x2: torch.Tensor, weight_int8: torch.Tensor, weight_scale
     acc = torch._int_mm(xq, weight_int8) if int_mm else xq.float() @ weight_int8.float()
     y = acc * scale * weight_scale
     if has_outliers:
-        y = torch.addmm(y, x_out, outlier_weight)
+        if torch.compiler.is_compiling():
+            # as a broadcast-sum over the few float columns, inductor folds it into the dequantization pass
+            # instead of a separate (M x N) product and copy
+            y = y + (x_out.unsqueeze(2) * outlier_weight.unsqueeze(0)).sum(1)
+        else:
+            y = torch.addmm(y, x_out, outlier_weight)
     if bias is not None:
         y = y + bias
     return y

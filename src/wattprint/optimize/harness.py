@@ -217,13 +217,14 @@ def measure(
     meter = meter if meter is not None else EnergyMeter()
     b0 = batch_sizes[0]
     batch = _batched(example_inputs, b0)
-    # enough batches to fill energy_min_s, estimated from the median latency
-    n_batches = max(repeats, int(energy_min_s * 1000.0 / max(latency[b0], 1e-3)) + 1)
 
     def run() -> int:
+        # at least `repeats` batches and at least energy_min_s of running (long windows average out sampling)
+        n_batches, t0 = 0, time.perf_counter()
         with torch.inference_mode():
-            for _ in range(n_batches):
+            while n_batches < repeats or time.perf_counter() - t0 < energy_min_s:
                 model(*batch)
+                n_batches += 1
             _sync(device)
         return n_batches * b0
 
