@@ -11,6 +11,7 @@ import sys
 import typer
 
 from wattprint.cli import estimate as estimate_cmd
+from wattprint.cli import optimize as optimize_cmd
 from wattprint.cli import report as report_cmd
 from wattprint.cli import run as run_cmd
 from wattprint.cli import runs as runs_cmd
@@ -32,6 +33,7 @@ app.command(
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(schedule_cmd.app, name="schedule")
 app.command("estimate")(estimate_cmd.estimate)
+app.command("optimize")(optimize_cmd.optimize)
 app.command("report")(report_cmd.report)
 app.command("ui")(ui_cmd.ui)
 
