@@ -88,7 +88,7 @@ def optimize(
     """Try efficiency recipes on a model; keep those within --max-drop; print the Pareto front and the best."""
     from wattprint.optimize import candidate_space, search
     from wattprint.optimize.harness import check_measure_inputs
-    from wattprint.optimize.search import _check
+    from wattprint.optimize.search import _check, check_storage_url
 
     # validate everything before loading (and training) the user's model
     recipe_list = _split(recipes, "--recipes")
@@ -96,6 +96,7 @@ def optimize(
     _check(max_drop, prefer, trials)
     check_measure_inputs(sizes, 0, 1, energy_min_s)
     candidate_space(recipe_list, combine=not no_combine)
+    check_storage_url(storage)
     if study is not None and storage is None:
         fail("--study", "a study name needs --storage; accepted: --storage URL --study NAME")
     if output is not None:

@@ -148,12 +148,17 @@ def _redact(url: str | None) -> str | None:
         return "<storage>"
 
 
+def check_storage_url(storage: str | None) -> None:
+    """The form of a storage URL (reachability is checked when it is opened)."""
+    if storage is not None and (not isinstance(storage, str) or "://" not in storage):
+        raise WattprintInputError("storage", f"{storage!r}; accepted: a database URL such as "
+                                  "sqlite:///study.db or postgresql+psycopg://user@host/db")
+
+
 def _open_storage(optuna: Any, storage: str | None, heartbeat_s: float) -> Any:
     if storage is None:
         return optuna.storages.InMemoryStorage()
-    if not isinstance(storage, str) or "://" not in storage:
-        raise WattprintInputError("storage", f"{storage!r}; accepted: a database URL such as "
-                                  "sqlite:///study.db or postgresql+psycopg://user@host/db")
+    check_storage_url(storage)
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     try:
