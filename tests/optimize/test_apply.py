@@ -98,3 +98,26 @@ def test_train_fn_runs_after_pruning_only() -> None:
     apply(model, "prune-channels:0.3", example_inputs=digits()[2][:2],
           train_fn=lambda m: calls.append(-1.0))
     assert len(calls) == 2
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning")
+@pytest.mark.parametrize("recipe", ["bf16", "fp16", "int8", "int8-dynamic", "int8-static",
+                                    "prune-channels:0.3+int8-dynamic", "prune:0.5+bf16"])
+def test_precision_and_quantization_recipes_dispatch(recipe: str) -> None:
+    """apply() reaches the precision/quantize recipes by name; each keeps the digits CNN close to fp32."""
+    model = trained("cnn")
+    x = digits()[2][:32]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        out = apply(model, recipe, example_inputs=x)
+    except WattprintInputError as exc:  # a dtype this CPU cannot run fast is a clear, named refusal
+        assert recipe == "fp16" and "refused on this hardware" in str(exc) and exc.field == "recipe"
+        return
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert accuracy(out) > accuracy(model) - 0.05
+    if "bf16" in recipe:
+        assert {p.dtype for p in out.parameters()} == {torch.bfloat16}
+    if recipe.endswith("int8-dynamic"):
+        assert any("quantized" in type(m).__module__ for m in out.modules())
+    if recipe == "prune:0.5+bf16":
+        assert sparsity(out) == pytest.approx(0.5, abs=0.01)
