@@ -208,3 +208,18 @@ def test_storage_password_is_hidden() -> None:
 
     shown = _redact("postgresql+psycopg://alice:s3cret@db.example:5432/studies")
     assert "s3cret" not in shown and "alice" in shown
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning")
+def test_quantized_candidates_keep_their_mac_count() -> None:
+    """int8 changes the precision of the MACs, not their number (the counter cannot see quantized kernels)."""
+    model = trained("cnn")
+    x = digits()[2][:32]
+    result = search(model, accuracy, x, recipes=["int8-static", "prune-channels:0.5"], max_metric_drop=0.05, **FAST)
+    by_recipe = {c["recipe"]: c for c in result.candidates}
+    assert set(by_recipe) == {"int8-static", "prune-channels:0.5", "prune-channels:0.5+int8-static"}
+    assert by_recipe["int8-static"]["macs"] == result.baseline["macs"]
+    assert "counted before int8-static" in by_recipe["int8-static"]["macs_note"]
+    combo = by_recipe["prune-channels:0.5+int8-static"]
+    assert combo["macs"] == by_recipe["prune-channels:0.5"]["macs"] < result.baseline["macs"] / 3
+    assert combo["size_bytes"] < by_recipe["prune-channels:0.5"]["size_bytes"]  # int8 weights are smaller

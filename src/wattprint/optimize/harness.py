@@ -43,6 +43,7 @@ class Measurement:
     params_nonzero: int
     size_bytes: int
     sparsity: float
+    macs_note: str = "counted on this model"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,12 +181,16 @@ def measure(
     repeats: int = 20,
     energy_min_s: float = 1.0,
     meter: EnergyMeter | None = None,
+    macs_model: Any = None,
+    macs_note: str | None = None,
 ) -> Measurement:
     """Measure one model with the same protocol as every other candidate (see module docs).
 
     `example_inputs` is a tensor or a tuple of tensors, batched along dimension 0; other batch sizes are made by
     repeating its rows. `energy_min_s` is the least time the energy window runs (longer windows average out
     the sampling granularity). Pass one `meter` to measure several candidates alike; one is made otherwise.
+    `macs_model` is counted instead of `model` where the counter cannot see the model's kernels (quantized
+    ops): the model before quantization has the same number of MACs, at a higher precision.
     """
     import torch
 
@@ -196,9 +201,10 @@ def measure(
     model.eval()
     device = _model_device(model)
     args = as_args(example_inputs)
+    counted = macs_model if macs_model is not None else model
     with torch.inference_mode():
-        dense = count_flops(model, *args)
-        sparse = count_flops(model, *args, nonzero=True)
+        dense = count_flops(counted, *args)
+        sparse = count_flops(counted, *args, nonzero=True)
     latency: dict[int, float] = {}
     with torch.inference_mode():
         for b in batch_sizes:
@@ -251,4 +257,5 @@ def measure(
         params_nonzero=nonzero,
         size_bytes=_size_bytes(model),
         sparsity=sparse_share,
+        macs_note=macs_note or "counted on this model",
     )

@@ -69,21 +69,23 @@ def _device_of(model: Any) -> Any:
     return torch.device("cpu")
 
 
-def _best_ms(fn: Any, sync: Any, budget_ms: float) -> float:
-    """Best of five timed calls after two warm-ups (first calls pay for kernel selection / JIT); stops early
-    once the best call exceeds `budget_ms`."""
-    for _ in range(2):
+def _paired_best_ms(fp32_fn: Any, low_fn: Any, sync: Any, low_budget_ms: float) -> tuple[float, float]:
+    """Best of five calls of each, fp32 and low dtype alternating so that both see the same load on a shared
+    machine, after two warm-ups each (first calls pay for kernel selection / JIT). Stops early once the
+    low dtype's best call exceeds `low_budget_ms` (an emulated dtype can be 100x slower)."""
+    for fn in (fp32_fn, fp32_fn, low_fn, low_fn):
         fn()
     sync()
-    best = float("inf")
+    best = [float("inf"), float("inf")]
     for _ in range(5):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, (time.perf_counter() - start) * 1e3)
-        if best > budget_ms:
+        for i, fn in enumerate((fp32_fn, low_fn)):
+            start = time.perf_counter()
+            fn()
+            sync()
+            best[i] = min(best[i], (time.perf_counter() - start) * 1e3)
+        if best[1] > low_budget_ms:
             break
-    return best
+    return best[0], best[1]
 
 
 def probe_dtype(device: Any, dtype: Any, op: str = "matmul", shape: tuple[int, ...] = (256, 384, 384),
@@ -133,13 +135,27 @@ def _time_op(device: Any, dtype: Any, op: str, shape: tuple[int, ...], max_slowd
             return lambda: torch.nn.functional.conv2d(x, w, padding=1)
     else:
         raise ValueError(f"unknown probe op {op!r}")
+    # one thread: the probe asks whether a core computes this dtype natively; with several threads on a shared
+    # machine, waiting for a descheduled thread at each op's barrier dominates the timing instead
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _time_pair(make, dtype, sync)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _time_pair(make: Any, dtype: Any, sync: Any) -> tuple[float, float, str]:
+    import torch
+
     with torch.no_grad():
-        fp32_ms = _best_ms(make(torch.float32), sync, budget_ms=float("inf"))
+        fp32_fn = make(torch.float32)
         try:
-            # an emulated dtype can be 100x slower: stop timing once it is clearly out of budget
-            low_ms = _best_ms(make(dtype), sync, budget_ms=max(fp32_ms * max_slowdown * 4, 250.0))
+            low_fn = make(dtype)
+            low_fn()
         except (RuntimeError, NotImplementedError, TypeError) as exc:
-            return fp32_ms, float("nan"), (str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
+            return float("nan"), float("nan"), (str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
+        fp32_ms, low_ms = _paired_best_ms(fp32_fn, low_fn, sync, low_budget_ms=250.0)
     return fp32_ms, low_ms, ""
 
 

@@ -307,11 +307,25 @@ def apply_and_measure(
     meter: EnergyMeter | None = None,
     **measure_kwargs: Any,
 ) -> dict[str, Any]:
-    """Apply `recipe` to a copy of `model` (fine-tuning pruned ones with `train_fn`) and measure it."""
-    from wattprint.optimize.recipes import apply
+    """Apply `recipe` to a copy of `model` (fine-tuning pruned ones with `train_fn`) and measure it.
 
-    candidate_model = apply(copy.deepcopy(model), recipe, example_inputs, train_fn=train_fn, inplace=True)
-    return measure(candidate_model, eval_fn, example_inputs, recipe=recipe, meter=meter, **measure_kwargs).to_dict()
+    MACs of a candidate whose last step changes precision or quantizes are counted on the model just before
+    that step: the number of multiply-accumulates is the same, and the FLOP counter cannot see every
+    quantized kernel (it would report too few).
+    """
+    from wattprint.optimize.recipes import apply, parse_recipe
+
+    steps = parse_recipe(recipe)
+    if not steps[-1].is_numeric:
+        candidate_model = apply(model, recipe, example_inputs, train_fn=train_fn)
+        return measure(candidate_model, eval_fn, example_inputs, recipe=recipe, meter=meter,
+                       **measure_kwargs).to_dict()
+    before = apply(model, [str(s) for s in steps[:-1]], example_inputs, train_fn=train_fn) if len(steps) > 1 \
+        else copy.deepcopy(model)
+    candidate_model = apply(before, str(steps[-1]), example_inputs)
+    note = f"counted before {steps[-1]}: it changes the precision of the MACs, not their number"
+    return measure(candidate_model, eval_fn, example_inputs, recipe=recipe, meter=meter, macs_model=before,
+                   macs_note=note, **measure_kwargs).to_dict()
 
 
 def _check_study(study: Any, space: list[str], directions: list[str]) -> None:
