@@ -8,7 +8,7 @@ import pytest
 
 from tests.measure.scripted import ScriptedSource
 from wattprint.measure.monitor import EnergyMonitor
-from wattprint.measure.process import ProcessTree
+from wattprint.measure.process import ProcessTree, TreeSample
 
 BUSY = "import time\nt=time.time()\nwhile time.time()-t<30: pass"
 SLEEP = "import time; time.sleep(30)"
@@ -166,3 +166,34 @@ def test_process_tree_counts_grandchildren_and_reaped_children() -> None:
         parent.wait()
     assert len(after.pids) == 1  # child ended and was reaped
     assert after.cpu_s - first > 0.4  # its CPU time stayed in the tree
+
+
+class _ScriptedTree:
+    """A process tree whose cumulative CPU seconds are scripted (a child found late arrives at once)."""
+
+    root_pid = 1
+
+    def __init__(self, cpu_s: list[float]) -> None:
+        self._cpu_s = cpu_s
+        self._i = 0
+
+    def sample(self) -> TreeSample:
+        value = self._cpu_s[min(self._i, len(self._cpu_s) - 1)]
+        self._i += 1
+        return TreeSample(value, 0, frozenset({1}))
+
+    def close(self) -> None:
+        pass
+
+
+def test_cpu_time_found_late_is_carried_not_clipped() -> None:
+    # machine busy 1 s per sample, 10 J per sample; the tree's 2 s of earlier CPU time shows up at once
+    busy = iter([(0.0, 10.0), (1.0, 12.0), (2.0, 14.0), (3.0, 16.0), (4.0, 18.0)])
+    source = ScriptedSource([0.0, 10.0, 20.0, 30.0, 40.0])
+    monitor = EnergyMonitor([source], tree=_ScriptedTree([0.0, 0.0, 2.5, 2.5, 2.5]), machine_cpu=lambda: next(busy))
+    for _ in range(4):
+        monitor.sample()
+    attributed, machine = monitor.by_component(monitor.totals())
+    assert machine["cpu"] == pytest.approx(40.0)
+    # 2.5 s of the tree's CPU over 4 s of machine time: 25 J, not the 10 J that clipping at 1.0 would leave
+    assert attributed["cpu"] == pytest.approx(25.0)

@@ -93,7 +93,9 @@ def integrate_operational(
     own fallback). The constant and fallback get `fallback_band`, series values `series_band`.
     """
     _finite("pue", pue, 1.0)
-    constant = None if isinstance(intensity, SeriesLike) else _finite("intensity_g_per_kwh", intensity, 0.0)
+    # a number first: isinstance against a runtime Protocol is slow, and this runs at every checkpoint
+    is_series = not isinstance(intensity, int | float) and isinstance(intensity, SeriesLike)
+    constant = None if is_series else _finite("intensity_g_per_kwh", intensity, 0.0)  # type: ignore[arg-type]
     fallback = constant if constant is not None else fallback_g_per_kwh
     if fallback is not None:
         fallback = _finite("fallback_g_per_kwh", fallback, 0.0)
@@ -103,7 +105,7 @@ def integrate_operational(
         energy_kwh = _finite("energy_kwh", energy_kwh, 0.0)
         if end < start:
             raise WattprintInputError("segments", f"interval ends ({end.isoformat()}) before it starts")
-        found = intensity.mean_over(start, end) if isinstance(intensity, SeriesLike) else None
+        found = intensity.mean_over(start, end) if is_series else None  # type: ignore[union-attr]
         share = 0.0 if found is None else 1.0 if found[1] > 1.0 - COVERED_TOLERANCE else max(0.0, found[1])
         in_series = energy_kwh * share
         rest = energy_kwh - in_series

@@ -101,6 +101,7 @@ class EnergyMonitor:
         self._share_rss = 0
         self._cpu_share_sum = [0.0, 0.0]  # machine-energy-weighted mean of the CPU share
         self._last_tree_cpu: float | None = None
+        self._tree_backlog_s = 0.0
         self._last_busy: float | None = None
         self._t0 = time.monotonic()
         self._last_t = self._t0
@@ -174,8 +175,11 @@ class EnergyMonitor:
         busy, _total = self._machine_cpu()
         if self._last_tree_cpu is not None and self._last_busy is not None:
             d_busy = busy - self._last_busy
-            d_tree = tree.cpu_s - self._last_tree_cpu
+            # CPU time of a descendant found late arrives all at once; what exceeds this interval's
+            # machine time is carried to the next intervals instead of being clipped away
+            d_tree = tree.cpu_s - self._last_tree_cpu + self._tree_backlog_s
             self.cpu_share = min(1.0, max(0.0, d_tree / d_busy)) if d_busy > 0 else 0.0
+            self._tree_backlog_s = max(0.0, d_tree - max(0.0, d_busy))
         self._last_tree_cpu, self._last_busy = tree.cpu_s, busy
         self.ram_share = min(1.0, tree.rss_bytes / self._ram_total) if self._ram_total else 0.0
         self.tree_pids = tree.pids

@@ -16,6 +16,7 @@ import psutil
 from wattprint.measure.procfs import ProcFile, parse_process
 
 REFRESH_EVERY = 15  # samples between scans for new descendants (their CPU time is never lost, only seen later)
+EARLY_REFRESHES = frozenset({1, 2, 3, 5, 8})  # launchers (sh -c, torchrun) start the real work right away
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class ProcessTree:
                 file.close()
 
     def sample(self) -> TreeSample:
-        if self._count % self._refresh_every == 0:
+        if self._count % self._refresh_every == 0 or self._count in EARLY_REFRESHES:
             self._refresh()
         self._count += 1
         cpu_s, rss, alive = 0.0, 0, []

@@ -273,6 +273,7 @@ class RunStore:
         """The URL with its password hidden, for messages."""
         self._lock = threading.RLock()
         self._closed = False
+        self._saver: Connection | None = None  # kept open for checkpoints: a pool checkout per save costs more
         self._this_host = socket.gethostname()
         try:
             self._engine = self._create_engine(parsed)
@@ -459,8 +460,11 @@ class RunStore:
 
         def upsert() -> None:
             for attempt in range(3):
+                if self._saver is None:
+                    self._saver = self._write_engine.connect()
+                conn = self._saver
                 try:
-                    with self._write() as conn:
+                    with conn.begin():
                         if conn.execute(self._update_stmt, params).rowcount == 0:
                             conn.execute(self._insert_stmt, params)
                     return
@@ -468,6 +472,9 @@ class RunStore:
                     if attempt == 2:
                         raise
                     # Inserted concurrently by another writer: the next UPDATE finds the row.
+                except DBAPIError:
+                    self._drop_saver()  # a broken connection is not reused; _retry decides whether to try again
+                    raise
 
         with self._lock:
             self._retry(upsert)
@@ -524,11 +531,20 @@ class RunStore:
             rows = self._retry(fetch)
             return [self._to_record(row, check_liveness=False) for row in rows]
 
+    def _drop_saver(self) -> None:
+        saver, self._saver = self._saver, None
+        if saver is not None:
+            try:
+                saver.close()
+            except Exception as exc:  # closing a dead connection may fail too
+                log.debug("closing the save connection failed: %s", _exc_text(exc, self._secret))
+
     def close(self) -> None:
         """Release the connections. The store cannot be used afterwards."""
         with self._lock:
             if not self._closed:
                 self._closed = True
+                self._drop_saver()
                 self._engine.dispose()
 
     def __enter__(self) -> RunStore:
