@@ -31,6 +31,7 @@ _NAMES: dict[str, tuple[str, str]] = {
     "intensity_provider": ("INTENSITY_PROVIDER", "--intensity-provider"),
     "intensity_trace": ("INTENSITY_TRACE", "--intensity-trace"),
     "detect_cloud": ("DETECT_CLOUD", "--detect-cloud"),
+    "host": ("HOST", "--host-name"),
 }
 
 _ACCEPTED: dict[str, str] = {
@@ -45,6 +46,7 @@ _ACCEPTED: dict[str, str] = {
     "intensity_provider": "one of static, trace, electricitymaps, watttime, ukgrid",
     "intensity_trace": "a CSV or Parquet file of intensity over time (with intensity_provider=trace)",
     "detect_cloud": "true or false (ask the cloud metadata service for the region)",
+    "host": "the machine's name on records (default: the host name), e.g. for containers in a team store",
 }
 
 
@@ -74,6 +76,7 @@ class Settings:
     intensity_provider: Literal["static", "trace", "electricitymaps", "watttime", "ukgrid"] = "static"
     intensity_trace: Path | None = None
     detect_cloud: bool = False
+    host: str | None = None
 
     @property
     def db_url(self) -> str:
@@ -113,7 +116,7 @@ def _parse(key: str, value: Any) -> Any:
         return _number(value, 0.0, inclusive=False)
     if key == "pue":
         return _number(value, 1.0, inclusive=True)
-    if key in ("region", "db"):
+    if key in ("region", "db", "host"):
         return _text(value)
     if key in _CHOICES:
         if value not in _CHOICES[key]:

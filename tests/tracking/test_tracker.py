@@ -282,3 +282,25 @@ def test_prediction_from_epoch_windows() -> None:
     # three equal epochs of thirty: the whole run is ten times what was done, inside the interval
     assert prediction.energy_kwh.value == pytest.approx(done * 10, rel=0.01)
     assert prediction.energy_kwh.low < prediction.energy_kwh.value < prediction.energy_kwh.high
+
+
+def test_hooks_for_integrations(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATTPRINT_HOST", "container-7")
+    t = wattprint.Tracker("hooks", interval=0.05, checkpoint=0.1, run_id="job-42").start()
+    t.begin_window("step")
+    busy(0.2)
+    t.end_window("step", record=False)
+    t.begin_window("epoch 1")
+    busy(0.2)
+    t.end_window("epoch 1")
+    so_far = t.energy_so_far_kwh()
+    assert so_far["total"] > 0 and so_far["total"] == pytest.approx(so_far["cpu"] + so_far["gpu"] + so_far["ram"])
+    t.flag("prometheus", "push failed")
+    time.sleep(0.3)  # checkpoints rebuild `degraded`: the flag must survive them
+    rec = t.stop()
+    assert rec.run_id == "job-42" and rec.host == "container-7"
+    assert [w["name"] for w in rec.windows] == ["epoch 1"]
+    assert rec.degraded["prometheus"] == "push failed"
+    assert rec.energy_kwh.total >= so_far["total"]
+    with pytest.raises(WattprintInputError, match="run_id"):
+        wattprint.Tracker("bad", run_id="  ")

@@ -58,8 +58,14 @@ class Tracker:
         settings: Settings | None = None,
         store: Any = None,
         sources: SourceChoice | None = None,
+        run_id: str | None = None,
         **overrides: Any,
     ) -> None:
+        if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
+            from wattprint.errors import WattprintInputError
+
+            raise WattprintInputError("run_id", f"got {run_id!r}; expected a non-empty string")
+        self.run_id = run_id
         self.name = name
         self.settings = settings if settings is not None else load_settings(**overrides)
         self.pid = pid
@@ -76,6 +82,7 @@ class Tracker:
         self._store_lock = threading.Lock()
         self._stopped = False
         self._functional_unit: tuple[str, float] | None = None
+        self._flags: dict[str, str] = {}  # degraded parts flagged through flag()
         self._region = self._resolve_region()
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -124,13 +131,13 @@ class Tracker:
         )
         own = psutil.Process()
         self._fields = dict(
-            run_id=os.urandom(16).hex(),
+            run_id=self.run_id or os.urandom(16).hex(),
             name=self.name,
             started_at=datetime.now(timezone.utc),
             measurement=choice.measurement,
             methods=choice.methods,
             hardware=choice.hardware,
-            host=socket.gethostname(),
+            host=self.settings.host or socket.gethostname(),
             pid=own.pid,
             pid_create_time=own.create_time(),
             command=self.command,
@@ -194,12 +201,13 @@ class Tracker:
             raise RuntimeError("tracker is not started")
         self.monitor.begin_window(name)
 
-    def end_window(self, name: str) -> WindowResult:
-        """Close a window and return its energy; it is also added to the record's `windows`."""
+    def end_window(self, name: str, *, record: bool = True) -> WindowResult:
+        """Close a window and return its energy; also added to the record's `windows` unless `record=False`
+        (for frequent windows, such as per-step figures, that would only grow the record)."""
         if self.monitor is None:
             raise RuntimeError("tracker is not started")
         result = self.monitor.end_window(name)
-        if self.record is not None:
+        if record and self.record is not None:
             self.record.windows.append(
                 {
                     "name": result.name,
@@ -210,6 +218,20 @@ class Tracker:
                 }
             )
         return result
+
+    def energy_so_far_kwh(self) -> dict[str, float]:
+        """Energy attributed to the run since start, per component and "total", as of the last sample."""
+        if self.monitor is None:
+            raise RuntimeError("tracker is not started")
+        attributed_j, _machine_j = self.monitor.by_component(self.monitor.totals())
+        energy = {c: joules_to_kwh(attributed_j[c]) for c in COMPONENTS}
+        return energy | {"total": sum(energy.values())}
+
+    def flag(self, key: str, reason: str) -> None:
+        """Mark a part of the run as degraded (an integration's fault, say); kept on the record until the end."""
+        self._flags[key] = reason
+        if self.record is not None:
+            self.record.degraded[key] = reason
 
     def _on_sample(self, monitor: EnergyMonitor) -> None:
         if monitor.samples % GPU_PROCESS_CHECK_EVERY == 1:
@@ -331,6 +353,7 @@ class Tracker:
     def _degraded_components(self) -> dict[str, str]:
         assert self.monitor is not None and self.record is not None
         out = {k: v for k, v in self.record.degraded.items() if k in ("store", "monitor", "tracker")}
+        out.update(self._flags)
         for name, reason in self.monitor.degraded.items():
             domain = self.monitor.domains.get(name)
             key = domain.component if domain else name
