@@ -209,6 +209,8 @@ def test_torchrun_four_ranks_one_record_cpu_counted_once(tmp_path: Path, wattpri
     assert len(stored) == 1, [(r.run_id, r.name) for r in stored]  # ONE record for the job
     assert stored[0].to_json_dict() == record.to_json_dict()
     assert all(o["record"]["run_id"] == record.run_id for o in outs)  # every rank sees the job record
+    # rank 0's checkpoints were flagged partial; the gathered record is whole, and says nothing of it
+    assert not any("partial" in v for v in record.degraded.values()) and record.distributed["gather"] == "ok"
 
     assert record.distributed["world_size"] == 4 and record.distributed["launcher"] == "torchrun"
     assert [n["ranks"] for n in record.nodes] == [[0, 1, 2, 3]]
@@ -331,6 +333,7 @@ def test_a_killed_job_leaves_rank_0s_checkpoint_marked_partial(tmp_path: Path, w
                     running = [r for r in store.list() if r.status == "running" and r.energy_kwh.cpu > 0]
         assert running, "rank 0 never checkpointed the job"
         assert running[0].degraded["distributed"].startswith("partial: rank 0's part only")
+        assert running[0].distributed == {"job_id": running[0].run_id, "world_size": 2, "rank": 0, "role": "node"}
         proc.send_signal(signal.SIGTERM)  # as a scheduler ends a job: torchrun passes it to the ranks
         proc.communicate(timeout=120)
     finally:

@@ -89,6 +89,7 @@ def test_train_logs_energy_to_loggers_and_history(tmp_path: Path, wattprint_env:
     assert len(epoch_kwh) == 3 and all(v > 0 for v in epoch_kwh)
     windows = [w for w in rec.windows if w["name"].startswith("epoch ")]
     assert epoch_kwh == pytest.approx([w["energy_kwh"]["total"] for w in windows])
+    assert windows == rec.windows  # the step windows are measured but kept off the record
     step_kwh = values(history, "wattprint/step_energy_kwh")
     assert len(step_kwh) == 6 and all(v > 0 for v in step_kwh)
     assert values(history, "wattprint/epoch_co2e_kg")[0] == pytest.approx(
@@ -141,15 +142,15 @@ def test_wattprint_fault_never_stops_training(tmp_path: Path) -> None:
     trainer = make_trainer(tmp_path, [callback], epochs=2)
     original = callback.meter.tracker.end_window
 
-    def broken_end_window(name: str) -> Any:
+    def broken_end_window(name: str, **kwargs: Any) -> Any:
         if name.startswith("epoch "):
             raise OSError("disk on fire")
-        return original(name)
+        return original(name, **kwargs)
 
     callback.meter.tracker.end_window = broken_end_window  # type: ignore[method-assign]
     out = trainer.train()
     assert out.global_step == 8  # both epochs ran
-    assert "disk on fire" in callback.record.degraded["tracker"] and callback.record.status == "finished"
+    assert "disk on fire" in callback.record.degraded["hf"] and callback.record.status == "finished"
 
 
 def train_like_trainer(callbacks: list[Any], epochs: int = 3, logging_steps: int = 2) -> Any:
@@ -215,6 +216,7 @@ def test_callback_through_transformers_callback_machinery(wattprint_env: Path) -
     assert len(epoch_kwh) == 3 and all(v > 0 for v in epoch_kwh)
     windows = [w for w in rec.windows if w["name"].startswith("epoch ")]
     assert epoch_kwh == pytest.approx([w["energy_kwh"]["total"] for w in windows])
+    assert windows == rec.windows  # the step windows are measured but kept off the record
     step_kwh = values(history, "wattprint/step_energy_kwh")
     assert len(step_kwh) == 6 and all(v > 0 for v in step_kwh)
     assert values(history, "wattprint/epoch_co2e_kg")[0] == pytest.approx(
@@ -256,15 +258,15 @@ def test_fault_in_wattprint_never_stops_the_loop() -> None:
     callback = WattprintTrainerCallback(interval=0.05)
     original = callback.tracker.end_window
 
-    def broken_end_window(name: str) -> Any:
+    def broken_end_window(name: str, **kwargs: Any) -> Any:
         if name.startswith("epoch "):
             raise OSError("disk on fire")
-        return original(name)
+        return original(name, **kwargs)
 
     callback.tracker.end_window = broken_end_window  # type: ignore[method-assign]
     state = train_like_trainer([callback], epochs=2)
     assert state.global_step == 8
-    assert "disk on fire" in callback.record.degraded["tracker"] and callback.record.status == "finished"
+    assert "disk on fire" in callback.record.degraded["hf"] and callback.record.status == "finished"
 
 
 class Exploding(transformers.TrainerCallback):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -85,6 +86,23 @@ def test_whole_notebook_with_a_window_per_cell(
     busy_cell = rec.windows[0]["energy_kwh"]["total"]
     assert busy_cell > 0 and busy_cell <= rec.energy_kwh.total
     assert f"wattprint: nb [{rec.run_id[:8]}] finished" in out and "most energy: cell [" in out
+
+
+def test_a_cell_window_fault_is_flagged_and_the_cell_still_runs(
+    shell: Any, wattprint_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert shell.run_cell("%wattprint start nb --interval 0.05").success
+    magics = shell.magics_manager.registry["WattprintMagics"]
+    magics.notebook.begin_window(f"cell [{shell.execution_count}]")  # the next cell's window name is taken
+    assert shell.run_cell(BUSY, store_history=True).success
+    assert shell.user_ns["total"] == sum(i * i for i in range(400_000))
+    shell.run_cell("%wattprint status")
+    # the energy so far is the run's attributed energy, printed with its unit
+    match = re.search(r"running, ([0-9.e+-]+) (m?Wh|kWh) so far", capsys.readouterr().out)
+    assert match and float(match.group(1)) > 0
+    assert shell.run_cell("%wattprint stop").success
+    (rec,) = runs(wattprint_env)
+    assert "opening a cell window" in rec.degraded["jupyter"] and rec.status == "finished"
 
 
 def test_bad_input_is_a_usage_error(shell: Any) -> None:

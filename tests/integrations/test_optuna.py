@@ -126,7 +126,7 @@ def test_wattprint_fault_gives_nan_energy_not_an_exception() -> None:
     assert "sensor gone" in trial.user_attrs["wattprint_fault"]
     assert trial.user_attrs["wattprint_user_values"] == [float(trial.params["n"])]
     rec = wrapped.close()
-    assert "sensor gone" in rec.degraded["tracker"] and math.isfinite(rec.energy_kwh.total)
+    assert "sensor gone" in rec.degraded["optuna"] and math.isfinite(rec.energy_kwh.total)
 
 
 def test_bad_objective_is_refused() -> None:

@@ -1,13 +1,12 @@
 """A team store: several machines write runs to one PostgreSQL database (WATTPRINT_DB).
 
 The server is real (tests/postgres_server.py); the writers are real `wattprint run` processes, each
-on its own host name: a real UTS namespace (`unshare --uts`) where this machine allows one, else
-the writer's hostname lookup answers the given name (the only thing that tells machines apart).
+named as its own machine by WATTPRINT_HOST (the name records carry, as containers on one host would
+set it), which is what tells machines apart in a team store.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
@@ -23,27 +22,7 @@ from wattprint.store import open_store
 pytestmark = pytest.mark.postgres
 
 BUSY = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: sum(range(1000))\n"
-SHIM = ("import socket, sys; host = sys.argv.pop(1); socket.gethostname = lambda: host; "
-        "from wattprint.cli.main import main; main()")
-
-
-@functools.cache
-def _uts_namespaces() -> bool:
-    """Whether this machine lets us give a process its own host name."""
-    try:
-        probe = subprocess.run(["unshare", "--uts", "sh", "-c", "hostname wp-probe && hostname"],
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0 and probe.stdout.strip() == "wp-probe"
-
-
-def on_host(host: str, args: list[str]) -> list[str]:
-    """`wattprint ARGS` run as if on machine `host`."""
-    if _uts_namespaces():
-        return ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', host,
-                sys.executable, "-m", "wattprint.cli.main", *args]
-    return [sys.executable, "-c", SHIM, host, *args]
+WATTPRINT = [sys.executable, "-m", "wattprint.cli.main"]
 
 
 @pytest.fixture
@@ -51,13 +30,15 @@ def team_db(postgres_url: str) -> str:  # noqa: F811
     return create_database(postgres_url)
 
 
-def _env(db: str) -> dict[str, str]:
-    return dict(os.environ) | {"WATTPRINT_DB": db}
+def _env(db: str, host: str | None = None) -> dict[str, str]:
+    """The environment of a `wattprint` process on machine `host` (this machine's own name if None)."""
+    env = {k: v for k, v in os.environ.items() if k != "WATTPRINT_HOST"} | {"WATTPRINT_DB": db}
+    return env | ({"WATTPRINT_HOST": host} if host is not None else {})
 
 
 def _runs_list(db: str) -> list[dict]:
-    result = subprocess.run([sys.executable, "-m", "wattprint.cli.main", "runs", "list", "--json"],
-                            capture_output=True, text=True, timeout=60, env=_env(db))
+    result = subprocess.run([*WATTPRINT, "runs", "list", "--json"], capture_output=True, text=True, timeout=60,
+                            env=_env(db))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -66,9 +47,9 @@ def test_concurrent_writers_on_several_hosts(team_db: str, tmp_path: Path) -> No
     hosts = [f"node-{i}" for i in range(4)]
     procs = [
         subprocess.Popen(
-            on_host(host, ["run", "--name", f"team-{host}", "--interval", "0.1", "--checkpoint", "0.1", "-q",
-                           "-o", str(tmp_path / f"{host}.json"), "--", sys.executable, "-c", BUSY.format(s=1.5)]),
-            env=_env(team_db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [*WATTPRINT, "run", "--name", f"team-{host}", "--interval", "0.1", "--checkpoint", "0.1", "-q",
+             "-o", str(tmp_path / f"{host}.json"), "--", sys.executable, "-c", BUSY.format(s=1.5)],
+            env=_env(team_db, host), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for host in hosts
     ]
@@ -92,9 +73,9 @@ def test_concurrent_writers_on_several_hosts(team_db: str, tmp_path: Path) -> No
 def test_a_run_on_another_host_is_seen_running_not_interrupted(team_db: str, tmp_path: Path) -> None:
     out = tmp_path / "far.json"
     proc = subprocess.Popen(
-        on_host("far-away", ["run", "--name", "far", "--interval", "0.1", "--checkpoint", "0.2", "-q", "-o", str(out),
-                             "--", sys.executable, "-c", BUSY.format(s=4.0)]),
-        env=_env(team_db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [*WATTPRINT, "run", "--name", "far", "--interval", "0.1", "--checkpoint", "0.2", "-q", "-o", str(out),
+         "--", sys.executable, "-c", BUSY.format(s=4.0)],
+        env=_env(team_db, "far-away"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         deadline = time.monotonic() + 60

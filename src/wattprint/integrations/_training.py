@@ -2,8 +2,10 @@
 
 The Lightning and Hugging Face callbacks only translate their framework's events into calls on a
 `TrainingMeter` and send the returned numbers to the framework's loggers. The meter never raises:
-the first fault is logged on the "wattprint" logger, flagged on the record (`degraded["tracker"]`)
-and measuring stops, while training goes on.
+the first fault is logged on the "wattprint" logger, flagged on the record under the framework's
+name (`degraded["lightning"]`, `degraded["hf"]`, through `Tracker.flag`) and measuring stops,
+while training goes on. Step windows are kept off the record (`end_window(..., record=False)`):
+one entry per `log_every_n_steps` steps would only grow it; epoch windows stay on it.
 """
 
 from __future__ import annotations
@@ -53,16 +55,16 @@ def summary(record: RunRecord) -> str:
     )
 
 
-def flag_fault(tracker: Any, where: str, exc: BaseException) -> None:
-    """Log a wattprint fault once per tracker and flag it on the record; never raises."""
+def flag_fault(tracker: Any, key: str, where: str, exc: BaseException) -> None:
+    """Log an integration's fault once per tracker and key, and flag it on the record
+    (`degraded[key]`, kept through every checkpoint); never raises."""
     try:
         record = getattr(tracker, "record", None)
-        if record is not None and "tracker" in record.degraded:
+        if record is not None and key in record.degraded:
             return
         log.warning("wattprint: %s failed, measurement stopped, training goes on: %s: %s",
                     where, type(exc).__name__, exc)
-        if record is not None:
-            record.degraded["tracker"] = f"{where}: {type(exc).__name__}: {exc}"
+        tracker.flag(key, f"{where}: {type(exc).__name__}: {exc}")
     except Exception:  # the host job comes first, even when logging breaks
         pass
 
@@ -74,7 +76,8 @@ class TrainingMeter:
     from `name` and `tracker_kwargs` (bad settings raise here, before training starts) and is
     stopped by `finish`. `log_every_n_steps`: the cadence of the per-step figure (mean energy per
     step over the last n steps); 0 turns it off. `predict_after_epochs`: from this many finished
-    epochs on, each epoch end also predicts the whole run.
+    epochs on, each epoch end also predicts the whole run. `flag_key`: the record's `degraded` key
+    for this meter's faults (the framework's name).
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class TrainingMeter:
         log_every_n_steps: int = 50,
         predict_after_epochs: int = 2,
         prefix: str = "wattprint/",
+        flag_key: str = "training",
         **tracker_kwargs: Any,
     ) -> None:
         from wattprint.errors import WattprintInputError
@@ -99,6 +103,7 @@ class TrainingMeter:
         self.log_every_n_steps = log_every_n_steps
         self.predict_after_epochs = predict_after_epochs
         self.prefix = prefix
+        self.flag_key = flag_key
         self.epochs_done = 0
         self.prediction: Any = None
         self._epoch: str | None = None
@@ -115,14 +120,8 @@ class TrainingMeter:
         rec = self.tracker.record
         return energy_kwh * rec.pue * rec.intensity_g_per_kwh / 1000.0
 
-    def _so_far_kwh(self) -> float:
-        """Attributed energy of the run up to the latest sample (windows take one at each boundary)."""
-        monitor = self.tracker.monitor
-        attributed, _machine = monitor.by_component(monitor.totals())
-        return joules_to_kwh(sum(attributed.values()))
-
     def _fail(self, where: str, exc: BaseException) -> None:
-        flag_fault(self.tracker, where, exc)
+        flag_fault(self.tracker, self.flag_key, where, exc)
         self.active = False
 
     # -- events ----------------------------------------------------------------------------------
@@ -172,7 +171,8 @@ class TrainingMeter:
             self._epoch = None
             self.epochs_done += 1
             epoch_kwh = joules_to_kwh(result.total_j)
-            so_far_kwh = self._so_far_kwh()
+            # as of the sample the window just took at its end
+            so_far_kwh = self.tracker.energy_so_far_kwh()["total"]
             out = {
                 f"{p}epoch_energy_kwh": epoch_kwh,
                 f"{p}epoch_co2e_kg": self._co2e_kg(epoch_kwh),
@@ -221,7 +221,7 @@ class TrainingMeter:
         if self._steps_in_window < self.log_every_n_steps:
             return {}
         try:
-            result = self.tracker.end_window(self._steps)
+            result = self.tracker.end_window(self._steps, record=False)
             n, self._steps, self._steps_in_window = self._steps_in_window, None, 0
             step_kwh = joules_to_kwh(result.total_j) / n
             return {f"{self.prefix}step_energy_kwh": step_kwh, f"{self.prefix}step_co2e_kg": self._co2e_kg(step_kwh)}
@@ -235,18 +235,19 @@ class TrainingMeter:
         self.active = False
         monitor = self.tracker.monitor
         try:
-            for window in (self._steps, self._epoch):  # a partial window would overlap the next fit's
+            # a partial window would overlap the next fit's; only the epoch's goes on the record
+            for window, keep in ((self._steps, False), (self._epoch, True)):
                 if window is not None and monitor is not None and window in monitor.open_windows():
-                    self.tracker.end_window(window)
+                    self.tracker.end_window(window, record=keep)
         except Exception as exc:
-            flag_fault(self.tracker, "closing windows", exc)
+            flag_fault(self.tracker, self.flag_key, "closing windows", exc)
         self._steps, self._steps_in_window, self._epoch = None, 0, None
         rec = self.tracker.record
         if self.owns_tracker and rec is not None and rec.status == "running":
             try:
                 return self.tracker.stop(status)  # type: ignore[no-any-return]
             except Exception as exc:
-                flag_fault(self.tracker, "stopping the tracker", exc)
+                flag_fault(self.tracker, self.flag_key, "stopping the tracker", exc)
         return rec
 
     def final_metrics(self, record: RunRecord | None) -> dict[str, float]:

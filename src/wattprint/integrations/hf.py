@@ -10,7 +10,8 @@ One tracked run per `train()` (stored like any other run); each epoch is a Track
 `predict_after_epochs` finished epochs on, the whole run is predicted. The figures ride on the
 Trainer's next log call (`logs` and `state.log_history`; names under "wattprint/"), and the final
 log of `train()` also gets the run's totals (`wattprint/run_*`), with how the energy was obtained
-(`wattprint/measurement`, in `state.log_history` only: loggers take numbers).
+(`wattprint/measurement`, in `state.log_history` only: loggers take numbers). A wattprint fault
+is logged and flagged on the record (`degraded["hf"]`); it never stops training.
 
 The Trainer calls callbacks in order and puts `callbacks=[...]` after its `report_to` loggers, so
 only `attach` (which puts this callback first) gets the figures to those loggers as well.
@@ -51,7 +52,7 @@ class WattprintTrainerCallback(transformers.TrainerCallback):  # type: ignore[mi
         self._log_every_n_steps = log_every_n_steps
         self.meter = TrainingMeter(
             name or "transformers", tracker=tracker, log_every_n_steps=log_every_n_steps or 0,
-            predict_after_epochs=predict_after_epochs, **tracker_kwargs,
+            predict_after_epochs=predict_after_epochs, flag_key="hf", **tracker_kwargs,
         )
         self._named = name is not None
         self._pending: dict[str, Any] = {}

@@ -6,7 +6,8 @@
     %wattprint stop                                                stop, print a summary and the costliest cells
 
 Every run is stored like any other (`wattprint runs list`). The summary says how the energy was
-obtained. A cell that fails still gets its run (status "failed"), and the cell still fails.
+obtained. A cell that fails still gets its run (status "failed"), and the cell still fails. A
+wattprint fault in a cell window is logged and flagged on the record (`degraded["jupyter"]`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any
 from wattprint._extras import require
 from wattprint.errors import WattprintInputError
 from wattprint.integrations._training import flag_fault, fmt_energy, summary
-from wattprint.units import joules_to_kwh
 
 IPython = require("IPython", extra="jupyter", feature="the Jupyter magics")
 from IPython.core.error import UsageError  # noqa: E402
@@ -143,12 +143,10 @@ class WattprintMagics(Magics):  # type: ignore[misc]
         if tracker is None:
             print("wattprint: not tracking this notebook (`%wattprint start [NAME]`)")
             return
-        monitor = tracker.monitor
-        monitor.sample()
-        attributed, _machine = monitor.by_component(monitor.totals())
+        tracker.monitor.sample()  # a person asked now: a fresh sample rather than one up to an interval old
         rec = tracker.record
         cells = sum(1 for w in rec.windows if str(w["name"]).startswith(CELL_PREFIX))
-        so_far = fmt_energy(joules_to_kwh(sum(attributed.values())))
+        so_far = fmt_energy(tracker.energy_so_far_kwh()["total"])
         print(f"wattprint: {rec.name} [{rec.run_id[:8]}] running, {so_far} so far over {cells} cell(s)")
 
     def _unregister(self) -> None:
@@ -166,7 +164,7 @@ class WattprintMagics(Magics):  # type: ignore[misc]
             self.notebook.begin_window(self._window)
         except Exception as exc:  # the notebook comes first
             self._window = None
-            flag_fault(self.notebook, "opening a cell window", exc)
+            flag_fault(self.notebook, "jupyter", "opening a cell window", exc)
 
     def _post_run_cell(self, result: Any = None) -> None:
         # pair with the pre_run_cell of the same cell (IPython skips pre_run_cell when a cell fails to transform)
@@ -176,7 +174,7 @@ class WattprintMagics(Magics):  # type: ignore[misc]
         try:
             self.notebook.end_window(window)
         except Exception as exc:
-            flag_fault(self.notebook, "closing a cell window", exc)
+            flag_fault(self.notebook, "jupyter", "closing a cell window", exc)
 
 
 def load_ipython_extension(ipython: Any) -> None:

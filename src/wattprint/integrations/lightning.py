@@ -8,8 +8,8 @@ every `log_every_n_steps` batches the mean energy per batch is logged; from `pre
 finished epochs on, each epoch also logs the predicted energy and CO2e of the whole run. How the
 energy was obtained goes into the loggers' hyperparameters (`wattprint/measurement`). Metrics
 are logged straight to `trainer.loggers` (names under "wattprint/"), so they keep their own
-cadence whatever the Trainer's. A wattprint fault is logged and flagged on the record; it never
-stops training.
+cadence whatever the Trainer's. A wattprint fault is logged and flagged on the record
+(`degraded["lightning"]`); it never stops training.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class WattprintCallback(pl.Callback):  # type: ignore[misc,name-defined]
         self._log_every_n_steps = log_every_n_steps
         self.meter = TrainingMeter(
             name or "lightning", tracker=tracker, log_every_n_steps=log_every_n_steps or 0,
-            predict_after_epochs=predict_after_epochs, **tracker_kwargs,
+            predict_after_epochs=predict_after_epochs, flag_key="lightning", **tracker_kwargs,
         )
         self._named = name is not None
         self.record: Any = None
@@ -74,7 +74,7 @@ class WattprintCallback(pl.Callback):  # type: ignore[misc,name-defined]
             try:
                 logger.log_metrics(metrics, step=trainer.global_step)
             except Exception as exc:
-                flag_fault(self.tracker, f"logging to {type(logger).__name__}", exc)
+                flag_fault(self.tracker, "lightning", f"logging to {type(logger).__name__}", exc)
 
     # -- hooks -----------------------------------------------------------------------------------
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:

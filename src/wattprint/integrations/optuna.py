@@ -13,8 +13,8 @@ wattprint_duration_s, wattprint_energy_method (how the energy was obtained), wat
 Trials that run at the same time in one process (`n_jobs` > 1) cannot be told apart: each one's
 energy then includes the others', and the trial is marked `wattprint_energy_shared`. If wattprint
 itself fails during a trial, the energy is NaN (Optuna then fails that trial rather than rank a
-number that was not measured) and `wattprint_fault` says why; the user's values are kept in
-`wattprint_user_values`.
+number that was not measured), `wattprint_fault` says why, and the study's record is flagged
+(`degraded["optuna"]`); the user's values are kept in `wattprint_user_values`.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ class EnergyObjective:
             return math.nan
 
     def _fault(self, trial: Any, where: str, exc: BaseException) -> None:
-        flag_fault(self.tracker, where, exc)
+        flag_fault(self.tracker, "optuna", where, exc)
         with contextlib.suppress(Exception):  # the study comes first
             trial.set_user_attr("wattprint_fault", f"{where}: {type(exc).__name__}: {exc}")
 

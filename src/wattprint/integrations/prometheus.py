@@ -70,23 +70,27 @@ class _Collector:
         power = core.GaugeMetricFamily("wattprint_power_watts", METRICS["wattprint_power_watts"], labels=DEVICE_LABELS)
         energy = core.CounterMetricFamily("wattprint_energy_joules", METRICS["wattprint_energy_joules_total"],
                                           labels=DEVICE_LABELS)
+        # per device needs the monitor's domains (Tracker.energy_so_far_kwh has components only); the
+        # per-component kWh is summed from this one snapshot, so both families agree within a scrape
         totals = monitor.totals()
         charged, _why = monitor.gpu_selection()
         watts = self._exporter.power_w()
+        by_component_j = dict.fromkeys(COMPONENTS, 0.0)
         for name, domain in monitor.domains.items():
             if not domain.counted or (domain.component == "gpu" and name not in charged):
                 continue  # contained in another domain, or a GPU the run does not use
             labels = [*run, domain.component, name, domain.method]
-            energy.add_metric(labels, totals.attributed_j.get(name, 0.0))
+            joules = totals.attributed_j.get(name, 0.0)
+            energy.add_metric(labels, joules)
             power.add_metric(labels, watts.get(name, 0.0))
+            by_component_j[domain.component] += joules
         yield power
         yield energy
-        by_component, _machine = monitor.by_component(totals)
         kwh = core.GaugeMetricFamily("wattprint_energy_kwh", METRICS["wattprint_energy_kwh"],
                                      labels=["run_name", "run_id", "component"])
         for component in COMPONENTS:
-            kwh.add_metric([*run, component], joules_to_kwh(by_component[component]))
-        kwh.add_metric([*run, "total"], joules_to_kwh(sum(by_component.values())))
+            kwh.add_metric([*run, component], joules_to_kwh(by_component_j[component]))
+        kwh.add_metric([*run, "total"], joules_to_kwh(sum(by_component_j.values())))
         yield kwh
         co2e = core.GaugeMetricFamily("wattprint_co2e_kg", METRICS["wattprint_co2e_kg"],
                                       labels=["run_name", "run_id", "kind"])
