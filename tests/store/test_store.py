@@ -533,3 +533,15 @@ def test_postgres_wrong_database_is_an_input_error(postgres_url: str) -> None:  
     missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
     with pytest.raises(WattprintInputError, match="^WATTPRINT_DB: .*no_such_database"):
         open_store(missing)
+
+
+def test_configured_host_name_is_this_host(db_path: Path) -> None:
+    """With WATTPRINT_HOST set, runs written under that name are judged by their process, at once."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    created = psutil.Process(child.pid).create_time()
+    child.wait()
+    with open_store(f"sqlite:///{db_path}", host="container-7") as named:
+        named.save(running_record("named-dead", host="container-7", pid=child.pid, pid_create_time=created))
+        named.save(running_record("named-alive", minutes=1, **(this_process() | {"host": "container-7"})))
+        assert named.get("named-dead").status == "interrupted"  # heartbeat is fresh: only the pid check says so
+        assert named.get("named-alive").status == "running"

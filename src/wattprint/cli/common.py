@@ -50,4 +50,5 @@ def open_configured_store(db: str | None = None) -> Any:
     from wattprint.config import load_settings
     from wattprint.store import open_store
 
-    return open_store(load_settings(db=db).db_url)
+    settings = load_settings(db=db)
+    return open_store(settings.db_url, host=settings.host)

@@ -77,7 +77,7 @@ def run(
     settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint)
     if output is not None:
         output = check_output_path(output)
-    store = open_store(settings.db_url)
+    store = open_store(settings.db_url, host=settings.host)
     tracker = Tracker(name or Path(command[0]).name, command=command, settings=settings, store=store)
     exporter = _start_exporter(tracker, prometheus_port, prometheus_addr, pushgateway)  # a busy port fails here
     if exporter is not None and exporter.port is not None and not quiet:

@@ -393,7 +393,7 @@ class DistributedTracker:
             if self._store is None:
                 from wattprint.store import open_store
 
-                self._store = open_store(self.settings.db_url)
+                self._store = open_store(self.settings.db_url, host=self.settings.host)
             self._store.save(record, checkpoint_s=self.settings.checkpoint)
         except Exception as exc:
             log.error("wattprint: run store unavailable, record kept in memory: %s", exc)

@@ -266,7 +266,7 @@ class RunStore:
     `WattprintInputError("WATTPRINT_DB", ...)` here, with any password redacted.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, host: str | None = None) -> None:
         parsed = _parse_url(url)
         self._secret = parsed.password if isinstance(parsed.password, str) else None
         self.url: str = _describe(parsed)
@@ -274,7 +274,7 @@ class RunStore:
         self._lock = threading.RLock()
         self._closed = False
         self._saver: Connection | None = None  # kept open for checkpoints: a pool checkout per save costs more
-        self._this_host = socket.gethostname()
+        self._this_host = host or socket.gethostname()
         try:
             self._engine = self._create_engine(parsed)
             self._write_engine = self._engine.execution_options(wattprint_write=True)
@@ -635,13 +635,15 @@ class RunStore:
                 self._interrupt(row)
 
 
-def open_store(url: str) -> RunStore:
+def open_store(url: str, host: str | None = None) -> RunStore:
     """Open (creating if needed) the run store at an SQLAlchemy URL, e.g. `Settings.db_url`.
 
+    `host` is this machine's name on records (`Settings.host`; default the host name): runs of this
+    host are judged alive by their process, others by their checkpoints.
     Raises `WattprintInputError("WATTPRINT_DB", ...)` for a bad URL, a missing driver, an unreachable
     server or an SQLite path that cannot be created; the message never shows the password.
     """
-    return RunStore(url)
+    return RunStore(url, host=host)
 
 
 # --------------------------------------------------------------------------------------------------

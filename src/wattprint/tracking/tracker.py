@@ -377,7 +377,7 @@ class Tracker:
         if self._store is None:
             from wattprint.store import open_store
 
-            self._store = open_store(self.settings.db_url)
+            self._store = open_store(self.settings.db_url, host=self.settings.host)
         self._store.save(self.record, checkpoint_s=self.settings.checkpoint)
 
     def _flag_store(self, exc: BaseException) -> None:
