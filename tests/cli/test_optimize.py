@@ -92,7 +92,8 @@ def test_json_document_and_sqlite_resume(wattprint_cmd: list[str], script: Path,
 
 @pytest.mark.slow
 def test_table_output(wattprint_cmd: list[str], script: Path) -> None:
-    proc = run(wattprint_cmd, str(script), "--recipes", "prune-channels:0.25", "--max-drop", "0.05", *FAST)
+    proc = run(wattprint_cmd, str(script), "--recipes", "prune-channels:0.25", "--max-drop", "0.05", "--threads", "1",
+               *FAST)
     assert proc.returncode == 0, proc.stderr
     assert "prune-channels:0.25" in proc.stdout and "baseline" in proc.stdout
     assert "best (energy):" in proc.stdout
@@ -110,6 +111,7 @@ def test_table_output(wattprint_cmd: list[str], script: Path) -> None:
     (["--prefer", "accuracy"], "prefer"),
     (["--study", "s"], "--study"),
     (["--storage", "nowhere"], "storage"),
+    (["--threads", "0"], "--threads"),
 ])
 def test_bad_input_is_one_line_and_exit_2(wattprint_cmd: list[str], script: Path, args: list[str], field: str) -> None:
     proc = run(wattprint_cmd, str(script), *args, "--quiet")

@@ -86,6 +86,20 @@ def test_prune_channels_needs_example_inputs_and_valid_fraction() -> None:
             magnitude_prune(mlp(), bad)
 
 
+def test_erk_densities_keep_the_overall_density() -> None:
+    from wattprint.optimize.prune import erk_densities
+
+    shapes = [(16, 1, 3, 3), (32, 16, 3, 3), (64, 512), (10, 64)]
+    sizes = [144, 4608, 32768, 640]
+    dens = erk_densities(shapes, 0.1)
+    assert sum(d * n for d, n in zip(dens, sizes, strict=True)) == pytest.approx(0.1 * sum(sizes))
+    assert dens[0] > 0.5 and dens[3] > 0.5 and dens[1] < 0.1  # small layers stay dense, big ones sparse
+    dens = erk_densities(shapes, 0.3)
+    assert dens[0] == dens[3] == 1.0  # they would need a density above 1: kept dense, the others rescaled
+    assert sum(d * n for d, n in zip(dens, sizes, strict=True)) == pytest.approx(0.3 * sum(sizes))
+    assert erk_densities([(8, 8), (8, 8)], 0.5) == pytest.approx([0.5, 0.5])
+
+
 def test_integer_weights_cannot_be_pruned() -> None:
     model = nn.Sequential(nn.Linear(8, 8))
     model[0].weight = nn.Parameter(torch.ones(8, 8, dtype=torch.int8), requires_grad=False)
@@ -134,8 +148,11 @@ def test_rigl_keeps_density_regrows_connections_and_learns() -> None:
             opt.step()
             rigl.apply_masks()
     assert rigl.updates > 5
-    for density in rigl.layer_densities():
-        assert density == pytest.approx(0.2, abs=0.01)
+    densities = list(rigl.layer_densities())
+    assert densities == [float(m.float().mean()) for m in start_masks]  # each layer keeps its density
+    sizes = [m.numel() for m in rigl.masks]
+    assert sum(d * n for d, n in zip(densities, sizes, strict=True)) / sum(sizes) == pytest.approx(0.2, abs=0.01)
+    assert densities[1] > densities[0]  # ERK: the small 128 -> 10 head stays denser than the 64 -> 128 layer
     changed = [float((a != b).float().mean()) for a, b in zip(start_masks, rigl.masks, strict=True)]
     assert all(c > 0.01 for c in changed)  # connections moved
     assert sparsity(model) >= 0.79

@@ -81,6 +81,8 @@ def optimize(
                                "macs or size."),
     lower_is_better: bool = typer.Option(False, "--lower-is-better", help="The metric is a loss, not a score."),
     energy_min_s: float = typer.Option(1.0, "--energy-min-s", help="Least seconds of the energy window."),
+    threads: int = typer.Option(None, "--threads", help="torch CPU threads while measuring (default: torch's; 1 "
+                                "gives steadier latencies on a shared machine)."),
     output: Path = typer.Option(None, "-o", "--output", help="Also write the JSON document to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -99,8 +101,14 @@ def optimize(
     check_storage_url(storage)
     if study is not None and storage is None:
         fail("--study", "a study name needs --storage; accepted: --storage URL --study NAME")
+    if threads is not None and threads < 1:
+        fail("--threads", f"{threads}; accepted: an integer >= 1")
     if output is not None:
         output = check_output_path(output)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     loaded = load_script(script)
     result = search(
         loaded["model"], loaded["eval_fn"], loaded["example_inputs"], max_metric_drop=max_drop, recipes=recipe_list,
@@ -116,12 +124,6 @@ def optimize(
     if as_json:
         print_json(document)
         return
-    from wattprint.cli.render import print_table
+    from wattprint.optimize import print_report
 
-    print_table(result.table())
-    best = result.best
-    if best is not None:
-        typer.echo(f"best ({prefer}): {best['recipe']}  metric {best['metric']:.4f}  "
-                   f"energy x{best['ratios']['energy']:.2f}  MACs x{best['ratios']['macs']:.2f}")
-    for note in result.notes:
-        typer.echo(f"note: {note}")
+    print_report(result)

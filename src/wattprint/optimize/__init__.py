@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "RECIPE_NAMES", "DistillConfig", "Measurement", "RigL", "SearchResult", "apply", "candidate_space",
-    "compare_distillation", "lottery_ticket", "magnitude_prune", "measure", "parse_recipe", "prune_channels",
-    "search", "sparsity", "to_sdpa", "train_student",
+    "compare_distillation", "lottery_ticket", "magnitude_prune", "measure", "parse_recipe", "print_report",
+    "prune_channels", "search", "sparsity", "to_sdpa", "train_student",
 ]
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # eager (and light: no torch, no optuna): binding the function here keeps the submodule `search` from
 # shadowing it once the submodule is imported
-from wattprint.optimize.search import SearchResult, candidate_space, search  # noqa: E402
+from wattprint.optimize.search import SearchResult, candidate_space, print_report, search  # noqa: E402
 
 _LAZY = {
     "apply": "recipes", "parse_recipe": "recipes", "RECIPE_NAMES": "recipes",

@@ -47,27 +47,32 @@ def _int_mm_works(device: torch.device) -> bool:
 def int8_linear_kernel(x2: torch.Tensor, weight_int8: torch.Tensor, weight_scale: torch.Tensor,
                        bias: torch.Tensor | None, outlier_idx: torch.Tensor, outlier_weight: torch.Tensor,
                        int_mm: bool = True) -> torch.Tensor:
-    """y = dequant(int8(x_regular) @ W_int8) + x_outlier @ W_outlier + bias, for 2-D x; fp32 result."""
+    """y = dequant(int8(x_regular) @ W_int8) + x_outlier @ W_outlier + bias, for 2-D x, in x's dtype."""
+    out_dtype = x2.dtype
     x2 = x2.float()
     has_outliers = outlier_idx.numel() > 0
     if has_outliers:
         x_out = x2.index_select(1, outlier_idx)
         x2 = x2.index_fill(1, outlier_idx, 0.0)
     scale = x2.abs().amax(dim=1, keepdim=True).clamp_min(_EPS) / _QMAX
-    xq = torch.round(x2 / scale).to(torch.int8)
+    if torch.compiler.is_compiling():
+        xq = torch.round(x2 / scale).to(torch.int8)
+    else:  # in place where eager allows it: every pass over the activations costs about as much as the product
+        xq = (x2 / scale).round_().to(torch.int8)
     # without _int_mm, the int8 x int8 products are summed in fp32: exact while |sum| < 2^24
     acc = torch._int_mm(xq, weight_int8) if int_mm else xq.float() @ weight_int8.float()
-    y = acc * scale * weight_scale
+    if torch.compiler.is_compiling():
+        y = acc * scale * weight_scale
+        if has_outliers:
+            y = y + torch.mm(x_out, outlier_weight)  # the addition fuses into the dequantization pass
+        return (y + bias if bias is not None else y).to(out_dtype)  # the cast fuses into the same pass
+    y = acc * scale
+    y.mul_(weight_scale)
     if has_outliers:
-        if torch.compiler.is_compiling():
-            # as a broadcast-sum over the few float columns, inductor folds it into the dequantization pass
-            # instead of a separate (M x N) product and copy
-            y = y + (x_out.unsqueeze(2) * outlier_weight.unsqueeze(0)).sum(1)
-        else:
-            y = torch.addmm(y, x_out, outlier_weight)
+        y.addmm_(x_out, outlier_weight)
     if bias is not None:
-        y = y + bias
-    return y
+        y.add_(bias)
+    return y.to(out_dtype)
 
 
 def _compiled_kernel() -> Any:
@@ -133,7 +138,7 @@ class Int8Linear(nn.Module):
                             str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
         if y is None:
             y = int8_linear_kernel(*args, int_mm=self._int_mm_ok)
-        return y.to(x.dtype).reshape(*lead, self.out_features)
+        return y.reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, float_columns={self.n_outliers}"

@@ -92,7 +92,8 @@ def probe_dtype(device: Any, dtype: Any, op: str = "matmul", shape: tuple[int, .
                 max_slowdown: float = DEFAULT_MAX_SLOWDOWN) -> ProbeResult:
     """Run `op` ("matmul": (M,K)x(K,N) with shape (M,K,N); "conv2d": shape (N,C,H,W) with a 3x3, C->C kernel)
     in fp32 and in `dtype` on `device`; ok when it runs and is at most `max_slowdown` times slower than fp32.
-    Results are cached per process (device type, dtype, op, shape)."""
+    Timed on one thread, fp32 and low dtype alternating, best of five each; results are cached per process
+    (device, dtype, op, shape)."""
     import torch
 
     device = torch.device(device)

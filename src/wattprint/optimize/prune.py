@@ -164,6 +164,22 @@ def lottery_ticket(
     return model
 
 
+def erk_densities(shapes: list[tuple[int, ...]], density: float) -> list[float]:
+    """Erdős-Rényi-Kernel per-layer densities: proportional to sum(shape) / prod(shape), scaled so that the
+    overall density is `density`; a layer that would exceed 1 is kept dense and the rest rescaled."""
+    sizes = [math.prod(s) for s in shapes]
+    scores = [sum(s) / n for s, n in zip(shapes, sizes, strict=True)]
+    dense: set[int] = set()
+    while True:
+        budget = density * sum(sizes) - sum(sizes[i] for i in dense)
+        weighted = sum(scores[i] * sizes[i] for i in range(len(sizes)) if i not in dense)
+        scale = budget / weighted if weighted else 0.0
+        over = [i for i in range(len(sizes)) if i not in dense and scale * scores[i] > 1.0]
+        if not over:
+            return [1.0 if i in dense else scale * scores[i] for i in range(len(sizes))]
+        dense.update(over)
+
+
 class RigL:
     """Sparse training with RigL (Evci et al., 2020): a fixed weight density, connections regrown by gradient.
 
@@ -178,7 +194,9 @@ class RigL:
 
     Every `update_every` steps (until `stop_fraction` of training) a cosine-decaying share `alpha` of the
     active weights of each layer with the smallest magnitude is dropped and the same number of inactive
-    weights with the largest gradient magnitude is grown (initialised at zero). Density is uniform per layer.
+    weights with the largest gradient magnitude is grown (initialised at zero). Per-layer densities follow
+    Erdős-Rényi-Kernel ("erk", the default: small layers such as the first convolution stay denser, so that the
+    overall density is `density`) or are the same for every layer ("uniform"); they stay fixed during training.
     """
 
     def __init__(
@@ -190,10 +208,13 @@ class RigL:
         update_every: int = 100,
         alpha: float = 0.3,
         stop_fraction: float = 0.75,
+        distribution: str = "erk",
     ) -> None:
         import torch
 
         _check_fraction(density)
+        if distribution not in ("erk", "uniform"):
+            raise WattprintInputError("distribution", f"{distribution!r}; accepted: erk, uniform")
         if total_steps < 1 or update_every < 1:
             raise WattprintInputError("total_steps", "accepted: total_steps >= 1 and update_every >= 1")
         self.layers = [m for m, _ in _prunable(model)]
@@ -205,10 +226,12 @@ class RigL:
         self.steps = 0
         self.updates = 0
         self.masks: list[Any] = []
+        shapes = [tuple(layer.weight.shape) for layer in self.layers]
+        densities = erk_densities(shapes, self.density) if distribution == "erk" else [self.density] * len(shapes)
         with torch.no_grad():
-            for layer in self.layers:
+            for layer, layer_density in zip(self.layers, densities, strict=True):
                 w = layer.weight
-                keep = max(1, round(self.density * w.numel()))
+                keep = max(1, round(layer_density * w.numel()))
                 mask = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
                 mask[torch.randperm(w.numel(), device=w.device)[:keep]] = True  # random sparse start (ER-like)
                 self.masks.append(mask.view_as(w))

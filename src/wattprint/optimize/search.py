@@ -95,6 +95,24 @@ class SearchResult:
         return table
 
 
+def print_report(result: SearchResult, file: Any = None) -> None:
+    """Print the candidates table, the best candidate and the notes (for scripts and the demo)."""
+    from rich.console import Console
+
+    console = Console(file=file)
+    if not console.is_terminal:  # piped or captured: do not wrap cells at 80 columns
+        console = Console(file=file, width=160)
+    console.print(result.table())
+    best = result.best
+    if best is not None:
+        r = best["ratios"]
+        console.print(f"best ({result.prefer}): {best['recipe']}  metric {best['metric']:.4f}  "
+                      f"energy x{r['energy']:.2f}  latency x{r['latency']:.2f}  MACs x{r['macs']:.3f}  "
+                      f"size x{r['size']:.3f}")
+    for note in result.notes:
+        console.print(f"note: {note}")
+
+
 def _x(ratio: float | None) -> str:
     return "-" if ratio is None or not math.isfinite(ratio) else f"{ratio:.2f}x"
 
