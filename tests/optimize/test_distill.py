@@ -30,6 +30,7 @@ def test_loss_reduces_to_cross_entropy_and_to_zero_at_the_teacher() -> None:
     assert torch.allclose(soft_t1, kl, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_compare_distillation_trains_student_and_control_from_the_same_start() -> None:
     teacher = trained("cnn")
     torch.manual_seed(3)

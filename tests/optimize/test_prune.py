@@ -132,6 +132,7 @@ def test_lottery_ticket_rewinds_survivors_to_initial_weights() -> None:
         lottery_ticket(mlp(), 0.5, train_fn, rounds=0)
 
 
+@pytest.mark.slow
 def test_rigl_keeps_density_regrows_connections_and_learns() -> None:
     torch.manual_seed(0)
     model = mlp(128)
