@@ -87,7 +87,11 @@ def optimize(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Try efficiency recipes on a model; keep those within --max-drop; print the Pareto front and the best."""
+    """Try efficiency recipes on a model; keep those within --max-drop; print the Pareto front and the best.
+
+    SCRIPT defines model(), eval_fn(model) -> float and example_inputs(), and may define train_fn(model) to
+    fine-tune pruned candidates. Energy per inference says whether it was measured or estimated.
+    """
     from wattprint.optimize import candidate_space, search
     from wattprint.optimize.harness import check_measure_inputs
     from wattprint.optimize.search import _check, check_storage_url
