@@ -51,7 +51,7 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def test_int8_finds_the_outlier_column_and_keeps_quality() -> None:
     model, calib, test = _block()
-    q = quantize.int8(model, example_inputs=calib, compile=False)
+    q = quantize.int8(model, example_inputs=calib, rest_dtype="fp32")
     plan = q.wattprint_int8_plan
     assert plan["fc1"]["outlier_columns"] == [OUTLIER_CHANNEL]
     assert plan["fc1"]["mode"] == "int8+float-columns"
@@ -70,7 +70,7 @@ def test_int8_finds_the_outlier_column_and_keeps_quality() -> None:
 def test_int8_without_calibration_quantizes_everything_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     model, _, test = _block()
     with caplog.at_level(logging.WARNING, logger="wattprint"):
-        q = quantize.int8(model, compile=False)
+        q = quantize.int8(model, rest_dtype="fp32")
     assert "no outlier calibration" in caplog.text
     assert quantize.plan_summary(q) == {"int8": 3, "int8+float-columns": 0, "kept": 0, "float_columns": 0}
     with torch.no_grad():
@@ -81,7 +81,7 @@ def test_layer_with_widespread_outliers_is_kept_in_float() -> None:
     model, calib, test = _block()
     with torch.no_grad():
         model.ln.weight[:20] = 60.0  # 20 of 64 columns: decomposition would not pay, keep the layer
-    q = quantize.int8(model, example_inputs=calib, compile=False)
+    q = quantize.int8(model, example_inputs=calib, rest_dtype="fp32")
     assert q.wattprint_int8_plan["fc1"]["mode"] == "kept"
     assert type(q.fc1) is nn.Linear and q.fc1.weight.dtype == torch.float32
     assert isinstance(q.fc2, Int8Linear)
@@ -95,6 +95,8 @@ def test_kernel_matches_dequantized_reference() -> None:
     x = torch.randn(40, 48)
     x[:, 5] *= 30
     layer = Int8Linear.from_linear(lin, torch.tensor([5]))
+    onednn = layer.use_onednn
+    layer.use_onednn = False  # the exact torch._int_mm path first
     w_deq = layer.weight_int8.float() * layer.weight_scale  # (in, out)
     xr = x.clone()
     xr[:, 5] = 0
@@ -109,6 +111,13 @@ def test_kernel_matches_dequantized_reference() -> None:
     # leading dims and dtype are preserved
     assert layer(x.reshape(4, 10, 48).bfloat16()).shape == (4, 10, 24)
     assert layer(x.bfloat16()).dtype == torch.bfloat16
+    if onednn:  # oneDNN's per-tensor asymmetric uint8 on pre-scaled rows: per-token resolution, not bit-equal
+        layer.use_onednn = True
+        with torch.no_grad():
+            via_onednn = layer(x)
+        assert _rel_err(via_onednn, got) < 1e-2
+        assert _rel_err(via_onednn, lin(x).detach()) < 1e-2
+        assert layer(x.reshape(4, 10, 48).bfloat16()).dtype == torch.bfloat16
 
 
 def test_refusals_name_the_field() -> None:

@@ -223,3 +223,19 @@ def test_quantized_candidates_keep_their_mac_count() -> None:
     combo = by_recipe["prune-channels:0.5+int8-static"]
     assert combo["macs"] == by_recipe["prune-channels:0.5"]["macs"] < result.baseline["macs"] / 3
     assert combo["size_bytes"] < by_recipe["prune-channels:0.5"]["size_bytes"]  # int8 weights are smaller
+
+
+def test_classifier_search_for_tensors() -> None:
+    """The convenience the demo uses: accuracy on the test tensors, cross-entropy fine-tuning of pruned models."""
+    from wattprint.optimize import accuracy_eval, classifier_search
+
+    model = trained("mlp")
+    x_train, y_train, x_test, y_test = digits()
+    assert accuracy_eval(x_test, y_test, batch_size=100)(model) == pytest.approx(accuracy(model))
+    result = classifier_search(model, x_train, y_train, x_test, y_test, recipes=["prune-channels:0.5"],
+                               fine_tune_epochs=3, example_batch=16, **FAST)
+    (candidate,) = result.candidates
+    assert candidate["feasible"] and candidate["ratios"]["macs"] < 0.6
+    assert result.baseline["metric"] == pytest.approx(accuracy(model))
+    with pytest.raises(WattprintInputError):
+        classifier_search(model, x_train, y_train, x_test, y_test, fine_tune_epochs=0)

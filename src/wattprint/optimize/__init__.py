@@ -12,25 +12,31 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
-    "RECIPE_NAMES", "DistillConfig", "Measurement", "RigL", "SearchResult", "apply", "candidate_space",
-    "compare_distillation", "lottery_ticket", "magnitude_prune", "measure", "parse_recipe", "print_report",
-    "prune_channels", "search", "sparsity", "to_sdpa", "train_student",
+    "RECIPE_NAMES", "DistillConfig", "Measurement", "RigL", "SearchResult", "accuracy_eval", "apply",
+    "candidate_space", "classifier_search", "compare_distillation", "lottery_ticket", "magnitude_prune", "measure",
+    "parse_recipe", "print_report", "prune_channels", "search", "sparsity", "to_sdpa", "train_student",
 ]
 
 if TYPE_CHECKING:
     from wattprint.optimize.attention import to_sdpa
     from wattprint.optimize.distill import DistillConfig, compare_distillation, train_student
-    from wattprint.optimize.harness import Measurement, measure
+    from wattprint.optimize.harness import Measurement, accuracy_eval, measure
     from wattprint.optimize.prune import RigL, lottery_ticket, magnitude_prune, prune_channels, sparsity
     from wattprint.optimize.recipes import RECIPE_NAMES, apply, parse_recipe
 
 # eager (and light: no torch, no optuna): binding the function here keeps the submodule `search` from
 # shadowing it once the submodule is imported
-from wattprint.optimize.search import SearchResult, candidate_space, print_report, search  # noqa: E402
+from wattprint.optimize.search import (  # noqa: E402
+    SearchResult,
+    candidate_space,
+    classifier_search,
+    print_report,
+    search,
+)
 
 _LAZY = {
     "apply": "recipes", "parse_recipe": "recipes", "RECIPE_NAMES": "recipes",
-    "measure": "harness", "Measurement": "harness",
+    "measure": "harness", "Measurement": "harness", "accuracy_eval": "harness",
     "magnitude_prune": "prune", "prune_channels": "prune", "lottery_ticket": "prune", "RigL": "prune",
     "sparsity": "prune",
     "to_sdpa": "attention",

@@ -32,6 +32,10 @@ _COMPILE_STATE: dict[str, Any] = {"ok": True, "fn": None}
 _INT_MM_BY_DEVICE: dict[str, bool] = {}
 
 
+def _onednn_available() -> bool:
+    return "onednn" in torch.backends.quantized.supported_engines
+
+
 def _int_mm_works(device: torch.device) -> bool:
     """Whether torch._int_mm runs on this device (probed once per device with a small, aligned product)."""
     key = str(device)
@@ -104,7 +108,46 @@ class Int8Linear(nn.Module):
         self.register_buffer("outlier_idx", outlier_idx)
         self.register_buffer("outlier_weight", outlier_weight)
         self._int_mm_ok = _int_mm_works(weight_int8.device)
-        self.compiled = False  # set by the int8 recipe: run the kernel through torch.compile
+        self.compiled = False  # set by the int8 recipe: run the _int_mm kernel through torch.compile
+        self.use_onednn = weight_int8.device.type == "cpu" and _onednn_available()
+        self._packed: Any = None  # oneDNN packed weight, built on first use (not part of the state_dict)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__().copy()
+        state["_packed"] = None  # rebuilt from the int8 buffers; packed params do not deep-copy or pickle
+        return state
+
+    def _onednn_weight(self) -> Any:
+        if self._packed is None:
+            qweight = torch._make_per_channel_quantized_tensor(
+                self.weight_int8.t().contiguous(), self.weight_scale.double(),
+                torch.zeros(self.out_features, dtype=torch.long), 0)
+            previous = torch.backends.quantized.engine
+            torch.backends.quantized.engine = "onednn"  # selects the packing only; the op dispatches on it
+            try:
+                self._packed = torch.ops.quantized.linear_prepack(qweight, None)
+            finally:
+                torch.backends.quantized.engine = previous
+        return self._packed
+
+    def _forward_onednn(self, x2: torch.Tensor) -> torch.Tensor:
+        """Per-token scales on a per-tensor kernel: each row is divided by its own max |x| (outlier columns
+        excluded and zeroed), so oneDNN's one dynamic scale for the tensor is every token's own scale; the
+        rows are multiplied back after the int8 product (AMX/VNNI, dequantization fused by oneDNN)."""
+        absx = x2.abs()
+        if self.n_outliers:
+            absx.index_fill_(1, self.outlier_idx, 0.0)
+        row_max = absx.amax(dim=1, keepdim=True).float().clamp_min(_EPS)
+        x_norm = x2 / row_max  # fp32
+        if self.n_outliers:
+            x_norm.index_fill_(1, self.outlier_idx, 0.0)
+        y = torch.ops.quantized.linear_dynamic(x_norm, self._onednn_weight(), False)
+        y.mul_(row_max)
+        if self.n_outliers:
+            y.addmm_(x2.index_select(1, self.outlier_idx).float(), self.outlier_weight)
+        if self.bias is not None:
+            y.add_(self.bias)
+        return y.to(x2.dtype)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, outlier_idx: torch.Tensor | None = None) -> Int8Linear:
@@ -129,6 +172,8 @@ class Int8Linear(nn.Module):
         x2 = x.reshape(-1, self.in_features)
         args = (x2, self.weight_int8, self.weight_scale, self.bias, self.outlier_idx, self.outlier_weight)
         y = None
+        if self.use_onednn and not self.compiled:
+            return self._forward_onednn(x2).reshape(*lead, self.out_features)
         if self.compiled and _COMPILE_STATE["ok"] and self._int_mm_ok:
             try:
                 y = _compiled_kernel()(*args)

@@ -92,6 +92,27 @@ class EnergyMeter:
         self.monitor.close()
 
 
+def accuracy_eval(x: Any, y: Any, batch_size: int = 1024) -> Callable[[Any], float]:
+    """An `eval_fn` for classifiers: top-1 accuracy of `model(x)` against labels `y`, in [0, 1].
+
+    Inputs follow the model's device; reduced-precision models cast them themselves (see precision.py).
+    """
+
+    def accuracy(model: Any) -> float:
+        import torch
+
+        device = _model_device(model)
+        correct = 0
+        with torch.inference_mode():
+            for i in range(0, len(x), batch_size):
+                xb = x[i : i + batch_size]
+                xb = xb.to(device) if device is not None else xb
+                correct += int((model(xb).float().argmax(-1).cpu() == y[i : i + batch_size].cpu()).sum())
+        return correct / len(x)
+
+    return accuracy
+
+
 def as_args(example_inputs: Any) -> tuple[Any, ...]:
     """Example inputs as positional arguments: a tuple is spread, anything else is one argument."""
     return example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)

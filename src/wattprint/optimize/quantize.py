@@ -30,6 +30,49 @@ log = logging.getLogger("wattprint")
 DEFAULT_OUTLIER_RATIO = 6.0
 DEFAULT_MAX_OUTLIER_FRACTION = 0.1
 PLAN_ATTR = "wattprint_int8_plan"
+REST_ATTR = "wattprint_int8_rest_dtype"
+REST_DTYPES = ("auto", "bf16", "fp32")
+
+
+def _rest_dtype(model: Any, choice: str) -> Any:
+    """The dtype for everything but the int8 layers: bf16 where the probe finds it native ("auto"), else
+    the model's own (None)."""
+    import torch
+
+    from wattprint.optimize.precision import _device_of, probe_dtype
+
+    if choice not in REST_DTYPES:
+        raise WattprintInputError("rest_dtype", f"{choice!r} is not accepted; accepted: {', '.join(REST_DTYPES)}")
+    if choice == "fp32":
+        return None
+    result = probe_dtype(_device_of(model), torch.bfloat16)
+    if not result.ok:
+        if choice == "bf16":
+            raise WattprintInputError("rest_dtype", f"bf16 refused on this hardware: {result.reason}; "
+                                      "accepted: fp32 or auto")
+        log.info("wattprint: int8: the rest of the model stays in its dtype (%s)", result.reason)
+        return None
+    return torch.bfloat16
+
+
+def _cast_rest(model: Any, dtype: Any) -> None:
+    """Cast floating-point parameters and buffers of every module except the int8 layers (whose scales and
+    float columns stay fp32), and cast floating inputs at the model's boundary."""
+    import torch
+
+    from wattprint.optimize._int8_linear import Int8Linear
+    from wattprint.optimize.precision import _cast_inputs_hook
+
+    for module in model.modules():
+        if isinstance(module, Int8Linear):
+            continue
+        for key, param in module._parameters.items():
+            if param is not None and param.is_floating_point():
+                module._parameters[key] = torch.nn.Parameter(param.detach().to(dtype), requires_grad=False)
+        for key, buf in module._buffers.items():
+            if buf is not None and buf.is_floating_point():
+                module._buffers[key] = buf.to(dtype)
+    model.register_forward_pre_hook(_cast_inputs_hook(dtype), with_kwargs=True)
 
 
 def _check_module(model: Any) -> None:
@@ -95,14 +138,22 @@ def _set_child(root: Any, dotted: str, new: Any) -> None:
 
 
 def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
-         max_outlier_fraction: float = DEFAULT_MAX_OUTLIER_FRACTION, compile: bool = True) -> Any:
+         max_outlier_fraction: float = DEFAULT_MAX_OUTLIER_FRACTION, rest_dtype: str = "auto",
+         compile: bool = False) -> Any:
     """Outlier-aware int8 for Linear layers: keeps quality where plain dynamic int8 loses it.
 
     `example_inputs` (a tensor, a tuple of arguments or a dict of keyword arguments) is run once through the
     model to calibrate: for every Linear, an input column whose max |activation| exceeds `outlier_ratio` x the
     median column's is computed in float; a Linear with more than `max_outlier_fraction` of its columns
     flagged is kept whole in its original precision. Without `example_inputs` no outlier columns are found
-    (per-token scales only; a warning is logged). The plan (per layer: "int8", "int8+float-columns" or
+    (per-token scales only; a warning is logged).
+
+    `rest_dtype` is the precision of everything that is not an int8 Linear (attention, norms, activations,
+    embeddings, kept layers): "auto" = bf16 where the dtype probe finds it native on this device (int8
+    matmuls with bf16 elsewhere, as int8 inference is usually deployed on Xeon), else unchanged; "bf16" or
+    "fp32" to force. On CPU the int8 product runs on oneDNN (AMX/VNNI) with the rows pre-scaled so that
+    its per-tensor scale acts per token; `compile=True` uses the `torch._int_mm` kernel under torch.compile
+    instead. The plan (per layer: "int8", "int8+float-columns" or
     "kept") is attached to the returned model as `wattprint_int8_plan`; see `plan_summary`.
     """
     import torch
@@ -154,7 +205,11 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
         layer.compiled = compile
         _set_child(quantized, name, layer)
         plan[name] = entry
+    rest = _rest_dtype(quantized, rest_dtype)
+    if rest is not None:
+        _cast_rest(quantized, rest)
     setattr(quantized, PLAN_ATTR, plan)
+    setattr(quantized, REST_ATTR, str(rest or "unchanged"))
     kept = sum(1 for e in plan.values() if e["mode"] == "kept")
     log.info("wattprint: int8: %d Linear layers quantized, %d kept in float", len(plan) - kept, kept)
     return quantized

@@ -315,6 +315,35 @@ def _search(
     return _collect(study, base, space, max_metric_drop, higher_is_better, prefer, meter, storage, name, started)
 
 
+def classifier_search(
+    model: Any,
+    x_train: Any,
+    y_train: Any,
+    x_test: Any,
+    y_test: Any,
+    *,
+    max_metric_drop: float = 0.01,
+    fine_tune_epochs: int = 30,
+    lr: float = 2e-3,
+    example_batch: int = 64,
+    **kwargs: Any,
+) -> SearchResult:
+    """`search` for a classifier given as tensors: test accuracy is the metric, pruned candidates are fine-tuned
+    with cross-entropy for `fine_tune_epochs` on the training set, and energy/latency use a batch of
+    `example_batch` test inputs. Other keyword arguments go to `search` (recipes, storage, ...)."""
+    from wattprint.optimize.distill import DistillConfig, train_student
+    from wattprint.optimize.harness import accuracy_eval
+
+    config = DistillConfig(epochs=fine_tune_epochs, lr=lr)
+    config.check()
+
+    def fine_tune(candidate: Any) -> None:
+        train_student(candidate, x_train, y_train, config=config)
+
+    return search(model, accuracy_eval(x_test, y_test), x_test[:example_batch], max_metric_drop=max_metric_drop,
+                  train_fn=fine_tune, **kwargs)
+
+
 def apply_and_measure(
     model: Any,
     recipe: str,
