@@ -184,11 +184,30 @@ def test_int8_static_on_a_digits_convnet_keeps_accuracy() -> None:
     assert model[0].weight.dtype == torch.float32  # input model untouched
 
 
+def test_rest_of_the_model_follows_the_bf16_probe() -> None:
+    from wattprint.optimize import precision
+
+    model, calib, test = _block()
+    q = quantize.int8(model, example_inputs=calib)  # rest_dtype="auto"
+    native = precision.probe_dtype("cpu", torch.bfloat16).ok
+    assert q.ln.weight.dtype == (torch.bfloat16 if native else torch.float32)
+    assert q.wattprint_int8_rest_dtype == ("torch.bfloat16" if native else "unchanged")
+    assert q.fc1.weight_scale.dtype == torch.float32 and q.fc1.outlier_weight.dtype == torch.float32
+    with torch.no_grad():
+        out = q(test)  # fp32 input is cast at the boundary
+    assert _rel_err(out.float(), model(test)) < 0.03
+    with pytest.raises(WattprintInputError, match="^rest_dtype: 'fp8' is not accepted"):
+        quantize.int8(model, example_inputs=calib, rest_dtype="fp8")
+
+
 @pytest.mark.slow
 def test_compiled_kernel_matches_eager() -> None:
     model, calib, test = _block()
-    eager = quantize.int8(model, example_inputs=calib, compile=False)
-    compiled = quantize.int8(model, example_inputs=calib, compile=True)
+    eager = quantize.int8(model, example_inputs=calib, rest_dtype="fp32")
+    for layer in eager.modules():
+        if isinstance(layer, Int8Linear):
+            layer.use_onednn = False  # compare with the same torch._int_mm kernel, run eagerly
+    compiled = quantize.int8(model, example_inputs=calib, rest_dtype="fp32", compile=True)
     with torch.no_grad():
         # same integers; only the float rounding order of the fused dequantization differs
         assert _rel_err(compiled(test), eager(test)) < 1e-4
