@@ -147,11 +147,9 @@ def test_process_share_charges_only_the_tracked_tree() -> None:
 
 
 def test_process_tree_counts_grandchildren_and_reaped_children() -> None:
-    code = (
-        "import subprocess, sys\n"
-        "subprocess.run([sys.executable, '-c', " + repr(BUSY.replace("30", "0.6")) + "])\n"
-        "import time; time.sleep(30)"
-    )
+    # the child spins for 0.6 s of CPU time, not wall time: on a loaded machine it may take longer
+    cpu_busy = "import time\nt=time.process_time()\nwhile time.process_time()-t<0.6: pass"
+    code = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {cpu_busy!r}])\nimport time; time.sleep(30)"
     parent = _spawn(code)
     try:
         tree = ProcessTree(parent.pid, refresh_every=1)
@@ -159,8 +157,11 @@ def test_process_tree_counts_grandchildren_and_reaped_children() -> None:
         time.sleep(0.3)
         mid = tree.sample()
         assert len(mid.pids) == 2  # the parent and its running child
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30
         after = tree.sample()
+        while len(after.pids) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            after = tree.sample()
     finally:
         parent.kill()
         parent.wait()
