@@ -111,13 +111,14 @@ def test_kernel_matches_dequantized_reference() -> None:
     # leading dims and dtype are preserved
     assert layer(x.reshape(4, 10, 48).bfloat16()).shape == (4, 10, 24)
     assert layer(x.bfloat16()).dtype == torch.bfloat16
-    if onednn:  # oneDNN's per-tensor asymmetric uint8 on pre-scaled rows: per-token resolution, not bit-equal
-        layer.use_onednn = True
-        with torch.no_grad():
-            via_onednn = layer(x)
-        assert _rel_err(via_onednn, got) < 1e-2
-        assert _rel_err(via_onednn, lin(x).detach()) < 1e-2
-        assert layer(x.reshape(4, 10, 48).bfloat16()).dtype == torch.bfloat16
+    if onednn:  # oneDNN's asymmetric uint8 activations: close to the same result, not bit-equal
+        for per_token in (False, True):
+            layer.use_onednn, layer.per_token, layer._packed = True, per_token, None
+            with torch.no_grad():
+                via_onednn = layer(x)
+                assert _rel_err(via_onednn, got) < 1e-2
+                assert _rel_err(via_onednn, lin(x)) < 1e-2
+                assert layer(x.reshape(4, 10, 48).bfloat16()).dtype == torch.bfloat16
 
 
 def test_refusals_name_the_field() -> None:
@@ -198,6 +199,19 @@ def test_rest_of_the_model_follows_the_bf16_probe() -> None:
     assert _rel_err(out.float(), model(test)) < 0.03
     with pytest.raises(WattprintInputError, match="^rest_dtype: 'fp8' is not accepted"):
         quantize.int8(model, example_inputs=calib, rest_dtype="fp8")
+    with pytest.raises(WattprintInputError, match="^activation_scales: 'per-row' is not accepted"):
+        quantize.int8(model, example_inputs=calib, activation_scales="per-row")
+
+
+def test_per_token_scales_keep_quality_without_calibration() -> None:
+    """Without outlier columns, per-token scales still confine the outlier's damage to its own products."""
+    model, _, test = _block()
+    per_token = quantize.int8(model, rest_dtype="fp32", activation_scales="per-token")
+    per_tensor = quantize.int8(model, rest_dtype="fp32")
+    with torch.no_grad():
+        ref = model(test)
+        assert _rel_err(per_token(test), ref) < 0.05
+        assert _rel_err(per_token(test), ref) < _rel_err(per_tensor(test), ref)
 
 
 @pytest.mark.slow

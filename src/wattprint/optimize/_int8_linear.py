@@ -111,6 +111,7 @@ class Int8Linear(nn.Module):
         self.compiled = False  # set by the int8 recipe: run the _int_mm kernel through torch.compile
         self.use_onednn = weight_int8.device.type == "cpu" and _onednn_available()
         self._packed: Any = None  # oneDNN packed weight, built on first use (not part of the state_dict)
+        self.per_token = False  # oneDNN path: per-tensor activation scale (outliers removed) or per-token
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__().copy()
@@ -125,29 +126,46 @@ class Int8Linear(nn.Module):
             previous = torch.backends.quantized.engine
             torch.backends.quantized.engine = "onednn"  # selects the packing only; the op dispatches on it
             try:
-                self._packed = torch.ops.quantized.linear_prepack(qweight, None)
+                bias = None if self.per_token or self.bias is None else self.bias  # fused by oneDNN
+                self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
             finally:
                 torch.backends.quantized.engine = previous
         return self._packed
 
     def _forward_onednn(self, x2: torch.Tensor) -> torch.Tensor:
-        """Per-token scales on a per-tensor kernel: each row is divided by its own max |x| (outlier columns
-        excluded and zeroed), so oneDNN's one dynamic scale for the tensor is every token's own scale; the
-        rows are multiplied back after the int8 product (AMX/VNNI, dequantization fused by oneDNN)."""
+        """The int8 product on oneDNN (AMX/VNNI; activation quantization, dequantization and bias fused in the
+        kernel), which takes one dynamic scale for the whole activation tensor. Per-tensor mode: the outlier
+        columns that would set that scale are zeroed and computed in float (LLM.int8()'s decomposition), so
+        the scale fits the regular values. Per-token mode: each row is also divided by its own max |x| and
+        multiplied back after the product, so the one scale acts as every token's own (two more passes)."""
+        if self.per_token:
+            return self._forward_onednn_per_token(x2)
+        xf = x2 if x2.dtype == torch.float32 else x2.float()
+        if self.n_outliers:
+            x_out = xf.index_select(1, self.outlier_idx)
+            # zero the outlier columns on a copy: never write into the caller's tensor
+            xf = xf.index_fill_(1, self.outlier_idx, 0.0) if xf is not x2 else xf.index_fill(1, self.outlier_idx, 0.0)
+        y = torch.ops.quantized.linear_dynamic(xf, self._onednn_weight(), False)
+        if self.n_outliers:
+            y.addmm_(x_out, self.outlier_weight)
+        return y if y.dtype == x2.dtype else y.to(x2.dtype)
+
+    def _forward_onednn_per_token(self, x2: torch.Tensor) -> torch.Tensor:
         absx = x2.abs()
         if self.n_outliers:
             absx.index_fill_(1, self.outlier_idx, 0.0)
         row_max = absx.amax(dim=1, keepdim=True).float().clamp_min(_EPS)
-        x_norm = x2 / row_max  # fp32
+        x_norm = x2 * row_max.reciprocal()  # fp32
         if self.n_outliers:
+            x_out = x_norm.index_select(1, self.outlier_idx)
             x_norm.index_fill_(1, self.outlier_idx, 0.0)
         y = torch.ops.quantized.linear_dynamic(x_norm, self._onednn_weight(), False)
-        y.mul_(row_max)
         if self.n_outliers:
-            y.addmm_(x2.index_select(1, self.outlier_idx).float(), self.outlier_weight)
+            y.addmm_(x_out, self.outlier_weight)  # before the row scaling: x_out was divided by it too
+        out = torch.empty(y.shape, dtype=x2.dtype, device=y.device)
         if self.bias is not None:
-            y.add_(self.bias)
-        return y.to(x2.dtype)
+            return torch.addcmul(self.bias, y, row_max, out=out)
+        return torch.mul(y, row_max, out=out)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, outlier_idx: torch.Tensor | None = None) -> Int8Linear:

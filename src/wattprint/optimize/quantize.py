@@ -139,7 +139,7 @@ def _set_child(root: Any, dotted: str, new: Any) -> None:
 
 def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
          max_outlier_fraction: float = DEFAULT_MAX_OUTLIER_FRACTION, rest_dtype: str = "auto",
-         compile: bool = False) -> Any:
+         activation_scales: str = "per-tensor", compile: bool = False) -> Any:
     """Outlier-aware int8 for Linear layers: keeps quality where plain dynamic int8 loses it.
 
     `example_inputs` (a tensor, a tuple of arguments or a dict of keyword arguments) is run once through the
@@ -165,6 +165,9 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
         raise WattprintInputError("outlier_ratio", f"must be > 1, got {outlier_ratio}")
     if not 0.0 <= max_outlier_fraction <= 1.0:
         raise WattprintInputError("max_outlier_fraction", f"must be in [0, 1], got {max_outlier_fraction}")
+    if activation_scales not in ("per-tensor", "per-token"):
+        raise WattprintInputError("activation_scales", f"{activation_scales!r} is not accepted; accepted: "
+                                  "per-tensor, per-token")
     names = _require_linear(model, "int8")
     quantized = copy.deepcopy(model)
     stats = ActivationStats()
@@ -203,6 +206,7 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
         entry["mode"] = "int8+float-columns" if idx.numel() else "int8"
         layer = Int8Linear.from_linear(linear, idx)
         layer.compiled = compile
+        layer.per_token = activation_scales == "per-token"
         _set_child(quantized, name, layer)
         plan[name] = entry
     rest = _rest_dtype(quantized, rest_dtype)
