@@ -71,7 +71,8 @@ def test_int8_without_calibration_quantizes_everything_and_says_so(caplog: pytes
     model, _, test = _block()
     with caplog.at_level(logging.WARNING, logger="wattprint"):
         q = quantize.int8(model, rest_dtype="fp32")
-    assert "no outlier calibration" in caplog.text
+    assert "no outlier calibration, per-token activation scales only" in caplog.text
+    assert q.wattprint_int8_activation_scales == "per-token"
     assert quantize.plan_summary(q) == {"int8": 3, "int8+float-columns": 0, "kept": 0, "float_columns": 0}
     with torch.no_grad():
         assert _rel_err(q(test), model(test)) < 0.1
@@ -204,10 +205,10 @@ def test_rest_of_the_model_follows_the_bf16_probe() -> None:
 
 
 def test_per_token_scales_keep_quality_without_calibration() -> None:
-    """Without outlier columns, per-token scales still confine the outlier's damage to its own products."""
+    """Without outlier columns (no calibration), per-token scales keep far more quality than one scale."""
     model, _, test = _block()
     per_token = quantize.int8(model, rest_dtype="fp32", activation_scales="per-token")
-    per_tensor = quantize.int8(model, rest_dtype="fp32")
+    per_tensor = quantize.int8(model, rest_dtype="fp32", activation_scales="per-tensor")
     with torch.no_grad():
         ref = model(test)
         assert _rel_err(per_token(test), ref) < 0.05

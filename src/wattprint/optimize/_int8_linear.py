@@ -1,17 +1,20 @@
-"""Outlier-aware int8 Linear: the kernel behind the "int8" recipe.
+"""Outlier-aware int8 Linear: the layer behind the "int8" recipe.
 
-Why not plain dynamic int8: torch.ao's dynamic quantization gives the whole activation tensor one scale,
-so a handful of large activations (transformer FFN inputs carry features 50-200x the median) squash every
-other value into a few int8 levels. Here:
+Why plain dynamic int8 loses quality: torch.ao's dynamic quantization gives the whole activation tensor one
+scale, and a few input features of transformer layers carry values 50-200x the median (MiniLM: features
+99, 63, 223 of the FFN input), so that scale leaves every other value a handful of int8 levels. Here:
 
 - weights are int8 with one scale per output channel;
-- activations are quantized at run time with one scale per token (row), so one loud token does not cost
-  the others their resolution;
-- input columns found to carry outliers during calibration bypass int8 and are multiplied in float, as in
-  LLM.int8()'s decomposition: y = int8(x_regular) @ int8(W_regular) + x_outlier @ W_outlier.
+- the input columns found to carry outliers during calibration bypass int8 and are multiplied in float,
+  as in LLM.int8()'s decomposition: y = int8(x_regular) @ int8(W_regular) + x_outlier @ W_outlier;
+  without them, the dynamic scale fits the regular values;
+- optionally (`per_token`), every token (row) also gets its own activation scale.
 
-The int8 product runs on `torch._int_mm` (int8 x int8 -> int32, oneDNN/AMX-VNNI on x86 CPUs, cuBLASLt on
-CUDA); where a device/shape combination lacks it, the same integers are multiplied in fp32 (exact below 2^24).
+Kernels, CPU: oneDNN's dynamic int8 linear (`quantized::linear_dynamic` on oneDNN-packed weights: AMX or
+VNNI, activation quantization, dequantization and bias fused), which has one scale per tensor; per-token
+mode pre-scales each row by its max |x| and scales the output back (two more passes, about 2x slower here).
+Elsewhere (CUDA, builds without oneDNN) and under torch.compile: `torch._int_mm` (int8 x int8 -> int32)
+with per-token scales, or an fp32 product of the same integers where even that is missing.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Quantization recipes: "int8-dynamic" (torch.ao, plain), "int8" (outlier-aware), static int8 for convnets.
 
 - `int8_dynamic`: torch.ao dynamic quantization of every nn.Linear; one activation scale per tensor. Fast,
-  but a few outlier features in transformer activations cost accuracy (MiniLM: cosine 0.94 to fp32).
-- `int8`: int8 weights per output channel, activations per token, and the input columns that carry outliers
-  (found on `example_inputs`) computed in float, LLM.int8()-style; a layer whose outliers are spread over
-  too many columns is kept whole in its original precision. See `_int8_linear`.
+  but a few outlier features in transformer activations cost accuracy (MiniLM: cosine 0.947 to fp32).
+- `int8`: int8 weights per output channel; the input columns that carry outliers (found on
+  `example_inputs`) computed in float, LLM.int8()-style, so the dynamic activation scale fits the rest
+  (or per-token activation scales on request); a layer whose outliers are spread over too many columns is
+  kept whole in higher precision; everything that is not an int8 Linear runs in bf16 where the CPU has
+  it natively. See `_int8_linear`.
 - `int8_static`: torch.ao FX static quantization (weights and activations int8, scales from calibration
   batches), for convolutional models on CPU.
 
@@ -139,22 +141,27 @@ def _set_child(root: Any, dotted: str, new: Any) -> None:
 
 def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
          max_outlier_fraction: float = DEFAULT_MAX_OUTLIER_FRACTION, rest_dtype: str = "auto",
-         activation_scales: str = "per-tensor", compile: bool = False) -> Any:
+         activation_scales: str = "auto", compile: bool = False) -> Any:
     """Outlier-aware int8 for Linear layers: keeps quality where plain dynamic int8 loses it.
 
     `example_inputs` (a tensor, a tuple of arguments or a dict of keyword arguments) is run once through the
     model to calibrate: for every Linear, an input column whose max |activation| exceeds `outlier_ratio` x the
     median column's is computed in float; a Linear with more than `max_outlier_fraction` of its columns
-    flagged is kept whole in its original precision. Without `example_inputs` no outlier columns are found
-    (per-token scales only; a warning is logged).
+    flagged is kept whole in higher precision. Use a few representative inputs (MiniLM: 8 sentences).
+
+    `activation_scales`: "per-tensor" (one dynamic scale per call, which fits once the outlier columns are
+    out; fastest), "per-token" (one scale per row; about 2x slower on CPU, for inputs whose outliers move
+    between columns), or "auto" = per-tensor with calibration, per-token without (no outlier columns are
+    known then; a warning is logged).
 
     `rest_dtype` is the precision of everything that is not an int8 Linear (attention, norms, activations,
     embeddings, kept layers): "auto" = bf16 where the dtype probe finds it native on this device (int8
     matmuls with bf16 elsewhere, as int8 inference is usually deployed on Xeon), else unchanged; "bf16" or
-    "fp32" to force. On CPU the int8 product runs on oneDNN (AMX/VNNI) with the rows pre-scaled so that
-    its per-tensor scale acts per token; `compile=True` uses the `torch._int_mm` kernel under torch.compile
-    instead. The plan (per layer: "int8", "int8+float-columns" or
-    "kept") is attached to the returned model as `wattprint_int8_plan`; see `plan_summary`.
+    "fp32" to force. On CPU the int8 product runs on oneDNN (AMX/VNNI); `compile=True` runs the per-token
+    `torch._int_mm` kernel under torch.compile instead (the path used where oneDNN is missing).
+
+    The plan (per layer: "int8", "int8+float-columns" or "kept") is attached to the returned model as
+    `wattprint_int8_plan`, the rest dtype as `wattprint_int8_rest_dtype`; see `plan_summary`.
     """
     import torch
 
@@ -165,9 +172,11 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
         raise WattprintInputError("outlier_ratio", f"must be > 1, got {outlier_ratio}")
     if not 0.0 <= max_outlier_fraction <= 1.0:
         raise WattprintInputError("max_outlier_fraction", f"must be in [0, 1], got {max_outlier_fraction}")
-    if activation_scales not in ("per-tensor", "per-token"):
+    if activation_scales not in ("auto", "per-tensor", "per-token"):
         raise WattprintInputError("activation_scales", f"{activation_scales!r} is not accepted; accepted: "
-                                  "per-tensor, per-token")
+                                  "auto, per-tensor, per-token")
+    if activation_scales == "auto":
+        activation_scales = "per-tensor" if example_inputs is not None else "per-token"
     names = _require_linear(model, "int8")
     quantized = copy.deepcopy(model)
     stats = ActivationStats()
@@ -184,7 +193,8 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
             for handle in handles:
                 handle.remove()
     else:
-        log.warning("wattprint: int8 without example_inputs: no outlier calibration, per-token scales only")
+        log.warning("wattprint: int8 without example_inputs: no outlier calibration, %s activation scales only",
+                    activation_scales)
 
     plan: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -214,6 +224,7 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
         _cast_rest(quantized, rest)
     setattr(quantized, PLAN_ATTR, plan)
     setattr(quantized, REST_ATTR, str(rest or "unchanged"))
+    quantized.wattprint_int8_activation_scales = activation_scales
     kept = sum(1 for e in plan.values() if e["mode"] == "kept")
     log.info("wattprint: int8: %d Linear layers quantized, %d kept in float", len(plan) - kept, kept)
     return quantized
