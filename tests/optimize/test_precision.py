@@ -108,3 +108,12 @@ def test_grad_scaler_is_a_pass_through_off_cuda_fp16_and_training_works() -> Non
         scaler.update()
         losses.append(loss.item())
     assert losses[-1] < losses[0] * 0.9
+
+
+def test_bf16_model_round_trips_through_torch_save(tmp_path: pytest.TempPathFactory) -> None:
+    low = precision.to_bf16(_mlp())
+    x = torch.randn(4, 32)
+    path = tmp_path / "bf16.pt"
+    torch.save(low, path)
+    with torch.no_grad():
+        assert torch.equal(torch.load(path, weights_only=False)(x), low(x))  # the input-cast hook survives

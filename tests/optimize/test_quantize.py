@@ -286,3 +286,16 @@ def test_all_minilm_l6_v2_int8_and_bf16_quality() -> None:
     assert cosine["int8"] >= 0.99, cosine
     assert cosine["bf16"] >= 0.999, cosine
     assert cosine["int8"] > cosine["int8-dynamic"], cosine
+
+
+def test_int8_model_deep_copies_and_round_trips_through_torch_save(tmp_path: pytest.TempPathFactory) -> None:
+    import copy
+
+    model, calib, test = _block()
+    q = quantize.int8(model, example_inputs=calib)
+    with torch.no_grad():
+        ref = q(test)  # builds the oneDNN packed weights, which are rebuilt, not copied
+        assert torch.equal(copy.deepcopy(q)(test), ref)
+        path = tmp_path / "int8.pt"
+        torch.save(q, path)
+        assert torch.equal(torch.load(path, weights_only=False)(test), ref)

@@ -20,6 +20,7 @@ with per-token scales, or an fp32 product of the same integers where even that i
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import torch
@@ -123,9 +124,11 @@ class Int8Linear(nn.Module):
 
     def _onednn_weight(self) -> Any:
         if self._packed is None:
-            qweight = torch._make_per_channel_quantized_tensor(
-                self.weight_int8.t().contiguous(), self.weight_scale.double(),
-                torch.zeros(self.out_features, dtype=torch.long), 0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # deprecation notice of quantized tensor types
+                qweight = torch._make_per_channel_quantized_tensor(
+                    self.weight_int8.t().contiguous(), self.weight_scale.double(),
+                    torch.zeros(self.out_features, dtype=torch.long), 0)
             previous = torch.backends.quantized.engine
             torch.backends.quantized.engine = "onednn"  # selects the packing only; the op dispatches on it
             try:

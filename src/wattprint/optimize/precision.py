@@ -184,22 +184,30 @@ def _probes_for(model: Any) -> list[tuple[str, tuple[int, ...]]]:
     return probes
 
 
-def _cast_inputs_hook(dtype: Any) -> Any:
-    import torch
+class _CastInputs:
+    """Forward pre-hook casting floating-point tensor inputs (also inside lists, tuples and dicts) to a dtype;
+    a module-level class, not a closure, so that the converted model still pickles (torch.save)."""
 
-    def cast(value: Any) -> Any:
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != dtype:
-            return value.to(dtype)
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = dtype
+
+    def cast(self, value: Any) -> Any:
+        import torch
+
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != self.dtype:
+            return value.to(self.dtype)
         if isinstance(value, (list, tuple)):
-            return type(value)(cast(v) for v in value)
+            return type(value)(self.cast(v) for v in value)
         if isinstance(value, dict):
-            return {k: cast(v) for k, v in value.items()}
+            return {k: self.cast(v) for k, v in value.items()}
         return value
 
-    def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return cast(args), cast(kwargs)
+    def __call__(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        return self.cast(args), self.cast(kwargs)
 
-    return hook
+
+def _cast_inputs_hook(dtype: Any) -> _CastInputs:
+    return _CastInputs(dtype)
 
 
 def _to_dtype(model: Any, dtype: Any, name: str, example_inputs: Any, max_slowdown: float) -> Any:
