@@ -140,6 +140,18 @@ def test_refusals_name_the_field() -> None:
         quantize.int8_static(convnet, calibration=[])
     with pytest.raises(WattprintInputError, match="^model: has no Conv or Linear layers"):
         quantize.int8_static(nn.Sequential(nn.ReLU()), calibration=[torch.randn(1, 3)])
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x) if x.sum() > 0 else -self.conv(x)  # data-dependent: torch.fx cannot trace it
+
+    engine = torch.backends.quantized.engine
+    with pytest.raises(WattprintInputError, match="^model: cannot be traced by torch.fx for static int8"):
+        quantize.int8_static(Branchy(), calibration=[torch.randn(2, 1, 8, 8)])
+    assert torch.backends.quantized.engine == engine  # restored on the error path too
     with pytest.raises(WattprintInputError, match="^backend: "):
         quantize.int8_static(convnet, calibration=[torch.randn(1, 1, 8, 8)], backend="tpu")
 

@@ -122,6 +122,11 @@ class Int8Linear(nn.Module):
         state["_packed"] = None  # rebuilt from the int8 buffers; packed params do not deep-copy or pickle
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if self.use_onednn:
+            self._onednn_weight()  # pack now, not lazily inside a forward that another thread may share
+
     def _onednn_weight(self) -> Any:
         if self._packed is None:
             with warnings.catch_warnings():

@@ -217,6 +217,8 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
         layer = Int8Linear.from_linear(linear, idx)
         layer.compiled = compile
         layer.per_token = activation_scales == "per-token"
+        if layer.use_onednn and not compile:
+            layer._onednn_weight()  # pack once here: packing flips the process-wide quantized engine briefly
         _set_child(quantized, name, layer)
         plan[name] = entry
     rest = _rest_dtype(quantized, rest_dtype)
@@ -282,24 +284,28 @@ def int8_static(model: Any, *, example_inputs: Any = None, calibration: Iterable
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
+        previous_engine = torch.backends.quantized.engine
         torch.backends.quantized.engine = backend
-        float_model = copy.deepcopy(model).eval()
         try:
-            prepared = prepare_fx(float_model, get_default_qconfig_mapping(backend), example_args)
-        except Exception as exc:  # torch.fx raises many types on untraceable control flow  # noqa: BLE001
-            first_line = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise WattprintInputError(
-                "model", f"cannot be traced by torch.fx for static int8 ({first_line}); accepted: a model "
-                "without data-dependent control flow, or use int8-dynamic") from exc
-        n_batches = 0
-        with torch.no_grad():
-            for batch in [first, *batches]:
-                try:
-                    run_model(prepared, batch)
-                except (RuntimeError, TypeError) as exc:
-                    line = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-                    raise WattprintInputError("calibration", f"batch {n_batches} fails: {line}") from exc
-                n_batches += 1
-        quantized = convert_fx(prepared)
+            float_model = copy.deepcopy(model).eval()
+            try:
+                prepared = prepare_fx(float_model, get_default_qconfig_mapping(backend), example_args)
+            except Exception as exc:  # torch.fx raises many types on untraceable control flow  # noqa: BLE001
+                first_line = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                raise WattprintInputError(
+                    "model", f"cannot be traced by torch.fx for static int8 ({first_line}); accepted: a model "
+                    "without data-dependent control flow, or use int8-dynamic") from exc
+            n_batches = 0
+            with torch.no_grad():
+                for batch in [first, *batches]:
+                    try:
+                        run_model(prepared, batch)
+                    except (RuntimeError, TypeError) as exc:
+                        line = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                        raise WattprintInputError("calibration", f"batch {n_batches} fails: {line}") from exc
+                    n_batches += 1
+            quantized = convert_fx(prepared)
+        finally:
+            torch.backends.quantized.engine = previous_engine  # packed weights carry their engine
     log.info("wattprint: int8 static: calibrated on %d batches (%s engine)", n_batches, backend)
     return quantized
