@@ -206,6 +206,29 @@ class _CastInputs:
         return self.cast(args), self.cast(kwargs)
 
 
+class _CastOutputs(_CastInputs):
+    """Forward hook casting floating-point tensor outputs to a dtype: in place for dicts (a Hugging Face
+    ModelOutput is one), rebuilt for lists, tuples and named tuples."""
+
+    def cast(self, value: Any) -> Any:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return value.to(self.dtype) if value.is_floating_point() and value.dtype != self.dtype else value
+        if isinstance(value, dict):
+            for key in list(value.keys()):
+                value[key] = self.cast(value[key])
+            return value
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            return type(value)(*(self.cast(v) for v in value))
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.cast(v) for v in value)
+        return value
+
+    def __call__(self, module: Any, args: Any, output: Any) -> Any:  # type: ignore[override]
+        return self.cast(output)
+
+
 def _cast_inputs_hook(dtype: Any) -> _CastInputs:
     return _CastInputs(dtype)
 

@@ -59,11 +59,14 @@ def _rest_dtype(model: Any, choice: str) -> Any:
 
 def _cast_rest(model: Any, dtype: Any) -> None:
     """Cast floating-point parameters and buffers of every module except the int8 layers (whose scales and
-    float columns stay fp32), and cast floating inputs at the model's boundary."""
+    float columns stay fp32); at the model's boundary, cast floating inputs to `dtype` and floating outputs
+    back to the model's original dtype, so that the int8 model stays a drop-in replacement."""
     import torch
 
     from wattprint.optimize._int8_linear import Int8Linear
-    from wattprint.optimize.precision import _cast_inputs_hook
+    from wattprint.optimize.precision import _cast_inputs_hook, _CastOutputs
+
+    original = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
     for module in model.modules():
         if isinstance(module, Int8Linear):
@@ -75,6 +78,7 @@ def _cast_rest(model: Any, dtype: Any) -> None:
             if buf is not None and buf.is_floating_point():
                 module._buffers[key] = buf.to(dtype)
     model.register_forward_pre_hook(_cast_inputs_hook(dtype), with_kwargs=True)
+    model.register_forward_hook(_CastOutputs(original))
 
 
 def _check_module(model: Any) -> None:
@@ -157,8 +161,10 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
     `rest_dtype` is the precision of everything that is not an int8 Linear (attention, norms, activations,
     embeddings, kept layers): "auto" = bf16 where the dtype probe finds it native on this device (int8
     matmuls with bf16 elsewhere, as int8 inference is usually deployed on Xeon), else unchanged; "bf16" or
-    "fp32" to force. On CPU the int8 product runs on oneDNN (AMX/VNNI); `compile=True` runs the per-token
-    `torch._int_mm` kernel under torch.compile instead (the path used where oneDNN is missing).
+    "fp32" to force. Outputs come back in the model's original dtype either way.
+
+    On CPU the int8 product runs on oneDNN (AMX/VNNI); `compile=True` runs the per-token `torch._int_mm`
+    kernel under torch.compile instead (the path used where oneDNN is missing).
 
     The plan (per layer: "int8", "int8+float-columns" or "kept") is attached to the returned model as
     `wattprint_int8_plan`, the rest dtype as `wattprint_int8_rest_dtype`; see `plan_summary`.
