@@ -271,8 +271,9 @@ def to_bf16(model: Any, *, example_inputs: Any = None, max_slowdown: float = DEF
 
 def to_fp16(model: Any, *, example_inputs: Any = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN) -> Any:
     """A copy of `model` with floating-point weights in float16, after probing that fp16 is supported and
-    not slower than `max_slowdown` x fp32 on the model's device (most CPUs emulate fp16 matmul and are
-    refused). fp16 has a narrow range (max 65504): activations can overflow, so prefer bf16 where both work.
+    not slower than `max_slowdown` x fp32 on the model's device (a CPU without native half-precision
+    arithmetic emulates it, and is refused when the probe finds it that slow). fp16 has a narrow range
+    (max 65504): activations can overflow, so prefer bf16 where both work.
     Raises WattprintInputError("recipe", ...) when refused."""
     import torch
 
