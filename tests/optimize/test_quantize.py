@@ -172,6 +172,18 @@ def _convnet() -> nn.Module:
     )
 
 
+def test_int8_static_takes_example_inputs_as_its_one_calibration_batch() -> None:
+    """The recipe-string path (apply(model, "int8-static", example_inputs=x)) has no separate calibration."""
+    torch.manual_seed(0)
+    model = _convnet().eval()
+    x = torch.rand(32, 1, 8, 8)
+    q = quantize.int8_static(model, example_inputs=x)
+    with torch.no_grad():
+        ref, out = model(x), q(x)
+    assert any(type(m).__module__.startswith("torch.ao.nn") for m in q.modules())
+    assert _rel_err(out, ref) < 0.1  # calibrated on these very inputs: close, though activations are int8 too
+
+
 @pytest.mark.slow
 def test_int8_static_on_a_digits_convnet_keeps_accuracy() -> None:
     x_train, y_train, x_test, y_test = _digits()
