@@ -165,6 +165,39 @@ def test_dynamic_quantized_linear() -> None:
     assert report.by_op == {"quantized.linear_dynamic": 900}
 
 
+def test_static_quantized_conv_and_linear_keep_their_macs() -> None:
+    from wattprint.optimize.quantize import int8_static
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, groups=2), nn.Flatten(), nn.Linear(6 * 6 * 6, 5)
+    ).eval()
+    x = torch.randn(2, 1, 8, 8)
+    # hand count: 2 x 8x8 x 4 x 1x3x3 + 2 x 6x6 x 6 x 2x3x3 + 2 x 216 x 5
+    hand = 2 * 64 * 4 * 9 + 2 * 36 * 6 * 18 + 2 * 216 * 5
+    assert count_flops(model, x).macs == hand
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qmodel = int8_static(model, calibration=[torch.randn(2, 1, 8, 8) for _ in range(4)])
+        report = count_flops(qmodel, x)
+    assert report.macs == hand
+    assert set(report.by_op) <= {"quantized.conv2d", "quantized.conv2d_relu", "quantized.linear"}
+
+
+def test_int_mm() -> None:
+    class IntMM(nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return torch._int_mm(a, b)
+
+    a = torch.randint(-8, 8, (32, 64), dtype=torch.int8)
+    b = torch.randint(-8, 8, (64, 16), dtype=torch.int8)
+    try:
+        IntMM()(a, b)
+    except RuntimeError as exc:  # pragma: no cover - builds without the CPU kernel
+        pytest.skip(f"torch._int_mm unavailable here: {exc}")
+    assert count_flops(IntMM(), a, b).macs == 32 * 64 * 16
+
+
 def test_backward_needs_grad_output() -> None:
     with pytest.raises(ValueError):
         count_flops(torch.matmul, torch.randn(2, 2), torch.randn(2, 2), backward=True)

@@ -2,7 +2,8 @@
 
 Adds ops torch's registry misses: the CPU / math / overrideable scaled-dot-product-attention kernels
 (forward and backward), the native multi-head-attention fast path, the CPU (mkldnn) LSTM layer, dynamic
-quantized linear, and optional "nonzero weights only" variants of mm/addmm/convolution.
+and static quantized linear, static quantized convolution, int8 ``_int_mm``, and optional "nonzero
+weights only" variants of mm/addmm/convolution.
 """
 
 from __future__ import annotations
@@ -67,6 +68,25 @@ def _linear_dynamic(x: Any, packed: Any, *args: Any, out_val: Any = None, **kwar
     return 2 * (x.numel() // in_features) * out_features * in_features
 
 
+def _int_mm(a_shape: Any, b_shape: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+    """``aten._int_mm`` (int8 x int8 -> int32): M x K x N MACs, like mm."""
+    m, k = a_shape
+    return 2 * m * k * b_shape[1]
+
+
+@_raw
+def _linear_static(x: Any, packed: Any, *args: Any, out_val: Any = None, **kwargs: Any) -> int:
+    """``quantized::linear`` (static int8, also fused with ReLU): rows(X) x out_features x in_features MACs."""
+    return _linear_dynamic(x, packed)
+
+
+@_raw
+def _conv_static(x: Any, packed: Any, *args: Any, out_val: Any = None, **kwargs: Any) -> int:
+    """``quantized::conv2d`` and friends: each output element uses in_channels/groups x kernel weights."""
+    weight = packed.unpack()[0]
+    return 2 * out_val.numel() * math.prod(weight.shape[1:])
+
+
 @_raw
 def _native_mha(
     query: Any, key: Any, value: Any, embed_dim: int, num_heads: int, *args: Any, out_val: Any = None, **kwargs: Any
@@ -129,6 +149,9 @@ def custom_mapping(nonzero: bool = False) -> dict[Any, Callable[..., int]]:
     add(aten, ["mkldnn_rnn_layer"], _rnn_layer)
     add(aten, ["mkldnn_rnn_layer_backward"], _rnn_layer_bwd)
     add(torch.ops.quantized, ["linear_dynamic"], _linear_dynamic)
+    add(torch.ops.quantized, ["linear", "linear_relu"], _linear_static)
+    add(torch.ops.quantized, ["conv1d", "conv2d", "conv3d", "conv1d_relu", "conv2d_relu", "conv3d_relu"], _conv_static)
+    add(aten, ["_int_mm"], _int_mm)
     if nonzero:
         add(aten, ["mm"], _nonzero_mm)
         add(aten, ["addmm"], _nonzero_addmm)
