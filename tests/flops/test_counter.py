@@ -198,6 +198,17 @@ def test_int_mm() -> None:
     assert count_flops(IntMM(), a, b).macs == 32 * 64 * 16
 
 
+@pytest.mark.parametrize("config", ["Int8DynamicActivationInt8WeightConfig", "Int8WeightOnlyConfig"])
+def test_torchao_tensor_subclasses(config: str) -> None:
+    quantization = pytest.importorskip("torchao.quantization")
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16)).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantization.quantize_(model, getattr(quantization, config)())
+        report = count_flops(model, torch.randn(8, 64))
+    assert report.macs == 8 * 64 * 32 + 8 * 32 * 16  # int8 x int8 (_int_mm) or dequantized weights (mm)
+
+
 def test_backward_needs_grad_output() -> None:
     with pytest.raises(ValueError):
         count_flops(torch.matmul, torch.randn(2, 2), torch.randn(2, 2), backward=True)
