@@ -261,7 +261,7 @@ def test_two_simulated_nodes_of_two_ranks(tmp_path: Path, wattprint_env: Path) -
 @pytest.mark.slow
 def test_a_rank_missing_the_gather_does_not_crash_training(tmp_path: Path, wattprint_env: Path) -> None:
     proc = _torchrun(tmp_path, ["--standalone", "--nproc_per_node=2"],
-                     _env(WORK_S="0.3", GATHER_S="3", STALL_RANK1="6"))
+                     _env(WORK_S="0.3", GATHER_S="3", STALL_RANK1="12"))
     output = _finish(proc)
     assert "rank 0 trained on" in output and "rank 1 trained on" in output
     outs = _outputs(tmp_path, 2)

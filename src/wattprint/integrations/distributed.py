@@ -43,7 +43,7 @@ from wattprint.integrations._merge import merge_parts
 from wattprint.measure.detect import SourceChoice, detect_sources
 from wattprint.measure.process import ProcessTree
 from wattprint.record import RunRecord, Status
-from wattprint.tracking.tracker import Tracker
+from wattprint.tracking.tracker import Tracker, exit_status
 
 __all__ = ["DistributedTracker", "merge_parts", "node_id", "plan_measurement", "track_distributed"]
 
@@ -422,18 +422,8 @@ class DistributedTracker:
         return self.start()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if self._done:
-            return
-        if exc_type is None:
-            self.stop("finished")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.stop("interrupted")
-        elif issubclass(exc_type, SystemExit):
-            code = exc.code if isinstance(exc, SystemExit) else None
-            ok = code in (None, 0)
-            self.stop("finished" if ok else "failed", exit_code=code if isinstance(code, int) else (0 if ok else 1))
-        else:
-            self.stop("failed")
+        if not self._done:
+            self.stop(*exit_status(exc_type, exc))
 
 
 def track_distributed(name: str = "run", **kwargs: Any) -> DistributedTracker:

@@ -421,18 +421,8 @@ class Tracker:
         return self.start()
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if self._stopped:
-            return
-        if exc_type is None:
-            self.stop("finished")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.stop("interrupted")
-        elif issubclass(exc_type, SystemExit):
-            code = exc.code if isinstance(exc, SystemExit) else None
-            ok = code in (None, 0)
-            self.stop("finished" if ok else "failed", exit_code=code if isinstance(code, int) else (0 if ok else 1))
-        else:
-            self.stop("failed")
+        if not self._stopped:
+            self.stop(*exit_status(exc_type, exc))
 
     def __call__(self, func: F) -> F:
         """Use a Tracker as a decorator: each call of `func` is tracked as one run."""
@@ -444,6 +434,19 @@ class Tracker:
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+
+def exit_status(exc_type: Any, exc: BaseException | None) -> tuple[Status, int | None]:
+    """The status and exit code of a run whose `with` block ended with this exception (or none)."""
+    if exc_type is None:
+        return "finished", None
+    if issubclass(exc_type, KeyboardInterrupt):
+        return "interrupted", None
+    if issubclass(exc_type, SystemExit):
+        code = exc.code if isinstance(exc, SystemExit) else None
+        ok = code in (None, 0)
+        return ("finished" if ok else "failed"), (code if isinstance(code, int) else (0 if ok else 1))
+    return "failed", None
 
 
 def track(name: str = "run", **kwargs: Any) -> Tracker:
