@@ -187,3 +187,16 @@ def test_command_not_found(wattprint_cmd: list[str], wattprint_env: Path) -> Non
     proc = subprocess.run([*wattprint_cmd, "run", "--", "no-such-command-xyz"], capture_output=True, text=True)
     assert proc.returncode == 127 and "command not found" in proc.stderr
     assert runs_in(wattprint_env) == []
+
+
+def test_short_command_is_charged_its_cpu_time(wattprint_cmd: list[str], tmp_path: Path) -> None:
+    """A child that ends between two samples has left /proc; its rusage still charges it the interval."""
+    rec_path = tmp_path / "rec.json"
+    spin = "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass"
+    proc = subprocess.run([*wattprint_cmd, "run", "-q", "--interval", "5", "-o", str(rec_path), "--",
+                           sys.executable, "-c", spin], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(rec_path.read_text())
+    assert rec["samples"] <= 2  # no sample saw the child busy: only the final one after it exited
+    assert rec["attribution"]["cpu_share"] > 0.2
+    assert rec["energy_kwh"]["cpu"] > 0

@@ -89,6 +89,7 @@ def run(
         trace=trace, duration=duration, name=tracker.name, store=store,
     )
 
+    reaped_before_s = _reaped_children_cpu_s()
     try:
         child = subprocess.Popen(command)
     except FileNotFoundError:
@@ -125,6 +126,8 @@ def run(
             exporter.stop()
         raise typer.Exit(exit_code)
     status = "finished" if returncode == 0 else ("interrupted" if returncode < 0 else "failed")
+    # the child is gone from /proc now: its CPU time since the last sample is only in our rusage
+    tracker.note_reaped_tree_cpu_s(_reaped_children_cpu_s() - reaped_before_s)
     record = tracker.stop(status, exit_code=exit_code)
     if exporter is not None:
         exporter.stop()  # after the tracker: the last push carries the final figures
@@ -135,3 +138,13 @@ def run(
 
         print(summary_line(record), file=sys.stderr)
     raise typer.Exit(exit_code)
+
+
+def _reaped_children_cpu_s() -> float:
+    """User + system CPU seconds of this process's reaped children (and theirs), 0 where unsupported."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -70,6 +70,11 @@ class ProcessTree:
         self._max_cpu_s = max(self._max_cpu_s, cpu_s)
         return TreeSample(self._max_cpu_s, rss, frozenset(alive))
 
+    def note_root_reaped(self, total_cpu_s: float) -> None:
+        """The root exited and its parent reaped it: `total_cpu_s` (its rusage, descendants included) is the
+        tree's final CPU time, part of which /proc can no longer show."""
+        self._max_cpu_s = max(self._max_cpu_s, total_cpu_s)
+
     def _read(self, pid: int, proc: psutil.Process) -> tuple[float, int]:
         """CPU seconds (own + reaped children) and resident bytes of one member."""
         if pid not in self._files:

@@ -227,6 +227,13 @@ class Tracker:
         energy = {c: joules_to_kwh(attributed_j[c]) for c in COMPONENTS}
         return energy | {"total": sum(energy.values())}
 
+    def note_reaped_tree_cpu_s(self, total_cpu_s: float) -> None:
+        """For `wattprint run`: the tracked child was reaped with this much CPU time (descendants included),
+        so the last interval is charged its CPU time although the child has left /proc."""
+        tree = self.monitor.tree if self.monitor is not None else None
+        if tree is not None and total_cpu_s > 0:
+            tree.note_root_reaped(total_cpu_s)
+
     def flag(self, key: str, reason: str) -> None:
         """Mark a part of the run as degraded (an integration's fault, say); kept on the record until the end."""
         self._flags[key] = reason
