@@ -91,6 +91,38 @@ def test_tree_reads_children_through_kept_files_and_closes_them() -> None:
         assert second.cpu_s - first.cpu_s >= 0.2  # the busy child is counted
         fds = len(os.listdir("/proc/self/fd"))
         tree.close()
-        assert len(os.listdir("/proc/self/fd")) <= fds - 2  # own and child's /proc files closed
+        assert len(os.listdir("/proc/self/fd")) <= fds - 1  # the child's /proc file closed (this process uses times())
     finally:
         child.wait()
+
+
+def test_descendants_from_children_files_match_psutil() -> None:
+    from wattprint.measure.procfs import children_files_supported, descendants
+
+    if not children_files_supported():
+        pytest.skip("kernel without /proc/<pid>/task/<tid>/children")
+    code = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
+        "print('ready', flush=True)\ntime.sleep(30)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        ours = sorted(descendants(os.getpid()))
+        theirs = sorted(p.pid for p in psutil.Process().children(recursive=True))
+        assert ours == theirs and parent.pid in ours and len(ours) >= 2
+    finally:
+        for proc in psutil.Process(parent.pid).children(recursive=True):
+            proc.kill()
+        parent.kill()
+        parent.wait()
+
+
+def test_own_process_uses_times_and_matches_proc() -> None:
+    tree = ProcessTree(os.getpid())
+    sample = tree.sample()
+    cpu_s, rss = parse_process(ProcFile(f"/proc/{os.getpid()}/stat").read())
+    assert abs(sample.cpu_s - cpu_s) < 0.05
+    assert abs(sample.rss_bytes - rss) < 16 * 1024 * 1024
+    assert os.getpid() not in tree._files  # no /proc file kept for this process

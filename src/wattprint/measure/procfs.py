@@ -72,3 +72,34 @@ class MachineCpu:
 
     def close(self) -> None:
         self._file.close()
+
+
+def children_files_supported() -> bool:
+    """Whether the kernel has /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN, most distributions)."""
+    return os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def descendants(root_pid: int) -> list[int]:
+    """Pids of the descendants of `root_pid`, from the `children` files of every thread of each member.
+
+    This reads a few small files per member, where psutil's `children(recursive=True)` reads the stat
+    file of every process on the machine (thousands on a busy node). A member that exits meanwhile is
+    skipped; the next scan sees what this one missed.
+    """
+    found: list[int] = []
+    frontier = [root_pid]
+    while frontier:
+        pid = frontier.pop()
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as file:
+                    kids = [int(k) for k in file.read().split()]
+            except OSError:
+                continue
+            found.extend(kids)
+            frontier.extend(kids)
+    return found
