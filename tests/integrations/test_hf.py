@@ -73,6 +73,31 @@ def make_trainer(tmp_path: Path, callbacks: list[Any], epochs: int = 3, **extra:
 def values(entries: list[dict[str, Any]], key: str) -> list[float]:
     return [e[key] for e in entries if key in e]
 
+def _assert_logged(rec: Any, history: list[dict[str, Any]], recorder: Any) -> None:
+    """3 epochs of 4 steps, step figures every 2 steps: what the callback put in the logs matches the record."""
+    epoch_kwh = values(history, "wattprint/epoch_energy_kwh")
+    assert len(epoch_kwh) == 3 and all(v > 0 for v in epoch_kwh)
+    windows = [w for w in rec.windows if w["name"].startswith("epoch ")]
+    assert epoch_kwh == pytest.approx([w["energy_kwh"]["total"] for w in windows])
+    assert windows == rec.windows  # the step windows are measured but kept off the record
+    step_kwh = values(history, "wattprint/step_energy_kwh")
+    assert len(step_kwh) == 6 and all(v > 0 for v in step_kwh)
+    assert values(history, "wattprint/epoch_co2e_kg")[0] == pytest.approx(
+        epoch_kwh[0] * rec.pue * rec.intensity_g_per_kwh / 1000, rel=1e-6)
+    # prediction from the second epoch on
+    predicted = values(history, "wattprint/predicted_energy_kwh")
+    assert len(predicted) == 2 and predicted[0] > sum(epoch_kwh[:2])
+    # the last log of train() carries the run's totals and how they were obtained
+    final = next(e for e in history if "train_runtime" in e)
+    assert final["wattprint/run_energy_kwh"] == pytest.approx(rec.energy_kwh.total)
+    assert final["wattprint/run_co2e_kg"] == pytest.approx(rec.co2e_kg.total)
+    assert final["wattprint/run_id"] == rec.run_id
+    assert f"cpu: {rec.measurement.cpu} ({rec.methods['cpu']['method']})" in final["wattprint/measurement"]
+    # a callback standing where report_to loggers stand received the same numbers, and numbers only
+    assert values(recorder.seen, "wattprint/epoch_energy_kwh") == pytest.approx(epoch_kwh)
+    assert values(recorder.seen, "wattprint/run_energy_kwh") == pytest.approx([rec.energy_kwh.total])
+    assert all(isinstance(v, (int, float)) for e in recorder.seen for k, v in e.items() if k.startswith("wattprint/"))
+
 
 @needs_trainer
 def test_train_logs_energy_to_loggers_and_history(tmp_path: Path, wattprint_env: Path) -> None:
@@ -84,32 +109,7 @@ def test_train_logs_energy_to_loggers_and_history(tmp_path: Path, wattprint_env:
     assert rec.status == "finished" and rec.name == "BertForSequenceClassification"
 
     # 4 steps per epoch, 3 epochs; step figures every 2 steps (the Trainer's logging steps)
-    history = trainer.state.log_history
-    epoch_kwh = values(history, "wattprint/epoch_energy_kwh")
-    assert len(epoch_kwh) == 3 and all(v > 0 for v in epoch_kwh)
-    windows = [w for w in rec.windows if w["name"].startswith("epoch ")]
-    assert epoch_kwh == pytest.approx([w["energy_kwh"]["total"] for w in windows])
-    assert windows == rec.windows  # the step windows are measured but kept off the record
-    step_kwh = values(history, "wattprint/step_energy_kwh")
-    assert len(step_kwh) == 6 and all(v > 0 for v in step_kwh)
-    assert values(history, "wattprint/epoch_co2e_kg")[0] == pytest.approx(
-        epoch_kwh[0] * rec.pue * rec.intensity_g_per_kwh / 1000, rel=1e-6)
-
-    # prediction from the second epoch on
-    predicted = values(history, "wattprint/predicted_energy_kwh")
-    assert len(predicted) == 2 and predicted[0] > sum(epoch_kwh[:2])
-
-    # the last log of train() carries the run's totals and how they were obtained
-    final = next(e for e in history if "train_runtime" in e)
-    assert final["wattprint/run_energy_kwh"] == pytest.approx(rec.energy_kwh.total)
-    assert final["wattprint/run_co2e_kg"] == pytest.approx(rec.co2e_kg.total)
-    assert final["wattprint/run_id"] == rec.run_id
-    assert f"cpu: {rec.measurement.cpu} ({rec.methods['cpu']['method']})" in final["wattprint/measurement"]
-
-    # a callback standing where report_to loggers stand received the same numbers, and numbers only
-    assert values(recorder.seen, "wattprint/epoch_energy_kwh") == pytest.approx(epoch_kwh)
-    assert values(recorder.seen, "wattprint/run_energy_kwh") == pytest.approx([rec.energy_kwh.total])
-    assert all(isinstance(v, (int, float)) for e in recorder.seen for k, v in e.items() if k.startswith("wattprint/"))
+    _assert_logged(rec, trainer.state.log_history, recorder)
 
     with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
         assert store.get(rec.run_id).status == "finished"
@@ -211,27 +211,7 @@ def test_callback_through_transformers_callback_machinery(wattprint_env: Path) -
     state = train_like_trainer([callback, recorder])  # the callback ahead of the "logger", as attach() puts it
     rec = callback.record
     assert rec.status == "finished" and rec.name == "BertForSequenceClassification"
-    history = state.log_history
-    epoch_kwh = values(history, "wattprint/epoch_energy_kwh")
-    assert len(epoch_kwh) == 3 and all(v > 0 for v in epoch_kwh)
-    windows = [w for w in rec.windows if w["name"].startswith("epoch ")]
-    assert epoch_kwh == pytest.approx([w["energy_kwh"]["total"] for w in windows])
-    assert windows == rec.windows  # the step windows are measured but kept off the record
-    step_kwh = values(history, "wattprint/step_energy_kwh")
-    assert len(step_kwh) == 6 and all(v > 0 for v in step_kwh)
-    assert values(history, "wattprint/epoch_co2e_kg")[0] == pytest.approx(
-        epoch_kwh[0] * rec.pue * rec.intensity_g_per_kwh / 1000, rel=1e-6)
-    predicted = values(history, "wattprint/predicted_energy_kwh")
-    assert len(predicted) == 2 and predicted[0] > sum(epoch_kwh[:2])
-    final = next(e for e in history if "train_runtime" in e)
-    assert final["wattprint/run_energy_kwh"] == pytest.approx(rec.energy_kwh.total)
-    assert final["wattprint/run_co2e_kg"] == pytest.approx(rec.co2e_kg.total)
-    assert final["wattprint/run_id"] == rec.run_id
-    assert f"cpu: {rec.measurement.cpu} ({rec.methods['cpu']['method']})" in final["wattprint/measurement"]
-    # what a report_to logger after the callback receives: the same numbers, and numbers only
-    assert values(recorder.seen, "wattprint/epoch_energy_kwh") == pytest.approx(epoch_kwh)
-    assert values(recorder.seen, "wattprint/run_energy_kwh") == pytest.approx([rec.energy_kwh.total])
-    assert all(isinstance(v, float) for e in recorder.seen for k, v in e.items() if k.startswith("wattprint/"))
+    _assert_logged(rec, state.log_history, recorder)
     with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
         assert store.get(rec.run_id).status == "finished"
 
