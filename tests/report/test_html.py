@@ -86,3 +86,17 @@ def test_report_of_a_real_tracked_run() -> None:
     assert len(charts(html)) == 2
     assert "estimated" in html  # no RAPL/NVML here: the page must not claim a measurement
     assert "0.81" in html
+
+
+def test_distributed_run_shows_its_nodes_and_ranks() -> None:
+    energy = {"node-a": (0.3, [0.1, 0.2]), "node-b": (0.2, [0.15, 0.05])}
+    nodes = [{"node_id": n, "ranks": [2 * i, 2 * i + 1], "energy_kwh": {"total": e, "cpu": e, "gpu": 0.0, "ram": 0.0}}
+             for i, (n, (e, _)) in enumerate(energy.items())]
+    ranks = [{"rank": 2 * i + j, "node_id": n, "energy_kwh": {"total": r, "cpu": r, "gpu": 0.0, "ram": 0.0}}
+             for i, (n, (_, rs)) in enumerate(energy.items()) for j, r in enumerate(rs)]
+    record = make_record("d1", "ddp", energy_kwh=0.5, co2e_kg=0.02).model_copy(update={"nodes": nodes, "ranks": ranks})
+    html = run_html(record)
+    assert "Distributed job" in html
+    for text in ("node-a", "node-b", "<td>0, 1</td>", "<td>2, 3</td>", "300 Wh", "200 Wh", "150 Wh", "50 Wh"):
+        assert text in html, text
+    assert "Distributed job" not in run_html(fixture_records()[0])  # single-process runs: no such section

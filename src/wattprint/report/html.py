@@ -88,6 +88,17 @@ def run_context(record: RunRecord) -> dict[str, Any]:
              "energy": fmt_energy(number((w.get("energy_kwh") or {}).get("total")) or 0.0)}
             for w in record.windows
         ],
+        "nodes": [_part(n, ", ".join(str(r) for r in n.get("ranks", []))) for n in record.nodes],
+        "ranks": [_part(r, str(r.get("rank", ""))) for r in record.ranks],
+    }
+
+
+def _part(part: dict[str, Any], label: str) -> dict[str, Any]:
+    """One node or rank of a distributed run, for the breakdown table."""
+    energy = part.get("energy_kwh") or {}
+    return {
+        "node_id": str(part.get("node_id", "")), "label": label,
+        "energy": {c: fmt_energy(number(energy.get(c)) or 0.0) for c in ("total", "cpu", "gpu", "ram")},
     }
 
 
