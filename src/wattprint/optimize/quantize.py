@@ -122,11 +122,12 @@ def int8_dynamic(model: Any, *, example_inputs: Any = None) -> Any:
         warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
         quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
     if example_inputs is not None:
-        _check_runs(quantized, example_inputs, "int8-dynamic")
+        _check_runs(quantized, example_inputs, "the int8-dynamic model")
     return quantized
 
 
-def _check_runs(model: Any, example_inputs: Any, recipe: str) -> None:
+def _check_runs(model: Any, example_inputs: Any, what: str) -> None:
+    """Run `model` once on `example_inputs`; a failure is the user's inputs not fitting: one line naming them."""
     import torch
 
     try:
@@ -134,7 +135,7 @@ def _check_runs(model: Any, example_inputs: Any, recipe: str) -> None:
             run_model(model, example_inputs)
     except (RuntimeError, NotImplementedError, TypeError) as exc:
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise WattprintInputError("example_inputs", f"the {recipe} model fails on them: {first}") from exc
+        raise WattprintInputError("example_inputs", f"{what} fails on them: {first}") from exc
 
 
 def _set_child(root: Any, dotted: str, new: Any) -> None:
@@ -191,11 +192,7 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
     if calibrated:
         handles = [quantized.get_submodule(n).register_forward_pre_hook(stats.hook(n)) for n in names]
         try:
-            with torch.no_grad():
-                run_model(quantized, example_inputs)
-        except (RuntimeError, NotImplementedError, TypeError) as exc:
-            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise WattprintInputError("example_inputs", f"the model fails on them: {first}") from exc
+            _check_runs(quantized, example_inputs, "the model")
         finally:
             for handle in handles:
                 handle.remove()
