@@ -359,8 +359,7 @@ class Tracker:
 
     def _degraded_components(self) -> dict[str, str]:
         assert self.monitor is not None and self.record is not None
-        out = {k: v for k, v in self.record.degraded.items() if k in ("store", "monitor", "tracker")}
-        out.update(self._flags)
+        out = dict(self._flags)  # the tracker's own faults and those flagged by integrations
         for name, reason in self.monitor.degraded.items():
             domain = self.monitor.domains.get(name)
             key = domain.component if domain else name
@@ -388,9 +387,9 @@ class Tracker:
         self._store.save(self.record, checkpoint_s=self.settings.checkpoint)
 
     def _flag_store(self, exc: BaseException) -> None:
-        if self.record is not None and "store" not in self.record.degraded:
+        if "store" not in self._flags:
             log.error("wattprint: run store unavailable, record kept in memory: %s", exc)
-            self.record.degraded["store"] = f"{type(exc).__name__}: {exc}"
+            self.flag("store", f"{type(exc).__name__}: {exc}")
 
     # -- the end ---------------------------------------------------------------------------------
     def stop(self, status: Status = "finished", exit_code: int | None = None) -> RunRecord:
@@ -407,7 +406,7 @@ class Tracker:
             for name in self.monitor.open_windows():
                 self.end_window(name)
         except Exception as exc:
-            self.record.degraded["monitor"] = f"{type(exc).__name__}: {exc}"
+            self.flag("monitor", f"{type(exc).__name__}: {exc}")
         rec = self._update_record(status, exit_code)
         rec.ended_at = datetime.now(timezone.utc)
         rec.timeline = {
