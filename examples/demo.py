@@ -29,6 +29,7 @@ import wattprint.optimize as wo
 EPOCHS = 15
 BATCH = 64
 FINE_TUNE_EPOCHS = 10  # after pruning
+EXAMPLE_BATCH = 64  # test images per batch for latency, energy and MACs in the search
 INFERENCE_PASSES = 300  # passes over the test set per tracked inference run: the same work for every candidate
 RECIPES = ("int8-dynamic", "int8-static", "bf16", "prune:0.8", "prune-channels:0.5", "prune-channels:0.6")
 OUT = Path("demo-out")
@@ -115,7 +116,7 @@ def main() -> None:
 
     print(f"searching {len(RECIPES)} recipes and their combinations (accuracy budget: 1 point) ...")
     result = wo.classifier_search(model, x_train, y_train, x_test, y_test, max_metric_drop=0.01,
-                                  recipes=RECIPES, fine_tune_epochs=FINE_TUNE_EPOCHS)
+                                  recipes=RECIPES, fine_tune_epochs=FINE_TUNE_EPOCHS, example_batch=EXAMPLE_BATCH)
     wo.print_report(result)
 
     chosen = [c for c in result.pareto if c["feasible"]]
@@ -124,10 +125,9 @@ def main() -> None:
     print(f"\ntracking the same inference work ({INFERENCE_PASSES} passes over {len(x_test)} test images) for "
           f"the baseline and {len(chosen)} candidate(s) on the Pareto front ...")
     base = result.baseline
-    per_sample = 64  # classifier_search measures MACs on a batch of 64 test images
     records = [tracked_inference(model, "fp32", x_test, {
         "model": "DigitsCNN fp32", "recipe": "baseline", "accuracy": base["metric"],
-        "macs": base["macs"] // per_sample, "params": base["params"]})]
+        "macs": base["macs"] // EXAMPLE_BATCH, "params": base["params"]})]
 
     def fine_tune(candidate: nn.Module) -> None:
         from wattprint.optimize.distill import DistillConfig, train_student
@@ -136,11 +136,11 @@ def main() -> None:
 
     for cand in chosen:
         torch.manual_seed(0)
-        optimized = wo.apply(model, cand["recipe"], example_inputs=x_test[:64], train_fn=fine_tune)
+        optimized = wo.apply(model, cand["recipe"], example_inputs=x_test[:EXAMPLE_BATCH], train_fn=fine_tune)
         accuracy = wo.accuracy_eval(x_test, y_test)(optimized)  # of this very model, not the search's copy
         records.append(tracked_inference(optimized, cand["recipe"], x_test, {
             "model": f"DigitsCNN {cand['recipe']}", "recipe": cand["recipe"], "accuracy": accuracy,
-            "macs": cand["macs"] // per_sample, "params": cand["params"]}))
+            "macs": cand["macs"] // EXAMPLE_BATCH, "params": cand["params"]}))
 
     from wattprint.report.html import comparison_html
     from wattprint.report.tables import runs_table, to_markdown
