@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 
 import wattprint
 from tests.postgres_server import create_database, postgres_url  # noqa: F401  (fixture)
@@ -185,6 +185,55 @@ def test_upsert_updates_in_place(store: RunStore, db_path: Path) -> None:
     assert got.status == "finished" and got.duration_s == 3600.0 and got.energy_kwh.total == 1.5
     assert [r.run_id for r in store.list()] == ["up1"]
     assert sqlite_rows(db_path, "SELECT count(*), status, checkpoint_s FROM runs") == [(1, "finished", 2.0)]
+
+
+def test_update_through_the_driver_writes_the_columns_as_sqlalchemy_inserts_them(
+    store: RunStore, db_path: Path
+) -> None:
+    """Saves after the first run a statement compiled once (exec_driver_sql); its rows must read as the
+    first save's SQLAlchemy INSERT writes them, dates and all."""
+    final = make_record("fresh", ended_at=T0 + timedelta(seconds=90, microseconds=250))
+    store.save(final, checkpoint_s=3.0)  # INSERT: SQLAlchemy's own execution
+    first = make_record("updated", status="running", ended_at=None, started_at=T0 - timedelta(days=1))
+    store.save(first, checkpoint_s=7.0)
+    store.save(final.model_copy(update={"run_id": "updated"}), checkpoint_s=3.0)  # UPDATE: the driver path
+    columns = "name, status, started_at, ended_at, host, pid, pid_create_time, checkpoint_s"
+    inserted, updated = (
+        sqlite_rows(db_path, f"SELECT {columns}, typeof(heartbeat_at), length(heartbeat_at) FROM runs "
+                             f"WHERE run_id = '{run_id}'")[0]
+        for run_id in ("fresh", "updated")
+    )
+    assert updated == inserted
+    assert updated[2] == "2024-05-01 12:00:00.000000" and updated[3] == "2024-05-01 12:01:30.000250"
+    assert store.get("updated").to_json_dict() == final.model_copy(update={"run_id": "updated"}).to_json_dict()
+
+
+def test_checkpoints_update_in_place_and_fall_back_when_the_row_or_connection_is_gone(
+    store: RunStore, db_path: Path
+) -> None:
+    through_sqlalchemy: list[str] = []
+    event.listen(store._engine, "before_cursor_execute", lambda *a: through_sqlalchemy.append(a[2]))
+    record = make_record("ck", status="running", ended_at=None)
+    store.save(record, checkpoint_s=5.0)
+    assert any(sql.startswith("INSERT") for sql in through_sqlalchemy)
+    through_sqlalchemy.clear()
+    for total in (1.0, 2.0):
+        record.energy_kwh.total = total
+        store.save(record, checkpoint_s=5.0)
+    assert through_sqlalchemy == []  # straight on the DBAPI connection
+    assert store.get("ck").energy_kwh.total == 2.0
+
+    sqlite_rows(db_path, "DELETE FROM runs")  # someone removed the row: the usual path inserts it again
+    record.energy_kwh.total = 3.0
+    store.save(record, checkpoint_s=5.0)
+    assert any(sql.startswith("INSERT") for sql in through_sqlalchemy)
+    assert store.get("ck").energy_kwh.total == 3.0
+
+    store._saver.connection.dbapi_connection.close()  # type: ignore[union-attr]  # a broken kept connection
+    record.energy_kwh.total = 4.0
+    store.save(record, checkpoint_s=5.0)
+    assert store.get("ck").energy_kwh.total == 4.0
+    assert sqlite_rows(db_path, "SELECT count(*) FROM runs") == [(1,)]
 
 
 def test_heartbeat_is_stamped_on_every_save(store: RunStore, db_path: Path) -> None:
