@@ -10,7 +10,6 @@ from wattprint.measure.cpu_model import (
     CpuInfo,
     CpuModelSource,
     RamModelSource,
-    SharedCpuSeconds,
     cpu_info,
     lookup_tdp,
     read_cpu_model,
@@ -84,19 +83,3 @@ def test_ram_model_energy_hand_computed() -> None:
     clock.t = 100.0
     assert src.power_w == 6.0
     assert src.read().energy_j["model:ram"] == pytest.approx(600.0)
-
-
-def test_shared_cpu_seconds_reads_once_per_max_age() -> None:
-    reads: list[int] = []
-    now = [0.0]
-
-    def read() -> tuple[float, float]:
-        reads.append(1)
-        return float(len(reads)), 10.0 * len(reads)
-
-    shared = SharedCpuSeconds(read, max_age_s=0.05, clock=lambda: now[0])
-    assert shared() == (1.0, 10.0) and shared() == (1.0, 10.0)  # same sample: one read
-    now[0] = 0.04
-    assert shared() == (1.0, 10.0)
-    now[0] = 0.2
-    assert shared() == (2.0, 20.0) and len(reads) == 2

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import select
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 from tests.measure.scripted import ScriptedSource
-from wattprint.measure.monitor import EnergyMonitor
+from wattprint.measure.base import Domain, Reading
+from wattprint.measure.cpu_model import CpuInfo, CpuModelSource
+from wattprint.measure.monitor import DRAIN_EVERY, EnergyMonitor, Sleeper
 from wattprint.measure.process import ProcessTree, TreeSample
 
 BUSY = "import time\nt=time.time()\nwhile time.time()-t<30: pass"
@@ -89,6 +93,35 @@ def test_sampler_thread_samples_and_stops() -> None:
     mon.close()
     assert len(seen) >= 5 and seen == sorted(seen)
     assert src.closed == 1
+
+
+def test_stop_wakes_a_sampler_with_a_long_interval() -> None:
+    src = ScriptedSource([float(i) for i in range(100)])
+    mon = EnergyMonitor([src], interval_s=30.0, attribution="machine").start()
+    time.sleep(0.05)
+    began = time.monotonic()
+    mon.stop()
+    assert time.monotonic() - began < 2.0  # not the 30 s interval, nor the join timeout
+    assert not any(t.name == "wattprint-sampler" for t in threading.enumerate())
+    mon.close()
+
+
+@pytest.mark.parametrize("without_poll", [False, True], ids=["poll", "event (no poll(2), as on Windows)"])
+def test_sleeper_times_out_wakes_and_stays_woken(monkeypatch: pytest.MonkeyPatch, without_poll: bool) -> None:
+    if without_poll:
+        monkeypatch.delattr(select, "poll")
+    sleeper = Sleeper()
+    began = time.monotonic()
+    assert sleeper.wait(0.05) is False
+    assert 0.04 <= time.monotonic() - began < 1.0
+    threading.Timer(0.05, sleeper.wake).start()
+    began = time.monotonic()
+    assert sleeper.wait(10.0) is True
+    assert time.monotonic() - began < 2.0
+    assert sleeper.wait(10.0) is True  # once woken, never sleeps again
+    sleeper.close()
+    sleeper.close()
+    assert sleeper.wait(10.0) is True
 
 
 def test_callback_failure_does_not_stop_sampling() -> None:
@@ -178,9 +211,12 @@ class _ScriptedTree:
         self._cpu_s = cpu_s
         self._i = 0
 
-    def sample(self) -> TreeSample:
+    def read_raw(self) -> float:
         value = self._cpu_s[min(self._i, len(self._cpu_s) - 1)]
         self._i += 1
+        return value
+
+    def from_raw(self, value: float) -> TreeSample:
         return TreeSample(value, 0, frozenset({1}))
 
     def close(self) -> None:
@@ -198,3 +234,83 @@ def test_cpu_time_found_late_is_carried_not_clipped() -> None:
     assert machine["cpu"] == pytest.approx(40.0)
     # 2.5 s of the tree's CPU over 4 s of machine time: 25 J, not the 10 J that clipping at 1.0 would leave
     assert attributed["cpu"] == pytest.approx(25.0)
+
+
+class _ScriptedStat:
+    """A machine CPU reader with raw()/parse(), like the kept-open /proc/stat: read on time, parsed later."""
+
+    def __init__(self, rows: list[tuple[float, float]]) -> None:
+        self._rows = iter(rows)
+        self.parsed = 0
+
+    def raw(self) -> bytes:
+        busy, total = next(self._rows)
+        return f"{busy} {total}".encode()
+
+    def parse(self, raw: bytes) -> tuple[float, float]:
+        self.parsed += 1
+        busy, total = raw.split()
+        return float(busy), float(total)
+
+    def __call__(self) -> tuple[float, float]:
+        return self.parse(self.raw())
+
+
+def test_ticks_are_queued_unparsed_and_integrated_each_with_its_own_readings() -> None:
+    utilisations = [0.5, 1.0, 0.0, 0.25, 0.75]
+    rows = [(0.0, 0.0)]
+    for u in utilisations:
+        rows.append((rows[-1][0] + 10 * u, rows[-1][1] + 10))
+    stat = _ScriptedStat(rows)
+    info = CpuInfo("test", sockets=1, logical_cpus=2, tdp_w=100.0, tdp_source="test")
+    counter = ScriptedSource([0.0, 3.0, 5.0, 6.0, 10.0, 11.0], component="gpu")
+    mon = EnergyMonitor([CpuModelSource(info, idle_fraction=0.1), counter], attribution="machine", machine_cpu=stat)
+    for _ in utilisations:
+        mon._tick()  # what the sampler thread does each interval
+    assert stat.parsed == 1 and counter.reads == 6  # counters read on time; the CPU times wait, unparsed
+    timeline = mon.timeline  # reading a result integrates the queue
+    assert stat.parsed == 6 and mon.samples == 5
+    # each interval has its own utilisation: 100 W x (0.1 + 0.9 u)
+    assert [p[1] for p in timeline] == pytest.approx([100 * (0.1 + 0.9 * u) for u in utilisations], rel=1e-6)
+    joules = [q[2] * (q[0] - p[0]) for p, q in zip(timeline, timeline[1:], strict=False)]
+    assert joules == pytest.approx([2, 1, 4, 1], rel=1e-6)  # the counter's own steps, interval by interval
+    attributed, _machine = mon.by_component(mon.totals())
+    assert attributed["gpu"] == pytest.approx(11.0)
+
+
+def test_the_queue_is_integrated_every_drain_every_ticks() -> None:
+    src = ScriptedSource([float(i) for i in range(100)])
+    mon = EnergyMonitor([src], attribution="machine")
+    for _ in range(DRAIN_EVERY - 1):
+        mon._tick()
+    assert mon._samples == 0  # private: reading `samples` would integrate the queue
+    mon._tick()
+    assert mon._samples == DRAIN_EVERY
+
+
+class _ClockCounter:
+    """A counter that only ever goes up: cumulative joules = 10 W x monotonic time."""
+
+    name = "clock"
+
+    def domains(self) -> tuple[Domain, ...]:
+        return (Domain("clock:0", "cpu", "measured"),)
+
+    def read(self) -> Reading:
+        now = time.monotonic()
+        return Reading(now, {"clock:0": 10.0 * now})
+
+    def close(self) -> None:
+        pass
+
+
+def test_samples_from_two_threads_at_once_never_see_a_counter_run_backwards() -> None:
+    mon = EnergyMonitor([_ClockCounter()], interval_s=0.0005, attribution="machine").start()
+    began = time.monotonic()
+    for _ in range(3000):
+        mon.sample()  # as begin_window/end_window do, while the sampler thread ticks
+    mon.stop()
+    mon.close()
+    assert mon.degraded == {}
+    attributed, _machine = mon.by_component(mon.totals())
+    assert attributed["cpu"] == pytest.approx(10.0 * (time.monotonic() - began), rel=0.05)

@@ -95,6 +95,7 @@ def _keys() -> dict[str, str]:
     return keys
 
 
+@lru_cache(maxsize=256)  # the bundled table does not change; a tracker asks again at every checkpoint
 def lookup_embodied(device: str, method: str | None = None) -> EmbodiedFigure | None:
     """The figure for `device` (loose name match, also through the hardware table), or None.
 

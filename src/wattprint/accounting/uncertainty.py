@@ -155,7 +155,7 @@ def record_range(
     "measured"/"estimated" as on the run record. `intensity_range_g_per_kwh` (e.g. the effective
     low/high of `integrate_operational`) replaces `intensity_band` when given.
     """
-    energy = energy_range_kwh((kwh, power_band(methods.get(name))) for name, kwh in energy_kwh.items())
+    energy = energy_range_kwh([(kwh, power_band(methods.get(name))) for name, kwh in energy_kwh.items()])
     intensity = intensity_range_g_per_kwh or intensity_band.apply(intensity_g_per_kwh)
     low, high = total_range_kg(operational_range_kg(energy, intensity, pue), embodied_kg)
     return {"co2e_kg_low": low, "co2e_kg_high": high}

@@ -8,8 +8,8 @@ any interval is a difference of two readings, whatever happened between them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 Component = Literal["cpu", "gpu", "ram"]
 Method = Literal["measured", "estimated"]
@@ -30,12 +30,13 @@ class Domain:
     counted: bool = True
 
 
-@dataclass(frozen=True)
-class Reading:
-    """Cumulative joules per domain name at `timestamp` (time.monotonic(), seconds)."""
+class Reading(NamedTuple):
+    """Cumulative joules per domain name at `timestamp` (time.monotonic(), seconds).
+
+    A named tuple, built in C: the sampler creates a few every second for hours."""
 
     timestamp: float
-    energy_j: Mapping[str, float] = field(default_factory=dict)
+    energy_j: Mapping[str, float]
 
 
 @runtime_checkable
@@ -56,4 +57,9 @@ class PowerSource(Protocol):
     def close(self) -> None:
         """Release handles (files, NVML). Safe to call twice."""
         ...
+
+    # A model computed from the machine's CPU times (CPU utilisation x TDP, RAM per GiB) may also define
+    #     reading_at(now: float, busy_cpu_s: float, total_cpu_s: float) -> Reading
+    # the reading it would have given at monotonic time `now`. The monitor, which reads the machine's CPU
+    # times each sample anyway, then computes it later in a batch instead of calling read() each second.
 

@@ -8,7 +8,6 @@ installed. Defaults and their sources are in wattprint/data/SOURCES.md.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -125,35 +124,13 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return _busy_and_total(psutil.cpu_times())
 
 
-class SharedCpuSeconds:
-    """`machine_cpu_seconds` read at most once per `max_age_s`.
-
-    The CPU model and the monitor's process share both need the machine's CPU times at each
-    sample; sharing one reading halves the /proc/stat reads, the main idle cost of sampling.
-    """
-
-    def __init__(
-        self,
-        read: Callable[[], tuple[float, float]] | None = None,
-        max_age_s: float = 0.05,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if read is None:
-            try:
-                read = MachineCpu()  # kept-open /proc/stat: a third of psutil's cost per read
-            except OSError:
-                read = machine_cpu_seconds
-        self._read = read
-        self._clock = clock
-        self.max_age_s = max_age_s
-        self._at = -math.inf
-        self._value = (0.0, 0.0)
-
-    def __call__(self) -> tuple[float, float]:
-        now = self._clock()
-        if now - self._at > self.max_age_s:
-            self._value, self._at = self._read(), now
-        return self._value
+def machine_cpu_reader() -> Callable[[], tuple[float, float]]:
+    """The cheapest reader of `machine_cpu_seconds` here: a kept-open /proc/stat (with `raw`/`parse` for a
+    sampler that parses later), psutil where there is no /proc."""
+    try:
+        return MachineCpu()
+    except OSError:
+        return machine_cpu_seconds
 
 
 class CpuModelSource:
@@ -185,12 +162,17 @@ class CpuModelSource:
         return (Domain("model:cpu", "cpu", "estimated"),)
 
     def read(self) -> Reading:
-        now = self._clock()
         busy, total = self._cpu_seconds()
+        return self.reading_at(self._clock(), busy, total)
+
+    def reading_at(self, now: float, busy: float, total: float) -> Reading:
+        """The reading at monotonic time `now` given the machine's CPU seconds then (the monitor reads those
+        once per sample for the process share too, and computes this afterwards)."""
         d_total = total - self._last_total
         if d_total > 0:
             self.utilisation = min(1.0, max(0.0, (busy - self._last_busy) / d_total))
-        power_w = self.max_power_w * (self.idle_fraction + (1.0 - self.idle_fraction) * self.utilisation)
+        fraction = self.idle_fraction + (1.0 - self.idle_fraction) * self.utilisation
+        power_w = self.info.sockets * self.info.tdp_w * fraction  # max_power_w, without a property call
         self._energy_j += power_w * max(0.0, now - self._last_t)
         self._last_t, self._last_busy, self._last_total = now, busy, total
         return Reading(now, {"model:cpu": self._energy_j})
@@ -219,7 +201,10 @@ class RamModelSource:
         return (Domain("model:ram", "ram", "estimated"),)
 
     def read(self) -> Reading:
-        now = self._clock()
+        return self.reading_at(self._clock(), 0.0, 0.0)
+
+    def reading_at(self, now: float, busy: float, total: float) -> Reading:
+        """The reading at monotonic time `now` (CPU seconds unused: RAM power is constant here)."""
         return Reading(now, {"model:ram": self.power_w * (now - self._start)})
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ refreshed every few samples (a full /proc scan costs far more than reading known
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -19,8 +19,9 @@ REFRESH_EVERY = 15  # samples between scans for new descendants (their CPU time 
 EARLY_REFRESHES = frozenset({1, 2, 3, 5, 8})  # launchers (sh -c, torchrun) start the real work right away
 
 
-@dataclass(frozen=True)
-class TreeSample:
+class TreeSample(NamedTuple):
+    """The tree at one sample: CPU seconds (reaped children included), resident bytes, member pids."""
+
     cpu_s: float
     rss_bytes: int
     pids: frozenset[int]
@@ -68,14 +69,38 @@ class ProcessTree:
                 file.close()
 
     def sample(self) -> TreeSample:
+        """The tree's CPU time and memory now."""
+        return self.from_raw(self.read_raw())
+
+    def read_raw(self) -> list[tuple[int, Any]]:
+        """Each live member's counters as read, unparsed: the part of a sample that must happen on time.
+
+        The sampler calls this every second and parses in batches (`from_raw`), because parsing with
+        the cold caches of a thread that wakes once a second costs several times the reading.
+        """
         if self._count % self._refresh_every == 0 or self._count in EARLY_REFRESHES:
             self._refresh()
         self._count += 1
-        cpu_s, rss, alive = 0.0, 0, []
+        raw: list[tuple[int, Any]] = []
         for pid, proc in self._members.items():
             try:
-                member_cpu_s, member_rss = self._read(pid, proc)
-            except (psutil.Error, OSError, ValueError, IndexError):
+                raw.append((pid, self._read(pid, proc)))
+            except (psutil.Error, OSError):
+                continue
+        return raw
+
+    def from_raw(self, raw: list[tuple[int, Any]]) -> TreeSample:
+        """Parse what `read_raw` read; call in the order read (the tree's CPU time never goes backwards)."""
+        cpu_s, rss, alive = 0.0, 0, []
+        for pid, value in raw:
+            try:
+                if type(value) is bytes:
+                    member_cpu_s, member_rss = parse_process(value)
+                elif type(value) is os.times_result:  # this process, with its RSS as of the last refresh
+                    member_cpu_s, member_rss = value[0] + value[1] + value[2] + value[3], self._own_rss or 0
+                else:
+                    member_cpu_s, member_rss = value
+            except (ValueError, IndexError):
                 continue
             cpu_s += member_cpu_s
             rss += member_rss
@@ -89,15 +114,14 @@ class ProcessTree:
         tree's final CPU time, part of which /proc can no longer show."""
         self._max_cpu_s = max(self._max_cpu_s, total_cpu_s)
 
-    def _read(self, pid: int, proc: psutil.Process) -> tuple[float, int]:
-        """CPU seconds (own + reaped children) and resident bytes of one member."""
+    def _read(self, pid: int, proc: psutil.Process) -> Any:
+        """One member's counters: os.times() for this process, /proc/<pid>/stat bytes, or psutil's figures."""
         if pid == self._own_pid:
             # this process: times(2) is one cheap syscall where /proc/self/stat costs ~0.1 ms cold; memory
             # changes slowly, so its RSS is re-read only at tree refreshes
-            t = os.times()
             if self._own_rss is None or self._count % self._refresh_every == 1:
                 self._own_rss = proc.memory_info().rss
-            return t.user + t.system + t.children_user + t.children_system, self._own_rss
+            return os.times()
         if pid not in self._files:
             try:
                 # opened after psutil found the member, so it is bound to that process, not a reused pid
@@ -106,11 +130,10 @@ class ProcessTree:
                 self._files[pid] = None
         file = self._files[pid]
         if file is not None:
-            return parse_process(file.read())
+            return file.read()
         with proc.oneshot():
             t = proc.cpu_times()
-            rss = proc.memory_info().rss
-        return t.user + t.system + t.children_user + t.children_system, rss
+            return t.user + t.system + t.children_user + t.children_system, proc.memory_info().rss
 
     def close(self) -> None:
         """Close the kept-open /proc files."""

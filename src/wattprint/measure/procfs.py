@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -46,9 +47,9 @@ def parse_machine_cpu(stat: bytes) -> tuple[float, float]:
 
     total leaves out guest time (already inside user) and steal; busy is total minus idle and iowait.
     """
-    fields = [int(v) for v in stat[: stat.index(b"\n")].split()[1:]]
-    fields += [0] * (10 - len(fields))
-    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    fields = stat[: stat.index(b"\n")].split()[1:8]
+    fields += [b"0"] * (7 - len(fields))  # old kernels have fewer columns
+    user, nice, system, idle, iowait, irq, softirq = map(int, fields)
     total = user + nice + system + idle + iowait + irq + softirq
     return (total - idle - iowait) / _CLK_TCK, total / _CLK_TCK
 
@@ -66,9 +67,13 @@ class MachineCpu:
 
     def __init__(self, path: str = "/proc/stat") -> None:
         self._file = ProcFile(path)
+        #: the counters unparsed, for a sampler that parses later in batches (see EnergyMonitor)
+        self.raw: Callable[[], bytes] = self._file.read
 
     def __call__(self) -> tuple[float, float]:
         return parse_machine_cpu(self._file.read())
+
+    parse = staticmethod(parse_machine_cpu)
 
     def close(self) -> None:
         self._file.close()

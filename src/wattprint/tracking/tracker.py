@@ -31,7 +31,6 @@ from wattprint import __version__
 from wattprint.config import Settings, load_settings
 from wattprint.intensity.static import WORLD_REGION, StaticProvider
 from wattprint.measure.base import COMPONENTS
-from wattprint.measure.cpu_model import SharedCpuSeconds
 from wattprint.measure.detect import SourceChoice, detect_sources
 from wattprint.measure.monitor import EnergyMonitor, WindowResult
 from wattprint.measure.process import ProcessTree
@@ -112,10 +111,9 @@ class Tracker:
         """Start measuring. Raises only for bad configuration, before anything runs."""
         if self.monitor is not None:
             return self
-        cpu_seconds = SharedCpuSeconds()  # one /proc/stat read per sample for the CPU model and the share
         choice = self._choice
         if choice is None:
-            choice = detect_sources(self.settings.cpu_tdp_w, cpu_seconds=cpu_seconds)
+            choice = detect_sources(self.settings.cpu_tdp_w)
         self._choice = choice
         try:
             tree = ProcessTree(self.pid)
@@ -127,7 +125,6 @@ class Tracker:
             tree=tree,
             attribution=self.settings.attribution,
             on_sample=self._on_sample,
-            machine_cpu=cpu_seconds,
         )
         own = psutil.Process()
         self._fields = dict(
@@ -241,7 +238,7 @@ class Tracker:
             self.record.degraded[key] = reason
 
     def _on_sample(self, monitor: EnergyMonitor) -> None:
-        if monitor.samples % GPU_PROCESS_CHECK_EVERY == 1:
+        if monitor.ticks % GPU_PROCESS_CHECK_EVERY == 1:
             self._note_gpu_processes(monitor)
         now = time.monotonic()
         if now - self._last_checkpoint >= self.settings.checkpoint:
@@ -264,22 +261,20 @@ class Tracker:
         from wattprint.accounting.footprint import facility_energy_kwh
         from wattprint.record import EnergyKwh
 
-        assert self.monitor is not None and self.record is not None
-        monitor = self.monitor
-        attributed_j, machine_j = monitor.by_component(monitor.totals())
+        rec, monitor = self.record, self.monitor
+        assert monitor is not None and rec is not None
+        attributed_j, machine_j = monitor.by_component(monitor.totals())  # totals() integrates queued samples
         energy = {c: joules_to_kwh(attributed_j[c]) for c in COMPONENTS}
         machine = {c: joules_to_kwh(machine_j[c]) for c in COMPONENTS}
         total = sum(energy.values())
-        pue = self.record.pue
         gpus, gpu_why = monitor.gpu_selection()
-        rec = self.record
         rec.status = status
         rec.duration_s = time.monotonic() - self._t0
         self._cumulative.append((datetime.now(timezone.utc), total))
         rec.energy_kwh = EnergyKwh(total=total, **energy)
         rec.machine_energy_kwh = EnergyKwh(total=sum(machine.values()), **machine)
-        rec.facility_energy_kwh = facility_energy_kwh(total, pue)
-        self._account_carbon(energy, final=status != "running")
+        rec.facility_energy_kwh = facility_energy_kwh(total, rec.pue)
+        self._account_carbon(rec, monitor, energy, gpus, final=status != "running")
         rec.samples = monitor.samples
         rec.attribution.update(
             cpu_share=monitor.mean_cpu_share(),
@@ -287,20 +282,21 @@ class Tracker:
             gpus=sorted(gpus),
             gpu_rule=gpu_why,
         )
-        rec.degraded = self._degraded_components()
+        rec.degraded = self._degraded_components(monitor)
         if exit_code is not None:
             rec.exit_code = exit_code
         return rec
 
-    def _account_carbon(self, energy: dict[str, float], final: bool) -> None:
+    def _account_carbon(
+        self, rec: RunRecord, monitor: EnergyMonitor, energy: dict[str, float], gpus: set[str], final: bool
+    ) -> None:
         """Operational (time-resolved where the provider has a series), embodied, range and SCI."""
         from wattprint.accounting.embodied import run_embodied
         from wattprint.accounting.footprint import integrate_operational, segments_from_cumulative
         from wattprint.accounting.uncertainty import record_range
         from wattprint.record import Co2eKg
 
-        assert self.record is not None and self.monitor is not None
-        rec, pue = self.record, self.record.pue
+        pue = rec.pue
         yearly = self._region["intensity_g_per_kwh"]
         intensity: Any = yearly
         if final and self.settings.intensity_provider != "static":
@@ -317,9 +313,8 @@ class Tracker:
             rec.intensity_note = f"series unusable ({exc}); yearly average used"
             op = integrate_operational(segments, yearly, pue)
         rec.intensity_g_per_kwh = op.intensity_g_per_kwh
-        gpus, _why = self.monitor.gpu_selection()
         used = [g["name"] for g in rec.hardware.get("gpus", []) if f"nvml:{g.get('index')}" in gpus]
-        share = 1.0 if self.settings.attribution == "machine" else self.monitor.mean_cpu_share()
+        share = 1.0 if self.settings.attribution == "machine" else monitor.mean_cpu_share()
         emb = run_embodied(rec.duration_s, gpu_names=used, host="server", host_share=share)
         rec.co2e_kg = Co2eKg(operational=op.co2e_kg, embodied=emb.co2e_kg, total=op.co2e_kg + emb.co2e_kg)
         rec.embodied_note = emb.note
@@ -357,11 +352,10 @@ class Tracker:
         self.record.intensity_note = "; ".join(notes) or f"time-resolved from {self.settings.intensity_provider}"
         return series
 
-    def _degraded_components(self) -> dict[str, str]:
-        assert self.monitor is not None and self.record is not None
+    def _degraded_components(self, monitor: EnergyMonitor) -> dict[str, str]:
         out = dict(self._flags)  # the tracker's own faults and those flagged by integrations
-        for name, reason in self.monitor.degraded.items():
-            domain = self.monitor.domains.get(name)
+        for name, reason in monitor.degraded.items():
+            domain = monitor.domains.get(name)
             key = domain.component if domain else name
             out.setdefault(key, f"{name}: {reason}")
         return out
