@@ -2,17 +2,21 @@
 
     python benchmarks/bench_sampler.py [--samples 5000] [--saves 300] [--children 4] [--quick]
 
-1. `EnergyMonitor.sample()` with the sources `detect_sources()` picks on this machine and the current
-   process tree (as a Tracker builds it), called back to back from one thread: CPU time per call
-   (time.process_time) and wall time. Its parts are timed separately: the process-tree reading
-   (known members only, and the descendant scan of /proc that ProcessTree does every 5th sample),
-   the machine CPU counters, each source's read(). The same with `--children` idle child processes
-   in the tree.
+1. `EnergyMonitor.sample()` (read + integrate one sample) with the sources `detect_sources()` picks on
+   this machine and the current process tree (as a Tracker builds it), called back to back from one
+   thread: CPU time per call (time.process_time) and wall time. The sampler thread itself only reads
+   on time (`_tick`: clock, tree counters, /proc/stat, hardware counters) and integrates queued ticks
+   in batches; both parts are timed. Also the process-tree reading (known members only, and the
+   descendant scan), the machine CPU counters (kept-open /proc/stat: read, parse), each source's
+   read(). The same with `--children` idle child processes in the tree.
 2. Checkpoint: `RunStore.save()` of a run record into SQLite (WAL, the default store): per save, for a
    running record (as checkpointed every 5 s) and for a final record with a full 1024-point timeline;
    plus the whole periodic checkpoint of a live Tracker (record update + save).
 3. Projection: the tracker's own CPU per second of tracked time at 1 s and 0.1 s sampling, from (1)
    and (2) with the default checkpoint every 5 s (compare with the idle test of bench_overhead.py).
+4. Python function calls per sampler tick and per checkpoint (cProfile counts, builtins excluded): a
+   count that machine noise cannot move. With caches cold after each wake-up, each call costs a few
+   microseconds here, so this is what the idle cost follows.
 
 Results: benchmarks/results/bench_sampler.{json,md}.
 """
@@ -79,6 +83,37 @@ def paced(fn: Callable[[], Any], interval: float, n: int) -> dict[str, float]:
     }
 
 
+def python_calls(tracker: Any, cycles: int = 100) -> dict[str, float]:
+    """Python-level function calls per sampler tick and per checkpoint of a live tracker (cProfile)."""
+    import cProfile
+    import pstats
+
+    def count(run: Callable[[], Any]) -> float:
+        profile = cProfile.Profile()
+        profile.enable()
+        for _ in range(cycles):
+            run()
+        profile.disable()
+        stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+        return sum(v[1] for k, v in stats.items() if k[0] != "~") / cycles
+
+    monitor = tracker.monitor
+    tick = getattr(monitor, "_tick", monitor.sample)
+
+    def tick_and_callback() -> None:
+        tick()
+        tracker._on_sample(monitor)
+
+    def checkpoint_cycle() -> None:  # 5 ticks and a checkpoint: the default 1 s sampling, 5 s checkpoint
+        for _ in range(5):
+            tick()
+        tracker._checkpoint()
+
+    per_tick = count(tick_and_callback)
+    per_cycle = count(checkpoint_cycle)
+    return {"per_tick": per_tick, "per_checkpoint": per_cycle - 5 * count(tick), "per_second_at_1s": per_cycle / 5}
+
+
 def proc_count() -> int:
     return sum(1 for name in os.listdir("/proc") if name.isdigit())
 
@@ -104,10 +139,10 @@ def main() -> int:
     import psutil
 
     from wattprint import Tracker
-    from wattprint.measure.cpu_model import machine_cpu_seconds
     from wattprint.measure.detect import detect_sources
     from wattprint.measure.monitor import EnergyMonitor
     from wattprint.measure.process import REFRESH_EVERY, ProcessTree
+    from wattprint.measure.procfs import MachineCpu
     from wattprint.store import open_store
 
     n = args.samples
@@ -126,15 +161,23 @@ def main() -> int:
 
     monitor = EnergyMonitor(choice.sources, interval_s=1.0, tree=ProcessTree())
     add("monitor_sample", "EnergyMonitor.sample() (default sources, this process)", cost(monitor.sample, n),
-        f"tree scan every {REFRESH_EVERY} samples included")
+        f"read + integrate; tree scan every {REFRESH_EVERY} samples included")
+    tick = getattr(monitor, "_tick", None)  # private: what the sampler thread runs on time
+    if tick is not None:
+        add("monitor_tick", "  sampler tick (on time: read and queue)", cost(tick, n),
+            "integration runs later, in batches")
     add("tree_sample_known", "  ProcessTree.sample(), known members only",
         cost(ProcessTree(refresh_every=10**12).sample, n))
     me = psutil.Process()
     scan = cost(lambda: me.children(recursive=True), max(100, n // 10))
     add("tree_scan", "  descendant scan (psutil children(recursive=True))", scan,
         f"{proc_count()} processes in /proc; ProcessTree does it every {REFRESH_EVERY} samples")
-    add("machine_cpu", "  machine CPU counters (psutil.cpu_times)", cost(machine_cpu_seconds, n),
-        "read twice per sample: tree share and CPU model")
+    stat = MachineCpu()
+    add("machine_cpu_read", "  machine CPU counters: /proc/stat read (kept open)", cost(stat.raw, n),
+        "once per sample, for the tree share and the CPU model")
+    stat_bytes = stat.raw()
+    add("machine_cpu_parse", "  machine CPU counters: parse", cost(lambda: stat.parse(stat_bytes), n))
+    stat.close()
     for source in choice.sources:
         add(f"read_{source.name}_{source.domains()[0].name}", f"  {type(source).__name__}.read()",
             cost(source.read, n))
@@ -144,6 +187,9 @@ def main() -> int:
             print(f"paced: {k} samples, one every {interval:g} s ...", flush=True)
             add(f"monitor_sample_paced_{interval:g}s", f"EnergyMonitor.sample(), paced every {interval:g} s",
                 paced(monitor.sample, interval, k), f"{k} samples, cold caches (as in a tracker)")
+            if tick is not None:
+                add(f"monitor_tick_paced_{interval:g}s", f"  sampler tick, paced every {interval:g} s",
+                    paced(tick, interval, k), f"{k} ticks, cold caches")
     monitor.close()
 
     sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
@@ -176,6 +222,7 @@ def main() -> int:
         k = max(3, round(args.paced_seconds / 3))
         add("tracker_checkpoint_paced", "Tracker periodic checkpoint, paced every 1 s",
             paced(live_checkpoint, 1.0, k), f"{k} checkpoints, cold caches")
+    calls = python_calls(tracker) if live_checkpoint is not None else {}
     record = tracker.stop()
     running = record.model_copy(update={"status": "running", "ended_at": None, "timeline": {}})
     add("save_running", "RunStore.save(), running record (checkpoint)",
@@ -214,6 +261,14 @@ def main() -> int:
     proj_headers = ["interval", "back-to-back us/s", "% of one core", "paced us/s", "% of one core (paced)"]
     print_table("Projected tracker CPU (samples + a checkpoint every 5 s), excluding thread wake-ups",
                 proj_headers, proj_rows)
+    call_headers = ["Python calls", "count"]
+    call_labels = {
+        "per_tick": "per sampler tick (with the tracker's callback; integration amortised)",
+        "per_checkpoint": "per checkpoint (integration of 5 queued ticks included)",
+        "per_second_at_1s": "per second at 1 s sampling, 5 s checkpoints",
+    }
+    call_rows = [[label, fmt(calls.get(key, float("nan")), 0)] for key, label in call_labels.items()]
+    print_table("Python function calls (cProfile; builtins excluded)", call_headers, call_rows)
 
     data = {
         "benchmark": "bench_sampler",
@@ -223,6 +278,7 @@ def main() -> int:
                      "store": "SQLite (WAL, synchronous=NORMAL) in a temporary directory"},
         "results": results,
         "projection": projection,
+        "python_calls": calls,
     }
     md = "\n\n".join([
         "# bench_sampler",
@@ -232,6 +288,8 @@ def main() -> int:
         markdown_table(headers, rows),
         "## Projected tracker CPU (samples + one checkpoint every 5 s; thread wake-ups not included)",
         markdown_table(proj_headers, proj_rows),
+        "## Python function calls (cProfile counts, builtins excluded; noise-free)",
+        markdown_table(call_headers, call_rows),
     ])
     path = write_results("bench_sampler", data, md, args.out_dir)
     print(f"\nresults: {path} and {path.with_suffix('.md')}")

@@ -16,7 +16,7 @@ from tests.measure.scripted import ScriptedSource
 from wattprint.errors import WattprintInputError
 from wattprint.measure.detect import SourceChoice
 from wattprint.store import open_store
-from wattprint.tracking.tracker import Tracker
+from wattprint.tracking.tracker import Tracker, callback_every
 
 CONTRACT_KEYS = {
     "run_id", "name", "status", "started_at", "ended_at", "duration_s", "energy_kwh",
@@ -304,3 +304,12 @@ def test_hooks_for_integrations(monkeypatch: pytest.MonkeyPatch) -> None:
     assert rec.energy_kwh.total >= so_far["total"]
     with pytest.raises(WattprintInputError, match="run_id"):
         wattprint.Tracker("bad", run_id="  ")
+
+
+@pytest.mark.parametrize(
+    ("checkpoint_s", "interval_s", "every"),
+    [(5.0, 1.0, 5), (2.5, 1.0, 3), (5.0, 0.1, 10), (0.5, 1.0, 1), (13.0, 1.0, 1), (1e6, 1.0, 10), (1.0, 0.3, 4)],
+)
+def test_callbacks_fall_on_every_checkpoint_tick(checkpoint_s: float, interval_s: float, every: int) -> None:
+    """Ticks per checkpoint: 5, 3, 50, 1, 13 (prime: every tick), 10**6, 4 (3.33 rounded up)."""
+    assert callback_every(checkpoint_s, interval_s) == every

@@ -43,7 +43,7 @@ TIMELINE_POINTS = 1024  # the power timeline is halved in resolution whenever it
 DRAIN_EVERY = 10  # sampler ticks queued before they are integrated (sooner when a result is read)
 
 # one sampler tick: (monotonic time, tree counters, machine CPU counters, reading or error or None per source)
-_Tick = tuple[float, Any, Any, list[Any]]
+_Tick = tuple[float, Any, Any, Sequence[Any]]
 
 
 def _as_is(value: Any) -> Any:
@@ -132,6 +132,7 @@ class EnergyMonitor:
         tree: ProcessTree | None = None,
         attribution: str = "process",
         on_sample: Callable[[EnergyMonitor], None] | None = None,
+        on_sample_every: int = 1,
         machine_cpu: Callable[[], tuple[float, float]] | None = None,
     ) -> None:
         if not math.isfinite(interval_s) or interval_s <= 0:
@@ -141,6 +142,7 @@ class EnergyMonitor:
         self.tree = tree
         self.attribution = attribution
         self.on_sample = on_sample
+        self.on_sample_every = max(1, int(on_sample_every))  # the sampler calls on_sample every this many ticks
         self._own_cpu_reader = machine_cpu is None
         self._machine_cpu = machine_cpu if machine_cpu is not None else machine_cpu_reader()
         # a reader with raw()/parse() (the kept-open /proc/stat) is parsed in the batch, not on time
@@ -149,6 +151,8 @@ class EnergyMonitor:
         self._derived = [callable(getattr(source, "reading_at", None)) for source in self.sources]
         self._with_tree = tree is not None and attribution != "machine"
         self._needs_cpu = self._with_tree or any(self._derived)
+        self._all_derived = all(self._derived)
+        self._no_readings: tuple[None, ...] = (None,) * len(self.sources)  # every source computed later
         self.domains: dict[str, Domain] = {}
         self._source_of: dict[str, str] = {}
         for source in self.sources:
@@ -183,12 +187,10 @@ class EnergyMonitor:
     # -- lifecycle -------------------------------------------------------------------------------
     def _prime(self) -> None:
         """First reading of every source and of the tree: the zero of all integrals."""
-        try:
-            tick = self._read_tick()
-        except Exception as exc:
-            self._mark("monitor", f"{type(exc).__name__}: {exc}")
-            return
-        self._integrate(tick, baseline=True)
+        self._tick()
+        self.ticks = 0
+        if self._pending:
+            self._integrate(self._pending.pop(), baseline=True)
 
     def start(self) -> EnergyMonitor:
         if self._thread is None:
@@ -220,7 +222,7 @@ class EnergyMonitor:
     def _run(self) -> None:
         while not self._sleeper.wait(self.interval_s):
             self._tick()
-            if self.on_sample is not None:
+            if self.on_sample is not None and self.ticks % self.on_sample_every == 0:
                 try:
                     self.on_sample(self)
                 except Exception as exc:
@@ -236,11 +238,8 @@ class EnergyMonitor:
             log.warning("wattprint: %s degraded: %s", domain_name, reason)
         self._degraded[domain_name] = reason
 
-    def _read_tick(self) -> _Tick:
-        """Everything that must be read on time, unparsed. Hardware counters are read here; models later."""
-        now = time.monotonic()
-        tree_raw = self.tree.read_raw() if self._with_tree else None  # type: ignore[union-attr]
-        cpu_raw = self._cpu_raw() if self._needs_cpu else None
+    def _read_counters(self) -> list[Reading | BaseException | None]:
+        """Hardware counters now (None for a model, computed later; the exception for a failed read)."""
         readings: list[Reading | BaseException | None] = []
         for source, derived in zip(self.sources, self._derived, strict=True):
             if derived:
@@ -250,13 +249,19 @@ class EnergyMonitor:
                 readings.append(source.read())
             except Exception as exc:  # a broken source must not stop the monitor
                 readings.append(exc)
-        return now, tree_raw, cpu_raw, readings
+        return readings
 
     def _tick(self) -> None:
-        """The sampler's wake-up: read, queue, and integrate once DRAIN_EVERY readings are queued."""
+        """The sampler's wake-up: read what must be read on time, unparsed, and queue it; integrate once
+        DRAIN_EVERY ticks are queued. This runs every second for hours, so it makes few calls."""
         try:
             with self._lock:  # readings are queued in the order taken: a counter never seems to run backwards
-                self._pending.append(self._read_tick())
+                self._pending.append((
+                    time.monotonic(),
+                    self.tree.read_raw() if self._with_tree else None,  # type: ignore[union-attr]
+                    self._cpu_raw() if self._needs_cpu else None,
+                    self._no_readings if self._all_derived else self._read_counters(),
+                ))
                 self.ticks += 1
                 if len(self._pending) >= DRAIN_EVERY:
                     self._drain_locked()

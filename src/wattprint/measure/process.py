@@ -8,6 +8,7 @@ refreshed every few samples (a full /proc scan costs far more than reading known
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, NamedTuple
 
@@ -63,6 +64,9 @@ class ProcessTree:
                     continue
             members[pid] = proc
         self._members = members
+        if self._own_pid in members:  # memory changes slowly: this process's RSS is re-read at refreshes only
+            with contextlib.suppress(psutil.Error):
+                self._own_rss = members[self._own_pid].memory_info().rss
         for pid in set(self._files) - set(members):
             file = self._files.pop(pid)
             if file is not None:
@@ -78,13 +82,18 @@ class ProcessTree:
         The sampler calls this every second and parses in batches (`from_raw`), because parsing with
         the cold caches of a thread that wakes once a second costs several times the reading.
         """
-        if self._count % self._refresh_every == 0 or self._count in EARLY_REFRESHES:
+        count = self._count
+        self._count = count + 1
+        if count % self._refresh_every == 0 or count in EARLY_REFRESHES:
             self._refresh()
-        self._count += 1
         raw: list[tuple[int, Any]] = []
         for pid, proc in self._members.items():
+            if pid == self._own_pid:
+                # this process: times(2) is one cheap syscall where /proc/self/stat costs ~0.1 ms cold
+                raw.append((pid, os.times()))
+                continue
             try:
-                raw.append((pid, self._read(pid, proc)))
+                raw.append((pid, self._read_other(pid, proc)))
             except (psutil.Error, OSError):
                 continue
         return raw
@@ -114,14 +123,8 @@ class ProcessTree:
         tree's final CPU time, part of which /proc can no longer show."""
         self._max_cpu_s = max(self._max_cpu_s, total_cpu_s)
 
-    def _read(self, pid: int, proc: psutil.Process) -> Any:
-        """One member's counters: os.times() for this process, /proc/<pid>/stat bytes, or psutil's figures."""
-        if pid == self._own_pid:
-            # this process: times(2) is one cheap syscall where /proc/self/stat costs ~0.1 ms cold; memory
-            # changes slowly, so its RSS is re-read only at tree refreshes
-            if self._own_rss is None or self._count % self._refresh_every == 1:
-                self._own_rss = proc.memory_info().rss
-            return os.times()
+    def _read_other(self, pid: int, proc: psutil.Process) -> Any:
+        """Another member's counters: /proc/<pid>/stat bytes, or psutil's figures where /proc is missing."""
         if pid not in self._files:
             try:
                 # opened after psutil found the member, so it is bound to that process, not a reused pid

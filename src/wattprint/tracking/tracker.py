@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import math
 import os
 import signal
 import socket
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("wattprint")
 F = TypeVar("F", bound=Callable[..., Any])
 
-GPU_PROCESS_CHECK_EVERY = 10  # samples between NVML process listings
+GPU_PROCESS_CHECK_EVERY = 10  # at most this many samples between NVML process listings
 
 
 class Tracker:
@@ -125,6 +126,7 @@ class Tracker:
             tree=tree,
             attribution=self.settings.attribution,
             on_sample=self._on_sample,
+            on_sample_every=callback_every(self.settings.checkpoint, self.settings.interval),
         )
         own = psutil.Process()
         self._fields = dict(
@@ -238,8 +240,7 @@ class Tracker:
             self.record.degraded[key] = reason
 
     def _on_sample(self, monitor: EnergyMonitor) -> None:
-        if monitor.ticks % GPU_PROCESS_CHECK_EVERY == 1:
-            self._note_gpu_processes(monitor)
+        self._note_gpu_processes(monitor)
         now = time.monotonic()
         if now - self._last_checkpoint >= self.settings.checkpoint:
             self._last_checkpoint = now
@@ -434,6 +435,14 @@ class Tracker:
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+
+def callback_every(checkpoint_s: float, interval_s: float) -> int:
+    """Sampler ticks between tracker callbacks: the largest divisor of the ticks per checkpoint up to
+    GPU_PROCESS_CHECK_EVERY, so that a checkpoint falls due on a callback, never a tick later, while a
+    sampler at 1 s with checkpoints every 5 s calls back once per checkpoint instead of every second."""
+    per_checkpoint = max(1, math.ceil(checkpoint_s / interval_s - 1e-9))
+    return max(d for d in range(1, GPU_PROCESS_CHECK_EVERY + 1) if per_checkpoint % d == 0)
 
 
 def exit_status(exc_type: Any, exc: BaseException | None) -> tuple[Status, int | None]:
