@@ -166,7 +166,14 @@ def main() -> int:
           f"WATTPRINT_HOME={env['WATTPRINT_HOME']}")
     print("no network on this machine: CodeCarbon runs as OfflineEmissionsTracker(country_iso_code='FRA')")
 
-    # warm the OS file cache and the .pyc files once, unmeasured
+    # pip compiles the .pyc files of a wheel it installs (CodeCarbon's are); an editable install run with
+    # PYTHONDONTWRITEBYTECODE=1 (as here) never writes them and would recompile wattprint at every import
+    import compileall
+
+    import wattprint
+
+    compileall.compile_dir(str(Path(wattprint.__file__).parent), quiet=1)
+    # warm the OS file cache once, unmeasured
     for code in IMPORTS.values():
         time_import(code, tmp, env)
 

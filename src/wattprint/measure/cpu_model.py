@@ -19,7 +19,7 @@ import psutil
 
 from wattprint.data import data_text
 from wattprint.measure.base import Domain, Reading
-from wattprint.measure.procfs import MachineCpu
+from wattprint.measure.procfs import MachineCpu, busy_and_total
 
 DEFAULT_TDP_W = 85.0
 IDLE_FRACTION = 0.10
@@ -110,18 +110,13 @@ def cpu_info(tdp_override_w: float | None = None) -> CpuInfo:
     return CpuInfo(model, sockets, logical, DEFAULT_TDP_W, f"default {DEFAULT_TDP_W:g} W: '{model}' not in table")
 
 
-def _busy_and_total(times: object) -> tuple[float, float]:
-    """Busy and total CPU seconds from psutil.cpu_times(); guest time is already inside user."""
-    fields = times._asdict()  # type: ignore[attr-defined]
-    total = sum(v for k, v in fields.items() if k not in ("guest", "guest_nice"))
-    steal = fields.get("steal", 0.0)
-    idle = fields.get("idle", 0.0) + fields.get("iowait", 0.0)
-    return total - idle - steal, total - steal
-
-
 def machine_cpu_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot."""
-    return _busy_and_total(psutil.cpu_times())
+    t = psutil.cpu_times()  # where there is no /proc: fields differ by platform (Windows has no nice)
+    return busy_and_total(
+        t.user, getattr(t, "nice", 0.0), t.system, t.idle,
+        getattr(t, "iowait", 0.0), getattr(t, "irq", 0.0), getattr(t, "softirq", 0.0),
+    )
 
 
 def machine_cpu_reader() -> Callable[[], tuple[float, float]]:

@@ -42,16 +42,23 @@ class ProcFile:
             self.close()
 
 
-def parse_machine_cpu(stat: bytes) -> tuple[float, float]:
-    """(busy, total) CPU seconds from the `cpu` line of /proc/stat, as psutil counts them.
+def busy_and_total(
+    user: float, nice: float, system: float, idle: float, iowait: float = 0.0, irq: float = 0.0, softirq: float = 0.0
+) -> tuple[float, float]:
+    """(busy, total) from the machine's CPU time counters, as psutil counts them (any one unit).
 
     total leaves out guest time (already inside user) and steal; busy is total minus idle and iowait.
     """
+    total = user + nice + system + idle + iowait + irq + softirq
+    return total - idle - iowait, total
+
+
+def parse_machine_cpu(stat: bytes) -> tuple[float, float]:
+    """(busy, total) CPU seconds from the `cpu` line of /proc/stat (see `busy_and_total`)."""
     fields = stat[: stat.index(b"\n")].split()[1:8]
     fields += [b"0"] * (7 - len(fields))  # old kernels have fewer columns
-    user, nice, system, idle, iowait, irq, softirq = map(int, fields)
-    total = user + nice + system + idle + iowait + irq + softirq
-    return (total - idle - iowait) / _CLK_TCK, total / _CLK_TCK
+    busy, total = busy_and_total(*map(int, fields))
+    return busy / _CLK_TCK, total / _CLK_TCK
 
 
 def parse_process(stat: bytes) -> tuple[float, int]:
