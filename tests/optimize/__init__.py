@@ -36,21 +36,11 @@ def cnn(width: int = 8) -> Any:
 
 
 def train(model: Any, epochs: int = 5, lr: float = 3e-3, seed: int = 0) -> Any:
-    """Train in place on the digits training split (Adam, batch 64); returns the model."""
-    import torch
-    import torch.nn.functional as F  # noqa: N812
+    """Train in place on the digits training split (Adam, batch 64, cross-entropy); returns the model."""
+    from wattprint.optimize.distill import DistillConfig, train_student
 
     x, y, _, _ = digits()
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), 64):
-            idx = order[i : i + 64]
-            opt.zero_grad()
-            F.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
+    train_student(model, x, y, config=DistillConfig(epochs=epochs, lr=lr, seed=seed))
     model.eval()
     return model
 
