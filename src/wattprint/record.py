@@ -6,10 +6,12 @@ the hardware (before PUE); `facility_energy_kwh` = `energy_kwh.total` x `pue`.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic_core import PydanticSerializationError
 
 Status = Literal["running", "finished", "failed", "interrupted"]
 STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
@@ -20,7 +22,7 @@ def utc_now() -> datetime:
 
 
 class EnergyKwh(BaseModel):
-    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
+    model_config = ConfigDict(extra="forbid")
     total: float = 0.0
     cpu: float = 0.0
     gpu: float = 0.0
@@ -28,7 +30,7 @@ class EnergyKwh(BaseModel):
 
 
 class Co2eKg(BaseModel):
-    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
+    model_config = ConfigDict(extra="forbid")
     operational: float = 0.0
     embodied: float = 0.0
     total: float = 0.0
@@ -37,7 +39,7 @@ class Co2eKg(BaseModel):
 class Measurement(BaseModel):
     """How each component's energy was obtained: a counter ("rapl", "nvml") or a model ("model")."""
 
-    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
+    model_config = ConfigDict(extra="forbid")
     cpu: str | None = None
     gpu: str | None = None
     ram: str | None = None
@@ -46,8 +48,7 @@ class Measurement(BaseModel):
 class RunRecord(BaseModel):
     """One tracked run. `model_dump(mode="json")` is the contract JSON."""
 
-    # NaN and infinity written as Python's json module does, so to_json() and to_json_dict() agree
-    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
+    model_config = ConfigDict(extra="allow")
 
     run_id: str
     name: str
@@ -116,4 +117,7 @@ class RunRecord(BaseModel):
     def to_json(self) -> str:
         """The same document as `to_json_dict`, as compact JSON text, serialised without building Python
         dicts first: a running checkpoint takes about a fifth of the time of json.dumps(to_json_dict())."""
-        return self.model_dump_json()
+        try:
+            return self.model_dump_json()
+        except PydanticSerializationError:  # e.g. a lone surrogate from a non-UTF-8 argv, which json escapes
+            return json.dumps(self.to_json_dict(), separators=(",", ":"))

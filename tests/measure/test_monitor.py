@@ -98,12 +98,60 @@ def test_sampler_thread_samples_and_stops() -> None:
 def test_stop_wakes_a_sampler_with_a_long_interval() -> None:
     src = ScriptedSource([float(i) for i in range(100)])
     mon = EnergyMonitor([src], interval_s=30.0, attribution="machine").start()
+    thread = mon._thread
     time.sleep(0.05)
     began = time.monotonic()
     mon.stop()
     assert time.monotonic() - began < 2.0  # not the 30 s interval, nor the join timeout
-    assert not any(t.name == "wattprint-sampler" for t in threading.enumerate())
+    assert thread is not None and not thread.is_alive()
     mon.close()
+
+
+class _Lockstep:
+    """Stands in for the Sleeper: before each wake-up, four explicit samples (as per-step windows take);
+    after `wakeups` wake-ups, stop."""
+
+    def __init__(self, monitor: EnergyMonitor, wakeups: int) -> None:
+        self.monitor, self.left = monitor, wakeups
+
+    def wait(self, timeout_s: float) -> bool:
+        if self.left == 0:
+            return True
+        self.left -= 1
+        for _ in range(4):
+            self.monitor.sample()
+        return False
+
+    def wake(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_callbacks_count_wake_ups_not_the_samples_windows_take_in_between() -> None:
+    src = ScriptedSource([float(i) for i in range(1000)])
+    calls: list[int] = []
+    mon = EnergyMonitor([src], attribution="machine", on_sample=lambda m: calls.append(m.ticks), on_sample_every=5)
+    mon.sample()  # one explicit sample first: counting every sample, 5 per wake-up, would never hit a multiple of 5
+    mon._sleeper = _Lockstep(mon, wakeups=20)  # type: ignore[assignment]
+    mon._run()  # the sampler thread's loop, here in this thread
+    assert len(calls) == 4  # the 5th, 10th, 15th and 20th wake-ups: the tracker's checkpoints keep coming
+    mon.close()
+
+
+def test_reaped_cpu_time_lands_after_the_queued_ticks() -> None:
+    busy = iter([(float(i), 10.0 * i) for i in range(10)])  # the machine busy 1 s per tick
+    tree = _ScriptedTree([0.0] * 10)
+    source = ScriptedSource([10.0 * i for i in range(10)])
+    monitor = EnergyMonitor([source], tree=tree, machine_cpu=lambda: next(busy))
+    for _ in range(3):
+        monitor._tick()  # queued, not yet integrated
+    monitor.note_root_reaped(0.5)  # the child was reaped with 0.5 s of CPU time that /proc no longer shows
+    monitor.sample()
+    timeline = monitor.timeline
+    joules = [q[1] * (q[0] - p[0]) for p, q in zip(timeline, timeline[1:], strict=False)]  # intervals 2-4
+    assert joules == pytest.approx([0.0, 0.0, 5.0])  # 10 J x share 0.5, in the last interval only
 
 
 @pytest.mark.parametrize("without_poll", [False, True], ids=["poll", "event (no poll(2), as on Windows)"])
@@ -217,7 +265,11 @@ class _ScriptedTree:
         return value
 
     def from_raw(self, value: float) -> TreeSample:
-        return TreeSample(value, 0, frozenset({1}))
+        self._floor = max(getattr(self, "_floor", 0.0), value)
+        return TreeSample(self._floor, 0, frozenset({1}))
+
+    def note_root_reaped(self, total_cpu_s: float) -> None:
+        self._floor = max(getattr(self, "_floor", 0.0), total_cpu_s)
 
     def close(self) -> None:
         pass

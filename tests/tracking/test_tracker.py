@@ -313,3 +313,30 @@ def test_hooks_for_integrations(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_callbacks_fall_on_every_checkpoint_tick(checkpoint_s: float, interval_s: float, every: int) -> None:
     """Ticks per checkpoint: 5, 3, 50, 1, 13 (prime: every tick), 10**6, 4 (3.33 rounded up)."""
     assert callback_every(checkpoint_s, interval_s) == every
+
+
+FORK_CHILD = """
+import os, sys, time
+import wattprint
+from wattprint.store import open_store
+with wattprint.track("fork", interval=0.05, checkpoint=0.2) as t:
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)  # the child unwinds through the with block and runs the inherited atexit hooks
+    os.waitpid(pid, 0)
+    time.sleep(0.2)
+    ticks = t.monitor.ticks
+    time.sleep(0.5)
+    print(t.monitor.ticks - ticks, open_store(t.settings.db_url).get(t.record.run_id).status)
+print(t.record.status)
+"""
+
+
+def test_a_forked_child_leaving_the_tracked_block_leaves_the_parents_run_alone() -> None:
+    """The child must not stop the parent's sampler (they share its wake-up pipe), write to the parent's
+    store, or wait on locks the parent's threads held at fork time (it hung there before)."""
+    done = subprocess.run([sys.executable, "-c", FORK_CHILD], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    advanced, stored_status, final_status = done.stdout.split()
+    assert int(advanced) >= 5  # the parent's sampler kept ticking at 0.05 s
+    assert stored_status == "running" and final_status == "finished"

@@ -65,6 +65,7 @@ class Sleeper:
     def __init__(self) -> None:
         self._event: threading.Event | None = None
         self._fds: tuple[int, int] | None = None
+        self._pid = os.getpid()  # a forked child shares the pipe: its wake() must not stop our sampler
         try:
             self._fds = os.pipe()
             self._poll = select.poll()
@@ -84,8 +85,9 @@ class Sleeper:
     def wake(self) -> None:
         if self._event is not None:
             self._event.set()
-        elif self._fds is not None:
-            os.write(self._fds[1], b"!")
+        elif self._fds is not None and os.getpid() == self._pid:
+            with contextlib.suppress(OSError):  # closed meanwhile: nothing left to wake
+                os.write(self._fds[1], b"!")
 
     def close(self) -> None:
         fds, self._fds = self._fds, None
@@ -190,7 +192,10 @@ class EnergyMonitor:
         self._tick()
         self.ticks = 0
         if self._pending:
-            self._integrate(self._pending.pop(), baseline=True)
+            try:
+                self._integrate(self._pending.pop(), baseline=True)
+            except Exception as exc:  # the first interval will be skipped; nothing reaches the caller
+                self._mark("monitor", f"{type(exc).__name__}: {exc}")
 
     def start(self) -> EnergyMonitor:
         if self._thread is None:
@@ -220,9 +225,11 @@ class EnergyMonitor:
                 log.debug("closing %s failed: %s", source.name, exc)
 
     def _run(self) -> None:
+        wakeups = 0  # not `ticks`, which explicit samples (windows) also advance
         while not self._sleeper.wait(self.interval_s):
             self._tick()
-            if self.on_sample is not None and self.ticks % self.on_sample_every == 0:
+            wakeups += 1
+            if self.on_sample is not None and wakeups % self.on_sample_every == 0:
                 try:
                     self.on_sample(self)
                 except Exception as exc:
@@ -402,6 +409,15 @@ class EnergyMonitor:
         return self._degraded
 
     # -- results ---------------------------------------------------------------------------------
+    def note_root_reaped(self, total_cpu_s: float) -> None:
+        """The tracked root exited and was reaped with this CPU time (see ProcessTree.note_root_reaped).
+        Queued ticks are integrated first, so the time lands in the interval after them, not among them."""
+        if self.tree is None:
+            return
+        with self._lock:
+            self._drain_locked()
+            self.tree.note_root_reaped(total_cpu_s)
+
     def note_gpu_processes(self, used_domains: set[str]) -> None:
         """Record GPU domains on which the tracked tree was seen running."""
         with self._lock:

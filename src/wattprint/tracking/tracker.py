@@ -83,6 +83,7 @@ class Tracker:
         self._stopped = False
         self._functional_unit: tuple[str, float] | None = None
         self._flags: dict[str, str] = {}  # degraded parts flagged through flag()
+        self._owner_pid = os.getpid()  # set again by start(); a forked child never stops or saves the run
         self._region = self._resolve_region()
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -151,6 +152,7 @@ class Tracker:
             attribution={"mode": self.settings.attribution, "tracked_pid": tree.root_pid if tree else None},
         )
         self._t0 = time.monotonic()
+        self._owner_pid = os.getpid()
         self._last_checkpoint = self._t0
         self._cumulative: list[tuple[datetime, float]] = [(self._fields["started_at"], 0.0)]
         _ACTIVE.add(self)
@@ -229,9 +231,8 @@ class Tracker:
     def note_reaped_tree_cpu_s(self, total_cpu_s: float) -> None:
         """For `wattprint run`: the tracked child was reaped with this much CPU time (descendants included),
         so the last interval is charged its CPU time although the child has left /proc."""
-        tree = self.monitor.tree if self.monitor is not None else None
-        if tree is not None and total_cpu_s > 0:
-            tree.note_root_reaped(total_cpu_s)
+        if self.monitor is not None and total_cpu_s > 0:
+            self.monitor.note_root_reaped(total_cpu_s)
 
     def flag(self, key: str, reason: str) -> None:
         """Mark a part of the run as degraded (an integration's fault, say); kept on the record until the end."""
@@ -242,7 +243,8 @@ class Tracker:
     def _on_sample(self, monitor: EnergyMonitor) -> None:
         self._note_gpu_processes(monitor)
         now = time.monotonic()
-        if now - self._last_checkpoint >= self.settings.checkpoint:
+        # half an interval of slack: a wait that returns a hair early must not put a checkpoint off a whole period
+        if now - self._last_checkpoint >= self.settings.checkpoint - 0.5 * self.settings.interval:
             self._last_checkpoint = now
             self._checkpoint()
 
@@ -389,6 +391,9 @@ class Tracker:
     # -- the end ---------------------------------------------------------------------------------
     def stop(self, status: Status = "finished", exit_code: int | None = None) -> RunRecord:
         """Stop measuring, write the final record to the store and return it."""
+        if self._owner_pid != os.getpid():
+            # a forked child leaving the tracked block: the run, its locks and its store belong to the parent
+            return self._record  # type: ignore[return-value]
         if self.record is None or self.monitor is None:
             raise RuntimeError("tracker is not started")
         if self._stopped:
@@ -469,6 +474,8 @@ _ACTIVE: weakref.WeakSet[Tracker] = weakref.WeakSet()
 
 def _stop_all(status: Status, exit_code: int | None = None) -> None:
     for tracker in list(_ACTIVE):
+        if tracker._owner_pid != os.getpid():  # a forked child (a worker) exiting: the run is its parent's
+            continue
         try:
             tracker.stop(status, exit_code)
         except Exception as exc:
