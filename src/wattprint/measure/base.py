@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 Component = Literal["cpu", "gpu", "ram"]
@@ -36,7 +37,7 @@ class Reading(NamedTuple):
     A named tuple, built in C: the sampler creates a few every second for hours."""
 
     timestamp: float
-    energy_j: Mapping[str, float]
+    energy_j: Mapping[str, float] = MappingProxyType({})  # read-only: a shared default must not be mutated
 
 
 @runtime_checkable
