@@ -473,9 +473,7 @@ _ACTIVE: weakref.WeakSet[Tracker] = weakref.WeakSet()
 
 
 def _stop_all(status: Status, exit_code: int | None = None) -> None:
-    for tracker in list(_ACTIVE):
-        if tracker._owner_pid != os.getpid():  # a forked child (a worker) exiting: the run is its parent's
-            continue
+    for tracker in list(_ACTIVE):  # in a forked child, stop() leaves the parent's runs alone
         try:
             tracker.stop(status, exit_code)
         except Exception as exc:
