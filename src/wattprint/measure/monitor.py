@@ -144,7 +144,7 @@ class EnergyMonitor:
         self.tree = tree
         self.attribution = attribution
         self.on_sample = on_sample
-        self.on_sample_every = max(1, int(on_sample_every))  # the sampler calls on_sample every this many ticks
+        self.on_sample_every = max(1, int(on_sample_every))  # on_sample runs every this many wake-ups
         self._own_cpu_reader = machine_cpu is None
         self._machine_cpu = machine_cpu if machine_cpu is not None else machine_cpu_reader()
         # a reader with raw()/parse() (the kept-open /proc/stat) is parsed in the batch, not on time
@@ -156,11 +156,9 @@ class EnergyMonitor:
         self._all_derived = all(self._derived)
         self._no_readings: tuple[None, ...] = (None,) * len(self.sources)  # every source computed later
         self.domains: dict[str, Domain] = {}
-        self._source_of: dict[str, str] = {}
         for source in self.sources:
             for domain in source.domains():
                 self.domains[domain.name] = domain
-                self._source_of[domain.name] = source.name
         self._degraded: dict[str, str] = {}
         self._samples = 0
         self.ticks = 0  # wake-ups of the sampler thread plus explicit samples; counts without draining
