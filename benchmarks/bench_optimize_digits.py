@@ -71,21 +71,10 @@ def data() -> tuple[Any, Any, Any, Any]:
 
 
 def train(model: Any, x: Any, y: Any, epochs: int, lr: float, seed: int = 0) -> Any:
-    import torch
-    import torch.nn.functional as F  # noqa: N812
+    """Adam, batch BATCH, cross-entropy: wattprint's own student training without a teacher."""
+    from wattprint.optimize.distill import DistillConfig, train_student
 
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), BATCH):
-            idx = order[i : i + BATCH]
-            opt.zero_grad()
-            F.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    model.eval()
-    return model
+    return train_student(model, x, y, config=DistillConfig(epochs=epochs, lr=lr, seed=seed, batch_size=BATCH))
 
 
 def accuracy_fn(x: Any, y: Any) -> Any:
