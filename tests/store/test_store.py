@@ -236,6 +236,32 @@ def test_checkpoints_update_in_place_and_fall_back_when_the_row_or_connection_is
     assert sqlite_rows(db_path, "SELECT count(*) FROM runs") == [(1,)]
 
 
+def test_running_checkpoints_leave_the_indexed_columns_alone(store: RunStore, db_path: Path) -> None:
+    """A checkpoint of a running run rewrites only the table page (one WAL frame, where an UPDATE that sets
+    the indexed status and started_at rewrites their index pages too); a run marked interrupted meanwhile
+    gets its status back."""
+    wal = Path(f"{db_path}-wal")
+    record = make_record("slim", status="running", ended_at=None)
+    store.save(record, checkpoint_s=5.0)  # INSERT
+    store.save(record, checkpoint_s=5.0)  # the kept connection is open now
+
+    def frames_per_save(status: str) -> float:
+        before = wal.stat().st_size
+        for total in (1.0, 2.0, 3.0, 4.0):
+            record.status, record.energy_kwh.total = status, total  # type: ignore[assignment]
+            store.save(record, checkpoint_s=5.0)
+        return (wal.stat().st_size - before) / 4 / (4096 + 24)  # a WAL frame: 24-byte header + one page
+
+    assert frames_per_save("running") == 1.0
+    assert frames_per_save("finished") >= 3.0  # status and started_at entries of their indexes too
+
+    sqlite_rows(db_path, "UPDATE runs SET status = 'interrupted'")  # a reader judged the owner gone
+    record.status, record.energy_kwh.total = "running", 5.0
+    store.save(record, checkpoint_s=5.0)
+    assert sqlite_rows(db_path, "SELECT status FROM runs") == [("running",)]
+    assert store.get("slim").energy_kwh.total == 5.0
+
+
 def test_heartbeat_is_stamped_on_every_save(store: RunStore, db_path: Path) -> None:
     record = make_record("hb", status="running", ended_at=None)
     store.save(record)

@@ -426,6 +426,19 @@ class RunStore:
             )
         )
         self._update = _DriverStatement(update_stmt, self._engine.dialect)
+        # a checkpoint of a run still stored as running leaves the indexed columns (status, started_at)
+        # alone: SQLite rewrites an index entry for every indexed column in SET, changed or not, so this
+        # writes one page where the full UPDATE writes three (PostgreSQL can update the row in place)
+        unindexed = {k: v for k, v in values.items() if k not in ("status", "started_at")}
+        running_stmt = (
+            runs.update()
+            .where(runs.c.run_id == bindparam("p_run_id"), runs.c.status == bindparam("p_status"))
+            .values(
+                **unindexed,
+                checkpoint_s=func.coalesce(bindparam("p_checkpoint_s", type_=Double), runs.c.checkpoint_s),
+            )
+        )
+        self._running_update = _DriverStatement(running_stmt, self._engine.dialect)
         self._insert_stmt = runs.insert().values(
             run_id=bindparam("p_run_id"), checkpoint_s=bindparam("p_checkpoint_s", type_=Double), **values
         )
@@ -515,7 +528,9 @@ class RunStore:
 
         A tracker saves every few seconds for hours; SQLAlchemy's execution path (events, contexts,
         result objects) is ~200 Python calls per save where this is a handful. Anything unusual (no kept
-        connection yet, no such row, any error) returns False, and the save takes the usual path.
+        connection yet, no such row, any error) returns False, and the save takes the usual path. A
+        running checkpoint matches only a row stored as running (one marked interrupted meanwhile gets its
+        status back through the usual path).
         """
         if self._saver is None:
             return False
@@ -525,7 +540,8 @@ class RunStore:
             try:
                 if self.is_sqlite:
                     cursor.execute("BEGIN IMMEDIATE")  # as the usual path's "begin" event does for writes
-                cursor.execute(self._update.sql, self._update.parameters(params))
+                update = self._running_update if params["p_status"] == "running" else self._update
+                cursor.execute(update.sql, update.parameters(params))
                 if cursor.rowcount != 1:
                     dbapi.rollback()
                     return False
