@@ -250,6 +250,33 @@ def test_carbon_accounting_on_the_record() -> None:
     assert rec.sci["g_per_unit"] == pytest.approx(rec.co2e_kg.total * 1000 / 1000)
 
 
+def test_running_checkpoints_price_carbon_as_the_final_accounting_does() -> None:
+    """Checkpoints use coefficients (wattprint.accounting.running); the figures must be those the full
+    accounting gives for the same energy, duration and CPU share."""
+    from wattprint.accounting.embodied import run_embodied
+    from wattprint.accounting.footprint import integrate_operational
+
+    t = Tracker("linear", region="DE", pue=1.4, interval=3600, checkpoint=3600).start()  # no sampler tick meanwhile
+    try:
+        t.set_functional_unit("sample", 500)
+        for _ in range(2):
+            busy(0.3)
+            t.monitor.sample()  # type: ignore[union-attr]
+            rec = t._update_record("running")
+            share = rec.attribution["cpu_share"]
+            op = integrate_operational([(rec.started_at, rec.started_at, rec.energy_kwh.total)],
+                                       rec.intensity_g_per_kwh, 1.4)
+            emb = run_embodied(rec.duration_s, host="server", host_share=share)
+            assert rec.energy_kwh.total > 0 and 0 < share <= 1
+            assert rec.co2e_kg.operational == pytest.approx(op.co2e_kg, rel=1e-12)
+            assert rec.co2e_kg.embodied == pytest.approx(emb.co2e_kg, rel=1e-12)
+            assert rec.embodied_note == emb.note
+            assert rec.co2e_kg_range["low"] < rec.co2e_kg.total < rec.co2e_kg_range["high"]
+            assert rec.sci["g_per_unit"] == pytest.approx(rec.co2e_kg.total * 1000 / 500, rel=1e-12)
+    finally:
+        t.stop()
+
+
 def test_time_resolved_intensity_from_a_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A trace whose intensity jumps mid-run: the record's effective intensity lies between the two."""
     from datetime import datetime, timedelta, timezone

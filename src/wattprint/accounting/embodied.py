@@ -165,8 +165,19 @@ def run_embodied(
                 "source": figure.source,
             }
         )
-    parts = [f"{i['matched']} x{i['share']:g} ({i['method']}, {i['kgco2e_per_device']:g} kg)" for i in items]
-    note = "; ".join(parts) if parts else "no device with an embodied figure"
+    note = embodied_note([device_note(i["matched"], i["share"], i["method"], i["kgco2e_per_device"]) for i in items],
+                         missing)
+    return EmbodiedBreakdown(total, low, high, tuple(items), tuple(missing), note)
+
+
+def device_note(matched: str, share: float, method: str, kgco2e_per_device: float) -> str:
+    """One device of an embodied note, e.g. 'server x0.25 (modelled, 1200 kg)'."""
+    return f"{matched} x{share:g} ({method}, {kgco2e_per_device:g} kg)"
+
+
+def embodied_note(device_notes: Sequence[str], missing: Sequence[str] = ()) -> str:
+    """The record's `embodied_note`: each device counted, then those without a figure."""
+    note = "; ".join(device_notes) if device_notes else "no device with an embodied figure"
     if missing:
         note += f"; not counted (no figure): {', '.join(missing)}"
-    return EmbodiedBreakdown(total, low, high, tuple(items), tuple(missing), note)
+    return note

@@ -38,6 +38,7 @@ from wattprint.measure.process import ProcessTree
 from wattprint.units import joules_to_kwh
 
 if TYPE_CHECKING:
+    from wattprint.accounting.running import LinearCarbon
     from wattprint.record import RunRecord, Status
 
 log = logging.getLogger("wattprint")
@@ -155,6 +156,7 @@ class Tracker:
         self._owner_pid = os.getpid()
         self._last_checkpoint = self._t0
         self._cumulative: list[tuple[datetime, float]] = [(self._fields["started_at"], 0.0)]
+        self._linear: tuple[Any, LinearCarbon] | None = None  # (inputs, coefficients) of the running carbon
         _ACTIVE.add(self)
         _install_exit_hooks()
         self.monitor.start()
@@ -294,13 +296,20 @@ class Tracker:
         self, rec: RunRecord, monitor: EnergyMonitor, energy: dict[str, float], gpus: set[str], final: bool
     ) -> None:
         """Operational (time-resolved where the provider has a series), embodied, range and SCI."""
+        pue = rec.pue
+        yearly = self._region["intensity_g_per_kwh"]
+        used = [g["name"] for g in rec.hardware.get("gpus", []) if f"nvml:{g.get('index')}" in gpus]
+        share = 1.0 if self.settings.attribution == "machine" else monitor.mean_cpu_share()
+        methods = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
+        if not final:  # one constant intensity until the end: the same figures by arithmetic (see LinearCarbon)
+            figures = self._linear_carbon(yearly, pue, methods, used).at(energy, rec.duration_s, share)
+            self._set_carbon(rec, figures.operational_kg, figures.embodied_kg, figures.intensity_g_per_kwh,
+                             (figures.low_kg, figures.high_kg), figures.embodied_note)
+            return
         from wattprint.accounting.embodied import run_embodied
         from wattprint.accounting.footprint import integrate_operational, segments_from_cumulative
         from wattprint.accounting.uncertainty import record_range
-        from wattprint.record import Co2eKg
 
-        pue = rec.pue
-        yearly = self._region["intensity_g_per_kwh"]
         intensity: Any = yearly
         if final and self.settings.intensity_provider != "static":
             intensity = self._intensity_series(rec.started_at, self._cumulative[-1][0])
@@ -315,24 +324,41 @@ class Tracker:
         except Exception as exc:  # a bad series must not lose the record
             rec.intensity_note = f"series unusable ({exc}); yearly average used"
             op = integrate_operational(segments, yearly, pue)
-        rec.intensity_g_per_kwh = op.intensity_g_per_kwh
-        used = [g["name"] for g in rec.hardware.get("gpus", []) if f"nvml:{g.get('index')}" in gpus]
-        share = 1.0 if self.settings.attribution == "machine" else monitor.mean_cpu_share()
         emb = run_embodied(rec.duration_s, gpu_names=used, host="server", host_share=share)
-        rec.co2e_kg = Co2eKg(operational=op.co2e_kg, embodied=emb.co2e_kg, total=op.co2e_kg + emb.co2e_kg)
-        rec.embodied_note = emb.note
-        methods = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
         band = record_range(
             energy, methods, op.intensity_g_per_kwh, pue,
             embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high),
             intensity_range_g_per_kwh=(op.intensity_low_g_per_kwh, op.intensity_high_g_per_kwh),
         )
-        rec.co2e_kg_range = {"low": band["co2e_kg_low"], "high": band["co2e_kg_high"]}
+        self._set_carbon(rec, op.co2e_kg, emb.co2e_kg, op.intensity_g_per_kwh,
+                         (band["co2e_kg_low"], band["co2e_kg_high"]), emb.note)
+
+    def _linear_carbon(
+        self, intensity_g_per_kwh: float, pue: float, methods: dict[str, Any], gpu_names: list[str]
+    ) -> LinearCarbon:
+        """The running run's carbon coefficients, derived again only when one of their inputs changes."""
+        from wattprint.accounting.running import LinearCarbon
+
+        key = (intensity_g_per_kwh, pue, tuple(methods.items()), tuple(gpu_names))
+        if self._linear is None or self._linear[0] != key:
+            self._linear = (key, LinearCarbon.derive(intensity_g_per_kwh, pue, methods, gpu_names, host="server"))
+        return self._linear[1]
+
+    def _set_carbon(
+        self, rec: RunRecord, operational_kg: float, embodied_kg: float, intensity_g_per_kwh: float,
+        range_kg: tuple[float, float], embodied_note: str,
+    ) -> None:
+        from wattprint.record import Co2eKg
+
+        rec.intensity_g_per_kwh = intensity_g_per_kwh
+        rec.co2e_kg = Co2eKg(operational=operational_kg, embodied=embodied_kg, total=operational_kg + embodied_kg)
+        rec.embodied_note = embodied_note
+        rec.co2e_kg_range = {"low": range_kg[0], "high": range_kg[1]}
         if self._functional_unit is not None:
             from wattprint.accounting.sci import sci
 
             unit, quantity = self._functional_unit
-            score = sci(op.co2e_kg, emb.co2e_kg, unit, quantity)
+            score = sci(operational_kg, embodied_kg, unit, quantity)
             rec.sci = {"unit": score.unit, "units": score.units, "g_per_unit": score.g_per_unit}
 
     def _intensity_series(self, start: datetime, end: datetime) -> Any:
