@@ -126,3 +126,39 @@ def test_own_process_uses_times_and_matches_proc() -> None:
     assert abs(sample.cpu_s - cpu_s) < 0.05
     assert abs(sample.rss_bytes - rss) < 16 * 1024 * 1024
     assert os.getpid() not in tree._files  # no /proc file kept for this process
+
+
+def test_own_children_exist_peeks_without_reaping() -> None:
+    """Checked in a fresh interpreter (this one may have children of other tests), from another thread too."""
+    code = (
+        "import subprocess, sys, threading, time\n"
+        "from wattprint.measure.process import own_children_exist as peek\n"
+        "seen = [peek()]\n"
+        "child = subprocess.Popen(['sh', '-c', 'sleep 0.3; exit 3'])\n"
+        "out = []\n"
+        "t = threading.Thread(target=lambda: out.append(peek())); t.start(); t.join()\n"
+        "seen += out\n"
+        "time.sleep(1.0)\n"
+        "seen.append(peek())  # exited, not reaped: still a child, and still the caller's to reap\n"
+        "seen.append(child.wait())\n"
+        "seen.append(peek())\n"
+        "print(seen)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[False, True, True, 3, False]"
+
+
+def test_tree_of_this_process_finds_a_child_started_later_and_reads_rss_from_statm() -> None:
+    tree = ProcessTree(os.getpid(), refresh_every=1)
+    tree.sample()
+    assert tree._statm  # kept open
+    rss = psutil.Process().memory_info().rss
+    assert abs(tree._own_rss - rss) < 16 * 1024 * 1024  # type: ignore[operator]
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        assert child.pid in tree.sample().pids
+    finally:
+        child.kill()
+        child.wait()
+    tree.close()
+    assert tree._statm is None

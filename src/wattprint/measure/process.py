@@ -10,11 +10,43 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Any, NamedTuple
 
 import psutil
 
-from wattprint.measure.procfs import ProcFile, children_files_supported, descendants, parse_process
+from wattprint.measure.procfs import (
+    ProcFile,
+    children_files_supported,
+    descendants,
+    parse_process,
+    parse_statm_rss,
+)
+
+# waitid(2) flags: report a child that exited without reaping it, never block, and (Linux) count every
+# kind of child, including those started with clone() and a non-SIGCHLD exit signal
+_PEEK_CHILDREN = (
+    getattr(os, "WEXITED", 0) | getattr(os, "WNOHANG", 0) | getattr(os, "WNOWAIT", 0)
+    | (0x40000000 if sys.platform.startswith("linux") else 0)  # __WALL
+)
+
+
+def own_children_exist() -> bool:
+    """Whether this process has a child, running or exited, without waiting for or reaping any.
+
+    One waitid(2) call, where listing descendants reads a file per thread; a process with no child has
+    no descendant either. True where waitid is missing, so that callers scan instead.
+    """
+    if not hasattr(os, "waitid"):
+        return True
+    try:
+        os.waitid(os.P_ALL, 0, _PEEK_CHILDREN)
+    except ChildProcessError:
+        return False
+    except OSError:
+        return True
+    return True
+
 
 REFRESH_EVERY = 15  # samples between scans for new descendants (their CPU time is never lost, only seen later)
 EARLY_REFRESHES = frozenset({1, 2, 3, 5, 8})  # launchers (sh -c, torchrun) start the real work right away
@@ -42,9 +74,12 @@ class ProcessTree:
         self._fast_scan = children_files_supported()
         self._own_pid = os.getpid()
         self._own_rss: int | None = None
+        self._statm: ProcFile | None | bool = None  # this process's /proc/<pid>/statm once opened; False: none
 
     def _children(self) -> dict[int, psutil.Process | None]:
         """Descendants now, by pid (a Process where psutil built one)."""
+        if self.root_pid == self._own_pid == os.getpid() and not own_children_exist():
+            return {}
         if self._fast_scan:
             return dict.fromkeys(descendants(self.root_pid))
         try:
@@ -65,8 +100,7 @@ class ProcessTree:
             members[pid] = proc
         self._members = members
         if self._own_pid in members:  # memory changes slowly: this process's RSS is re-read at refreshes only
-            with contextlib.suppress(psutil.Error):
-                self._own_rss = members[self._own_pid].memory_info().rss
+            self._own_rss = self._read_own_rss(members[self._own_pid])
         for pid in set(self._files) - set(members):
             file = self._files.pop(pid)
             if file is not None:
@@ -118,6 +152,20 @@ class ProcessTree:
         self._max_cpu_s = max(self._max_cpu_s, cpu_s)
         return TreeSample(self._max_cpu_s, rss, frozenset(alive))
 
+    def _read_own_rss(self, proc: psutil.Process) -> int | None:
+        """This process's resident bytes: a kept-open /proc/<pid>/statm, psutil where there is none."""
+        if self._statm is None:
+            try:
+                self._statm = ProcFile(f"/proc/{self._own_pid}/statm")
+            except OSError:
+                self._statm = False
+        if self._statm:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                return parse_statm_rss(self._statm.read())
+        with contextlib.suppress(psutil.Error):
+            return proc.memory_info().rss
+        return None
+
     def note_root_reaped(self, total_cpu_s: float) -> None:
         """The root exited and its parent reaped it: `total_cpu_s` (its rusage, descendants included) is the
         tree's final CPU time, part of which /proc can no longer show."""
@@ -144,3 +192,6 @@ class ProcessTree:
             if file is not None:
                 file.close()
         self._files.clear()
+        if self._statm:
+            self._statm.close()  # type: ignore[union-attr]
+        self._statm = None

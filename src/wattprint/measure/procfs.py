@@ -69,6 +69,11 @@ def parse_process(stat: bytes) -> tuple[float, int]:
     return (utime + stime + cutime + cstime) / _CLK_TCK, int(fields[21]) * _PAGE_BYTES
 
 
+def parse_statm_rss(statm: bytes) -> int:
+    """Resident bytes from /proc/<pid>/statm (its second field, in pages), as psutil's memory_info().rss."""
+    return int(statm.split(maxsplit=2)[1]) * _PAGE_BYTES
+
+
 class MachineCpu:
     """(busy, total) CPU seconds of the machine since boot, from a kept-open /proc/stat."""
 

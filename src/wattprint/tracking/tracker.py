@@ -24,7 +24,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import psutil
 
@@ -45,6 +45,27 @@ log = logging.getLogger("wattprint")
 F = TypeVar("F", bound=Callable[..., Any])
 
 GPU_PROCESS_CHECK_EVERY = 10  # at most this many samples between NVML process listings
+
+
+class _Kit(NamedTuple):
+    """What a checkpoint builds the record with. Imported on first use (pydantic stays off the start path),
+    then kept: an import statement costs ~0.4 ms with the cold caches of a thread that wakes once a second."""
+
+    EnergyKwh: Any
+    Co2eKg: Any
+    LinearCarbon: Any
+    facility_energy_kwh: Callable[[float, float], float]
+    sci: Callable[..., Any]
+
+
+@functools.cache
+def _kit() -> _Kit:
+    from wattprint.accounting.footprint import facility_energy_kwh
+    from wattprint.accounting.running import LinearCarbon
+    from wattprint.accounting.sci import sci
+    from wattprint.record import Co2eKg, EnergyKwh
+
+    return _Kit(EnergyKwh, Co2eKg, LinearCarbon, facility_energy_kwh, sci)
 
 
 class Tracker:
@@ -263,9 +284,7 @@ class Tracker:
             monitor.note_gpu_processes(used)
 
     def _update_record(self, status: Status, exit_code: int | None = None) -> RunRecord:
-        from wattprint.accounting.footprint import facility_energy_kwh
-        from wattprint.record import EnergyKwh
-
+        kit = _kit()
         rec, monitor = self.record, self.monitor
         assert monitor is not None and rec is not None
         attributed_j, machine_j = monitor.by_component(monitor.totals())  # totals() integrates queued samples
@@ -276,9 +295,9 @@ class Tracker:
         rec.status = status
         rec.duration_s = time.monotonic() - self._t0
         self._cumulative.append((datetime.now(timezone.utc), total))
-        rec.energy_kwh = EnergyKwh(total=total, **energy)
-        rec.machine_energy_kwh = EnergyKwh(total=sum(machine.values()), **machine)
-        rec.facility_energy_kwh = facility_energy_kwh(total, rec.pue)
+        rec.energy_kwh = kit.EnergyKwh(total=total, **energy)
+        rec.machine_energy_kwh = kit.EnergyKwh(total=sum(machine.values()), **machine)
+        rec.facility_energy_kwh = kit.facility_energy_kwh(total, rec.pue)
         self._account_carbon(rec, monitor, energy, gpus, final=status != "running")
         rec.samples = monitor.samples
         rec.attribution.update(
@@ -337,28 +356,24 @@ class Tracker:
         self, intensity_g_per_kwh: float, pue: float, methods: dict[str, Any], gpu_names: list[str]
     ) -> LinearCarbon:
         """The running run's carbon coefficients, derived again only when one of their inputs changes."""
-        from wattprint.accounting.running import LinearCarbon
-
         key = (intensity_g_per_kwh, pue, tuple(methods.items()), tuple(gpu_names))
         if self._linear is None or self._linear[0] != key:
-            self._linear = (key, LinearCarbon.derive(intensity_g_per_kwh, pue, methods, gpu_names, host="server"))
+            linear = _kit().LinearCarbon.derive(intensity_g_per_kwh, pue, methods, gpu_names, host="server")
+            self._linear = (key, linear)
         return self._linear[1]
 
     def _set_carbon(
         self, rec: RunRecord, operational_kg: float, embodied_kg: float, intensity_g_per_kwh: float,
         range_kg: tuple[float, float], embodied_note: str,
     ) -> None:
-        from wattprint.record import Co2eKg
-
+        kit = _kit()
         rec.intensity_g_per_kwh = intensity_g_per_kwh
-        rec.co2e_kg = Co2eKg(operational=operational_kg, embodied=embodied_kg, total=operational_kg + embodied_kg)
+        rec.co2e_kg = kit.Co2eKg(operational=operational_kg, embodied=embodied_kg, total=operational_kg + embodied_kg)
         rec.embodied_note = embodied_note
         rec.co2e_kg_range = {"low": range_kg[0], "high": range_kg[1]}
         if self._functional_unit is not None:
-            from wattprint.accounting.sci import sci
-
             unit, quantity = self._functional_unit
-            score = sci(operational_kg, embodied_kg, unit, quantity)
+            score = kit.sci(operational_kg, embodied_kg, unit, quantity)
             rec.sci = {"unit": score.unit, "units": score.units, "g_per_unit": score.g_per_unit}
 
     def _intensity_series(self, start: datetime, end: datetime) -> Any:
