@@ -412,7 +412,8 @@ def main() -> int:
                   "met": wp1 is not None and wp1 < TARGET_IDLE_PCT,
                   "codecarbon_1s_over_wattprint_1s": cc / wp1 if cc and wp1 else None,
                   "codecarbon_1s_over_wattprint_0.1s": cc / wp01 if cc and wp01 else None,
-                  # the machine's cost of one wake-up a second swings several-fold within a day: this ratio does not
+                  # against the floor of the same run: it moves less than the absolute figure, though it moves
+                  # too (a noisier VM charges more for each page touched, and a tick touches more than a wake-up)
                   "wattprint_1s_over_empty_thread": wp1 / wake if wp1 and wake and wake > 0 else None}
         title = (f"Idle: tracker CPU while the tracked code sleeps ({args.idle_reps} x "
                  f"{args.idle_seconds:g} s windows after {args.settle:g} s settle; fresh process each; "
