@@ -148,12 +148,19 @@ def test_own_children_exist_peeks_without_reaping() -> None:
     assert out.strip() == "[False, True, True, 3, False]"
 
 
-def test_tree_of_this_process_finds_a_child_started_later_and_reads_rss_from_statm() -> None:
+def test_tree_of_this_process_finds_a_child_started_later_and_reads_rss_from_statm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wattprint.measure.procfs import parse_statm_rss
+
+    rss = psutil.Process().memory_info().rss
+    monkeypatch.setattr(psutil.Process, "memory_info", lambda self: 1 / 0)  # statm alone must give the RSS
     tree = ProcessTree(os.getpid(), refresh_every=1)
     tree.sample()
     assert tree._statm  # kept open
-    rss = psutil.Process().memory_info().rss
     assert abs(tree._own_rss - rss) < 16 * 1024 * 1024  # type: ignore[operator]
+    assert abs(tree._own_rss - parse_statm_rss(Path("/proc/self/statm").read_bytes())) < 1024 * 1024  # type: ignore[operator]
+    monkeypatch.undo()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
     try:
         assert child.pid in tree.sample().pids
@@ -161,4 +168,6 @@ def test_tree_of_this_process_finds_a_child_started_later_and_reads_rss_from_sta
         child.kill()
         child.wait()
     tree.close()
-    assert tree._statm is None
+    fds = len(os.listdir("/proc/self/fd"))
+    tree.sample()  # after close(): answered through psutil, nothing reopened
+    assert tree._statm is False and len(os.listdir("/proc/self/fd")) == fds

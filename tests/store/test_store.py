@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 import pytest
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, select
 
 import wattprint
 from tests.postgres_server import create_database, postgres_url  # noqa: F401  (fixture)
@@ -594,6 +594,39 @@ def test_postgres_round_trip_upsert_and_list(pg_url: str) -> None:
     with open_store(pg_url.replace("postgresql+psycopg://", "postgres://")) as again:
         assert len(again.list()) == 4
         assert again.get("pg-far").status == "interrupted"
+
+
+@pytest.mark.postgres
+def test_postgres_running_checkpoints_update_in_place_and_restore_a_status(pg_url: str) -> None:
+    """The slim running UPDATE with psycopg's named parameters; a run marked interrupted meanwhile gets its
+    status back through the usual path, and the checkpoints after that go straight to the driver again."""
+    through_sqlalchemy: list[str] = []
+    with open_store(pg_url) as store:
+        event.listen(store._engine, "before_cursor_execute", lambda *a: through_sqlalchemy.append(a[2]))
+        record = running_record("pg-slim", **this_process())
+        store.save(record, checkpoint_s=5.0)  # INSERT
+        store.save(record, checkpoint_s=5.0)
+        through_sqlalchemy.clear()
+        record.energy_kwh.total = 7.0
+        store.save(record, checkpoint_s=5.0)
+        assert through_sqlalchemy == [] and store.get("pg-slim").energy_kwh.total == 7.0
+
+        engine = create_engine(pg_url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(runs.update().values(status="interrupted"))
+            through_sqlalchemy.clear()
+            record.energy_kwh.total = 8.0
+            store.save(record)
+            assert any(sql.startswith("UPDATE") for sql in through_sqlalchemy)  # the usual path
+            with engine.connect() as conn:
+                assert conn.execute(select(runs.c.status, runs.c.checkpoint_s)).all() == [("running", 5.0)]
+        finally:
+            engine.dispose()
+        through_sqlalchemy.clear()
+        record.energy_kwh.total = 9.0
+        store.save(record)
+        assert through_sqlalchemy == [] and store.get("pg-slim").energy_kwh.total == 9.0
 
 
 @pytest.mark.postgres

@@ -251,30 +251,43 @@ def test_carbon_accounting_on_the_record() -> None:
 
 
 def test_running_checkpoints_price_carbon_as_the_final_accounting_does() -> None:
-    """Checkpoints use coefficients (wattprint.accounting.running); the figures must be those the full
-    accounting gives for the same energy, duration and CPU share."""
+    """Checkpoints use coefficients (wattprint.accounting.running), kept while their inputs hold and derived
+    again when one changes; the figures must be those the full accounting gives for the same energy,
+    duration and CPU share, at the region's yearly intensity."""
     from wattprint.accounting.embodied import run_embodied
     from wattprint.accounting.footprint import integrate_operational
+    from wattprint.accounting.uncertainty import record_range
 
     t = Tracker("linear", region="DE", pue=1.4, interval=3600, checkpoint=3600).start()  # no sampler tick meanwhile
+    yearly = t._region["intensity_g_per_kwh"]
+    kept = []
     try:
         t.set_functional_unit("sample", 500)
-        for _ in range(2):
+        for step in range(3):
+            if step == 2:  # as if the CPU figure became a measurement: the range must follow
+                t.record.methods["cpu"] = {"method": "measured", "source": "rapl"}  # type: ignore[union-attr]
             busy(0.3)
             t.monitor.sample()  # type: ignore[union-attr]
             rec = t._update_record("running")
+            kept.append(t._linear[1])  # type: ignore[index]
             share = rec.attribution["cpu_share"]
-            op = integrate_operational([(rec.started_at, rec.started_at, rec.energy_kwh.total)],
-                                       rec.intensity_g_per_kwh, 1.4)
+            energy = {"cpu": rec.energy_kwh.cpu, "gpu": rec.energy_kwh.gpu, "ram": rec.energy_kwh.ram}
+            methods = {c: (rec.methods.get(c) or {}).get("method") for c in energy}
+            op = integrate_operational([(rec.started_at, rec.started_at, rec.energy_kwh.total)], yearly, 1.4)
             emb = run_embodied(rec.duration_s, host="server", host_share=share)
+            band = record_range(energy, methods, yearly, 1.4, embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high),
+                                intensity_range_g_per_kwh=(op.intensity_low_g_per_kwh, op.intensity_high_g_per_kwh))
             assert rec.energy_kwh.total > 0 and 0 < share <= 1
+            assert rec.intensity_g_per_kwh == yearly
             assert rec.co2e_kg.operational == pytest.approx(op.co2e_kg, rel=1e-12)
             assert rec.co2e_kg.embodied == pytest.approx(emb.co2e_kg, rel=1e-12)
             assert rec.embodied_note == emb.note
-            assert rec.co2e_kg_range["low"] < rec.co2e_kg.total < rec.co2e_kg_range["high"]
+            assert rec.co2e_kg_range["low"] == pytest.approx(band["co2e_kg_low"], rel=1e-12)
+            assert rec.co2e_kg_range["high"] == pytest.approx(band["co2e_kg_high"], rel=1e-12)
             assert rec.sci["g_per_unit"] == pytest.approx(rec.co2e_kg.total * 1000 / 500, rel=1e-12)
     finally:
         t.stop()
+    assert kept[0] is kept[1] and kept[2] is not kept[1]  # derived once, again only when the methods changed
 
 
 def test_time_resolved_intensity_from_a_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

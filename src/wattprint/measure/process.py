@@ -37,8 +37,8 @@ def own_children_exist() -> bool:
     One waitid(2) call, where listing descendants reads a file per thread; a process with no child has
     no descendant either. True where waitid is missing, so that callers scan instead.
     """
-    if not hasattr(os, "waitid"):
-        return True
+    if not (hasattr(os, "waitid") and hasattr(os, "WNOWAIT") and hasattr(os, "WNOHANG")):
+        return True  # without both flags a peek could reap the caller's child or block
     try:
         os.waitid(os.P_ALL, 0, _PEEK_CHILDREN)
     except ChildProcessError:
@@ -194,4 +194,4 @@ class ProcessTree:
         self._files.clear()
         if self._statm:
             self._statm.close()  # type: ignore[union-attr]
-        self._statm = None
+        self._statm = False  # a sample after close() (a window ended after stop) asks psutil, opens nothing
