@@ -136,6 +136,29 @@ def test_second_train_is_a_new_run(tmp_path: Path) -> None:
     assert callback.record.run_id != first.run_id and callback.record.status == "finished"
 
 
+class CtrlC(transformers.TrainerCallback):
+    """Ctrl-C mid-epoch, as the Trainer sees it."""
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == 2:
+            raise KeyboardInterrupt
+
+
+@needs_trainer
+@pytest.mark.parametrize(("stopper", "status"), [("boom", "failed"), ("ctrl-c", "interrupted")])
+def test_attach_closes_the_run_when_train_raises(tmp_path: Path, wattprint_env: Path, stopper: str,
+                                                 status: str) -> None:
+    trainer = make_trainer(tmp_path, [Exploding() if stopper == "boom" else CtrlC()], epochs=1)
+    callback = WattprintTrainerCallback.attach(trainer, interval=0.05)
+    with pytest.raises(RuntimeError if stopper == "boom" else KeyboardInterrupt):
+        trainer.train()
+    rec = callback.record
+    assert rec is not None and rec.status == status and rec.energy_kwh.total > 0
+    assert callback.tracker.monitor._thread is None  # the sampler is stopped, not left running
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        assert store.get(rec.run_id).status == status
+
+
 @needs_trainer
 def test_wattprint_fault_never_stops_training(tmp_path: Path) -> None:
     callback = WattprintTrainerCallback(interval=0.05)

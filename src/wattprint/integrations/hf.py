@@ -14,11 +14,14 @@ log of `train()` also gets the run's totals (`wattprint/run_*`), with how the en
 is logged and flagged on the record (`degraded["hf"]`); it never stops training.
 
 The Trainer calls callbacks in order and puts `callbacks=[...]` after its `report_to` loggers, so
-only `attach` (which puts this callback first) gets the figures to those loggers as well.
+only `attach` (which puts this callback first) gets the figures to those loggers as well. When
+`train()` raises, the Trainer calls no callback: `attach` also closes the run then (failed, or
+interrupted on Ctrl-C); with `callbacks=[...]` the next `train()` or the end of the process does.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -60,9 +63,24 @@ class WattprintTrainerCallback(transformers.TrainerCallback):  # type: ignore[mi
 
     @classmethod
     def attach(cls, trainer: Any, *args: Any, **kwargs: Any) -> WattprintTrainerCallback:
-        """Make a callback and put it first in `trainer`'s callbacks, ahead of the `report_to` loggers."""
+        """Make a callback and put it first in `trainer`'s callbacks, ahead of the `report_to` loggers.
+
+        It also watches `trainer.train()`: when that raises, the Trainer calls no callback, so the run is
+        closed here (failed; interrupted on Ctrl-C) instead of staying open until the next `train()` or
+        the end of the process (a notebook's kernel can live for days)."""
         callback = cls(*args, **kwargs)
         trainer.callback_handler.callbacks.insert(0, callback)
+        train = trainer.train
+
+        @functools.wraps(train)
+        def watched_train(*train_args: Any, **train_kwargs: Any) -> Any:
+            try:
+                return train(*train_args, **train_kwargs)
+            except BaseException as exc:
+                callback._close_crashed(exc)
+                raise
+
+        trainer.train = watched_train
         return callback
 
     @property
@@ -123,6 +141,17 @@ class WattprintTrainerCallback(transformers.TrainerCallback):  # type: ignore[mi
                 extra | {"wattprint/measurement": method_label(self.record), "wattprint/run_id": self.record.run_id,
                          "step": state.global_step}
             )
+
+    def _close_crashed(self, exc: BaseException) -> None:
+        """`train()` raised: stop this fit's run with the status the exception means. Never raises."""
+        from wattprint.tracking.tracker import exit_status
+
+        try:
+            rec = self.meter.tracker.record
+            if rec is not None and rec.status == "running":
+                self.record = self.meter.finish(exit_status(type(exc), exc)[0])
+        except Exception as fault:  # the user's exception is the one that must reach them
+            log.warning("wattprint: closing the crashed run failed: %s", fault)
 
     def _finish(self) -> dict[str, float]:
         """Stop the run once; its totals (empty when already stopped or not ours)."""
