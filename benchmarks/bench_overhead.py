@@ -20,7 +20,8 @@ read (--idle-reps windows per condition, interleaved); the main thread sleeps, s
 the tracker's threads (sampling and checkpoints), reported as % of one core. Conditions: bare
 (nothing), an empty Python thread waking every 1 s (the floor for any in-process sampler on
 this machine), wattprint 1 s, wattprint 0.1 s, CodeCarbon 1 s, one after the other so trackers
-never overlap.
+never overlap; with --checkpoint-periods P ..., also wattprint 1 s checkpointing every P s instead of
+the default 5 s (what the checkpoint's share of the idle cost is).
 
 Results: benchmarks/results/bench_overhead.{json,md}.
 """
@@ -58,6 +59,14 @@ BARE, WP1, WP01, CC = "bare", "wattprint 1 s", "wattprint 0.1 s", "CodeCarbon 1 
 WAKE = "empty thread waking every 1 s"
 CONDITIONS = [BARE, WP1, WP01, CC]
 IDLE_KEYS = {"bare": BARE, "wake": WAKE, "wp1": WP1, "wp01": WP01, "cc": CC}
+CHECKPOINT_KEY = "wp1ck"  # + the period: wattprint at 1 s with another checkpoint period (--checkpoint-periods)
+
+
+def idle_condition(key: str) -> str:
+    """The condition an idle key names (the fixed ones, or wattprint 1 s with a checkpoint period)."""
+    if key.startswith(CHECKPOINT_KEY):
+        return f"{WP1}, checkpoint {float(key[len(CHECKPOINT_KEY):]):g} s"
+    return IDLE_KEYS[key]
 CHUNK_S = 5.0
 TARGET_IDLE_PCT = 0.05
 
@@ -104,6 +113,11 @@ def make_tracker(condition: str) -> Any:
         import wattprint
 
         return wattprint.Tracker("bench-overhead", interval=1.0 if condition == WP1 else 0.1, region="FR")
+    if condition.startswith(f"{WP1}, checkpoint "):
+        import wattprint
+
+        period = float(condition.removeprefix(f"{WP1}, checkpoint ").removesuffix(" s"))
+        return wattprint.Tracker("bench-overhead", interval=1.0, region="FR", checkpoint=period)
     if condition == CC:
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         import codecarbon
@@ -116,7 +130,7 @@ def make_tracker(condition: str) -> Any:
 
 def energy_of(condition: str, tracker: Any, result: Any) -> dict[str, Any]:
     """Energy the tracker reported (kWh) and, for wattprint, samples taken and degraded flags."""
-    if condition in (WP1, WP01) and result is not None:
+    if condition.startswith("wattprint") and result is not None:
         return {"energy_kwh": result.energy_kwh.total, "samples": result.samples, "degraded": result.degraded}
     if condition == CC:
         data = getattr(tracker, "final_emissions_data", None)
@@ -181,7 +195,7 @@ def run_once(condition: str, train: Callable[[], float]) -> dict[str, Any]:
 
 # -- part 2: idle tracker CPU, one fresh process per condition -----------------------------------------
 def idle_child(key: str, seconds: float, settle: float) -> dict[str, Any]:
-    condition = IDLE_KEYS[key]
+    condition = idle_condition(key)
     w0, c0 = time.perf_counter(), cpu_s()
     tracker = make_tracker(condition)
     tracker.start()
@@ -221,10 +235,10 @@ def run_idle(key: str, seconds: float, settle: float, env: dict[str, str], cwd: 
     try:
         proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired:
-        return {"condition": IDLE_KEYS[key], "error": "timed out"}
+        return {"condition": idle_condition(key), "error": "timed out"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        return {"condition": IDLE_KEYS[key], "error": f"exit {proc.returncode}: {proc.stderr.strip()[-400:]}"}
+        return {"condition": idle_condition(key), "error": f"exit {proc.returncode}: {proc.stderr.strip()[-400:]}"}
     return json.loads(lines[-1])
 
 
@@ -254,7 +268,9 @@ def main() -> int:
     ap.add_argument("--skip-idle", action="store_true", help="run only the loop test")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 rounds of 150 steps, 5 s idle windows")
     ap.add_argument("--out-dir", type=Path, default=None, help="where to write results")
-    ap.add_argument("--idle-child", choices=sorted(IDLE_KEYS), help=argparse.SUPPRESS)
+    ap.add_argument("--checkpoint-periods", type=float, nargs="*", default=[], metavar="S",
+                    help="also run wattprint 1 s idle with these checkpoint periods (s; default 5 s only)")
+    ap.add_argument("--idle-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.idle_child:
@@ -370,26 +386,28 @@ def main() -> int:
 
     if not args.skip_idle:
         env = dict(os.environ)
-        keys = list(IDLE_KEYS)
+        if any(not p > 0 for p in args.checkpoint_periods):
+            ap.error("--checkpoint-periods: each period must be a number of seconds > 0")
+        keys = list(IDLE_KEYS) + [f"{CHECKPOINT_KEY}{p:g}" for p in args.checkpoint_periods]
         idle: list[dict[str, Any]] = []
         for rep in range(args.idle_reps):
             order = keys[rep % len(keys):] + keys[: rep % len(keys)]
             for key in order:
-                print(f"idle window {rep + 1}/{args.idle_reps}: {IDLE_KEYS[key]}, "
+                print(f"idle window {rep + 1}/{args.idle_reps}: {idle_condition(key)}, "
                       f"{args.idle_seconds:g} s ...", flush=True)
                 res = run_idle(key, args.idle_seconds, args.settle, env, tmp)
                 res["rep"] = rep
                 idle.append(res)
         per_idle: dict[str, dict[str, Any]] = {}
         for key in keys:
-            mine = [r for r in idle if r["condition"] == IDLE_KEYS[key] and "pct_core" in r]
-            per_idle[IDLE_KEYS[key]] = {
+            mine = [r for r in idle if r["condition"] == idle_condition(key) and "pct_core" in r]
+            per_idle[idle_condition(key)] = {
                 "pct_core": summary([r["pct_core"] for r in mine]),
                 "chunk_pct_core": summary([c for r in mine for c in r["chunk_pct_core"]]),
                 "window_cpu_ms_per_s": summary([r["window_cpu_s"] / r["window_wall_s"] * 1e3 for r in mine]),
                 "start_ms": summary([r["start"]["wall_s"] * 1e3 for r in mine]),
                 "threads": max((r["threads_during_idle"] for r in mine), default=None),
-                "errors": [r["error"] for r in idle if r["condition"] == IDLE_KEYS[key] and "error" in r],
+                "errors": [r["error"] for r in idle if r["condition"] == idle_condition(key) and "error" in r],
             }
         bare_pct = per_idle[BARE]["pct_core"].get("median", 0.0)
         headers = ["condition", "% of one core", "net of bare", "windows min-max %", "5 s chunks min-max %",
