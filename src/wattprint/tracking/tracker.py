@@ -298,10 +298,11 @@ class Tracker:
         rec.energy_kwh = kit.EnergyKwh(total=total, **energy)
         rec.machine_energy_kwh = kit.EnergyKwh(total=sum(machine.values()), **machine)
         rec.facility_energy_kwh = kit.facility_energy_kwh(total, rec.pue)
-        self._account_carbon(rec, monitor, energy, gpus, final=status != "running")
+        cpu_share = monitor.mean_cpu_share()  # read once: the record's share and the embodied host share agree
+        self._account_carbon(rec, cpu_share, energy, gpus, final=status != "running")
         rec.samples = monitor.samples
         rec.attribution.update(
-            cpu_share=monitor.mean_cpu_share(),
+            cpu_share=cpu_share,
             ram_share=monitor.ram_share,
             gpus=sorted(gpus),
             gpu_rule=gpu_why,
@@ -312,13 +313,13 @@ class Tracker:
         return rec
 
     def _account_carbon(
-        self, rec: RunRecord, monitor: EnergyMonitor, energy: dict[str, float], gpus: set[str], final: bool
+        self, rec: RunRecord, cpu_share: float, energy: dict[str, float], gpus: set[str], final: bool
     ) -> None:
         """Operational (time-resolved where the provider has a series), embodied, range and SCI."""
         pue = rec.pue
         yearly = self._region["intensity_g_per_kwh"]
         used = [g["name"] for g in rec.hardware.get("gpus", []) if f"nvml:{g.get('index')}" in gpus]
-        share = 1.0 if self.settings.attribution == "machine" else monitor.mean_cpu_share()
+        share = 1.0 if self.settings.attribution == "machine" else cpu_share
         methods = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
         if not final:  # one constant intensity until the end: the same figures by arithmetic (see LinearCarbon)
             figures = self._linear_carbon(yearly, pue, methods, used).at(energy, rec.duration_s, share)
