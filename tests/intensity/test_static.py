@@ -6,13 +6,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import shared_file
 from wattprint.errors import WattprintInputError
 from wattprint.intensity.static import WORLD_G_PER_KWH, StaticProvider, fallback_intensity
 
 
 def test_country_codes_alpha2_and_alpha3_match_reference() -> None:
-    with (SHARED / "reference" / "country-intensity-owid.csv").open() as f:
+    with shared_file("reference", "country-intensity-owid.csv").open() as f:
         rows = list(csv.DictReader(f))
     p = StaticProvider()
     for row in rows:
@@ -23,7 +23,7 @@ def test_country_codes_alpha2_and_alpha3_match_reference() -> None:
 
 
 def test_us_state_is_converted_from_lbs_per_mwh() -> None:
-    data = json.loads((SHARED / "reference" / "us-state-egrid2023.json").read_text())
+    data = json.loads(shared_file("reference", "us-state-egrid2023.json").read_text())
     found = StaticProvider().intensity("US-CA")
     assert found.g_per_kwh == pytest.approx(data["california"]["emissions"] * 0.45359237, abs=1e-3)
     assert "eGRID" in found.source

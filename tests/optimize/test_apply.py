@@ -10,7 +10,8 @@ nn = torch.nn
 from tests.optimize import accuracy, digits, trained  # noqa: E402
 from wattprint import count_flops  # noqa: E402
 from wattprint.errors import WattprintInputError  # noqa: E402
-from wattprint.optimize import apply, parse_recipe  # noqa: E402
+from wattprint.optimize import apply, parse_recipe, precision  # noqa: E402
+from wattprint.optimize.precision import _probes_for, probe_dtype  # noqa: E402
 from wattprint.optimize.prune import sparsity  # noqa: E402
 
 
@@ -108,11 +109,18 @@ def test_precision_and_quantization_recipes_dispatch(recipe: str) -> None:
     model = trained("cnn")
     x = digits()[2][:32]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    try:
-        out = apply(model, recipe, example_inputs=x)
-    except WattprintInputError as exc:  # a dtype this CPU cannot run fast is a clear, named refusal
-        assert recipe == "fp16" and "refused on this hardware" in str(exc) and exc.field == "recipe"
+    low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.rpartition("+")[2])
+    if low is not None and not all(probe_dtype("cpu", low, op, shape).ok for op, shape in _probes_for(model)):
+        # this CPU runs the dtype slowly (the probe that apply() consults says so): a clear, named refusal
+        with pytest.raises(WattprintInputError, match=r"^recipe: \w+ refused on this hardware: "):
+            apply(model, recipe, example_inputs=x)
+        # the cast and its dispatch still work where the speed check is waived
+        apply_fn = precision.to_bf16 if low == torch.bfloat16 else precision.to_fp16
+        cast = apply_fn(model, example_inputs=x, check_speed=False)
+        assert {p.dtype for p in cast.parameters()} == {low}
+        assert accuracy(cast) > accuracy(model) - 0.05
         return
+    out = apply(model, recipe, example_inputs=x)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     assert accuracy(out) > accuracy(model) - 0.05
     if "bf16" in recipe:

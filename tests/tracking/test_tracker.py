@@ -308,7 +308,9 @@ def test_time_resolved_intensity_from_a_trace(tmp_path: Path, monkeypatch: pytes
     rec = t.record
     assert 100.0 < rec.intensity_g_per_kwh < 500.0, rec.intensity_note
     assert rec.co2e_kg.operational == pytest.approx(rec.facility_energy_kwh * rec.intensity_g_per_kwh / 1000)
-    assert "time-resolved" in rec.intensity_note or "UTC" in rec.intensity_note
+    # the series came from the trace (a failure would say "yearly average used"); naive times read as UTC
+    assert rec.intensity_note == "timestamps without a zone read as UTC (give tz= for local time)", rec.intensity_note
+    assert "trace.csv" in rec.intensity_source, rec.intensity_source
 
 
 def test_prediction_from_epoch_windows() -> None:

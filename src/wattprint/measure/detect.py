@@ -14,6 +14,7 @@ from typing import Any
 
 from wattprint.errors import PowerSourceError
 from wattprint.measure.base import PowerSource
+from wattprint.measure.cpu_caps import cpu_capabilities
 from wattprint.measure.cpu_model import CpuInfo, CpuModelSource, RamModelSource, cpu_info, machine_cpu_seconds
 
 log = logging.getLogger("wattprint")
@@ -46,6 +47,7 @@ def detect_sources(
         "cpu_model": info.model,
         "cpu_sockets": info.sockets,
         "logical_cpus": info.logical_cpus,
+        "cpu_capabilities": cpu_capabilities().as_dict(),
     }
     rapl_note = "no RAPL counters"
     try:

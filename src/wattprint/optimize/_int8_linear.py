@@ -10,17 +10,15 @@ scale, and a few input features of transformer layers carry values 50-200x the m
   without them, the dynamic scale fits the regular values;
 - optionally (`per_token`), every token (row) also gets its own activation scale.
 
-Kernels, CPU: oneDNN's dynamic int8 linear (`quantized::linear_dynamic` on oneDNN-packed weights: AMX or
-VNNI, activation quantization, dequantization and bias fused), which has one scale per tensor; per-token
-mode pre-scales each row by its max |x| and scales the output back (two more passes, about 2x slower here).
-Elsewhere (CUDA, builds without oneDNN) and under torch.compile: `torch._int_mm` (int8 x int8 -> int32)
-with per-token scales, or an fp32 product of the same integers where even that is missing.
+The int8 product itself is one of several kernels (oneDNN on AMX/VNNI, FBGEMM, torch._int_mm, an exact
+fp32 product of the integers), chosen per CPU by `_int8_kernels.choose_kernel`: a CPU without VNNI
+saturates full-range int8 sums, and the fastest correct kernel differs from one CPU to the next. Under
+torch.compile (`compiled`) the per-token `torch._int_mm` kernel runs fused by inductor.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any
 
 import torch
@@ -33,29 +31,13 @@ _EPS = 1e-12
 
 
 _COMPILE_STATE: dict[str, Any] = {"ok": True, "fn": None}
-_INT_MM_BY_DEVICE: dict[str, bool] = {}
-
-
-def _onednn_available() -> bool:
-    return "onednn" in torch.backends.quantized.supported_engines
-
-
-def _int_mm_works(device: torch.device) -> bool:
-    """Whether torch._int_mm runs on this device (probed once per device with a small, aligned product)."""
-    key = str(device)
-    if key not in _INT_MM_BY_DEVICE:
-        try:
-            a = torch.ones(32, 32, dtype=torch.int8, device=device)
-            _INT_MM_BY_DEVICE[key] = bool((torch._int_mm(a, a) == 32).all())
-        except RuntimeError:
-            _INT_MM_BY_DEVICE[key] = False
-    return _INT_MM_BY_DEVICE[key]
 
 
 def int8_linear_kernel(x2: torch.Tensor, weight_int8: torch.Tensor, weight_scale: torch.Tensor,
                        bias: torch.Tensor | None, outlier_idx: torch.Tensor, outlier_weight: torch.Tensor,
                        int_mm: bool = True) -> torch.Tensor:
-    """y = dequant(int8(x_regular) @ W_int8) + x_outlier @ W_outlier + bias, for 2-D x, in x's dtype."""
+    """y = dequant(int8(x_regular) @ W_int8) + x_outlier @ W_outlier + bias, for 2-D x, in x's dtype, with
+    per-token activation scales; the product on `torch._int_mm`, or in fp32 (exact while |sum| < 2^24)."""
     out_dtype = x2.dtype
     x2 = x2.float()
     has_outliers = outlier_idx.numel() > 0
@@ -67,7 +49,6 @@ def int8_linear_kernel(x2: torch.Tensor, weight_int8: torch.Tensor, weight_scale
         xq = torch.round(x2 / scale).to(torch.int8)
     else:  # in place where eager allows it: every pass over the activations costs about as much as the product
         xq = (x2 / scale).round_().to(torch.int8)
-    # without _int_mm, the int8 x int8 products are summed in fp32: exact while |sum| < 2^24
     acc = torch._int_mm(xq, weight_int8) if int_mm else xq.float() @ weight_int8.float()
     if torch.compiler.is_compiling():
         y = acc * scale * weight_scale
@@ -93,7 +74,10 @@ def _compiled_kernel() -> Any:
 
 
 class Int8Linear(nn.Module):
-    """A Linear layer with int8 weights, per-token int8 activations and float outlier columns."""
+    """A Linear layer with int8 weights, int8 activations (per tensor or per token) and float outlier columns.
+
+    `kernel` names the int8 product (see `_int8_kernels`); the recipe sets it from `choose_kernel`. The
+    default, "fp32-exact", is correct on every device and fast on none."""
 
     weight_int8: torch.Tensor  # (in_features, out_features), int8, outlier rows zeroed
     weight_scale: torch.Tensor  # (out_features,), float32
@@ -111,72 +95,35 @@ class Int8Linear(nn.Module):
         self.register_buffer("bias", bias)
         self.register_buffer("outlier_idx", outlier_idx)
         self.register_buffer("outlier_weight", outlier_weight)
-        self._int_mm_ok = _int_mm_works(weight_int8.device)
-        self.compiled = False  # set by the int8 recipe: run the _int_mm kernel through torch.compile
-        self.use_onednn = weight_int8.device.type == "cpu" and _onednn_available()
-        self._packed: Any = None  # oneDNN packed weight, built on first use (not part of the state_dict)
-        self.per_token = False  # oneDNN path: per-tensor activation scale (outliers removed) or per-token
+        self.kernel = "fp32-exact"
+        self.per_token = False  # per-tensor activation scale (outliers removed), or one per row as well
+        self.compiled = False  # run the per-token _int_mm kernel through torch.compile instead
+        self._packed: Any = None  # the kernel's packed weight, built on first use (not part of the state_dict)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__().copy()
-        state["_packed"] = None  # rebuilt from the int8 buffers; packed params do not deep-copy or pickle
+        state["_packed"] = None  # rebuilt from the int8 buffers; packed weights do not deep-copy or pickle
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        if self.use_onednn:
-            self._onednn_weight()  # pack now, not lazily inside a forward that another thread may share
+        self.packed_weight()  # pack now, not lazily inside a forward that another thread may share
 
-    def _onednn_weight(self) -> Any:
-        if self._packed is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # deprecation notice of quantized tensor types
-                qweight = torch._make_per_channel_quantized_tensor(
-                    self.weight_int8.t().contiguous(), self.weight_scale.double(),
-                    torch.zeros(self.out_features, dtype=torch.long), 0)
-            previous = torch.backends.quantized.engine
-            torch.backends.quantized.engine = "onednn"  # selects the packing only; the op dispatches on it
-            try:
-                bias = None if self.per_token or self.bias is None else self.bias  # fused by oneDNN
-                self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
-            finally:
-                torch.backends.quantized.engine = previous
+    def packed_weight(self) -> Any:
+        """The kernel's packed weight (None for kernels that use the int8 buffers as they are)."""
+        if self._packed is None and self.kernel in ("onednn", "fbgemm", "fbgemm-reduce-range"):
+            from wattprint.optimize import _int8_kernels
+
+            self._packed = _int8_kernels.pack(self)
         return self._packed
 
-    def _forward_onednn(self, x2: torch.Tensor) -> torch.Tensor:
-        """The int8 product on oneDNN (AMX/VNNI; activation quantization, dequantization and bias fused in the
-        kernel), which takes one dynamic scale for the whole activation tensor. Per-tensor mode: the outlier
-        columns that would set that scale are zeroed and computed in float (LLM.int8()'s decomposition), so
-        the scale fits the regular values. Per-token mode: each row is also divided by its own max |x| and
-        multiplied back after the product, so the one scale acts as every token's own (two more passes)."""
-        if self.per_token:
-            return self._forward_onednn_per_token(x2)
-        xf = x2 if x2.dtype == torch.float32 else x2.float()
-        if self.n_outliers:
-            x_out = xf.index_select(1, self.outlier_idx)
-            # zero the outlier columns on a copy: never write into the caller's tensor
-            xf = xf.index_fill_(1, self.outlier_idx, 0.0) if xf is not x2 else xf.index_fill(1, self.outlier_idx, 0.0)
-        y = torch.ops.quantized.linear_dynamic(xf, self._onednn_weight(), False)
-        if self.n_outliers:
-            y.addmm_(x_out, self.outlier_weight)
-        return y if y.dtype == x2.dtype else y.to(x2.dtype)
-
-    def _forward_onednn_per_token(self, x2: torch.Tensor) -> torch.Tensor:
-        absx = x2.abs()
-        if self.n_outliers:
-            absx.index_fill_(1, self.outlier_idx, 0.0)
-        row_max = absx.amax(dim=1, keepdim=True).float().clamp_min(_EPS)
-        x_norm = x2 * row_max.reciprocal()  # fp32
-        if self.n_outliers:
-            x_out = x_norm.index_select(1, self.outlier_idx)
-            x_norm.index_fill_(1, self.outlier_idx, 0.0)
-        y = torch.ops.quantized.linear_dynamic(x_norm, self._onednn_weight(), False)
-        if self.n_outliers:
-            y.addmm_(x_out, self.outlier_weight)  # before the row scaling: x_out was divided by it too
-        out = torch.empty(y.shape, dtype=x2.dtype, device=y.device)
-        if self.bias is not None:
-            return torch.addcmul(self.bias, y, row_max, out=out)
-        return torch.mul(y, row_max, out=out)
+    def set_kernel(self, kernel: str, per_token: bool | None = None) -> None:
+        """Switch to another kernel (and activation-scale mode); the packed weight is rebuilt for it."""
+        self.kernel = kernel
+        if per_token is not None:
+            self.per_token = per_token
+        self._packed = None
+        self.packed_weight()
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, outlier_idx: torch.Tensor | None = None) -> Int8Linear:
@@ -199,23 +146,30 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        args = (x2, self.weight_int8, self.weight_scale, self.bias, self.outlier_idx, self.outlier_weight)
-        y = None
-        if self.use_onednn and not self.compiled:
-            return self._forward_onednn(x2).reshape(*lead, self.out_features)
-        if self.compiled and _COMPILE_STATE["ok"] and self._int_mm_ok:
+        if self.compiled and _COMPILE_STATE["ok"]:
             try:
-                y = _compiled_kernel()(*args)
+                y = _compiled_kernel()(x2, self.weight_int8, self.weight_scale, self.bias, self.outlier_idx,
+                                       self.outlier_weight)
+                return y.reshape(*lead, self.out_features)
             except Exception as exc:  # noqa: BLE001 - no C++ toolchain, dynamo limits...: fall back to eager
                 _COMPILE_STATE["ok"] = False
                 log.warning("wattprint: int8: torch.compile of the int8 kernel failed (%s); running eager",
                             str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
-        if y is None:
-            y = int8_linear_kernel(*args, int_mm=self._int_mm_ok)
-        return y.reshape(*lead, self.out_features)
+        from wattprint.optimize import _int8_kernels
+
+        xf = x2 if x2.dtype == torch.float32 else x2.float()
+        if self.n_outliers:
+            x_out = xf.index_select(1, self.outlier_idx)
+            # zero the outlier columns on a copy: never write into the caller's tensor
+            xf = xf.index_fill_(1, self.outlier_idx, 0.0) if xf is not x2 else xf.index_fill(1, self.outlier_idx, 0.0)
+        y = _int8_kernels.run(self, xf, self.packed_weight())
+        if self.n_outliers:
+            y.addmm_(x_out, self.outlier_weight)
+        return (y if y.dtype == x.dtype else y.to(x.dtype)).reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, float_columns={self.n_outliers}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"float_columns={self.n_outliers}, kernel={self.kernel}")
 
 
 class ActivationStats:

@@ -44,6 +44,7 @@ class Measurement:
     size_bytes: int
     sparsity: float
     macs_note: str = "counted on this model"
+    compute: dict[str, Any] = field(default_factory=dict)  # CPU capabilities, int8 kernel, dtypes: see describe_compute
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,6 +183,21 @@ def _param_counts(model: Any) -> tuple[int, int, float]:
     return params, nonzero, sparsity(model)
 
 
+def describe_compute(model: Any) -> dict[str, Any]:
+    """What the candidate ran on and with: the CPU's probed capabilities, the parameters' dtypes, and for
+    int8 models the kernel chosen for this CPU (with its timings) and the dtype of everything else."""
+    from wattprint.measure.cpu_caps import cpu_capabilities
+    from wattprint.optimize.quantize import KERNEL_ATTR, REST_ATTR
+
+    out: dict[str, Any] = {"cpu": cpu_capabilities().as_dict(),
+                           "param_dtypes": sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()})}
+    kernel = getattr(model, KERNEL_ATTR, None)
+    if kernel is not None:
+        out["int8_kernel"] = dict(kernel)
+        out["int8_rest_dtype"] = str(getattr(model, REST_ATTR, "unchanged")).replace("torch.", "")
+    return out
+
+
 def check_measure_inputs(batch_sizes: Sequence[int], warmup: int, repeats: int, energy_min_s: float) -> None:
     if not batch_sizes or any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in batch_sizes):
         raise WattprintInputError("batch_sizes", f"{list(batch_sizes)!r}; accepted: one or more integers >= 1")
@@ -279,4 +295,5 @@ def measure(
         size_bytes=_size_bytes(model),
         sparsity=sparse_share,
         macs_note=macs_note or "counted on this model",
+        compute=describe_compute(model),
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -233,18 +234,31 @@ def _cast_inputs_hook(dtype: Any) -> _CastInputs:
     return _CastInputs(dtype)
 
 
-def _to_dtype(model: Any, dtype: Any, name: str, example_inputs: Any, max_slowdown: float) -> Any:
+def refusal(name: str, result: ProbeResult, override: str = "check_speed=False casts anyway") -> str:
+    """One line for a refused low dtype: the measured slowdown (or the failure) and what to use instead."""
+    if math.isnan(result.low_ms):  # the op failed in the dtype
+        figure = result.reason
+    else:
+        ratio = result.low_ms / result.fp32_ms
+        pace = (f"runs {ratio:.1f}x slower than fp32" if ratio >= 1
+                else f"takes {ratio:.2f}x fp32's time, over the limit")
+        figure = (f"{result.op} {pace} on {result.device} ({result.low_ms:.2f} ms vs {result.fp32_ms:.2f} ms; "
+                  f"no native {name} here)")
+    return f"{name} refused on this hardware: {figure}; use fp32, or int8 for inference ({override})"
+
+
+def _to_dtype(model: Any, dtype: Any, name: str, example_inputs: Any, max_slowdown: float,
+              check_speed: bool) -> Any:
     import torch
     import torch.nn as nn
 
     if not isinstance(model, nn.Module):
         raise WattprintInputError("model", f"expected a torch.nn.Module, got {type(model).__name__}")
     device = _device_of(model)
-    for op, shape in _probes_for(model):
+    for op, shape in _probes_for(model) if check_speed else []:
         result = probe_dtype(device, dtype, op, shape, max_slowdown=max_slowdown)
         if not result.ok:
-            raise WattprintInputError(
-                "recipe", f"{name} refused on this hardware: {result.reason}; accepted: bf16 or fp32 here")
+            raise WattprintInputError("recipe", refusal(name, result))
         log.debug("wattprint: %s probe %s: %.2fx fp32 speed", name, op, result.speedup)
     converted = copy.deepcopy(model).to(dtype)
     converted.register_forward_pre_hook(_cast_inputs_hook(dtype), with_kwargs=True)
@@ -259,25 +273,28 @@ def _to_dtype(model: Any, dtype: Any, name: str, example_inputs: Any, max_slowdo
     return converted
 
 
-def to_bf16(model: Any, *, example_inputs: Any = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN) -> Any:
+def to_bf16(model: Any, *, example_inputs: Any = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
+            check_speed: bool = True) -> Any:
     """A copy of `model` with floating-point weights in bfloat16, after probing that bf16 is supported and
     not slower than `max_slowdown` x fp32 on the model's device. bf16 keeps fp32's exponent range, so it
     needs no loss scaling and rarely hurts inference quality; it is fast on CPUs with AVX512-BF16/AMX and on
-    GPUs from Ampere on. Raises WattprintInputError("recipe", ...) when refused."""
+    GPUs from Ampere on. Raises WattprintInputError("recipe", ...) when refused. `check_speed=False` skips
+    the speed probe (the cast alone, e.g. to save a bf16 copy on a CPU that would run it slowly)."""
     import torch
 
-    return _to_dtype(model, torch.bfloat16, "bf16", example_inputs, max_slowdown)
+    return _to_dtype(model, torch.bfloat16, "bf16", example_inputs, max_slowdown, check_speed)
 
 
-def to_fp16(model: Any, *, example_inputs: Any = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN) -> Any:
+def to_fp16(model: Any, *, example_inputs: Any = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
+            check_speed: bool = True) -> Any:
     """A copy of `model` with floating-point weights in float16, after probing that fp16 is supported and
     not slower than `max_slowdown` x fp32 on the model's device (a CPU without native half-precision
     arithmetic emulates it, and is refused when the probe finds it that slow). fp16 has a narrow range
     (max 65504): activations can overflow, so prefer bf16 where both work.
-    Raises WattprintInputError("recipe", ...) when refused."""
+    Raises WattprintInputError("recipe", ...) when refused; `check_speed=False` skips the speed probe."""
     import torch
 
-    return _to_dtype(model, torch.float16, "fp16", example_inputs, max_slowdown)
+    return _to_dtype(model, torch.float16, "fp16", example_inputs, max_slowdown, check_speed)
 
 
 # -- mixed-precision training -------------------------------------------------------------------------------
@@ -317,7 +334,8 @@ def autocast_context(device: Any = "cpu", dtype: Any = None, *, check: bool = Tr
     if check:
         result = probe_dtype(device, dtype)
         if not result.ok:
-            raise WattprintInputError("dtype", f"autocast refused: {result.reason}; accepted: bfloat16 or fp32")
+            name = str(dtype).replace("torch.", "")
+            raise WattprintInputError("dtype", "autocast " + refusal(name, result, "check=False allows it"))
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
 

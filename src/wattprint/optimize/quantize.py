@@ -6,13 +6,15 @@
   `example_inputs`) computed in float, LLM.int8()-style, so the dynamic activation scale fits the rest
   (or per-token activation scales on request); a layer whose outliers are spread over too many columns is
   kept whole in higher precision; everything that is not an int8 Linear runs in bf16 where the CPU has
-  it natively. See `_int8_linear`.
+  it natively. The int8 product is the fastest kernel that is exact on this CPU (CPUs without VNNI/AMX
+  saturate full-range int8 sums): see `_int8_kernels` and `_int8_linear`.
 - `int8_static`: torch.ao FX static quantization (weights and activations int8, scales from calibration
   batches), for convolutional models on CPU.
 
 Every function returns a new model and leaves its input unchanged. Why not torchao for "int8": its
-per-token int8 config (Int8DynamicActivationInt8WeightConfig) has no outlier decomposition, and on CPU it is
-only fast under torch.compile (slower than fp32 eager without it); benchmarks/bench_optimize_minilm.py
+per-token int8 config (Int8DynamicActivationInt8WeightConfig) has no outlier decomposition, and on CPU it runs
+`torch._int_mm`, which saturates without VNNI and is slower than fp32 in eager (a 4096x384x1536 product:
+21 ms vs 14 ms fp32 on a Xeon with AMX, where oneDNN's int8 takes 3 ms); benchmarks/bench_optimize_minilm.py
 measures it next to these recipes.
 """
 
@@ -33,6 +35,7 @@ DEFAULT_OUTLIER_RATIO = 6.0
 DEFAULT_MAX_OUTLIER_FRACTION = 0.1
 PLAN_ATTR = "wattprint_int8_plan"
 REST_ATTR = "wattprint_int8_rest_dtype"
+KERNEL_ATTR = "wattprint_int8_kernel"
 REST_DTYPES = ("auto", "bf16", "fp32")
 
 
@@ -146,7 +149,7 @@ def _set_child(root: Any, dotted: str, new: Any) -> None:
 
 def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
          max_outlier_fraction: float = DEFAULT_MAX_OUTLIER_FRACTION, rest_dtype: str = "auto",
-         activation_scales: str = "auto", compile: bool = False) -> Any:
+         activation_scales: str = "auto", kernel: str = "auto", compile: bool = False) -> Any:
     """Outlier-aware int8 for Linear layers: keeps quality where plain dynamic int8 loses it.
 
     `example_inputs` (a tensor, a tuple of arguments or a dict of keyword arguments) is run once through the
@@ -165,11 +168,16 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
     matmuls with bf16 elsewhere, as int8 inference is usually deployed on Xeon), else unchanged; "bf16" or
     "fp32" to force. Outputs come back in the model's original dtype either way.
 
-    On CPU the int8 product runs on oneDNN (AMX/VNNI); `compile=True` runs the per-token `torch._int_mm`
-    kernel under torch.compile instead (the path used where oneDNN is missing).
+    `kernel` is the int8 product: "auto" picks, on this CPU, the fastest kernel whose sums are exact on an
+    input built to overflow 16 bits (CPUs without VNNI/AMX saturate full-range int8), preferring full-range
+    activations (see `_int8_kernels`); or one of "onednn", "fbgemm", "fbgemm-reduce-range", "int_mm",
+    "fp32-exact" (a named kernel that saturates here is refused). Where no exact kernel beats fp32 on the
+    probe, a warning gives the figures. `compile=True` runs the per-token `torch._int_mm` kernel under
+    torch.compile instead.
 
-    The plan (per layer: "int8", "int8+float-columns" or "kept") is attached to the returned model as
-    `wattprint_int8_plan`, the rest dtype as `wattprint_int8_rest_dtype`; see `plan_summary`.
+    Attached to the returned model: the plan (per layer: "int8", "int8+float-columns" or "kept") as
+    `wattprint_int8_plan` (see `plan_summary`), the rest dtype as `wattprint_int8_rest_dtype`, and the
+    kernel choice with its figures as `wattprint_int8_kernel` (a dict).
     """
     import torch
 
@@ -186,6 +194,7 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
     if activation_scales == "auto":
         activation_scales = "per-tensor" if example_inputs is not None else "per-token"
     names = _require_linear(model, "int8")
+    choice = _int8_kernel_choice(model, names, kernel, compile)
     quantized = copy.deepcopy(model)
     stats = ActivationStats()
     calibrated = example_inputs is not None
@@ -220,9 +229,8 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
         entry["mode"] = "int8+float-columns" if idx.numel() else "int8"
         layer = Int8Linear.from_linear(linear, idx)
         layer.compiled = compile
-        layer.per_token = activation_scales == "per-token"
-        if layer.use_onednn and not compile:
-            layer._onednn_weight()  # pack once here: packing flips the process-wide quantized engine briefly
+        # packs once here: FBGEMM's packing flips the process-wide quantized engine briefly
+        layer.set_kernel(choice["kernel"], per_token=activation_scales == "per-token")
         _set_child(quantized, name, layer)
         plan[name] = entry
     rest = _rest_dtype(quantized, rest_dtype)
@@ -231,9 +239,50 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
     setattr(quantized, PLAN_ATTR, plan)
     setattr(quantized, REST_ATTR, str(rest or "unchanged"))
     quantized.wattprint_int8_activation_scales = activation_scales
+    setattr(quantized, KERNEL_ATTR, choice)
     kept = sum(1 for e in plan.values() if e["mode"] == "kept")
     log.info("wattprint: int8: %d Linear layers quantized, %d kept in float", len(plan) - kept, kept)
     return quantized
+
+
+def _int8_kernel_choice(model: Any, names: list[str], kernel: str, compile: bool) -> dict[str, Any]:
+    """The int8 kernel for this model on this CPU, as a dict for the model and the results (see int8)."""
+    from wattprint.optimize import _int8_kernels
+    from wattprint.optimize.precision import _device_of
+
+    accepted = ("auto", *_int8_kernels.KERNEL_NAMES)
+    if kernel not in accepted:
+        raise WattprintInputError("kernel", f"{kernel!r} is not accepted; accepted: {', '.join(accepted)}")
+    if compile:
+        if not _int8_kernels.is_exact("int_mm"):
+            raise WattprintInputError("compile", "torch._int_mm saturates full-range int8 sums on this CPU (no "
+                                      "VNNI/AMX); accepted: compile=False")
+        return {"kernel": "int_mm", "reason": "compile=True: per-token torch._int_mm under torch.compile",
+                "full_range": True, "maintained_api": True, "compiled": True}
+    device = _device_of(model)
+    if device.type != "cpu":
+        # off CPU only the generic kernels apply: _int_mm (int32 accumulation on GPUs) where the device runs it
+        chosen = "int_mm" if _int8_kernels.int_mm_runs(device) else "fp32-exact"
+        return {"kernel": chosen, "reason": f"on {device}: generic kernel", "full_range": True,
+                "maintained_api": True}
+    largest = max((model.get_submodule(n) for n in names), key=lambda m: m.in_features * m.out_features)
+    if kernel == "auto":
+        choice = _int8_kernels.choose_kernel(largest.in_features, largest.out_features)
+    else:
+        if kernel not in _int8_kernels.available_kernels():
+            raise WattprintInputError("kernel", f"{kernel!r} is not in this torch build; accepted: "
+                                      f"{', '.join(_int8_kernels.available_kernels())}")
+        if not _int8_kernels.is_exact(kernel):
+            exact = [k for k in _int8_kernels.available_kernels() if _int8_kernels.is_exact(k)]
+            raise WattprintInputError("kernel", f"{kernel!r} saturates full-range int8 sums on this CPU (no VNNI/AMX"
+                                      f"); accepted: auto, {', '.join(exact)}")
+        choice = _int8_kernels.choose_kernel(largest.in_features, largest.out_features, candidates=(kernel,))
+    result = choice.as_dict()
+    if not choice.faster_than_fp32:
+        log.warning("wattprint: int8: no int8 kernel beats fp32 on this CPU: %s took %.3f ms vs fp32 %.3f ms for a "
+                    "%dx%dx%d layer; int8 still shrinks the weights 4x", choice.kernel, choice.time_ms[choice.kernel],
+                    choice.fp32_ms, *choice.shape)
+    return result
 
 
 def plan_summary(model: Any) -> dict[str, int]:

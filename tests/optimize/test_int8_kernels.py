@@ -1,0 +1,198 @@
+"""The int8 kernels and their per-CPU choice: exactness probe, saturation model, a lesser CPU in a subprocess.
+
+CPUs without VNNI/AMX add pairs of u8 x s8 products in a saturating 16-bit register. `saturating_matmul`
+models that; a subprocess with `ONEDNN_MAX_CPU_ISA=AVX2` runs oneDNN's AVX2 kernels on any x86 CPU, where
+the model reproduces oneDNN's output exactly. FBGEMM picks its kernels from the CPU itself, ignoring those
+variables, so its no-VNNI path is exercised through the model only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from wattprint.errors import WattprintInputError  # noqa: E402
+from wattprint.measure.cpu_caps import cpu_capabilities  # noqa: E402
+from wattprint.optimize import _int8_kernels as kernels  # noqa: E402
+from wattprint.optimize import quantize  # noqa: E402
+from wattprint.optimize._int8_linear import Int8Linear  # noqa: E402
+
+from .test_quantize import OUTLIER_CHANNEL, _block, _rel_err  # noqa: E402
+
+
+def saturating_matmul(qx: torch.Tensor, qw: torch.Tensor) -> torch.Tensor:
+    """u8 (M, K) x s8 (N, K) -> int64 (M, N) as vpmaddubsw sums them: each pair of adjacent products clamped
+    to int16, the pairs then added exactly."""
+    prod = qx.long()[:, None, :] * qw.long()[None, :, :]
+    m, n, k = prod.shape
+    return prod.reshape(m, n, k // 2, 2).sum(-1).clamp(-32768, 32767).sum(-1)
+
+
+def _asym_u8(x: torch.Tensor, levels: int = 255) -> tuple[torch.Tensor, float, int]:
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    scale = (hi - lo) / levels
+    zero = int(round(-lo / scale))
+    return (x / scale).round().add(zero).clamp(0, levels).to(torch.uint8), scale, zero
+
+
+def _emulated_int8_linear(x: torch.Tensor, layer: Int8Linear, levels: int, saturate: bool) -> torch.Tensor:
+    """Per-tensor u8 activations over `levels`, per-channel s8 weights, the product exact or saturating."""
+    qx, scale, zero = _asym_u8(x, levels)
+    qw = layer.weight_int8.t()
+    acc = saturating_matmul(qx, qw) if saturate else qx.long() @ qw.long().t()
+    acc = acc - zero * qw.long().sum(1)  # the zero point's compensation is exact in every kernel
+    return acc.double().float() * scale * layer.weight_scale + layer.bias
+
+
+def test_saturation_model_fails_on_full_range_and_not_on_7_bits() -> None:
+    qw = torch.full((4, 64), 127, dtype=torch.int8)
+    full = torch.full((2, 64), 255, dtype=torch.uint8)
+    seven = torch.full((2, 64), 127, dtype=torch.uint8)
+    assert int(saturating_matmul(full, qw)[0, 0]) == 32 * 32767 < 64 * 255 * 127  # the probe's input
+    assert torch.equal(saturating_matmul(seven, qw), seven.long() @ qw.long().t())  # 2 x 127 x 127 < 32767
+
+
+def test_quality_threshold_catches_the_saturation_defect() -> None:
+    """The < 0.02 bound the int8 tests use fails on a saturating full-range kernel: it would have caught it."""
+    model, calib, test = _block()
+    q = quantize.int8(model, example_inputs=calib, rest_dtype="fp32", kernel="fp32-exact")
+    x = nn.functional.layer_norm(test, (64,), model.ln.weight, model.ln.bias).reshape(-1, 64)
+    x = x.index_fill(1, torch.tensor([OUTLIER_CHANNEL]), 0.0)  # the regular columns, as the layer sees them
+    with torch.no_grad():
+        ref = nn.functional.linear(x, q.fc1.weight_int8.t().float() * q.fc1.weight_scale[:, None], q.fc1.bias)
+        exact = _emulated_int8_linear(x, q.fc1, 255, saturate=False)
+        broken = _emulated_int8_linear(x, q.fc1, 255, saturate=True)
+        seven_bits = _emulated_int8_linear(x, q.fc1, 127, saturate=True)
+    assert _rel_err(exact, ref) < 0.02
+    assert _rel_err(seven_bits, ref) < 0.02  # reduce-range cannot saturate
+    assert _rel_err(broken, ref) > 0.02, _rel_err(broken, ref)
+
+
+@pytest.mark.parametrize("kernel", kernels.available_kernels())
+def test_each_kernel_is_exact_and_close_or_excluded(kernel: str) -> None:
+    torch.manual_seed(1)
+    lin = nn.Linear(96, 48)
+    x = torch.randn(40, 96)
+    x[:, 5] *= 30
+    layer = Int8Linear.from_linear(lin, torch.tensor([5]))
+    if not kernels.is_exact(kernel):
+        # a saturating kernel is never picked, and naming it is refused with the exact ones listed
+        assert kernels.choose_kernel(96, 48).kernel != kernel
+        model = nn.Sequential(lin)
+        with pytest.raises(WattprintInputError, match=f"^kernel: '{kernel}' saturates full-range int8 sums"):
+            quantize.int8(model, example_inputs=x, kernel=kernel, rest_dtype="fp32")
+        return
+    for per_token in (False, True):
+        layer.set_kernel(kernel, per_token=per_token)
+        with torch.no_grad():
+            out = layer(x)
+            assert layer(x.reshape(4, 10, 96)).shape == (4, 10, 48)
+            assert layer(x.bfloat16()).dtype == torch.bfloat16
+        bound = 0.01 if kernels.FULL_RANGE[kernel] else 0.02
+        assert _rel_err(out, lin(x).detach()) < bound, (kernel, per_token, _rel_err(out, lin(x).detach()))
+
+
+def test_int_mm_and_fp32_exact_match_the_dequantized_reference() -> None:
+    torch.manual_seed(1)
+    lin = nn.Linear(48, 24)
+    x = torch.randn(40, 48)
+    x[:, 5] *= 30
+    layer = Int8Linear.from_linear(lin, torch.tensor([5]))
+    w_deq = layer.weight_int8.float() * layer.weight_scale  # (in, out)
+    xr = x.clone()
+    xr[:, 5] = 0
+    s = xr.abs().amax(1, keepdim=True) / 127
+    expected = (torch.round(xr / s) * s) @ w_deq + x[:, 5:6] @ lin.weight[:, 5:6].t() + lin.bias
+    for kernel in ("fp32-exact", "int_mm"):
+        if not kernels.is_exact(kernel):
+            continue
+        layer.set_kernel(kernel)
+        with torch.no_grad():
+            assert torch.allclose(layer(x), expected.detach(), atol=1e-4, rtol=1e-4), kernel
+
+
+def test_choice_prefers_full_range_and_reports_its_figures() -> None:
+    choice = kernels.choose_kernel(128, 256, rows=64)
+    exact = [k for k, ok in choice.exact.items() if ok]
+    assert choice.kernel in exact and "fp32-exact" in exact
+    assert set(choice.time_ms) == set(exact) and choice.fp32_ms > 0
+    best_full = min((k for k in exact if kernels.FULL_RANGE[k]), key=choice.time_ms.__getitem__)
+    if not kernels.FULL_RANGE[choice.kernel]:
+        assert choice.time_ms[best_full] > choice.time_ms[choice.kernel] * kernels.REDUCE_RANGE_MARGIN
+    d = choice.as_dict()
+    assert d["kernel"] == choice.kernel and d["faster_than_fp32"] == (choice.time_ms[choice.kernel] < choice.fp32_ms)
+    assert json.loads(json.dumps(d)) == d
+    # the int8 recipe carries the choice on the model, and the harness on every result
+    model, calib, _ = _block()
+    q = quantize.int8(model, example_inputs=calib, rest_dtype="fp32")
+    assert q.wattprint_int8_kernel["kernel"] in exact
+    assert {m.kernel for m in q.modules() if isinstance(m, Int8Linear)} == {q.wattprint_int8_kernel["kernel"]}
+    with pytest.raises(WattprintInputError, match="^kernel: 'avx9' is not accepted; accepted: auto, "):
+        quantize.int8(model, example_inputs=calib, kernel="avx9")
+
+
+def test_the_flags_verdict_agrees_with_the_probe() -> None:
+    """Where the flags (after the kernel limits) show VNNI or AMX, oneDNN's full-range int8 must be exact;
+    on an x86 CPU without them (and no limit lifting it), it must saturate."""
+    caps = cpu_capabilities()
+    if "onednn" not in kernels.available_kernels() or not caps.arch.startswith("x86"):
+        pytest.skip("oneDNN's int8 kernel is not in this torch build, or not an x86 CPU")
+    assert kernels.is_exact("onednn") == (caps.int8_dot is not None)
+
+
+_LESSER_CPU = textwrap.dedent("""
+    import json, torch
+    from wattprint.measure.cpu_caps import cpu_capabilities
+    from wattprint.optimize import _int8_kernels as kernels
+    from wattprint.optimize import quantize
+    from tests.optimize.test_int8_kernels import saturating_matmul
+    from tests.optimize.test_quantize import _block, _rel_err
+    out = {"caps": cpu_capabilities().as_dict(), "exact": {k: kernels.is_exact(k) for k in kernels.available_kernels()}}
+    if "onednn" in kernels.available_kernels():
+        torch.manual_seed(0)
+        qx = torch.randint(0, 256, (16, 64), dtype=torch.uint8)
+        qw = torch.randint(-127, 128, (8, 64), dtype=torch.int8)
+        packed = torch.ops.onednn.qlinear_prepack(qw, None)
+        y = torch.ops.onednn.qlinear_pointwise(qx, 1.0, 0, packed, torch.ones(8), torch.zeros(8, dtype=torch.long),
+                                               None, 1.0, 0, torch.float32, "none", [], "")
+        out["onednn_is_the_model"] = torch.equal(y.long(), saturating_matmul(qx, qw))
+        out["onednn_is_exact"] = torch.equal(y.long(), qx.long() @ qw.long().t())
+    model, calib, test = _block()
+    q = quantize.int8(model, example_inputs=calib, rest_dtype="fp32")
+    with torch.no_grad():
+        out["int8_err"] = _rel_err(q(test), model(test))
+    out["kernel"] = q.wattprint_int8_kernel["kernel"]
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_a_cpu_without_vnni_through_the_kernel_limits(tmp_path: pytest.TempPathFactory) -> None:
+    """The AVX2 limits make oneDNN run its no-VNNI kernels: they saturate exactly as modelled, the probe
+    excludes them, and int8 keeps its quality on the kernel chosen instead."""
+    caps = cpu_capabilities()
+    if not caps.arch.startswith("x86") or caps.isa_hardware in ("sse4", "baseline", "unknown"):
+        pytest.skip("needs an x86 CPU with AVX2")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # inductor's cache does not key on these limits: a lesser CPU's process gets a cache of its own
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", PYTHONPATH=root,
+               TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
+    done = subprocess.run([sys.executable, "-c", _LESSER_CPU], env=env, cwd=root, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["caps"]["isa"] == "avx2" and out["caps"]["int8_dot"] is None and not out["caps"]["bf16_native"]
+    assert out["caps"]["limits"] == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    if "onednn_is_the_model" in out:
+        assert out["onednn_is_the_model"] and not out["onednn_is_exact"]
+        assert out["exact"]["onednn"] is False and out["kernel"] != "onednn"
+    assert out["exact"]["fp32-exact"] and out["exact"].get("fbgemm-reduce-range", True)
+    assert out["int8_err"] < 0.02, out
