@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-avx2 lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q
+
+# the CPU-sensitive tests again on the kernels of an AVX2-only x86 CPU (no AVX-512, VNNI, AMX or native bf16):
+# oneDNN and PyTorch honour these limits; inductor's cache does not key on them, so it gets its own folder
+test-avx2: $(STAMP)
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 TORCHINDUCTOR_CACHE_DIR="$$(mktemp -d)" \
+		$(PY) -m pytest -q tests/optimize tests/flops tests/measure/test_cpu_caps.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_overhead.py

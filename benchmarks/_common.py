@@ -72,6 +72,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "cpu_model": cpu_model(),
+        "cpu_capabilities": _cpu_capabilities(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": affinity,
         "load_avg_1_5_15": load,
@@ -86,6 +87,15 @@ def machine_info() -> dict[str, Any]:
         "nvidia-ml-py": _version("nvidia-ml-py"),
         "rapl_readable": _rapl_readable(),
     }
+
+
+def _cpu_capabilities() -> dict[str, Any] | None:
+    """ISA level, native bf16/fp16, int8 dot products and the kernel limits in force (wattprint's probe)."""
+    try:
+        from wattprint.measure.cpu_caps import cpu_capabilities
+    except ImportError:
+        return None
+    return cpu_capabilities().as_dict()
 
 
 def _rapl_readable() -> bool:

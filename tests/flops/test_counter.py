@@ -198,6 +198,19 @@ def test_int_mm() -> None:
     assert count_flops(IntMM(), a, b).macs == 32 * 64 * 16
 
 
+def test_every_int8_recipe_kernel_keeps_its_macs() -> None:
+    """Whichever int8 kernel this CPU gets (oneDNN's qlinear, FBGEMM, _int_mm, fp32 product), MACs are counted."""
+    from wattprint.optimize import _int8_kernels
+    from wattprint.optimize.quantize import int8
+
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16)).eval()
+    x = torch.randn(8, 64)
+    for kernel in _int8_kernels.available_kernels():
+        if _int8_kernels.is_exact(kernel):
+            quantized = int8(model, example_inputs=x, kernel=kernel, rest_dtype="fp32")
+            assert count_flops(quantized, x).macs == 8 * 64 * 32 + 8 * 32 * 16, kernel
+
+
 @pytest.mark.parametrize("config", ["Int8DynamicActivationInt8WeightConfig", "Int8WeightOnlyConfig"])
 def test_torchao_tensor_subclasses(config: str) -> None:
     quantization = pytest.importorskip("torchao.quantization")

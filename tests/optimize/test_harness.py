@@ -44,6 +44,20 @@ def test_measurement_fields_and_energy_provenance(meter: EnergyMeter) -> None:
     assert result.size_bytes > 4 * result.params  # float32 weights plus the pickle around them
     d = result.to_dict()
     assert d["latency_ms_by_batch"] == {"1": result.latency_ms_by_batch[1], "8": result.latency_ms_by_batch[8]}
+    from wattprint.measure.cpu_caps import cpu_capabilities
+
+    assert d["compute"] == {"cpu": cpu_capabilities().as_dict(), "param_dtypes": ["float32"]}
+
+
+def test_int8_results_say_which_kernel_ran_and_in_what_the_rest_ran(meter: EnergyMeter) -> None:
+    model = trained("cnn")  # its convolutions stay float: in bf16 where the CPU has it natively
+    x = digits()[2][:8]
+    quantized = apply(model, "int8", example_inputs=x)
+    result = measure(quantized, accuracy, x, repeats=3, energy_min_s=0.1, meter=meter).to_dict()
+    kernel = result["compute"]["int8_kernel"]
+    assert kernel == quantized.wattprint_int8_kernel and kernel["exact"][kernel["kernel"]] is True
+    assert result["compute"]["int8_rest_dtype"] in ("bfloat16", "unchanged")
+    assert (result["compute"]["int8_rest_dtype"] == "bfloat16") == ("bfloat16" in result["compute"]["param_dtypes"])
 
 
 def test_pruned_models_show_fewer_nonzero_macs_and_parameters(meter: EnergyMeter) -> None:

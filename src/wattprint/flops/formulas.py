@@ -2,8 +2,8 @@
 
 Adds ops torch's registry misses: the CPU / math / overrideable scaled-dot-product-attention kernels
 (forward and backward), the native multi-head-attention fast path, the CPU (mkldnn) LSTM layer, dynamic
-and static quantized linear, static quantized convolution, int8 ``_int_mm``, and optional "nonzero
-weights only" variants of mm/addmm/convolution.
+and static quantized linear, static quantized convolution, int8 ``_int_mm``, oneDNN's int8 linear
+(``onednn::qlinear_pointwise``), and optional "nonzero weights only" variants of mm/addmm/convolution.
 """
 
 from __future__ import annotations
@@ -72,6 +72,14 @@ def _int_mm(a_shape: Any, b_shape: Any, *args: Any, out_shape: Any = None, **kwa
     """``aten._int_mm`` (int8 x int8 -> int32): M x K x N MACs, like mm."""
     m, k = a_shape
     return 2 * m * k * b_shape[1]
+
+
+def _qlinear_pointwise(x: Any, x_scale: Any, x_zero: Any, packed: Any, *args: Any, out_shape: Any = None,
+                       **kwargs: Any) -> int:
+    """``onednn::qlinear_pointwise`` (int8 linear on plain u8/s8 tensors; the weight packed as (in, out)):
+    rows(X) x in_features x out_features MACs."""
+    in_features, out_features = packed
+    return 2 * (math.prod(x) // in_features) * in_features * out_features
 
 
 @_raw
@@ -152,6 +160,8 @@ def custom_mapping(nonzero: bool = False) -> dict[Any, Callable[..., int]]:
     add(torch.ops.quantized, ["linear", "linear_relu"], _linear_static)
     add(torch.ops.quantized, ["conv1d", "conv2d", "conv3d", "conv1d_relu", "conv2d_relu", "conv3d_relu"], _conv_static)
     add(aten, ["_int_mm"], _int_mm)
+    if hasattr(torch.ops, "onednn"):
+        add(torch.ops.onednn, ["qlinear_pointwise"], _qlinear_pointwise)
     if nonzero:
         add(aten, ["mm"], _nonzero_mm)
         add(aten, ["addmm"], _nonzero_addmm)
