@@ -36,8 +36,8 @@ def test_record_contract_and_pass_through(wattprint_cmd: list[str], wattprint_en
         "data = sys.stdin.read()\n"
         "sys.stdout.write('out:' + data.upper())\n"
         "sys.stderr.write('err line\\n')\n"
-        "t = time.time()\n"
-        "while time.time() - t < 0.5: pass\n"
+        "t = time.process_time()\n"
+        "while time.process_time() - t < 0.5: pass\n"  # CPU time: the same work on a loaded machine
         "sys.exit(3)\n"
     )
     proc = subprocess.run(
@@ -73,7 +73,7 @@ def test_success_and_quiet(wattprint_cmd: list[str], wattprint_env: Path) -> Non
 
 def test_tracks_the_whole_process_tree(wattprint_cmd: list[str], tmp_path: Path) -> None:
     rec_path = tmp_path / "rec.json"
-    grandchild = "import time\nt=time.time()\nwhile time.time()-t<1.5: pass"
+    grandchild = "import time\nt=time.process_time()\nwhile time.process_time()-t<1.5: pass"  # 1.5 s of CPU
     script = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {grandchild!r}])"
     proc = subprocess.run(
         [*wattprint_cmd, "run", "-q", "--interval", "0.1", "-o", str(rec_path), "--", "sh", "-c",
@@ -82,7 +82,9 @@ def test_tracks_the_whole_process_tree(wattprint_cmd: list[str], tmp_path: Path)
     )
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(rec_path.read_text())
-    assert rec["attribution"]["cpu_share"] > 0.2
+    # 1.5 CPU-s of the grandchild against the machine's busy time: at least 0.5 on an idle 2-core machine;
+    # 0.1 leaves room for neighbours using both cores meanwhile (the share is then honestly lower)
+    assert rec["attribution"]["cpu_share"] > 0.1
 
 
 def _start(wattprint_cmd: list[str], rec_path: Path, child: str) -> subprocess.Popen:
@@ -198,5 +200,5 @@ def test_short_command_is_charged_its_cpu_time(wattprint_cmd: list[str], tmp_pat
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(rec_path.read_text())
     assert rec["samples"] <= 2  # no sample saw the child busy: only the final one after it exited
-    assert rec["attribution"]["cpu_share"] > 0.2
+    assert rec["attribution"]["cpu_share"] > 0.1  # 0.3 CPU-s of spin; lower than idle allows: neighbours
     assert rec["energy_kwh"]["cpu"] > 0

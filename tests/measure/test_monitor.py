@@ -223,8 +223,9 @@ def test_process_share_charges_only_the_tracked_tree() -> None:
             p.wait()
     assert m_sleep["cpu"] == m_busy["cpu"] == 800.0  # machine totals are the same
     assert a_sleep["cpu"] < 0.05 * m_sleep["cpu"]
-    assert a_busy["cpu"] > 0.3 * m_busy["cpu"]
-    assert mon_busy.mean_cpu_share() > 0.3
+    # one busy core of two is ~0.5 on an idle machine; neighbours (a parallel test run) can halve it
+    assert a_busy["cpu"] > 0.2 * m_busy["cpu"]
+    assert mon_busy.mean_cpu_share() > 0.2
 
 
 def test_process_tree_counts_grandchildren_and_reaped_children() -> None:

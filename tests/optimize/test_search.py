@@ -66,6 +66,10 @@ def test_search_keeps_feasible_candidates_and_reports_refusals() -> None:
     assert doc["pareto"] == [c["recipe"] for c in result.pareto]
     if result.baseline["energy_method"] == "estimated":
         assert any("estimated" in n for n in result.notes)
+    from wattprint.measure.cpu_caps import cpu_capabilities
+
+    assert any(n.startswith(f"CPU: {cpu_capabilities().isa}") for n in result.notes), result.notes
+    assert not any("int8 kernel" in n for n in result.notes)  # no int8 candidate here
 
 
 def test_train_fn_fine_tunes_pruned_candidates() -> None:
@@ -215,6 +219,15 @@ def test_quantized_candidates_keep_their_mac_count() -> None:
     """int8 changes the precision of the MACs, not their number (the counter cannot see quantized kernels)."""
     model = trained("cnn")
     x = digits()[2][:32]
+    result = search(model, accuracy, x, recipes=["int8-static", "prune-channels:0.5", "int8"], max_metric_drop=0.05,
+                    combine=False, **FAST)
+    by_recipe = {c["recipe"]: c for c in result.candidates}
+    assert set(by_recipe) == {"int8-static", "prune-channels:0.5", "int8"}
+    # the int8 candidate names the kernel this CPU ran, on the result and in the notes
+    kernel = by_recipe["int8"]["compute"]["int8_kernel"]
+    assert kernel["exact"][kernel["kernel"]] is True
+    assert any(n.startswith(f"int8 kernel on this CPU: {kernel['kernel']} (") for n in result.notes), result.notes
+    assert by_recipe["int8"]["macs"] == result.baseline["macs"]
     result = search(model, accuracy, x, recipes=["int8-static", "prune-channels:0.5"], max_metric_drop=0.05, **FAST)
     by_recipe = {c["recipe"]: c for c in result.candidates}
     assert set(by_recipe) == {"int8-static", "prune-channels:0.5", "prune-channels:0.5+int8-static"}

@@ -445,6 +445,18 @@ def _collect(
     if any(not c["measured_in_this_run"] for c in ordered):
         notes.append("some candidates come from earlier runs or other workers of the study: their ratios compare "
                      "with this run's baseline and are only as comparable as the machines are")
+    cpu = base.get("compute", {}).get("cpu")
+    if cpu:
+        limits = ", ".join(f"{k}={v}" for k, v in cpu["limits"].items())
+        notes.append(f"CPU: {cpu['isa']}" + (f" (limited by {limits})" if limits else "")
+                     + f", bf16 {'native' if cpu['bf16_native'] else 'not native'}, int8 dot products: "
+                     f"{cpu['int8_dot'] or 'none (16-bit sums saturate)'}")
+    kernels = sorted({f"{k['kernel']} ({'full range' if k['full_range'] else '7-bit activations'})"
+                      for c in ordered if (k := c.get("compute", {}).get("int8_kernel"))})
+    if kernels:
+        notes.append(f"int8 kernel on this CPU: {', '.join(kernels)}; the rest of those models in "
+                     + ", ".join(sorted({c["compute"]["int8_rest_dtype"] for c in ordered
+                                         if "int8_rest_dtype" in c.get("compute", {})})))
     if base["energy_method"] != "measured":
         notes.append("energy per inference is estimated by wattprint's CPU/RAM model (no hardware counter here), "
                      "not measured")
