@@ -85,7 +85,7 @@ def test_each_kernel_is_exact_and_close_or_excluded(kernel: str) -> None:
     layer = Int8Linear.from_linear(lin, torch.tensor([5]))
     if not kernels.is_exact(kernel):
         # a saturating kernel is never picked, and naming it is refused with the exact ones listed
-        assert kernels.choose_kernel(96, 48).kernel != kernel
+        assert kernels.choose_kernel([(96, 48)]).kernel != kernel
         model = nn.Sequential(lin)
         with pytest.raises(WattprintInputError, match=f"^kernel: '{kernel}' saturates full-range int8 sums"):
             quantize.int8(model, example_inputs=x, kernel=kernel, rest_dtype="fp32")
@@ -120,13 +120,14 @@ def test_int_mm_and_fp32_exact_match_the_dequantized_reference() -> None:
 
 
 def test_choice_prefers_full_range_and_reports_its_figures() -> None:
-    choice = kernels.choose_kernel(128, 256, rows=64)
+    choice = kernels.choose_kernel([(128, 256), (256, 128)], rows=64)
     exact = [k for k, ok in choice.exact.items() if ok]
     assert choice.kernel in exact and "fp32-exact" in exact
     assert set(choice.time_ms) == set(exact) and choice.fp32_ms > 0
     best_full = min((k for k in exact if kernels.FULL_RANGE[k]), key=choice.time_ms.__getitem__)
     if not kernels.FULL_RANGE[choice.kernel]:
         assert choice.time_ms[best_full] > choice.time_ms[choice.kernel] * kernels.REDUCE_RANGE_MARGIN
+    assert choice.shapes == ((64, 128, 256), (64, 256, 128))
     d = choice.as_dict()
     assert d["kernel"] == choice.kernel and d["faster_than_fp32"] == (choice.time_ms[choice.kernel] < choice.fp32_ms)
     assert json.loads(json.dumps(d)) == d

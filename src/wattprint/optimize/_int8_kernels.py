@@ -3,13 +3,14 @@
 Every kernel computes y = dequant(int8(x) @ W_int8) for the regular (non-outlier) columns of a layer; they
 differ in who quantizes the activations, how wide those are, and which library runs the product:
 
-| kernel                | product                                           | activations         | API       |
-|-----------------------|---------------------------------------------------|---------------------|-----------|
-| `onednn`              | oneDNN `onednn::qlinear_pointwise` (AMX, VNNI)    | u8, full range      | maintained|
-| `fbgemm`              | FBGEMM `quantized::linear_dynamic`                | u8, full range      | deprecated|
-| `fbgemm-reduce-range` | the same, as torch.ao runs it on every x86 CPU    | u8, 7 bits (0..127) | deprecated|
-| `int_mm`              | `torch._int_mm` (s8 x s8 -> s32), per-token scales| s8, full range      | maintained|
-| `fp32-exact`          | the same integers multiplied in fp32              | s8, full range      | maintained|
+| kernel                | product                                              | activations    | weight packing |
+|-----------------------|------------------------------------------------------|----------------|----------------|
+| `onednn`              | oneDNN `quantized::linear_dynamic` (AMX, VNNI), fused| u8, full range | qint8 tensor   |
+| `onednn-qlinear`      | oneDNN `onednn::qlinear_pointwise`, quantized by us  | u8, full range | plain int8     |
+| `fbgemm`              | FBGEMM `quantized::linear_dynamic`, fused            | u8, full range | qint8 tensor   |
+| `fbgemm-reduce-range` | the same, as torch.ao runs it on every x86 CPU       | u8, 7 bits     | qint8 tensor   |
+| `int_mm`              | `torch._int_mm` (s8 x s8 -> s32), per-token scales   | s8, full range | plain int8     |
+| `fp32-exact`          | the same integers multiplied in fp32                 | s8, full range | plain int8     |
 
 Why a choice at all: without VNNI (or AMX), x86 sums pairs of u8 x s8 products in a 16-bit register that
 saturates (vpmaddubsw), so full-range activations give wrong sums: on an AVX2-only CPU, oneDNN's int8
@@ -17,10 +18,15 @@ output is off by up to half, and `torch._int_mm` too (it runs on oneDNN). Seven-
 overflow (2 x 127 x 128 < 32767): that is why torch.ao passes `reduce_range=True` on x86.
 
 `choose_kernel` checks each available kernel for exactness on an input built to overflow 16 bits (all u8
-activations 255, all weights 127), times the exact ones on a layer of the model's shape against fp32, and
-picks the fastest full-range kernel unless a 7-bit one is more than `REDUCE_RANGE_MARGIN` faster. "Deprecated"
-marks kernels that need torch's quantized tensor types (`torch.qint8`), which the pinned torch deprecates;
-they stay candidates because on AVX2-only CPUs FBGEMM is the one int8 kernel that beats fp32 there.
+activations 255, all weights 127), times the exact ones against fp32 on layers of the model's shapes, and
+picks the fastest full-range kernel unless a 7-bit one is more than `REDUCE_RANGE_MARGIN` faster.
+
+Deprecated API: the pinned torch deprecates its quantized tensor types (`torch.qint8`), through which the
+`quantized::linear_dynamic` kernels take their weights. They stay candidates, and usually win, because
+they quantize the activations inside the product: on all-MiniLM-L6-v2's 1536-wide FFN input (4096 rows,
+one thread, Xeon with AMX) `onednn` took 6.6 ms, while `onednn-qlinear` spent 10.7 ms on the separate
+quantization passes alone (22.7 ms in all; fp32 29 ms), and torchao's int8 (on `torch._int_mm`) is slower
+than fp32 in eager. A maintained kernel is picked wherever it is fastest.
 """
 
 from __future__ import annotations
@@ -44,17 +50,23 @@ _EPS = 1e-12
 # a 7-bit kernel is chosen over the fastest full-range one only when it is this much faster: it halves the
 # activations' resolution
 REDUCE_RANGE_MARGIN = 1.25
-KERNEL_NAMES = ("onednn", "fbgemm", "fbgemm-reduce-range", "int_mm", "fp32-exact")
-FULL_RANGE = {"onednn": True, "fbgemm": True, "fbgemm-reduce-range": False, "int_mm": True, "fp32-exact": True}
-MAINTAINED = {"onednn": True, "fbgemm": False, "fbgemm-reduce-range": False, "int_mm": True, "fp32-exact": True}
+KERNEL_NAMES = ("onednn", "onednn-qlinear", "fbgemm", "fbgemm-reduce-range", "int_mm", "fp32-exact")
+FULL_RANGE = dict.fromkeys(KERNEL_NAMES, True) | {"fbgemm-reduce-range": False}
+# False: the weights go through torch's deprecated quantized tensor types
+MAINTAINED = dict.fromkeys(KERNEL_NAMES, True) | dict.fromkeys(("onednn", "fbgemm", "fbgemm-reduce-range"), False)
+# kernel -> (quantized engine that packs its weight, reduce_range) for the quantized::linear_dynamic kernels
+_DYNAMIC = {"onednn": ("onednn", False), "fbgemm": ("fbgemm", False), "fbgemm-reduce-range": ("fbgemm", True)}
+PACKED = ("onednn-qlinear", *_DYNAMIC)
 
 
 def available_kernels() -> list[str]:
     """The kernels this torch build has on CPU (exact or not)."""
     engines = torch.backends.quantized.supported_engines
     names = []
-    if hasattr(torch.ops, "onednn") and hasattr(torch.ops.onednn, "qlinear_pointwise") and "onednn" in engines:
+    if "onednn" in engines:
         names.append("onednn")
+        if hasattr(torch.ops, "onednn") and hasattr(torch.ops.onednn, "qlinear_pointwise"):
+            names.append("onednn-qlinear")
     if "fbgemm" in engines:
         names += ["fbgemm", "fbgemm-reduce-range"]
     names += ["int_mm", "fp32-exact"]
@@ -74,19 +86,19 @@ def int_mm_runs(device: torch.device) -> bool:
 def pack(layer: Int8Linear) -> Any:
     """The kernel's packed weight for `layer` (built once; opaque, so never part of the state_dict)."""
     kernel = layer.kernel
-    if kernel == "onednn":
+    if kernel == "onednn-qlinear":
         zero_points = torch.zeros(layer.out_features, dtype=torch.long)  # symmetric weights
         return torch.ops.onednn.qlinear_prepack(layer.weight_int8.t().contiguous(), None), zero_points
-    if kernel in ("fbgemm", "fbgemm-reduce-range"):
+    if kernel in _DYNAMIC:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation notice of quantized tensor types
             qweight = torch._make_per_channel_quantized_tensor(
                 layer.weight_int8.t().contiguous(), layer.weight_scale.double(),
                 torch.zeros(layer.out_features, dtype=torch.long), 0)
         previous = torch.backends.quantized.engine
-        torch.backends.quantized.engine = "fbgemm"  # selects the packing only; the op dispatches on it
+        torch.backends.quantized.engine = _DYNAMIC[kernel][0]  # selects the packing only; the op dispatches on it
         try:
-            bias = None if layer.per_token or layer.bias is None else layer.bias  # fused by FBGEMM
+            bias = None if layer.per_token or layer.bias is None else layer.bias  # fused by the kernel
             return torch.ops.quantized.linear_prepack(qweight, bias)
         finally:
             torch.backends.quantized.engine = previous
@@ -96,10 +108,10 @@ def pack(layer: Int8Linear) -> Any:
 def run(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.Tensor:
     """y for the regular columns of 2-D `x2` (outlier columns already zeroed) plus bias, in fp32 or x's dtype."""
     kernel = layer.kernel
-    if kernel == "onednn":
-        return _onednn(layer, x2, packed)
-    if kernel in ("fbgemm", "fbgemm-reduce-range"):
-        return _fbgemm(layer, x2, packed, reduce_range=kernel == "fbgemm-reduce-range")
+    if kernel == "onednn-qlinear":
+        return _onednn_qlinear(layer, x2, packed)
+    if kernel in _DYNAMIC:
+        return _dynamic(layer, x2, packed, reduce_range=_DYNAMIC[kernel][1])
     from wattprint.optimize._int8_linear import int8_linear_kernel
 
     return int8_linear_kernel(x2, layer.weight_int8, layer.weight_scale, layer.bias,
@@ -107,7 +119,7 @@ def run(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.Tensor:
                               int_mm=kernel == "int_mm")
 
 
-def _onednn(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.Tensor:
+def _onednn_qlinear(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.Tensor:
     """oneDNN's int8 linear on plain u8/s8 tensors: per-tensor mode quantizes x asymmetrically over
     [min(x, 0), max(x, 0)] (zero point fused in the kernel); per-token mode gives each row its own symmetric
     scale (zero point 128) and scales the rows back after the product."""
@@ -115,7 +127,8 @@ def _onednn(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.Tensor:
     packed, zero_w = packed
     if layer.per_token:
         row_scale = xf.abs().amax(dim=1, keepdim=True).clamp_min(_EPS) / 127.0
-        qx = (xf / row_scale).round_().add_(128.0).to(torch.uint8)
+        # |x / scale| <= 127: adding 128.5 and truncating rounds into 1..255 (each pass costs as much as the product)
+        qx = (xf / row_scale).add_(128.5).to(torch.uint8)
         y = torch.ops.onednn.qlinear_pointwise(qx, 1.0, 128, packed, layer.weight_scale, zero_w, None, 1.0, 0,
                                                torch.float32, "none", [], "")
         y.mul_(row_scale)
@@ -124,14 +137,15 @@ def _onednn(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.Tensor:
     lo_f, hi_f = min(float(lo), 0.0), max(float(hi), 0.0)
     scale = max((hi_f - lo_f) / 255.0, _EPS)
     zero_point = int(min(max(round(-lo_f / scale), 0), 255))
-    qx = (xf * (1.0 / scale)).round_().add_(zero_point).clamp_(0, 255).to(torch.uint8)
+    # x / scale + zero_point lies in [0, 255] by construction: + 0.5 and truncation round it, no clamp pass
+    qx = (xf * (1.0 / scale)).add_(zero_point + 0.5).to(torch.uint8)
     return torch.ops.onednn.qlinear_pointwise(qx, scale, zero_point, packed, layer.weight_scale, zero_w,
                                               layer.bias, 1.0, 0, torch.float32, "none", [], "")
 
 
-def _fbgemm(layer: Int8Linear, x2: torch.Tensor, packed: Any, reduce_range: bool) -> torch.Tensor:
-    """FBGEMM's dynamic int8 linear (activation quantization, dequantization and bias fused); per-token mode
-    pre-scales each row by its max |x| and scales the output back (two more passes)."""
+def _dynamic(layer: Int8Linear, x2: torch.Tensor, packed: Any, reduce_range: bool) -> torch.Tensor:
+    """`quantized::linear_dynamic` (activation quantization, dequantization and bias fused in the kernel);
+    per-token mode pre-scales each row by its max |x| and scales the output back (two more passes)."""
     xf = x2 if x2.dtype == torch.float32 else x2.float()
     if not layer.per_token:
         return torch.ops.quantized.linear_dynamic(xf, packed, reduce_range)
@@ -152,7 +166,7 @@ class KernelChoice:
     exact: dict[str, bool]  # kernel -> no 16-bit saturation on the overflow probe
     time_ms: dict[str, float]  # exact kernel -> best time of one layer call (one thread)
     fp32_ms: float
-    shape: tuple[int, int, int]  # (rows, in_features, out_features) timed
+    shapes: tuple[tuple[int, int, int], ...]  # (rows, in_features, out_features) of the layers timed
     faster_than_fp32: bool
     notes: list[str] = field(default_factory=list)
 
@@ -164,7 +178,7 @@ class KernelChoice:
         return {"kernel": self.kernel, "reason": self.reason, "full_range": FULL_RANGE[self.kernel],
                 "maintained_api": MAINTAINED[self.kernel], "exact": dict(self.exact),
                 "time_ms": {k: round(v, 4) for k, v in self.time_ms.items()}, "fp32_ms": round(self.fp32_ms, 4),
-                "speedup_vs_fp32": round(self.speedup, 3), "shape": list(self.shape),
+                "speedup_vs_fp32": round(self.speedup, 3), "shapes": [list(x) for x in self.shapes],
                 "faster_than_fp32": self.faster_than_fp32, "notes": list(self.notes)}
 
 
@@ -227,40 +241,42 @@ def _best_ms(fns: dict[str, Callable[[], Any]], rounds: int = 5) -> dict[str, fl
     return best
 
 
-def choose_kernel(in_features: int, out_features: int, rows: int = 256,
+def choose_kernel(shapes: list[tuple[int, int]], rows: int = 1024,
                   candidates: tuple[str, ...] | None = None) -> KernelChoice:
-    """The fastest exact int8 kernel for a layer of this shape on this CPU (see module docs); cached per
-    process, shape and kernel limits. Timed on one thread: the question is what a core does fastest, and
-    a shared machine's descheduled threads would dominate multi-threaded timings of a small layer."""
+    """The fastest exact int8 kernel for layers of these (in_features, out_features) shapes on this CPU (see
+    module docs); cached per process, shapes and kernel limits. Timed on one thread, `rows` rows per call (as
+    many as the model's calls have, so that memory-bound passes weigh what they will): the question is what
+    a core does fastest, and a shared machine's descheduled threads would swamp multi-threaded timings."""
     names = tuple(n for n in (candidates or available_kernels()) if n in available_kernels())
-    key = (in_features, out_features, rows, names, _env_key())
+    shapes = sorted(set(shapes))
+    key = (tuple(shapes), rows, names, _env_key())
     if key in _CHOICE_CACHE:
         return _CHOICE_CACHE[key]
     exact = {name: is_exact(name) for name in names}
-    usable = [n for n in names if exact[n]]
-    if not usable:  # fp32-exact always is; reached only with a candidate list that leaves it out
-        usable = ["fp32-exact"]
+    usable = [n for n in names if exact[n]] or ["fp32-exact"]  # fp32-exact always is exact
     gen = torch.Generator().manual_seed(0)
-    weight = torch.randn(out_features, in_features, generator=gen) * 0.05
-    x = torch.randn(rows, in_features, generator=gen)
-    lin = torch.nn.Linear(in_features, out_features, bias=False)
-    with torch.no_grad():
-        lin.weight.copy_(weight)
-    layers = {n: _probe_layer(in_features, out_features, n, weight) for n in usable}
+    fns: dict[str, list[Callable[[], Any]]] = {"fp32": [], **{n: [] for n in usable}}
+    for in_features, out_features in shapes:
+        weight = torch.randn(out_features, in_features, generator=gen) * 0.05
+        x = torch.randn(rows, in_features, generator=gen)
+        lin = torch.nn.Linear(in_features, out_features, bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(weight)
+        fns["fp32"].append(lambda lin=lin, x=x: lin(x))
+        for name in usable:
+            layer = _probe_layer(in_features, out_features, name, weight)
+            fns[name].append(lambda layer=layer, x=x: layer(x))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            fns: dict[str, Callable[[], Any]] = {"fp32": lambda: lin(x)}
-            fns.update({n: (lambda layer=layer: layer(x)) for n, layer in layers.items()})
-            times = _best_ms(fns)
+            times = _best_ms({name: (lambda calls=calls: [call() for call in calls]) for name, calls in fns.items()})
     finally:
         torch.set_num_threads(threads)
     fp32_ms = times.pop("fp32")
     full = [n for n in usable if FULL_RANGE[n]]
     fastest = min(usable, key=lambda n: times[n])
     best_full = min(full, key=lambda n: times[n]) if full else fastest
-    notes = []
     if times[best_full] <= times[fastest] * REDUCE_RANGE_MARGIN:
         chosen = best_full
         reason = f"fastest exact full-range int8 kernel here ({times[chosen]:.3f} ms vs fp32 {fp32_ms:.3f} ms)"
@@ -268,14 +284,14 @@ def choose_kernel(in_features: int, out_features: int, rows: int = 256,
         chosen = fastest
         reason = (f"7-bit activations: {times[best_full] / times[fastest]:.2f}x faster than the best full-range "
                   f"kernel ({best_full}) on this CPU")
+    notes = []
     inexact = [n for n in names if not exact[n]]
     if inexact:
         notes.append(f"{', '.join(inexact)} saturate 16-bit sums on this CPU (no VNNI/AMX int8 instructions in "
                      "use): excluded")
     if not MAINTAINED[chosen]:
-        notes.append(f"{chosen} needs torch's deprecated quantized tensor types: no maintained int8 kernel "
-                     "beats it here")
-    choice = KernelChoice(chosen, reason, exact, times, fp32_ms, (rows, in_features, out_features),
-                          times[chosen] < fp32_ms, notes)
+        notes.append(f"{chosen} takes its weights as torch's deprecated quantized tensors: the fastest here")
+    choice = KernelChoice(chosen, reason, exact, times, fp32_ms,
+                          tuple((rows, i, o) for i, o in shapes), times[chosen] < fp32_ms, notes)
     _CHOICE_CACHE[key] = choice
     return choice

@@ -11,7 +11,7 @@ scale, and a few input features of transformer layers carry values 50-200x the m
 - optionally (`per_token`), every token (row) also gets its own activation scale.
 
 The int8 product itself is one of several kernels (oneDNN on AMX/VNNI, FBGEMM, torch._int_mm, an exact
-fp32 product of the integers), chosen per CPU by `_int8_kernels.choose_kernel`: a CPU without VNNI
+fp32 product of the integers; see `_int8_kernels`), chosen per CPU by `_int8_kernels.choose_kernel`: a CPU without VNNI
 saturates full-range int8 sums, and the fastest correct kernel differs from one CPU to the next. Under
 torch.compile (`compiled`) the per-token `torch._int_mm` kernel runs fused by inductor.
 """
@@ -111,9 +111,9 @@ class Int8Linear(nn.Module):
 
     def packed_weight(self) -> Any:
         """The kernel's packed weight (None for kernels that use the int8 buffers as they are)."""
-        if self._packed is None and self.kernel in ("onednn", "fbgemm", "fbgemm-reduce-range"):
-            from wattprint.optimize import _int8_kernels
+        from wattprint.optimize import _int8_kernels
 
+        if self._packed is None and self.kernel in _int8_kernels.PACKED:
             self._packed = _int8_kernels.pack(self)
         return self._packed
 
@@ -178,6 +178,7 @@ class ActivationStats:
     def __init__(self) -> None:
         self.col_absmax: dict[str, torch.Tensor] = {}
         self.calls: dict[str, int] = {}
+        self.rows: dict[str, int] = {}  # most rows (tokens) in one call
 
     def hook(self, name: str) -> Any:
         def record(module: nn.Module, args: tuple[Any, ...]) -> None:
@@ -186,6 +187,7 @@ class ActivationStats:
             prev = self.col_absmax.get(name)
             self.col_absmax[name] = col if prev is None else torch.maximum(prev, col)
             self.calls[name] = self.calls.get(name, 0) + 1
+            self.rows[name] = max(self.rows.get(name, 0), x.numel() // max(x.shape[-1], 1))
 
         return record
 

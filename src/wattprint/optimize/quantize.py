@@ -193,8 +193,8 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
                                   "auto, per-tensor, per-token")
     if activation_scales == "auto":
         activation_scales = "per-tensor" if example_inputs is not None else "per-token"
+    _check_kernel(kernel, compile)
     names = _require_linear(model, "int8")
-    choice = _int8_kernel_choice(model, names, kernel, compile)
     quantized = copy.deepcopy(model)
     stats = ActivationStats()
     calibrated = example_inputs is not None
@@ -209,6 +209,7 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
         log.warning("wattprint: int8 without example_inputs: no outlier calibration, %s activation scales only",
                     activation_scales)
 
+    choice = _int8_kernel_choice(model, names, kernel, compile, max(stats.rows.values(), default=0))
     plan: dict[str, dict[str, Any]] = {}
     for name in names:
         linear = quantized.get_submodule(name)
@@ -245,18 +246,34 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
     return quantized
 
 
-def _int8_kernel_choice(model: Any, names: list[str], kernel: str, compile: bool) -> dict[str, Any]:
-    """The int8 kernel for this model on this CPU, as a dict for the model and the results (see int8)."""
+def _check_kernel(kernel: str, compile: bool) -> None:
+    """`kernel` and `compile` as given to int8: a name this build has and a kernel exact on this CPU."""
     from wattprint.optimize import _int8_kernels
-    from wattprint.optimize.precision import _device_of
 
     accepted = ("auto", *_int8_kernels.KERNEL_NAMES)
     if kernel not in accepted:
         raise WattprintInputError("kernel", f"{kernel!r} is not accepted; accepted: {', '.join(accepted)}")
+    if compile and not _int8_kernels.is_exact("int_mm"):
+        raise WattprintInputError("compile", "torch._int_mm saturates full-range int8 sums on this CPU (no "
+                                  "VNNI/AMX); accepted: compile=False")
+    if kernel == "auto" or compile:
+        return
+    if kernel not in _int8_kernels.available_kernels():
+        raise WattprintInputError("kernel", f"{kernel!r} is not in this torch build; accepted: auto, "
+                                  f"{', '.join(_int8_kernels.available_kernels())}")
+    if not _int8_kernels.is_exact(kernel):
+        exact = [k for k in _int8_kernels.available_kernels() if _int8_kernels.is_exact(k)]
+        raise WattprintInputError("kernel", f"{kernel!r} saturates full-range int8 sums on this CPU (no VNNI/AMX); "
+                                  f"accepted: auto, {', '.join(exact)}")
+
+
+def _int8_kernel_choice(model: Any, names: list[str], kernel: str, compile: bool, rows_seen: int) -> dict[str, Any]:
+    """The int8 kernel for this model on this CPU, as a dict for the model and the results (see int8);
+    `rows_seen` is the most rows a Linear got in calibration (0: none), the size its timing probe uses."""
+    from wattprint.optimize import _int8_kernels
+    from wattprint.optimize.precision import _device_of
+
     if compile:
-        if not _int8_kernels.is_exact("int_mm"):
-            raise WattprintInputError("compile", "torch._int_mm saturates full-range int8 sums on this CPU (no "
-                                      "VNNI/AMX); accepted: compile=False")
         return {"kernel": "int_mm", "reason": "compile=True: per-token torch._int_mm under torch.compile",
                 "full_range": True, "maintained_api": True, "compiled": True}
     device = _device_of(model)
@@ -265,23 +282,20 @@ def _int8_kernel_choice(model: Any, names: list[str], kernel: str, compile: bool
         chosen = "int_mm" if _int8_kernels.int_mm_runs(device) else "fp32-exact"
         return {"kernel": chosen, "reason": f"on {device}: generic kernel", "full_range": True,
                 "maintained_api": True}
-    largest = max((model.get_submodule(n) for n in names), key=lambda m: m.in_features * m.out_features)
+    layers = [model.get_submodule(n) for n in names]
+    # the widest input and the widest output: memory-bound activation passes weigh most on the former
+    shapes = [(m.in_features, m.out_features) for m in (max(layers, key=lambda m: (m.in_features, m.out_features)),
+                                                        max(layers, key=lambda m: (m.out_features, m.in_features)))]
+    rows = min(max(rows_seen, 256), 4096) if rows_seen else 1024
     if kernel == "auto":
-        choice = _int8_kernels.choose_kernel(largest.in_features, largest.out_features)
+        choice = _int8_kernels.choose_kernel(shapes, rows)
     else:
-        if kernel not in _int8_kernels.available_kernels():
-            raise WattprintInputError("kernel", f"{kernel!r} is not in this torch build; accepted: "
-                                      f"{', '.join(_int8_kernels.available_kernels())}")
-        if not _int8_kernels.is_exact(kernel):
-            exact = [k for k in _int8_kernels.available_kernels() if _int8_kernels.is_exact(k)]
-            raise WattprintInputError("kernel", f"{kernel!r} saturates full-range int8 sums on this CPU (no VNNI/AMX"
-                                      f"); accepted: auto, {', '.join(exact)}")
-        choice = _int8_kernels.choose_kernel(largest.in_features, largest.out_features, candidates=(kernel,))
+        choice = _int8_kernels.choose_kernel(shapes, rows, candidates=(kernel,))
     result = choice.as_dict()
     if not choice.faster_than_fp32:
-        log.warning("wattprint: int8: no int8 kernel beats fp32 on this CPU: %s took %.3f ms vs fp32 %.3f ms for a "
-                    "%dx%dx%d layer; int8 still shrinks the weights 4x", choice.kernel, choice.time_ms[choice.kernel],
-                    choice.fp32_ms, *choice.shape)
+        log.warning("wattprint: int8: no int8 kernel beats fp32 on this CPU: %s took %.3f ms vs fp32 %.3f ms for "
+                    "layers of %s; int8 still shrinks the weights 4x", choice.kernel, choice.time_ms[choice.kernel],
+                    choice.fp32_ms, ", ".join(f"{r}x{i}x{o}" for r, i, o in choice.shapes))
     return result
 
 
