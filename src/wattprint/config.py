@@ -37,11 +37,11 @@ _NAMES: dict[str, tuple[str, str]] = {
 _ACCEPTED: dict[str, str] = {
     "home": "a directory path",
     "db": "an SQLAlchemy URL such as sqlite:///runs.db or postgresql+psycopg://user@host/db",
-    "interval": "a finite number of seconds > 0",
-    "checkpoint": "a finite number of seconds > 0",
+    "interval": "seconds from 0.01 to 86400 (the kernel counts CPU time in 10 ms ticks)",
+    "checkpoint": "seconds from 0.1 to 86400",
     "region": "an ISO country code (FR, FRA), a US state (US-CA) or a cloud region (gcp:europe-west9)",
-    "pue": "a finite number >= 1.0",
-    "cpu_tdp_w": "a finite number of watts > 0",
+    "pue": "a number from 1.0 to 10",
+    "cpu_tdp_w": "watts, > 0 and at most 10000",
     "attribution": "'process' (the tracked process tree's share) or 'machine' (whole machine)",
     "intensity_provider": "one of static, trace, electricitymaps, watttime, ukgrid",
     "intensity_trace": "a CSV or Parquet file of intensity over time (with intensity_provider=trace)",
@@ -84,11 +84,11 @@ class Settings:
         return self.db or f"sqlite:///{self.home / 'wattprint.db'}"
 
 
-def _number(value: Any, minimum: float, inclusive: bool) -> float:
+def _number(value: Any, minimum: float, inclusive: bool, maximum: float) -> float:
     if isinstance(value, bool):
         raise ValueError("not a number")
     number = float(value)  # ValueError/TypeError for text that is not a number
-    if not math.isfinite(number) or number < minimum or (number == minimum and not inclusive):
+    if not math.isfinite(number) or number < minimum or (number == minimum and not inclusive) or number > maximum:
         raise ValueError("out of range")
     return number
 
@@ -112,10 +112,14 @@ def _text(value: Any) -> str:
 
 def _parse(key: str, value: Any) -> Any:
     """One setting's value, converted and checked; ValueError/TypeError when it is not acceptable."""
-    if key in ("interval", "checkpoint", "cpu_tdp_w"):
-        return _number(value, 0.0, inclusive=False)
+    if key == "interval":
+        return _number(value, 0.01, inclusive=True, maximum=86400.0)
+    if key == "checkpoint":
+        return _number(value, 0.1, inclusive=True, maximum=86400.0)
+    if key == "cpu_tdp_w":
+        return _number(value, 0.0, inclusive=False, maximum=10000.0)
     if key == "pue":
-        return _number(value, 1.0, inclusive=True)
+        return _number(value, 1.0, inclusive=True, maximum=10.0)
     if key in ("region", "db", "host"):
         return _text(value)
     if key in _CHOICES:

@@ -21,3 +21,9 @@ class WattprintInputError(WattprintError, ValueError):
 
 class PowerSourceError(WattprintError):
     """A power source could not be opened or read (missing hardware, permissions)."""
+
+
+class StoreUnavailableError(WattprintInputError):
+    """The store's URL is well formed and its driver loads, but the database cannot be opened now (server down,
+    disk full, read-only file system, damaged file). Commands that only read report it (exit code 2);
+    `wattprint run` and the tracker run the job anyway and store the record once the store answers."""

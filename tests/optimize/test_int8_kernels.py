@@ -197,3 +197,23 @@ def test_a_cpu_without_vnni_through_the_kernel_limits(tmp_path: pytest.TempPathF
         assert out["exact"]["onednn"] is False and out["kernel"] != "onednn"
     assert out["exact"]["fp32-exact"] and out["exact"].get("fbgemm-reduce-range", True)
     assert out["int8_err"] < 0.02, out
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad"])
+def test_the_callers_input_is_left_as_it_was(mode: str) -> None:
+    """Outlier columns are zeroed for the int8 product: in place and restored without autograd, on a copy
+    with it. Either way the caller's tensor holds the same bits afterwards, and the result is the same."""
+    torch.manual_seed(3)
+    lin = nn.Linear(64, 32)
+    layer = Int8Linear.from_linear(lin, torch.tensor([2, 40]))
+    x = torch.randn(16, 64)
+    x[:, 2] *= 50
+    before = x.clone()
+    context = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
+               "grad": torch.enable_grad}[mode]
+    with torch.no_grad():
+        expected = layer(x.clone())
+    with context():
+        out = layer(x)
+    assert torch.equal(x, before)
+    assert torch.equal(out, expected)

@@ -159,12 +159,15 @@ def test_sigterm_writes_the_final_record(wattprint_env: Path) -> None:
 
 
 def _first_checkpoint(home: Path, run_id: str, timeout_s: float = 30.0) -> float:
-    """Wait until the run is in the store (the store opens in the background) and return its duration."""
+    """Wait for the run's first checkpoint (its first row, written by start(), has duration 0; the store
+    proper opens in the background) and return the checkpoint's duration."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if (home / "wattprint.db").exists():
             try:
-                return stored(home, run_id).duration_s
+                duration = stored(home, run_id).duration_s
+                if duration > 0:
+                    return duration
             except WattprintInputError:
                 pass
         time.sleep(0.05)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,31 +19,41 @@ def fail(field: str, message: str) -> NoReturn:
 
 def check_output_path(path: Path, field: str = "-o") -> Path:
     """Fail early (before any work) if `path` cannot be written."""
+    from wattprint.files import check_replaceable
+
     path = path.expanduser()
     if path.is_dir():
         fail(field, f"{str(path)!r} is a directory; expected a file path")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         fail(field, f"directory {str(parent)!r} does not exist")
+    check_replaceable(path, field)
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         fail(field, f"{str(path)!r} is not writable")
     return path
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_atomic(path: Path, text: str, field: str = "-o") -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file (see wattprint.files)."""
+    from wattprint.files import write_atomic as write
+
+    write(path, text, field)
 
 
 def print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    """One valid JSON document on stdout: a non-finite number (an overflow) is printed as null."""
+    sys.stdout.write(json.dumps(finite(document), indent=2, allow_nan=False) + "\n")
+
+
+def finite(value: Any) -> Any:
+    """`value` with NaN and infinities replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def open_configured_store(db: str | None = None) -> Any:

@@ -38,24 +38,47 @@ app.command("report")(report_cmd.report)
 app.command("ui")(ui_cmd.ui)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from wattprint import __version__
 
         typer.echo(__version__)
         raise typer.Exit()
 
 
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
+) -> None:
+    """Measure, account for, report and reduce the energy and carbon of ML work."""
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning bad input into one line on stderr and exit code 2."""
+    """Entry point: run the app, turning bad input (ours or the parser's) into one line on stderr and exit
+    code 2; --help, --version and a command's own exit code pass through."""
     try:
-        app(args=argv, standalone_mode=True)
+        code = app(args=argv, standalone_mode=False)
     except WattprintInputError as exc:
-        print(f"wattprint: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _error(str(exc))
+    except typer.Abort:  # Ctrl-C at a prompt
+        print("wattprint: aborted", file=sys.stderr)
+        sys.exit(130)
+    except OverflowError as exc:  # a number too large for what it feeds (a date, a count)
+        _error(f"a value is out of range ({exc})")
+    except Exception as exc:
+        # the parser's own errors (a type, a missing value, an unknown option): click's ClickException, which
+        # typer vendors under another module name, so it is recognised by its interface
+        if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            _error(exc.format_message(), exc.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str, code: int = 2) -> None:
+    text = " ".join(message.split())  # one line, whatever the message held
+    print(f"wattprint: error: {text}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from wattprint.cli.common import check_output_path, fail, write_atomic
+from wattprint.errors import StoreUnavailableError, WattprintInputError
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -69,6 +70,8 @@ def run(
         command = command[1:]
     if not command or not command[0].strip():
         fail("CMD", "no command given; usage: wattprint run [OPTIONS] -- CMD [ARGS...]")
+    if command[0].startswith("-"):  # an unknown option (a typo) lands here: no program is named "-..."
+        fail(command[0], "no such option of wattprint run; usage: wattprint run [OPTIONS] -- CMD [ARGS...]")
 
     from wattprint.config import load_settings
     from wattprint.store import open_store
@@ -77,7 +80,12 @@ def run(
     settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint)
     if output is not None:
         output = check_output_path(output)
-    store = open_store(settings.db_url, host=settings.host)
+    try:
+        store = open_store(settings.db_url, host=settings.host)
+    except StoreUnavailableError as exc:  # the job runs anyway; the tracker stores the record once it can
+        print(f"wattprint: warning: {exc}; running the command, the record is stored when the store answers",
+              file=sys.stderr)
+        store = None
     tracker = Tracker(name or Path(command[0]).name, command=command, settings=settings, store=store)
     exporter = _start_exporter(tracker, prometheus_port, prometheus_addr, pushgateway)  # a busy port fails here
     if exporter is not None and exporter.port is not None and not quiet:
@@ -132,7 +140,12 @@ def run(
     if exporter is not None:
         exporter.stop()  # after the tracker: the last push carries the final figures
     if output is not None:
-        write_atomic(output, json.dumps(record.to_json_dict(), indent=2) + "\n")
+        try:
+            write_atomic(output, json.dumps(record.to_json_dict(), indent=2) + "\n")
+        except (OSError, WattprintInputError) as exc:  # the job's exit code stands; the run is in the store
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"wattprint: warning: -o: could not write {str(output)!r} ({reason}); the record is in the "
+                  f"store as run {record.run_id}", file=sys.stderr)
     if not quiet:
         from wattprint.cli.render import summary_line
 

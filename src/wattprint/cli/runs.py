@@ -9,6 +9,8 @@ import typer
 from wattprint.cli.common import check_output_path, fail, open_configured_store, print_json, write_atomic
 from wattprint.record import STATUSES
 
+MAX_LIMIT = 10_000_000  # larger is no limit in practice, and overflows SQL integers past 2**63
+
 app = typer.Typer(help="List, show and export stored runs.", no_args_is_help=True)
 
 
@@ -23,8 +25,8 @@ def list_runs(
     """List stored runs, newest first."""
     if status is not None and status not in STATUSES:
         fail("--status", f"got {status!r}; expected one of {', '.join(STATUSES)}")
-    if limit is not None and limit < 1:
-        fail("--limit", f"got {limit}; expected a positive integer")
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        fail("--limit", f"got {limit}; expected an integer from 1 to {MAX_LIMIT:,}")
     with open_configured_store(db) as store:
         records = store.list(status=status, name=name, limit=limit)
     if as_json:

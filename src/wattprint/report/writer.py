@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from wattprint.errors import WattprintInputError
+from wattprint.files import check_replaceable, write_atomic
 
 MAX_NAME_CHARS = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -89,6 +89,7 @@ def output_path(
         raise WattprintInputError(field, f"directory {str(target.parent)!r} does not exist")
     if target.is_dir():
         raise WattprintInputError(field, f"{str(target)!r} is a directory; expected a file path")
+    check_replaceable(target, field)
     if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
         raise WattprintInputError(field, f"{str(target)!r} is not writable")
     return target
@@ -98,13 +99,5 @@ def write_report(path: Path, text: str, *, directory: Path | None = None) -> Pat
     """Write `text` to `path` atomically (temporary file + rename); refuse a path outside `directory`."""
     if directory is not None and not is_inside(path, directory):
         raise WattprintInputError("path", f"{str(path)!r} is outside the output directory {str(directory)!r}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text)
     return path

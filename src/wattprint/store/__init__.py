@@ -4,10 +4,24 @@ with open_store(settings.db_url) as store:
     store.save(record, checkpoint_s=5.0)
     store.get("3f2a")            # exact id or unique prefix
     store.list(status="finished", limit=20)
+
+Importing this package is cheap: SQLAlchemy loads with the first of these names used, so that
+`store.first_row` (standard library only) can write a run's first row on the tracker's start path.
 """
 
 from __future__ import annotations
 
-from wattprint.store.sql import CSV_COLUMNS, RunStore, export_csv, export_json, open_store
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wattprint.store.sql import CSV_COLUMNS, RunStore, export_csv, export_json, open_store
 
 __all__ = ["CSV_COLUMNS", "RunStore", "export_csv", "export_json", "open_store"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'wattprint.store' has no attribute {name!r}")
+    from wattprint.store import sql
+
+    return getattr(sql, name)

@@ -47,8 +47,9 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
-from wattprint.errors import WattprintError, WattprintInputError
+from wattprint.errors import StoreUnavailableError, WattprintError, WattprintInputError
 from wattprint.record import STATUSES, RunRecord
+from wattprint.store.first_row import SQLITE_BUSY_TIMEOUT_S
 
 __all__ = ["CSV_COLUMNS", "RunStore", "export_csv", "export_json", "open_store"]
 
@@ -60,7 +61,6 @@ ACCEPTED_URLS = (
     "an SQLAlchemy URL such as sqlite:///path/to/wattprint.db or postgresql+psycopg://user@host:5432/db "
     "(postgresql:// and postgres:// use psycopg)"
 )
-SQLITE_BUSY_TIMEOUT_S = 30.0
 PG_CONNECT_TIMEOUT_S = 5
 DEFAULT_CHECKPOINT_S = 5.0  # assumed when a running row does not say how often it checkpoints
 MIN_STALE_S = 60.0  # a run on another host is gone after max(3 x checkpoint_s, this) without heartbeat
@@ -306,15 +306,20 @@ class RunStore:
         self._this_host = host or socket.gethostname()
         try:
             self._engine = self._create_engine(parsed)
-            self._write_engine = self._engine.execution_options(wattprint_write=True)
-            self._create_schema()
         except WattprintInputError:
             raise
-        except Exception as exc:  # any failure to open is bad input: one line, no traceback
+        except Exception as exc:  # an engine that cannot be built from a parsed URL: bad input, one line
             reason = _exc_text(exc, self._secret)
             raise WattprintInputError(
                 DB_FIELD, f"cannot open the store at {self.url}: {reason}; expected {ACCEPTED_URLS}"
             ) from None
+        self._write_engine = self._engine.execution_options(wattprint_write=True)
+        try:
+            self._create_schema()
+        except Exception as exc:  # the URL is fine; the database does not answer (or cannot be written) now
+            self._engine.dispose()
+            raise StoreUnavailableError(DB_FIELD, f"cannot open the store at {self.url} now: "
+                                        f"{_exc_text(exc, self._secret)}") from None
         self._prepare()
 
     # -- opening ----------------------------------------------------------------------------------

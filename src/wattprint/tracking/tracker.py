@@ -12,6 +12,7 @@ store or of the sampler are logged and flagged on the record (`degraded`).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import math
@@ -83,16 +84,19 @@ class Tracker:
         run_id: str | None = None,
         **overrides: Any,
     ) -> None:
-        if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
-            from wattprint.errors import WattprintInputError
+        from wattprint.errors import WattprintInputError
 
+        if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
             raise WattprintInputError("run_id", f"got {run_id!r}; expected a non-empty string")
+        if not isinstance(name, str) or not name.strip():
+            raise WattprintInputError("name", f"got {name!r}; expected a non-empty string")
         self.run_id = run_id
         self.name = name
         self.settings = settings if settings is not None else load_settings(**overrides)
         self.pid = pid
         self.command = list(command) if command is not None else None
         self._store = store
+        self._owns_store = store is None  # a store it opened itself is closed when the run ends
         self._choice = sources
         self.monitor: EnergyMonitor | None = None
         # the record's fields from start(); the pydantic RunRecord is built from them on first use,
@@ -180,10 +184,30 @@ class Tracker:
         self._linear: tuple[Any, LinearCarbon] | None = None  # (inputs, coefficients) of the running carbon
         _ACTIVE.add(self)
         _install_exit_hooks()
+        self._first_row()
         self.monitor.start()
-        # the store opens in the background: importing SQLAlchemy and connecting must not delay the job
+        # the store proper opens in the background: importing SQLAlchemy and connecting must not delay the job
         threading.Thread(target=self._checkpoint, name="wattprint-store", daemon=True).start()
         return self
+
+    def _first_row(self) -> None:
+        """Put the run in the store, as running, before start() returns: a kill -9 at any time after it
+        leaves an interrupted run. SQLite (the default): one INSERT with the standard library. A store
+        given to the tracker: saved through it. Other URLs: the store is opened here. A failure is logged
+        and left to the background checkpoints, which retry and flag it; it never stops the job."""
+        from wattprint.store.first_row import SQLITE_BUSY_TIMEOUT_S, insert_running, sqlite_file
+
+        assert self._fields is not None
+        try:
+            path = sqlite_file(self.settings.db_url) if self._store is None else None
+            if path is not None:
+                insert_running(path, self._fields, self.settings.checkpoint, SQLITE_BUSY_TIMEOUT_S)
+            else:
+                with self._store_lock:
+                    self._save()
+        except Exception as exc:  # the background store retries; it flags a fault that lasts
+            log.warning("wattprint: could not store run %s at start (%s); retrying in the background",
+                        self._fields["run_id"], str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     @property
     def record(self) -> RunRecord | None:
@@ -200,9 +224,13 @@ class Tracker:
     def set_functional_unit(self, unit: str, quantity: float) -> None:
         """The run's functional unit for its SCI score, e.g. ("sample", 60_000) or ("1000 inferences", 5_000)."""
         from wattprint.accounting.sci import functional_unit
+        from wattprint.errors import WattprintInputError
 
         functional_unit(unit)  # validates the name now, not at the end of the run
-        self._functional_unit = (unit, quantity)
+        if isinstance(quantity, bool) or not isinstance(quantity, (int, float)) or not math.isfinite(quantity) \
+                or quantity <= 0:
+            raise WattprintInputError("quantity", f"got {quantity!r}; expected a finite number > 0 of {unit!r}")
+        self._functional_unit = (unit, float(quantity))
 
     def predict(self, total_epochs: int, prefix: str = "epoch") -> Any:
         """Predict the whole run from the closed windows named `prefix...` (one per epoch so far)."""
@@ -215,9 +243,15 @@ class Tracker:
         return predict_run(epochs, total_epochs, self.record.intensity_g_per_kwh, self.record.pue)
 
     def log(self, **metrics: Any) -> None:
-        """Attach metrics (accuracy, loss, samples, ...) to the run; later values replace earlier ones."""
+        """Attach metrics (accuracy, loss, samples, ...) to the run; later values replace earlier ones.
+
+        Numbers of any kind (numpy and torch scalars, one-element arrays and tensors, Decimal, Fraction) are
+        stored as numbers, containers element by element, anything else as its text: a value never makes
+        the record unstorable."""
+        from wattprint.tracking.metrics import metric_value
+
         if self.record is not None:
-            self.record.metrics.update(metrics)
+            self.record.metrics.update({key: metric_value(value) for key, value in metrics.items()})
 
     def begin_window(self, name: str) -> None:
         """Open a named measurement window (windows may nest and overlap)."""
@@ -462,6 +496,12 @@ class Tracker:
                 self._save()
         except Exception as exc:
             self._flag_store(exc)
+        if self._owns_store and self._store is not None:
+            # give the connections back now, not at garbage collection: many short runs against one
+            # PostgreSQL server exhausted its connection slots
+            with contextlib.suppress(Exception):
+                self._store.close()
+            self._store = None
         self.monitor.close()
         return rec
 

@@ -1,0 +1,149 @@
+"""Issue 14's promises for the Python tracker: stored before start() returns, kill -9 leaves an interrupted run,
+any number-like metric stores, arguments checked where given, connections given back at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import decimal
+import fractions
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import wattprint
+from tests.postgres_server import create_database, postgres_url  # noqa: F401  (fixture)
+from wattprint.errors import WattprintInputError
+from wattprint.store import open_store
+from wattprint.store.first_row import RUNS_DDL, insert_running
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _rows(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT run_id, status, record FROM runs").fetchall()
+
+
+def test_the_run_is_in_the_store_before_start_returns(wattprint_env: Path) -> None:
+    t = wattprint.Tracker("early", checkpoint=60).start()  # no checkpoint will fall due during this test
+    try:
+        (run_id, status, record), = _rows(wattprint_env / "wattprint.db")  # read with the standard library
+        assert run_id == t.run_id or run_id == t.record.run_id
+        assert status == "running" and json.loads(record)["name"] == "early"
+        with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:  # and as the store reads it
+            stored = store.get(run_id)
+            assert stored.status == "running" and stored.name == "early"
+    finally:
+        t.stop()
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        assert store.get(run_id).status == "finished"
+
+
+def test_first_row_schema_is_the_stores(tmp_path: Path) -> None:
+    """The standard-library DDL and SQLAlchemy's make the same table and indexes, whichever comes first."""
+    early, late = tmp_path / "early.db", tmp_path / "late.db"
+    from datetime import datetime, timezone
+
+    fields = {"run_id": "r1", "name": "n", "started_at": datetime.now(timezone.utc), "host": "h", "pid": 1,
+              "pid_create_time": 1.0}
+    insert_running(early, fields, 5.0, 5.0)
+    open_store(f"sqlite:///{late}").close()
+
+    def schema(db: Path) -> tuple:
+        with sqlite3.connect(db) as con:
+            cols = con.execute("PRAGMA table_info(runs)").fetchall()
+            indexes = sorted((row[1], tuple(c[2] for c in con.execute(f"PRAGMA index_info({row[1]})")))
+                             for row in con.execute("PRAGMA index_list(runs)"))
+            return cols, indexes
+
+    assert schema(early) == schema(late)
+    assert len(RUNS_DDL) == 3
+    with open_store(f"sqlite:///{early}") as store:  # the store works on the early file
+        record = store.get("r1")
+        record.status = "finished"
+        store.save(record)
+        assert store.get("r1").status == "finished"
+
+
+BUSY_JOB = (
+    "import sys, time, wattprint\n"
+    "t = wattprint.Tracker('killed').start()\n"
+    "print(t.record.run_id, flush=True)\n"
+    "end = time.monotonic() + 30\n"
+    "while time.monotonic() < end: sum(range(1000))\n"
+)
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_times_in_the_first_seconds_leaves_interrupted_runs(wattprint_env: Path) -> None:
+    """A CPU-busy job killed -9 soon after start(): its run is stored and reads as interrupted."""
+    rng = random.Random(14)
+    ids = []
+    for _ in range(5):
+        job = subprocess.Popen([sys.executable, "-c", BUSY_JOB], stdout=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONPATH=str(REPO)))
+        ids.append(job.stdout.readline().strip())
+        with contextlib.suppress(subprocess.TimeoutExpired):  # the kill comes at a random moment
+            job.wait(timeout=rng.uniform(0.0, 2.0))
+        job.send_signal(signal.SIGKILL)
+        job.wait()
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        runs = {r.run_id: r for r in store.list()}
+    assert set(ids) <= set(runs), (ids, list(runs))
+    assert all(runs[i].status == "interrupted" for i in ids), [runs[i].status for i in ids]
+
+
+def test_number_like_metrics_are_stored_as_numbers(wattprint_env: Path) -> None:
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    with wattprint.track("metrics", interval=0.05) as t:
+        t.log(accuracy=np.float32(0.5), step=np.int64(3), loss=torch.tensor(0.25), best=torch.tensor([2.0]),
+              lr=decimal.Decimal("0.125"), frac=fractions.Fraction(1, 4), flag=np.bool_(True),
+              hist=np.array([1, 2]), when=object(), nested={"a": np.float64(1.5)})
+    assert "store" not in t.record.degraded, t.record.degraded
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        metrics = store.get(t.record.run_id).metrics
+    assert metrics["accuracy"] == 0.5 and metrics["step"] == 3 and metrics["loss"] == 0.25
+    assert metrics["best"] == 2.0 and metrics["lr"] == 0.125 and metrics["frac"] == 0.25
+    assert metrics["flag"] is True and metrics["hist"] == [1, 2] and metrics["nested"] == {"a": 1.5}
+    assert metrics["when"].startswith("<object object at")  # stored as its text, never a failed save
+
+
+def test_arguments_are_refused_where_given(wattprint_env: Path) -> None:
+    with pytest.raises(WattprintInputError, match="^name: got 123; expected a non-empty string"):
+        wattprint.Tracker(123)  # type: ignore[arg-type]
+    with pytest.raises(WattprintInputError, match="^name: "):
+        wattprint.track("  ")
+    with wattprint.track("fu", interval=0.05) as t:
+        for bad in (0, -1, float("nan"), float("inf"), "10", True):
+            with pytest.raises(WattprintInputError, match="^quantity: got .*; expected a finite number > 0"):
+                t.set_functional_unit("sample", bad)  # type: ignore[arg-type]
+        t.set_functional_unit("sample", 100)
+    assert t.record.status == "finished" and t.record.sci["unit"] == "sample"
+
+
+@pytest.mark.postgres
+def test_finished_trackers_give_their_connections_back(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = create_database(postgres_url)
+    monkeypatch.setenv("WATTPRINT_DB", url)
+    for i in range(12):
+        with wattprint.track(f"short-{i}", interval=0.05) as t:
+            pass
+        assert t._store is None  # closed and dropped at stop
+    base = make_url(url)
+    with psycopg.connect(host=base.host, port=base.port, user=base.username, dbname="postgres") as conn:
+        (count,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                (base.database,)).fetchone()
+    assert count == 0, count
+    with open_store(url) as store:
+        assert len(store.list(limit=100)) == 12
