@@ -663,3 +663,37 @@ def test_configured_host_name_is_this_host(db_path: Path) -> None:
         named.save(running_record("named-alive", minutes=1, **(this_process() | {"host": "container-7"})))
         assert named.get("named-dead").status == "interrupted"  # heartbeat is fresh: only the pid check says so
         assert named.get("named-alive").status == "running"
+
+
+def test_read_only_views_show_interrupted_runs_without_writing(store: RunStore, db_path: Path,
+                                                                 wattprint_cmd: list[str]) -> None:
+    """runs list/show, report and the dashboard open the store read-only: a run whose owner is gone shows as
+    interrupted everywhere, and the stored row stays as it was (issue 14: a GET of / used to rewrite it)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    created = psutil.Process(child.pid).create_time()
+    child.wait()
+    store.save(running_record("dead3", minutes=1, host=socket.gethostname(), pid=child.pid, pid_create_time=created))
+    store.save(running_record("alive3", minutes=2, **this_process()))
+    store.save(make_record("done3", minutes=3))
+    before = sqlite_rows(db_path, "SELECT run_id, status, record, heartbeat_at FROM runs ORDER BY run_id")
+    with open_store(f"sqlite:///{db_path}", read_only=True) as view:
+        assert view.get("dead3").status == "interrupted" and view.get("dead3").ended_at is not None
+        assert [r.run_id for r in view.list(status="interrupted")] == ["dead3"]
+        assert [r.run_id for r in view.list(status="running")] == ["alive3"]
+        assert [r.run_id for r in view.list(status="running", limit=1)] == ["alive3"]
+        assert {r.run_id: r.status for r in view.list()} == {
+            "dead3": "interrupted", "alive3": "running", "done3": "finished"}
+        assert [r.run_id for r in view.list(limit=2)] == ["done3", "alive3"]
+    env = dict(os.environ, WATTPRINT_DB=f"sqlite:///{db_path}")
+    listed = subprocess.run([*wattprint_cmd, "runs", "list", "--json"], capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert {r["run_id"]: r["status"] for r in json.loads(listed.stdout)}["dead3"] == "interrupted"
+    from starlette.testclient import TestClient
+
+    from wattprint.ui.app import create_app
+
+    with TestClient(create_app(f"sqlite:///{db_path}"), base_url="http://127.0.0.1:8765") as client:
+        assert client.get("/").status_code == 200
+        assert client.get("/runs/dead3").status_code == 200
+    assert sqlite_rows(db_path, "SELECT run_id, status, record, heartbeat_at FROM runs ORDER BY run_id") == before

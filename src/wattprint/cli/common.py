@@ -57,8 +57,9 @@ def finite(value: Any) -> Any:
 
 
 def open_configured_store(db: str | None = None) -> Any:
+    """The configured store, read-only: the commands that use this only show runs, and never write."""
     from wattprint.config import load_settings
     from wattprint.store import open_store
 
     settings = load_settings(db=db)
-    return open_store(settings.db_url, host=settings.host)
+    return open_store(settings.db_url, host=settings.host, read_only=True)

@@ -64,6 +64,11 @@ def _flat(value: Any) -> str:
     return str(value)
 
 
+def _window_kwh(energy: Any) -> Any:
+    """A window's total: `{"total": ...}` as the tracker writes it, or a bare number from other writers."""
+    return energy.get("total") if isinstance(energy, dict) else energy
+
+
 def run_context(record: RunRecord) -> dict[str, Any]:
     """Everything the run page shows, as plain values (also used by the dashboard's JSON)."""
     components = []
@@ -85,7 +90,7 @@ def run_context(record: RunRecord) -> dict[str, Any]:
         "co2e_range": None if band is None else f"{fmt_mass(band[0])} to {fmt_mass(band[1])}",
         "windows": [
             {"name": str(w.get("name", "")), "duration_s": number(w.get("duration_s")),
-             "energy": fmt_energy(number((w.get("energy_kwh") or {}).get("total")) or 0.0)}
+             "energy": fmt_energy(number(_window_kwh(w.get("energy_kwh"))) or 0.0)}
             for w in record.windows
         ],
         "nodes": [_part(n, ", ".join(str(r) for r in n.get("ranks", []))) for n in record.nodes],

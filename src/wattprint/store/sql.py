@@ -295,7 +295,7 @@ class RunStore:
     `WattprintInputError("WATTPRINT_DB", ...)` here, with any password redacted.
     """
 
-    def __init__(self, url: str, host: str | None = None) -> None:
+    def __init__(self, url: str, host: str | None = None, *, read_only: bool = False) -> None:
         parsed = _parse_url(url)
         self._secret = parsed.password if isinstance(parsed.password, str) else None
         self.url: str = _describe(parsed)
@@ -314,8 +314,13 @@ class RunStore:
                 DB_FIELD, f"cannot open the store at {self.url}: {reason}; expected {ACCEPTED_URLS}"
             ) from None
         self._write_engine = self._engine.execution_options(wattprint_write=True)
+        self.read_only = read_only
+        """Never writes: runs whose owner is gone show as interrupted without being stored so (the views)."""
         try:
-            self._create_schema()
+            if not read_only:
+                self._create_schema()
+            elif not self._has_table():
+                self._create_schema()  # a store never written to: create it empty, as any first use does
         except Exception as exc:  # the URL is fine; the database does not answer (or cannot be written) now
             self._engine.dispose()
             raise StoreUnavailableError(DB_FIELD, f"cannot open the store at {self.url} now: "
@@ -408,6 +413,12 @@ class RunStore:
                     raise
                 log.debug("schema creation raced (%s); retrying", _exc_text(exc, self._secret))
                 _sleep(min(attempt, 4))
+
+    def _has_table(self) -> bool:
+        from sqlalchemy import inspect
+
+        with self._engine.connect() as conn:
+            return bool(inspect(conn).has_table("runs"))
 
     def _prepare(self) -> None:
         """Build the save statements once; SQLAlchemy caches their compiled form."""
@@ -595,21 +606,28 @@ class RunStore:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise WattprintInputError("limit", f"got {limit!r}; expected a whole number >= 0")
         query = select(*_ROW_COLUMNS).order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        # read-only: a running row whose owner is gone is interrupted in what is shown, not in the store, so a
+        # filter on either status also fetches running rows and judges them here (there are few of them)
+        judge = self.read_only and status in ("running", "interrupted")
         if status is not None:
-            query = query.where(runs.c.status == status)
+            query = query.where(runs.c.status.in_(("running", status)) if judge else runs.c.status == status)
         if name is not None:
             query = query.where(runs.c.name == name)
-        if limit is not None:
+        if limit is not None and not judge:
             query = query.limit(limit)
         with self._lock:
-            self._retry(self._mark_interrupted)  # so the status filter sees runs whose owner is gone
+            if not self.read_only:
+                self._retry(self._mark_interrupted)  # so the status filter sees runs whose owner is gone
 
             def fetch() -> list[Any]:
                 with self._engine.connect() as conn:
                     return list(conn.execute(query))
 
             rows = self._retry(fetch)
-            return [self._to_record(row, check_liveness=False) for row in rows]
+            records = [self._to_record(row, check_liveness=self.read_only) for row in rows]
+        if judge:
+            records = [r for r in records if r.status == status][:limit]
+        return records
 
     def _drop_saver(self) -> None:
         saver, self._saver = self._saver, None
@@ -680,14 +698,18 @@ class RunStore:
     def _to_record(self, row: Any, *, check_liveness: bool) -> RunRecord:
         record = RunRecord.model_validate(json.loads(row.record))
         if check_liveness and row.status == "running" and self._is_gone(row):
-            record = self._interrupt(row)
+            record = self._interrupted(row) if self.read_only else self._interrupt(row)
         return record
+
+    def _interrupted(self, row: Any) -> RunRecord:
+        """The record of a run whose owner is gone: interrupted, ended at its last heartbeat."""
+        record = RunRecord.model_validate(json.loads(row.record))
+        return record.model_copy(update={"status": "interrupted", "ended_at": _as_utc(row.heartbeat_at)})
 
     def _interrupt(self, row: Any) -> RunRecord:
         """Mark a run whose owner is gone interrupted, ended at its last heartbeat; persist it."""
-        record = RunRecord.model_validate(json.loads(row.record))
+        record = self._interrupted(row)
         last_seen = _as_utc(row.heartbeat_at)
-        record = record.model_copy(update={"status": "interrupted", "ended_at": last_seen})
         params = {
             "p_run_id": row.run_id,
             "p_heartbeat_at": row.heartbeat_at,
@@ -715,15 +737,16 @@ class RunStore:
                 self._interrupt(row)
 
 
-def open_store(url: str, host: str | None = None) -> RunStore:
+def open_store(url: str, host: str | None = None, *, read_only: bool = False) -> RunStore:
     """Open (creating if needed) the run store at an SQLAlchemy URL, e.g. `Settings.db_url`.
 
     `host` is this machine's name on records (`Settings.host`; default the host name): runs of this
     host are judged alive by their process, others by their checkpoints.
     Raises `WattprintInputError("WATTPRINT_DB", ...)` for a bad URL, a missing driver, an unreachable
     server or an SQLite path that cannot be created; the message never shows the password.
+    `read_only=True` (the views: runs list/show/export, report, ui) never writes to an existing store.
     """
-    return RunStore(url, host=host)
+    return RunStore(url, host=host, read_only=read_only)
 
 
 # --------------------------------------------------------------------------------------------------

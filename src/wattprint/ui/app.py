@@ -59,7 +59,7 @@ def create_app(db_url: str, *, loopback_only: bool = True) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.store = open_store(db_url)
+        app.state.store = open_store(db_url, read_only=True)  # the dashboard never writes
         try:
             yield
         finally:
