@@ -33,6 +33,7 @@ def _main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str
     ["runs", "list", "--nope"],
     ["run", "--nmae", "x", "--", "true"],
     ["nosuchcommand"],
+    ["schedule", "backtest", "--trace", "x.csv", "--jobs", "adhoc:1h/8h:99999999999"],
 ])
 def test_bad_command_lines_exit_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _main(argv, capsys)

@@ -241,3 +241,13 @@ def test_all_minilm_l6_v2() -> None:
     assert report.macs == 6 * (12 * 128 * 384 * 384 + 12 * 128 * 128 * 64) + 384 * 384 == 1_434_599_424
     assert report.params == 22_713_216
     assert report.param_bytes == {"float32": 22_713_216 * 4}
+
+
+def test_inputs_without_tensors_are_refused_not_counted_as_zero() -> None:
+    from wattprint.errors import WattprintInputError
+
+    with pytest.raises(WattprintInputError, match="^args: no tensor among the inputs"):
+        count_flops(lambda x: x, 1)
+    with pytest.raises(WattprintInputError, match="^model: got int; expected"):
+        count_flops(3, torch.randn(2))
+    assert count_flops(lambda x: x, torch.randn(2)).macs == 0  # an identity on a tensor really has none

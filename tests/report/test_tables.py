@@ -63,6 +63,14 @@ def test_markdown_cells_cannot_break_the_table() -> None:
     assert row.count(" | ") == 8  # nine cells, none split by the name
 
 
+def test_markdown_cells_carry_no_raw_html() -> None:
+    record = make_record("ffff6666", "<img src=x onerror=alert(1)>", energy_kwh=0.001, co2e_kg=0.0001,
+                         metrics={"model": "<script>x</script> & co"})
+    table = markdown_table([record])
+    assert "<img" not in table and "<script" not in table
+    assert "&lt;img src=x onerror=alert(1)&gt;" in table and "&lt;script&gt;x&lt;/script&gt; & co" in table
+
+
 def test_missing_values_are_dashes_never_zero() -> None:
     record = make_record("eeee5555", "bare", energy_kwh=0.001, co2e_kg=0.0001,
                          metrics={"accuracy": "high", "params": float("nan"), "flops": True})

@@ -147,3 +147,40 @@ def test_finished_trackers_give_their_connections_back(postgres_url: str, monkey
     assert count == 0, count
     with open_store(url) as store:
         assert len(store.list(limit=100)) == 12
+
+
+class _FlakyStore:
+    """A real store whose first saves fail as a damaged SQLite page does (fault injection)."""
+
+    def __init__(self, real: object, failures: int) -> None:
+        self.real, self.failures = real, failures
+
+    def save(self, record: object, checkpoint_s: float | None = None) -> None:
+        if self.failures > 0:
+            from sqlalchemy.exc import OperationalError
+
+            self.failures -= 1
+            raise OperationalError("UPDATE runs SET record=? WHERE run_id=?\n" + "x" * 2000,
+                                   {"p_record": "{" + "y" * 5000 + "}"},
+                                   Exception("database disk image is malformed"))
+        self.real.save(record, checkpoint_s)  # type: ignore[attr-defined]
+
+
+def test_a_store_fault_is_one_line_and_unflagged_once_the_store_recovers(wattprint_env: Path) -> None:
+    real = open_store(f"sqlite:///{wattprint_env / 'runs.db'}")
+    flaky = _FlakyStore(real, failures=2)
+    t = wattprint.Tracker("flaky-store", store=flaky, interval=0.05, checkpoint=0.1).start()
+    reason = ""
+    for _ in range(200):  # until a checkpoint has met the fault
+        reason = t.record.degraded.get("store", "")
+        if reason:
+            break
+        import time
+
+        time.sleep(0.01)
+    assert reason.startswith("Exception: database disk image is malformed"), reason
+    assert "\n" not in reason and len(reason) < 400 and "UPDATE" not in reason
+    record = t.stop()
+    assert "store" not in record.degraded
+    assert "store" not in real.get(record.run_id).degraded and real.get(record.run_id).status == "finished"
+    real.close()

@@ -64,6 +64,18 @@ def _sum_outputs(out: Any) -> Any:
     return sum(t.float().sum() for t in leaves)
 
 
+def _has_tensor(value: Any) -> bool:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_tensor(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_tensor(v) for v in value.values())
+    return False
+
+
 def count_flops(model: Any, *args: Any, backward: bool = False, nonzero: bool = False, **kwargs: Any) -> FlopReport:
     """Run ``model(*args, **kwargs)`` once and count its MACs.
 
@@ -80,8 +92,14 @@ def count_flops(model: Any, *args: Any, backward: bool = False, nonzero: bool = 
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from wattprint.errors import WattprintInputError
     from wattprint.flops.formulas import custom_mapping
 
+    if not callable(model):
+        raise WattprintInputError("model", f"got {type(model).__name__}; expected a torch.nn.Module or a callable")
+    if not isinstance(model, torch.nn.Module) and not _has_tensor((args, kwargs)):
+        # nothing for the counter to see: a plain function of plain values would report 0 MACs, silently
+        raise WattprintInputError("args", "no tensor among the inputs; expected the tensors the model runs on")
     counter = FlopCounterMode(display=False, custom_mapping=custom_mapping(nonzero=nonzero))
     grad_ctx = torch.enable_grad() if backward else torch.no_grad()
     with grad_ctx, counter:

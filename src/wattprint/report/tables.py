@@ -99,8 +99,10 @@ def _count(value: float | None, scale: Scale) -> str:
 
 
 def _md_cell(text: str) -> str:
-    """A cell on one line, with the pipe escaped so it cannot split the row."""
-    return " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|")
+    """A cell on one line, with the pipe escaped so it cannot split the row, and < and > as entities: Markdown
+    renderers pass raw HTML through, so a run named `<img src=x onerror=...>` would run in the page."""
+    text = " ".join(text.split()).replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\\", "\\\\").replace("|", "\\|")
 
 
 def to_markdown(table: Table) -> str:

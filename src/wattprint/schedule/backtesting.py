@@ -37,6 +37,7 @@ JOBS_EXAMPLES = (
     "adhoc:DUR/WINDOW[:N] (e.g. adhoc:1h/8h:1000) or nightly:DUR@HH:MM-HH:MM (e.g. nightly:2h@22:00-06:00)"
 )
 DEFAULT_JOBS = ("adhoc:1h/8h:1000", "nightly:2h@22:00-06:00")
+MAX_ADHOC_COUNT = 1_000_000  # plenty for a distribution; 10^11 jobs tried to allocate 745 GiB
 DEFAULT_ADHOC_COUNT = 1000
 _ADHOC = re.compile(r"adhoc:([^/:]+)/([^/:]+)(?::(\d+))?", re.IGNORECASE)
 _NIGHTLY = re.compile(r"nightly:([^@]+)@(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", re.IGNORECASE)
@@ -77,8 +78,8 @@ class JobSpec:
             n = int(m.group(3)) if m.group(3) else DEFAULT_ADHOC_COUNT
             if d > w:
                 raise WattprintInputError(field, f"{raw!r}: the duration is longer than the window")
-            if n < 1:
-                raise WattprintInputError(field, f"{raw!r}: the number of jobs must be >= 1")
+            if not 1 <= n <= MAX_ADHOC_COUNT:
+                raise WattprintInputError(field, f"{raw!r}: the number of jobs must be from 1 to {MAX_ADHOC_COUNT:,}")
             return cls(raw, "adhoc", d, window_s=w, count=n)
         m = _NIGHTLY.fullmatch(raw)
         if m:

@@ -458,11 +458,19 @@ class Tracker:
 
             self._store = open_store(self.settings.db_url, host=self.settings.host)
         self._store.save(self.record, checkpoint_s=self.settings.checkpoint)
+        if "store" in self._flags:  # it answers again: the record is whole, so the fault is no longer flagged
+            log.warning("wattprint: run store available again; run %s saved", self.record.run_id)
+            self._flags.pop("store")
+            self.record.degraded.pop("store", None)
+            self._store.save(self.record, checkpoint_s=self.settings.checkpoint)
 
     def _flag_store(self, exc: BaseException) -> None:
         if "store" not in self._flags:
-            log.error("wattprint: run store unavailable, record kept in memory: %s", exc)
-            self.flag("store", f"{type(exc).__name__}: {exc}")
+            # one line: a database error's text can carry the whole SQL statement and the record's JSON
+            cause = getattr(exc, "orig", None) or exc
+            text = " ".join(str(cause).split())[:300]
+            log.error("wattprint: run store unavailable, record kept in memory: %s", text)
+            self.flag("store", f"{type(cause).__name__}: {text}")
 
     # -- the end ---------------------------------------------------------------------------------
     def stop(self, status: Status = "finished", exit_code: int | None = None) -> RunRecord:
