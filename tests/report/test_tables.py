@@ -64,9 +64,10 @@ def test_markdown_cells_cannot_break_the_table() -> None:
 
 
 def test_markdown_cells_carry_no_raw_html() -> None:
-    record = make_record("ffff6666", "<img src=x onerror=alert(1)>", energy_kwh=0.001, co2e_kg=0.0001,
-                         metrics={"model": "<script>x</script> & co"})
-    table = markdown_table([record])
+    named = make_record("ffff6666", "<img src=x onerror=alert(1)>", energy_kwh=0.001, co2e_kg=0.0001)
+    modelled = make_record("ffff7777", "plain", energy_kwh=0.001, co2e_kg=0.0001,
+                           metrics={"model": "<script>x</script> & co"})
+    table = markdown_table([named, modelled])
     assert "<img" not in table and "<script" not in table
     assert "&lt;img src=x onerror=alert(1)&gt;" in table and "&lt;script&gt;x&lt;/script&gt; & co" in table
 
