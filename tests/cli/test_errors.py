@@ -43,6 +43,12 @@ def test_bad_command_lines_exit_2_with_one_line(argv: list[str], capsys: pytest.
     assert "Traceback" not in err and "╭" not in err
 
 
+def test_no_arguments_prints_the_help_and_no_empty_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _main([], capsys)
+    assert "wattprint: error: \n" not in err and "Usage" in out + err
+    assert code in (0, 2)
+
+
 def test_help_and_version_still_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _main(["--version"], capsys)
     assert code == 0 and out.strip()

@@ -41,6 +41,9 @@ def test_onednn_limit_lowers_the_level_and_is_recorded() -> None:
     assert capabilities_from(SAPPHIRE, "x86_64", {"ONEDNN_MAX_CPU_ISA": "avx512_core_vnni"}).isa == "avx512-vnni"
     # a limit above what the CPU has changes nothing; an unknown one is recorded, not applied
     assert capabilities_from(EPYC_MILAN, "x86_64", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}).isa == "avx2"
+    skylake = EPYC_MILAN | {"avx512f", "avx512bw", "avx512vl"}  # AVX-512 without any VNNI
+    capped = capabilities_from(skylake, "x86_64", {"ONEDNN_MAX_CPU_ISA": "AVX2_VNNI"})
+    assert capped.isa == "avx2" and capped.int8_dot is None  # not a VNNI this CPU lacks
     odd = capabilities_from(SAPPHIRE, "x86_64", {"ONEDNN_MAX_CPU_ISA": "BOGUS"})
     assert odd.isa == "amx" and odd.limits == {"ONEDNN_MAX_CPU_ISA": "BOGUS"}
 

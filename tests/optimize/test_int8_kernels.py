@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -199,21 +200,98 @@ def test_a_cpu_without_vnni_through_the_kernel_limits(tmp_path: pytest.TempPathF
     assert out["int8_err"] < 0.02, out
 
 
-@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad"])
-def test_the_callers_input_is_left_as_it_was(mode: str) -> None:
-    """Outlier columns are zeroed for the int8 product: in place and restored without autograd, on a copy
-    with it. Either way the caller's tensor holds the same bits afterwards, and the result is the same."""
+EXACT = [k for k in kernels.available_kernels() if kernels.is_exact(k)]
+
+
+@pytest.mark.parametrize("kernel", EXACT)
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad", "expanded", "inference_tensor_outside",
+                                  "saved_for_backward"])
+def test_the_callers_input_is_left_as_it_was(kernel: str, mode: str) -> None:
+    """Outlier columns are zeroed for the int8 product: in place and restored only for a contiguous inference
+    tensor in inference mode, on a copy otherwise. The caller's tensor holds the same bits afterwards, its
+    autograd history still works, and the result is the same."""
     torch.manual_seed(3)
     lin = nn.Linear(64, 32)
     layer = Int8Linear.from_linear(lin, torch.tensor([2, 40]))
+    layer.set_kernel(kernel)
     x = torch.randn(16, 64)
     x[:, 2] *= 50
-    before = x.clone()
-    context = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
-               "grad": torch.enable_grad}[mode]
     with torch.no_grad():
         expected = layer(x.clone())
+    if mode == "expanded":  # a stride-0 view: writing one element would write them all
+        row = x[0].clone()
+        with torch.no_grad():
+            out = layer(row.expand(16, 64))
+        assert torch.equal(row, x[0]) and torch.equal(out, layer(x[0].expand(16, 64).clone()))
+        return
+    if mode == "inference_tensor_outside":
+        with torch.inference_mode():
+            x = x.clone()
+        with torch.no_grad():
+            out = layer(x)
+        assert torch.equal(out, expected)
+        return
+    if mode == "saved_for_backward":
+        w = torch.randn(64, requires_grad=True)
+        loss = (x * w).sum()  # saves x for backward
+        with torch.no_grad():
+            layer(x)
+        loss.backward()  # x's version counter did not move
+        assert torch.equal(w.grad, x.sum(0))
+        return
+    before = x.clone()
+    context = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode, "grad": torch.enable_grad}[mode]
     with context():
+        if mode == "inference_mode":
+            x = x.clone()  # an inference tensor: the in-place path
         out = layer(x)
     assert torch.equal(x, before)
     assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("kernel", EXACT)
+def test_symmetric_and_edge_inputs(kernel: str) -> None:
+    """x spanning [-m, m] puts a value on the top of the u8 range (it must not wrap to 0); an empty batch and
+    non-finite inputs behave as the fp32 product would."""
+    torch.manual_seed(4)
+    lin = nn.Linear(8, 4)
+    layer = Int8Linear.from_linear(lin)
+    layer.set_kernel(kernel)
+    x = torch.zeros(2, 8)
+    x[0, 0], x[1, 1] = 1.0, -1.0
+    with torch.no_grad():
+        ref = lin(x)
+        assert (layer(x) - ref).abs().max() < 0.02, (layer(x), ref)
+        assert layer(torch.zeros(0, 8)).shape == (0, 4)
+        nan_in = torch.full((2, 8), float("nan"))
+        assert torch.isnan(layer(nan_in)).all()
+
+
+def test_a_model_saved_on_one_cpu_gets_an_exact_kernel_on_another(tmp_path: Path) -> None:
+    """The kernel is chosen on the CPU that built the model; loading it where that kernel saturates (here: the
+    AVX2 limits in a subprocess) switches to an exact one instead of computing wrong sums."""
+    if "onednn" not in EXACT or not cpu_capabilities().arch.startswith("x86"):
+        pytest.skip("needs oneDNN's int8 kernel exact here (VNNI/AMX)")
+    torch.manual_seed(5)
+    lin = nn.Linear(64, 32)
+    layer = Int8Linear.from_linear(lin)
+    layer.set_kernel("onednn")
+    path = tmp_path / "layer.pt"
+    torch.save(layer, path)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = textwrap.dedent(f"""
+        import torch
+        layer = torch.load({str(path)!r}, weights_only=False)
+        torch.manual_seed(6)
+        x = torch.rand(32, 64)
+        with torch.no_grad():
+            ref = x @ (layer.weight_int8.float() * layer.weight_scale) + layer.bias
+            err = float((layer(x) - ref).norm() / ref.norm())
+        print(layer.kernel, err)
+    """)
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", PYTHONPATH=root,
+               TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kernel, err = done.stdout.split()
+    assert kernel != "onednn" and float(err) < 0.02, (kernel, err)

@@ -539,8 +539,7 @@ def test_bad_urls_raise_one_line_input_errors_without_the_password(tmp_path: Pat
             assert "me:***@127.0.0.1" in message
 
 
-UNAVAILABLE = {"server unreachable", "postgres alias unreachable", "sqlite path is a directory",
-               "sqlite file is not a database"}
+UNAVAILABLE = {"server unreachable", "postgres alias unreachable", "sqlite file is not a database"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -675,7 +674,6 @@ def test_read_only_views_show_interrupted_runs_without_writing(store: RunStore, 
     store.save(running_record("dead3", minutes=1, host=socket.gethostname(), pid=child.pid, pid_create_time=created))
     store.save(running_record("alive3", minutes=2, **this_process()))
     store.save(make_record("done3", minutes=3))
-    before = sqlite_rows(db_path, "SELECT run_id, status, record, heartbeat_at FROM runs ORDER BY run_id")
     with open_store(f"sqlite:///{db_path}", read_only=True) as view:
         assert view.get("dead3").status == "interrupted" and view.get("dead3").ended_at is not None
         assert [r.run_id for r in view.list(status="interrupted")] == ["dead3"]
@@ -684,6 +682,11 @@ def test_read_only_views_show_interrupted_runs_without_writing(store: RunStore, 
         assert {r.run_id: r.status for r in view.list()} == {
             "dead3": "interrupted", "alive3": "running", "done3": "finished"}
         assert [r.run_id for r in view.list(limit=2)] == ["done3", "alive3"]
+        store.save(make_record("old-int", minutes=0, status="interrupted"))
+        assert [r.run_id for r in view.list(status="interrupted", limit=1)] == ["dead3"]  # newest first
+        assert [r.run_id for r in view.list(status="interrupted", limit=5)] == ["dead3", "old-int"]
+    before = sqlite_rows(db_path, "SELECT run_id, status, record, heartbeat_at FROM runs ORDER BY run_id")
+    assert ("dead3", "running") in [(r[0], r[1]) for r in before]  # the view above wrote nothing either
     env = dict(os.environ, WATTPRINT_DB=f"sqlite:///{db_path}")
     listed = subprocess.run([*wattprint_cmd, "runs", "list", "--json"], capture_output=True, text=True, timeout=60,
                             env=env)

@@ -31,8 +31,13 @@ def _rows(db: Path) -> list[tuple]:
         return con.execute("SELECT run_id, status, record FROM runs").fetchall()
 
 
-def test_the_run_is_in_the_store_before_start_returns(wattprint_env: Path) -> None:
-    t = wattprint.Tracker("early", checkpoint=60).start()  # no checkpoint will fall due during this test
+def test_the_run_is_in_the_store_before_start_returns(wattprint_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wattprint.tracking.tracker import Tracker
+
+    checkpoint = Tracker._checkpoint
+    monkeypatch.setattr(Tracker, "_checkpoint", lambda self: None)  # the background store must not write it
+    t = wattprint.Tracker("early", checkpoint=60).start()
+    monkeypatch.setattr(Tracker, "_checkpoint", checkpoint)
     try:
         (run_id, status, record), = _rows(wattprint_env / "wattprint.db")  # read with the standard library
         assert run_id == t.run_id or run_id == t.record.run_id
@@ -106,7 +111,8 @@ def test_number_like_metrics_are_stored_as_numbers(wattprint_env: Path) -> None:
     with wattprint.track("metrics", interval=0.05) as t:
         t.log(accuracy=np.float32(0.5), step=np.int64(3), loss=torch.tensor(0.25), best=torch.tensor([2.0]),
               lr=decimal.Decimal("0.125"), frac=fractions.Fraction(1, 4), flag=np.bool_(True),
-              hist=np.array([1, 2]), when=object(), nested={"a": np.float64(1.5)})
+              hist=np.array([1, 2]), when=object(), nested={"a": np.float64(1.5)}, wide=np.longdouble(1.5),
+              huge=fractions.Fraction(10**400), snan=decimal.Decimal("sNaN"))
     assert "store" not in t.record.degraded, t.record.degraded
     with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
         metrics = store.get(t.record.run_id).metrics
@@ -114,6 +120,7 @@ def test_number_like_metrics_are_stored_as_numbers(wattprint_env: Path) -> None:
     assert metrics["best"] == 2.0 and metrics["lr"] == 0.125 and metrics["frac"] == 0.25
     assert metrics["flag"] is True and metrics["hist"] == [1, 2] and metrics["nested"] == {"a": 1.5}
     assert metrics["when"].startswith("<object object at")  # stored as its text, never a failed save
+    assert metrics["wide"] == 1.5 and metrics["huge"] == str(10**400) and metrics["snan"] == "sNaN"
 
 
 def test_arguments_are_refused_where_given(wattprint_env: Path) -> None:
@@ -125,7 +132,7 @@ def test_arguments_are_refused_where_given(wattprint_env: Path) -> None:
         for bad in (0, -1, float("nan"), float("inf"), "10", True):
             with pytest.raises(WattprintInputError, match="^quantity: got .*; expected a finite number > 0"):
                 t.set_functional_unit("sample", bad)  # type: ignore[arg-type]
-        t.set_functional_unit("sample", 100)
+        t.set_functional_unit("sample", __import__("numpy").int64(100))  # numpy's integers count
     assert t.record.status == "finished" and t.record.sci["unit"] == "sample"
 
 

@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         # the parser's own errors (a type, a missing value, an unknown option): click's ClickException, which
         # typer vendors under another module name, so it is recognised by its interface
         if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            if not exc.format_message().strip():  # no arguments: the help was printed, nothing to add
+                sys.exit(exc.exit_code)
             _error(exc.format_message(), exc.exit_code)
         raise
     sys.exit(code if isinstance(code, int) else 0)

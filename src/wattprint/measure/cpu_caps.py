@@ -83,10 +83,16 @@ def _x86_level(flags: set[str]) -> str:
     return "baseline"
 
 
-def _lower(level: str, cap: str | None) -> str:
+def _lower(level: str, cap: str | None, flags: set[str]) -> str:
+    """The best level at or below both `level` and `cap` whose flags the CPU has (the levels are no chain:
+    AVX-512 without VNNI lacks what AVX2-VNNI has)."""
     if cap is None or cap not in _X86_ORDER:
         return level
-    return level if _X86_ORDER.index(level) >= _X86_ORDER.index(cap) else cap
+    start = max(_X86_ORDER.index(level), _X86_ORDER.index(cap))
+    for name, needed in _X86_LEVELS[start:]:
+        if all(f in flags for f in needed):
+            return name
+    return "baseline"
 
 
 def capabilities_from(flags: set[str], arch: str, env: dict[str, str], source: str = "flags") -> CpuCapabilities:
@@ -102,7 +108,7 @@ def capabilities_from(flags: set[str], arch: str, env: dict[str, str], source: s
     hardware = _x86_level(flags)
     # oneDNN runs the matmuls, convolutions and int8 products, so its limit sets the level; ATEN_CPU_CAPABILITY
     # (PyTorch's element-wise kernels) is recorded but does not change what the matmuls can do
-    level = _lower(hardware, _ONEDNN_CAP.get(limits.get("ONEDNN_MAX_CPU_ISA", "").upper()))
+    level = _lower(hardware, _ONEDNN_CAP.get(limits.get("ONEDNN_MAX_CPU_ISA", "").upper()), flags)
     rank = _X86_ORDER.index(level)
     bf16 = rank <= _X86_ORDER.index("avx512-vnni") and ("avx512_bf16" in flags or "amx_bf16" in flags)
     fp16 = rank <= _X86_ORDER.index("avx512-vnni") and ("avx512_fp16" in flags or "amx_fp16" in flags)

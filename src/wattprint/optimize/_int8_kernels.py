@@ -32,6 +32,7 @@ than fp32 in eager. A maintained kernel is picked wherever it is fastest.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import warnings
@@ -73,6 +74,17 @@ def available_kernels() -> list[str]:
     return names
 
 
+def usable_here(kernel: str) -> str:
+    """`kernel` if this CPU has it and it is exact here, else the exact kernel that keeps its activation
+    width: 7-bit FBGEMM where it exists, the fp32 product of the integers otherwise (a model saved on a
+    CPU with VNNI and loaded on one without must not saturate)."""
+    if kernel in available_kernels() and is_exact(kernel):
+        return kernel
+    fallback = "fbgemm-reduce-range" if "fbgemm-reduce-range" in available_kernels() else "fp32-exact"
+    log.warning("wattprint: int8 kernel %s is not exact on this CPU; using %s", kernel, fallback)
+    return fallback
+
+
 def int_mm_runs(device: torch.device) -> bool:
     """Whether torch._int_mm runs on `device` (a small, aligned product; exactness on CPU: `is_exact`)."""
     try:
@@ -112,11 +124,12 @@ def run(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.Tensor:
         return _onednn_qlinear(layer, x2, packed)
     if kernel in _DYNAMIC:
         return _dynamic(layer, x2, packed, reduce_range=_DYNAMIC[kernel][1])
+    if kernel == "fp32-exact":
+        return _exact(layer, x2)
     from wattprint.optimize._int8_linear import int8_linear_kernel
 
     return int8_linear_kernel(x2, layer.weight_int8, layer.weight_scale, layer.bias,
-                              torch.empty(0, dtype=torch.long), layer.outlier_weight[:0],
-                              int_mm=kernel == "int_mm")
+                              torch.empty(0, dtype=torch.long), layer.outlier_weight[:0], int_mm=True)
 
 
 def _onednn_qlinear(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.Tensor:
@@ -127,25 +140,48 @@ def _onednn_qlinear(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.T
     packed, zero_w = packed
     if layer.per_token:
         row_scale = xf.abs().amax(dim=1, keepdim=True).clamp_min(_EPS) / 127.0
-        # |x / scale| <= 127: adding 128.5 and truncating rounds into 1..255 (each pass costs as much as the product)
-        qx = (xf / row_scale).add_(128.5).to(torch.uint8)
+        # |x / scale| <= 127 up to rounding: adding 128.5 and truncating rounds into 1..255
+        qx = (xf / row_scale).add_(128.5).clamp_max_(255.0).to(torch.uint8)
         y = torch.ops.onednn.qlinear_pointwise(qx, 1.0, 128, packed, layer.weight_scale, zero_w, None, 1.0, 0,
                                                torch.float32, "none", [], "")
         y.mul_(row_scale)
         return y.add_(layer.bias) if layer.bias is not None else y
+    if xf.numel() == 0:
+        return xf.new_zeros(xf.shape[0], layer.out_features) + (layer.bias if layer.bias is not None else 0.0)
     lo, hi = torch.aminmax(xf)
     lo_f, hi_f = min(float(lo), 0.0), max(float(hi), 0.0)
+    if not (math.isfinite(lo_f) and math.isfinite(hi_f)):  # NaN or inf in: the exact path gives NaN/inf out
+        return _exact(layer, xf)
     scale = max((hi_f - lo_f) / 255.0, _EPS)
     zero_point = int(min(max(round(-lo_f / scale), 0), 255))
-    # x / scale + zero_point lies in [0, 255] by construction: + 0.5 and truncation round it, no clamp pass
-    qx = (xf * (1.0 / scale)).add_(zero_point + 0.5).to(torch.uint8)
+    # x / scale + zero_point lies in [0, 255] up to rounding: + 0.5 and truncation round it; the clamp keeps
+    # a value that rounds to 256 (x = max with a rounded-up zero point) from wrapping to 0
+    qx = (xf * (1.0 / scale)).add_(zero_point + 0.5).clamp_max_(255.0).to(torch.uint8)
     return torch.ops.onednn.qlinear_pointwise(qx, scale, zero_point, packed, layer.weight_scale, zero_w,
                                               layer.bias, 1.0, 0, torch.float32, "none", [], "")
 
 
 def _dynamic(layer: Int8Linear, x2: torch.Tensor, packed: Any, reduce_range: bool) -> torch.Tensor:
     """`quantized::linear_dynamic` (activation quantization, dequantization and bias fused in the kernel);
-    per-token mode pre-scales each row by its max |x| and scales the output back (two more passes)."""
+    per-token mode pre-scales each row by its max |x| and scales the output back (two more passes). An input
+    the kernel refuses (NaN or inf: "min should be less than or equal to max") gets the fp32 product, which
+    carries the NaN or inf through as an fp32 Linear would."""
+    try:
+        return _dynamic_product(layer, x2, packed, reduce_range)
+    except RuntimeError:
+        if bool(torch.isfinite(x2).all()):
+            raise
+        return _exact(layer, x2)
+
+
+def _exact(layer: Int8Linear, x2: torch.Tensor) -> torch.Tensor:
+    from wattprint.optimize._int8_linear import int8_linear_kernel
+
+    return int8_linear_kernel(x2.float(), layer.weight_int8, layer.weight_scale, layer.bias,
+                              torch.empty(0, dtype=torch.long), layer.outlier_weight[:0], int_mm=False)
+
+
+def _dynamic_product(layer: Int8Linear, x2: torch.Tensor, packed: Any, reduce_range: bool) -> torch.Tensor:
     xf = x2 if x2.dtype == torch.float32 else x2.float()
     if not layer.per_token:
         return torch.ops.quantized.linear_dynamic(xf, packed, reduce_range)

@@ -96,9 +96,21 @@ class Int8Linear(nn.Module):
         self.register_buffer("outlier_idx", outlier_idx)
         self.register_buffer("outlier_weight", outlier_weight)
         self.kernel = "fp32-exact"
-        self.per_token = False  # per-tensor activation scale (outliers removed), or one per row as well
+        self._per_token = False  # per-tensor activation scale (outliers removed), or one per row as well
         self.compiled = False  # run the per-token _int_mm kernel through torch.compile instead
         self._packed: Any = None  # the kernel's packed weight, built on first use (not part of the state_dict)
+
+    @property
+    def per_token(self) -> bool:
+        """One activation scale per row as well as the per-tensor one (the fused kernels then leave the
+        bias out of their packed weight: changing this repacks)."""
+        return self._per_token
+
+    @per_token.setter
+    def per_token(self, value: bool) -> None:
+        if bool(value) != self._per_token:
+            self._per_token = bool(value)
+            self._packed = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__().copy()
@@ -106,7 +118,19 @@ class Int8Linear(nn.Module):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if "per_token" in state:  # saved before per_token became a property
+            state["_per_token"] = state.pop("per_token")
+        state.setdefault("_per_token", False)
+        if "kernel" not in state:  # saved before the kernel choice: oneDNN or the generic kernel
+            state["kernel"] = "onednn" if state.pop("use_onednn", False) else "fp32-exact"
         super().__setstate__(state)
+        from wattprint.optimize import _int8_kernels
+
+        if self.weight_int8.device.type == "cpu":
+            # the kernel was chosen on the CPU that saved the model: one that is missing or saturates here
+            # gives way to one that is exact here
+            self.kernel = _int8_kernels.usable_here(self.kernel)
         self.packed_weight()  # pack now, not lazily inside a forward that another thread may share
 
     def packed_weight(self) -> Any:
@@ -164,16 +188,17 @@ class Int8Linear(nn.Module):
             x_out = xf.index_select(1, self.outlier_idx)
             if xf is not x2:  # our own fp32 copy: zero the outlier columns in place
                 y = _int8_kernels.run(self, xf.index_fill_(1, self.outlier_idx, 0.0), self.packed_weight())
-            elif not torch.is_grad_enabled():
+            elif torch.is_inference_mode_enabled() and xf.is_inference() and xf.is_contiguous():
                 # the caller's tensor: zero its few outlier columns for the product and put them back, instead
-                # of copying all of it (a copy of a 4096x1536 input costs a third of the int8 product); with no
-                # autograd, nothing can see the difference but a thread reading the same tensor meanwhile
+                # of copying all of it (a copy of a 4096x1536 input costs a third of the int8 product). Only an
+                # inference tensor: no autograd graph or version counter can see it, and contiguous, so no
+                # element is shared; only a thread reading the same tensor meanwhile could
                 xf.index_fill_(1, self.outlier_idx, 0.0)
                 try:
                     y = _int8_kernels.run(self, xf, self.packed_weight())
                 finally:
                     xf.index_copy_(1, self.outlier_idx, x_out)
-            else:  # autograd may have saved the input: never write into it
+            else:  # autograd may have saved the input, or it shares memory: never write into it
                 y = _int8_kernels.run(self, xf.index_fill(1, self.outlier_idx, 0.0), self.packed_weight())
             y.addmm_(x_out, self.outlier_weight)
         return (y if y.dtype == x.dtype else y.to(x.dtype)).reshape(*lead, self.out_features)

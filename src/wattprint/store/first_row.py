@@ -15,6 +15,7 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 RUNS_DDL = (
     "CREATE TABLE IF NOT EXISTS runs (\n"
@@ -26,6 +27,7 @@ RUNS_DDL = (
     "CREATE INDEX IF NOT EXISTS ix_runs_status ON runs (status)",
 )
 SQLITE_BUSY_TIMEOUT_S = 30.0  # the store's too: how long a writer waits for another's lock
+FIRST_ROW_TIMEOUT_S = 1.0  # on the caller's thread at start(): past this the background store waits instead
 
 _INSERT = (
     "INSERT OR IGNORE INTO runs (run_id, name, status, started_at, ended_at, host, pid, pid_create_time, "
@@ -34,14 +36,24 @@ _INSERT = (
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The file of a plain `sqlite:///path` URL (no query, not in memory); None for anything else."""
+    """The file of a plain `sqlite:///path` URL (no query, not in memory), percent-decoded as SQLAlchemy
+    reads it; None for anything else."""
     prefix = "sqlite:///"
     if not url.startswith(prefix) or "?" in url:
         return None
-    path = url[len(prefix):]
+    path = unquote(url[len(prefix):])
     if path in ("", ":memory:") or path.startswith("file:"):
         return None
     return Path(path).expanduser()
+
+
+def absolute_sqlite_url(url: str) -> str:
+    """`url` with a relative SQLite path made absolute now (other URLs unchanged), so that every writer of a
+    run opens the same file whatever the working directory is when it opens it."""
+    path = sqlite_file(url)
+    if path is None or path.is_absolute():
+        return url
+    return "sqlite:///" + quote(str(path.resolve()), safe="/:@!$&'()*+,;=-._~")
 
 
 def _sqlite_time(value: datetime) -> str:

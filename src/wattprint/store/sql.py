@@ -368,6 +368,10 @@ class RunStore:
         else:
             if not url.query.get("uri"):
                 path = Path(database).expanduser()
+                if path.is_dir():  # a lasting mistake, not an outage: refused, not retried
+                    raise WattprintInputError(
+                        DB_FIELD, f"{str(path)!r} is a directory; give the SQLite file's path, e.g. "
+                        f"sqlite:///{path / 'wattprint.db'}")
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
@@ -609,24 +613,28 @@ class RunStore:
         # read-only: a running row whose owner is gone is interrupted in what is shown, not in the store, so a
         # filter on either status also fetches running rows and judges them here (there are few of them)
         judge = self.read_only and status in ("running", "interrupted")
-        if status is not None:
-            query = query.where(runs.c.status.in_(("running", status)) if judge else runs.c.status == status)
         if name is not None:
             query = query.where(runs.c.name == name)
-        if limit is not None and not judge:
-            query = query.limit(limit)
+        queries = [query.where(runs.c.status == status) if status is not None else query]
+        if judge and status == "interrupted":
+            queries.append(query.where(runs.c.status == "running"))  # all of them: few, and judged below
+        if limit is not None and not (judge and status == "running"):  # running rows: all, judged below
+            queries[0] = queries[0].limit(limit)
         with self._lock:
             if not self.read_only:
                 self._retry(self._mark_interrupted)  # so the status filter sees runs whose owner is gone
 
             def fetch() -> list[Any]:
                 with self._engine.connect() as conn:
-                    return list(conn.execute(query))
+                    return [row for q in queries for row in conn.execute(q)]
 
             rows = self._retry(fetch)
             records = [self._to_record(row, check_liveness=self.read_only) for row in rows]
         if judge:
-            records = [r for r in records if r.status == status][:limit]
+            records = [r for r in records if r.status == status]
+            if len(queries) > 1:  # merge the two fetches back into the newest-first order, then cut
+                records.sort(key=lambda r: (_as_utc(r.started_at), r.run_id), reverse=True)
+            records = records[:limit]
         return records
 
     def _drop_saver(self) -> None:

@@ -15,7 +15,20 @@ from typing import Any
 def metric_value(value: Any) -> Any:
     """`value` as JSON can hold it: None, bool, str, int and float as they are; any other real number
     (numpy, Decimal, Fraction) as int or float; a 0-d or one-element array or tensor as its number; a
-    larger one, a list, tuple or dict element by element; anything else as `str(value)`."""
+    larger one, a list, tuple or dict element by element; anything else, or a number no float can hold
+    (Fraction(10**400), Decimal("sNaN")), as `str(value)`. Never raises."""
+    try:
+        return _converted(value, depth=0)
+    except (ValueError, OverflowError, TypeError, RecursionError, ArithmeticError):
+        try:
+            return str(value)
+        except Exception:  # a broken __str__: the type at least
+            return f"<{type(value).__name__}>"
+
+
+def _converted(value: Any, depth: int) -> Any:
+    if depth > 20:
+        raise RecursionError("metric nested too deeply")
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral) and not _array_like(value):
@@ -24,13 +37,16 @@ def metric_value(value: Any) -> Any:
         return float(value)
     if _array_like(value):
         if math.prod(value.shape) == 1 and callable(getattr(value, "item", None)):
-            return metric_value(value.item())
+            item = value.item()
+            if _array_like(item):  # numpy's longdouble: .item() gives a longdouble back
+                return float(item)
+            return _converted(item, depth + 1)
         if callable(getattr(value, "tolist", None)):
-            return metric_value(value.tolist())
+            return _converted(value.tolist(), depth + 1)
     if isinstance(value, (list, tuple)):
-        return [metric_value(v) for v in value]
+        return [_converted(v, depth + 1) for v in value]
     if isinstance(value, dict):
-        return {str(k): metric_value(v) for k, v in value.items()}
+        return {str(k): _converted(v, depth + 1) for k, v in value.items()}
     return str(value)
 
 

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import math
+import numbers
 import os
 import signal
 import socket
@@ -97,6 +98,7 @@ class Tracker:
         self.command = list(command) if command is not None else None
         self._store = store
         self._owns_store = store is None  # a store it opened itself is closed when the run ends
+        self._db_url = self.settings.db_url  # made absolute at start(): the first row and the store agree
         self._choice = sources
         self.monitor: EnergyMonitor | None = None
         # the record's fields from start(); the pydantic RunRecord is built from them on first use,
@@ -177,6 +179,9 @@ class Tracker:
             pue_source=self._region["pue_source"],
             attribution={"mode": self.settings.attribution, "tracked_pid": tree.root_pid if tree else None},
         )
+        from wattprint.store.first_row import absolute_sqlite_url
+
+        self._db_url = absolute_sqlite_url(self.settings.db_url)  # a chdir later cannot split the run
         self._t0 = time.monotonic()
         self._owner_pid = os.getpid()
         self._last_checkpoint = self._t0
@@ -195,13 +200,14 @@ class Tracker:
         leaves an interrupted run. SQLite (the default): one INSERT with the standard library. A store
         given to the tracker: saved through it. Other URLs: the store is opened here. A failure is logged
         and left to the background checkpoints, which retry and flag it; it never stops the job."""
-        from wattprint.store.first_row import SQLITE_BUSY_TIMEOUT_S, insert_running, sqlite_file
+        from wattprint.store.first_row import FIRST_ROW_TIMEOUT_S, insert_running, sqlite_file
 
         assert self._fields is not None
         try:
-            path = sqlite_file(self.settings.db_url) if self._store is None else None
+            path = sqlite_file(self._db_url) if self._store is None else None
             if path is not None:
-                insert_running(path, self._fields, self.settings.checkpoint, SQLITE_BUSY_TIMEOUT_S)
+                # a second at most on the caller's thread: a store locked longer is the background's to wait on
+                insert_running(path, self._fields, self.settings.checkpoint, FIRST_ROW_TIMEOUT_S)
             else:
                 with self._store_lock:
                     self._save()
@@ -227,10 +233,13 @@ class Tracker:
         from wattprint.errors import WattprintInputError
 
         functional_unit(unit)  # validates the name now, not at the end of the run
-        if isinstance(quantity, bool) or not isinstance(quantity, (int, float)) or not math.isfinite(quantity) \
-                or quantity <= 0:
+        try:  # numpy and torch scalars count too; bool and text do not
+            number = float(quantity) if isinstance(quantity, numbers.Real) or hasattr(quantity, "item") else None
+        except (TypeError, ValueError, OverflowError, RuntimeError):  # RuntimeError: a tensor of many elements
+            number = None
+        if isinstance(quantity, bool) or number is None or not math.isfinite(number) or number <= 0:
             raise WattprintInputError("quantity", f"got {quantity!r}; expected a finite number > 0 of {unit!r}")
-        self._functional_unit = (unit, float(quantity))
+        self._functional_unit = (unit, number)
 
     def predict(self, total_epochs: int, prefix: str = "epoch") -> Any:
         """Predict the whole run from the closed windows named `prefix...` (one per epoch so far)."""
@@ -456,7 +465,7 @@ class Tracker:
         if self._store is None:
             from wattprint.store import open_store
 
-            self._store = open_store(self.settings.db_url, host=self.settings.host)
+            self._store = open_store(self._db_url, host=self.settings.host)
         self._store.save(self.record, checkpoint_s=self.settings.checkpoint)
         if "store" in self._flags:  # it answers again: the record is whole, so the fault is no longer flagged
             log.warning("wattprint: run store available again; run %s saved", self.record.run_id)
