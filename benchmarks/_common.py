@@ -90,12 +90,14 @@ def machine_info() -> dict[str, Any]:
 
 
 def _cpu_capabilities() -> dict[str, Any] | None:
-    """ISA level, native bf16/fp16, int8 dot products and the kernel limits in force (wattprint's probe)."""
+    """ISA level, native bf16/fp16, int8 dot products and the kernel limits in force (wattprint's probe),
+    read in a child process so that this module stays free of wattprint imports."""
+    code = "import json; from wattprint.measure.cpu_caps import cpu_capabilities as c; print(json.dumps(c().as_dict()))"
     try:
-        from wattprint.measure.cpu_caps import cpu_capabilities
-    except ImportError:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        return json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
         return None
-    return cpu_capabilities().as_dict()
 
 
 def _rapl_readable() -> bool:

@@ -59,3 +59,23 @@ def test_export_csv_and_json(wattprint_cmd: list[str], two_runs: list[dict], tmp
 def test_export_bad_format(wattprint_cmd: list[str]) -> None:
     proc = subprocess.run([*wattprint_cmd, "runs", "export", "--format", "xml"], capture_output=True, text=True)
     assert proc.returncode == 2 and "--format" in proc.stderr
+
+
+def test_many_runs_table_shows_the_newest_and_json_all(wattprint_cmd: list[str], wattprint_env: Path) -> None:
+    """The table stops at the 50 newest and says how many there are; --json gives every stored document,
+    the same documents the record objects give (passed on as stored)."""
+    from tests.report.records import make_record
+    from wattprint.store import open_store
+
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        for i in range(55):
+            store.save(make_record(f"run{i:03d}", f"job{i:03d}", energy_kwh=0.001, co2e_kg=0.0001, minutes=i))
+        assert store.count() == 55 and store.count(name="job007") == 1
+        docs = [json.loads(text) for text in store.list_json(limit=55)]
+        assert docs == [r.to_json_dict() for r in store.list(limit=55)]
+    table = subprocess.run([*wattprint_cmd, "runs", "list"], capture_output=True, text=True, check=True).stdout
+    assert "job054" in table and "job005" in table and "job004" not in table
+    assert table.rstrip().endswith("50 newest of 55 runs shown; --limit N for more, --json for all")
+    listed = json.loads(subprocess.run([*wattprint_cmd, "runs", "list", "--json"], capture_output=True, text=True,
+                                       check=True).stdout)
+    assert len(listed) == 55 and listed[0]["name"] == "job054"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -10,6 +11,7 @@ from wattprint.cli.common import check_output_path, fail, open_configured_store,
 from wattprint.record import STATUSES
 
 MAX_LIMIT = 10_000_000  # larger is no limit in practice, and overflows SQL integers past 2**63
+TABLE_DEFAULT_LIMIT = 50  # a terminal table of 100,000 runs helps nobody, and took 40 s
 
 app = typer.Typer(help="List, show and export stored runs.", no_args_is_help=True)
 
@@ -19,7 +21,7 @@ def list_runs(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array of run records."),
     status: str = typer.Option(None, "--status", help=f"Only runs with this status: {', '.join(STATUSES)}."),
     name: str = typer.Option(None, "--name", help="Only runs with this name."),
-    limit: int = typer.Option(None, "--limit", help="At most this many runs, newest first."),
+    limit: int = typer.Option(None, "--limit", help="At most this many runs, newest first (table default 50)."),
     db: str = typer.Option(None, "--db", help="Store URL (default: WATTPRINT_DB or SQLite in WATTPRINT_HOME)."),
 ) -> None:
     """List stored runs, newest first."""
@@ -28,13 +30,17 @@ def list_runs(
     if limit is not None and not 1 <= limit <= MAX_LIMIT:
         fail("--limit", f"got {limit}; expected an integer from 1 to {MAX_LIMIT:,}")
     with open_configured_store(db) as store:
-        records = store.list(status=status, name=name, limit=limit)
-    if as_json:
-        print_json([r.to_json_dict() for r in records])
-        return
+        if as_json:  # the stored documents as they are: no record object per run
+            sys.stdout.write("[" + ",\n".join(store.list_json(status=status, name=name, limit=limit)) + "]\n")
+            return
+        shown = limit if limit is not None else TABLE_DEFAULT_LIMIT
+        records = store.list(status=status, name=name, limit=shown)
+        total = store.count(status=status, name=name) if limit is None and len(records) == shown else None
     from wattprint.cli.render import print_table, runs_table
 
     print_table(runs_table(records))
+    if total is not None and total > shown:
+        print(f"{shown} newest of {total:,} runs shown; --limit N for more, --json for all")
 
 
 @app.command("show")
