@@ -19,7 +19,8 @@ from wattprint.ui.app import create_app
 def client() -> Iterator[TestClient]:
     save_records([*fixture_records(), make_record("dddd4444", "failed-run", energy_kwh=0.001, co2e_kg=0.0001,
                                                   status="failed", minutes=60 * 30)])
-    with TestClient(create_app(load_settings().db_url), base_url="http://127.0.0.1:8765") as test_client:
+    app = create_app(load_settings().db_url, check_every_s=0.0)  # every request asks the store: no waiting
+    with TestClient(app, base_url="http://127.0.0.1:8765") as test_client:
         yield test_client
 
 
@@ -92,3 +93,36 @@ def test_read_only_and_loopback_host_only(client: TestClient) -> None:
     # a page fetched through another host name (DNS rebinding) is refused
     assert client.get("/", headers={"host": "evil.example"}).status_code == 400
     assert client.get("/favicon.ico").status_code == 204
+
+
+def test_pages_follow_the_store(client: TestClient) -> None:
+    """Pages come from a cache of the runs: a run added, or one changing status, shows on the next request."""
+    before = run_ids(client.get("/").text)
+    save_records([make_record("eeee5555", "late-run", energy_kwh=0.002, co2e_kg=0.0002, minutes=60 * 40)])
+    after = run_ids(client.get("/").text)
+    assert "eeee5555" in after and set(before) < set(after)
+    assert any(r["run_id"] == "eeee5555" for r in client.get("/api/runs").json()["runs"])
+    save_records([make_record("eeee5555", "late-run", energy_kwh=0.002, co2e_kg=0.0002, minutes=60 * 40,
+                              status="failed")])
+    failed = client.get("/api/runs?status=failed").json()["runs"]
+    assert "eeee5555" in {r["run_id"] for r in failed}
+
+
+def test_runs_cache_rereads_when_stale(tmp_path: Any) -> None:
+    """Checkpoints of a running run leave the signature alone: its figures are re-read after max_age_s."""
+    import time
+
+    from wattprint.store import open_store
+    from wattprint.ui.cache import RunsCache
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    with open_store(url) as writer, open_store(url, read_only=True) as reader:
+        record = make_record("ffff6666", "grows", energy_kwh=0.001, co2e_kg=0.0001)
+        writer.save(record)
+        cache = RunsCache(reader, max_age_s=0.2, check_every_s=0.0)
+        first, _ = cache.records()
+        assert cache.records()[0] is first  # unchanged store: the same list, not re-read
+        writer.save(record.model_copy(update={"duration_s": 99.0}))  # same status and start: same signature
+        assert cache.records()[0] is first
+        time.sleep(0.25)
+        assert cache.records()[0][0].duration_s == 99.0

@@ -85,8 +85,3 @@ def select_runs(records: list[RunRecord], run_filter: RunFilter) -> tuple[list[R
     """The matching `records` (kept in order), at most `limit`; and whether more matched."""
     matching = [r for r in records if run_filter.matches(r)]
     return matching[: run_filter.limit], len(matching) > run_filter.limit
-
-
-def find_runs(store: Any, run_filter: RunFilter) -> tuple[list[RunRecord], bool]:
-    """Matching runs of `store`, newest first, at most `limit`; and whether more matched than were returned."""
-    return select_runs(store.list(status=run_filter.status or None), run_filter)

@@ -632,6 +632,20 @@ class RunStore:
         with self._lock:
             return self._retry(fetch)
 
+    def signature(self) -> tuple[Any, ...]:
+        """A cheap fingerprint of the store (runs per status, newest start; both read from indexes) that changes
+        when a run is added or changes status; checkpoints of running runs do not change it."""
+        self._check_open()
+        by_status = select(runs.c.status, func.count()).group_by(runs.c.status).order_by(runs.c.status)
+        newest = select(func.max(runs.c.started_at))
+
+        def fetch() -> tuple[Any, ...]:
+            with self._engine.connect() as conn:
+                return tuple(tuple(row) for row in conn.execute(by_status)), conn.execute(newest).scalar_one()
+
+        with self._lock:
+            return self._retry(fetch)
+
     def _select(self, status: str | None, name: str | None, limit: int | None) -> list[tuple[Any, RunRecord | None]]:
         """Rows newest first, each with its record where a running row had to be judged (else None)."""
         self._check_open()

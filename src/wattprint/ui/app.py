@@ -17,8 +17,9 @@ from urllib.parse import quote
 from wattprint._extras import require
 from wattprint.errors import WattprintInputError
 from wattprint.record import STATUSES, RunRecord
-from wattprint.report.query import RunFilter, find_runs, select_runs
+from wattprint.report.query import RunFilter, select_runs
 from wattprint.report.values import energy_method, fmt_energy, fmt_mass, fmt_metric, metric_value, model_name, sig
+from wattprint.ui.cache import RunsCache
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -42,8 +43,9 @@ def _row(record: RunRecord, metric: str) -> dict[str, Any]:
     }
 
 
-def create_app(db_url: str, *, loopback_only: bool = True) -> Any:
-    """The dashboard over the store at `db_url`, opened once for the app's lifetime."""
+def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float | None = None) -> Any:
+    """The dashboard over the store at `db_url`, opened once for the app's lifetime; `check_every_s` is how
+    often it asks the store whether runs changed (default `ui.cache.CHECK_EVERY_S`)."""
     require("starlette", extra="ui", feature="the dashboard")
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -60,6 +62,9 @@ def create_app(db_url: str, *, loopback_only: bool = True) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.store = open_store(db_url, read_only=True)  # the dashboard never writes
+        app.state.cache = RunsCache(app.state.store, **({} if check_every_s is None else
+                                                        {"check_every_s": check_every_s}))
+        app.state.cache.records()  # read the runs once now, not in the first request of a burst
         try:
             yield
         finally:
@@ -67,6 +72,9 @@ def create_app(db_url: str, *, loopback_only: bool = True) -> Any:
 
     def store(request: Request) -> Any:
         return request.app.state.store
+
+    def cache(request: Request) -> RunsCache:
+        return request.app.state.cache
 
     def error_page(status: int, message: str) -> HTMLResponse:
         html = env.get_template("error.html.j2").render(
@@ -80,16 +88,17 @@ def create_app(db_url: str, *, loopback_only: bool = True) -> Any:
             run_filter = RunFilter.from_params(request.query_params)
         except WattprintInputError as exc:
             return error_page(400, str(exc))
-        everything = store(request).list()
-        records, truncated = select_runs(everything, run_filter)
-        regions = sorted({r.region for r in everything if r.region})
-        html = env.get_template("runs.html.j2").render(
-            title="wattprint runs", nav=[("Runs", "/"), ("JSON", "/api/runs?" + str(request.query_params))],
-            rows=[_row(r, metric) for r in records], truncated=truncated, filt=run_filter,
-            since=request.query_params.get("since", ""), until=request.query_params.get("until", ""),
-            statuses=STATUSES, regions=regions, metric=metric, generated=_now(),
-        )
-        return HTMLResponse(html)
+        def make(everything: list[RunRecord]) -> str:
+            records, truncated = select_runs(everything, run_filter)
+            regions = sorted({r.region for r in everything if r.region})
+            return env.get_template("runs.html.j2").render(
+                title="wattprint runs", nav=[("Runs", "/"), ("JSON", "/api/runs?" + str(request.query_params))],
+                rows=[_row(r, metric) for r in records], truncated=truncated, filt=run_filter,
+                since=request.query_params.get("since", ""), until=request.query_params.get("until", ""),
+                statuses=STATUSES, regions=regions, metric=metric, generated=_now(),
+            )
+
+        return HTMLResponse(cache(request).page(str(request.url), make))
 
     def get_record(request: Request, run_id: str) -> RunRecord | HTMLResponse:
         try:
@@ -102,7 +111,9 @@ def create_app(db_url: str, *, loopback_only: bool = True) -> Any:
         if isinstance(record, HTMLResponse):
             return record
         nav = [("All runs", "/"), ("JSON", f"/api/runs/{quote(record.run_id, safe='')}")]
-        return HTMLResponse(run_html(record, nav=nav, env=env))
+        # its charts take ~0.2 s to draw: drawn once per version of the runs (see ui/cache.py)
+        return HTMLResponse(cache(request).page(f"/runs/{record.run_id}",
+                                                lambda _: run_html(record, nav=nav, env=env)))
 
     def compare_page(request: Request) -> Response:
         ids = list(dict.fromkeys(request.query_params.getlist("run")))
@@ -127,8 +138,11 @@ def create_app(db_url: str, *, loopback_only: bool = True) -> Any:
             run_filter = RunFilter.from_params(request.query_params)
         except WattprintInputError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        records, truncated = find_runs(store(request), run_filter)
-        return JSONResponse({"runs": [r.to_json_dict() for r in records], "truncated": truncated})
+        def make(everything: list[RunRecord]) -> bytes:
+            records, truncated = select_runs(everything, run_filter)
+            return JSONResponse({"runs": [r.to_json_dict() for r in records], "truncated": truncated}).body
+
+        return Response(cache(request).page(str(request.url), make), media_type="application/json")
 
     def api_run(request: Request) -> Response:
         try:
