@@ -12,6 +12,7 @@ Use it from a test module with `from tests.postgres_server import postgres_url  
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -119,18 +120,13 @@ def create_database(url: str, name: str | None = None) -> str:
     return base.set(database=name).render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """Start a real PostgreSQL server for the session; yield a postgresql+psycopg URL to a new database."""
+@contextlib.contextmanager
+def pg_server(max_connections: int = 50) -> Iterator[str]:
+    """A real PostgreSQL server for as long as the block runs: yields a postgresql+psycopg URL to a new database
+    (also used by benchmarks/bench_team_store_load.py). RuntimeError where the binaries are missing."""
     bin_dir = find_pg_bin()
     if bin_dir is None:
-        _unavailable("initdb/pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        _unavailable("the psycopg driver is not installed (pip install 'psycopg[binary]')")
-    assert bin_dir is not None
-
+        raise RuntimeError("initdb/pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin")
     # As root the server user must reach the directory: pytest's own tmp dirs are private to root.
     parent = "/tmp" if os.geteuid() == 0 and os.path.isdir("/tmp") else None
     workdir = Path(tempfile.mkdtemp(prefix="wattprint-pg-", dir=parent))
@@ -161,7 +157,7 @@ def postgres_url() -> Iterator[str]:
             port = _free_port()
             options = (
                 f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sockets} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+                f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections={max_connections}"
             )
             result = run(
                 [
@@ -190,3 +186,16 @@ def postgres_url() -> Iterator[str]:
         if started:
             run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """Start a real PostgreSQL server for the session; yield a postgresql+psycopg URL to a new database."""
+    if find_pg_bin() is None:
+        _unavailable("initdb/pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _unavailable("the psycopg driver is not installed (pip install 'psycopg[binary]')")
+    with pg_server() as url:
+        yield url

@@ -91,12 +91,12 @@ def test_kill_9_at_random_times_in_the_first_seconds_leaves_interrupted_runs(wat
     """A CPU-busy job killed -9 soon after start(): its run is stored and reads as interrupted."""
     rng = random.Random(14)
     ids = []
-    for _ in range(5):
+    for _ in range(8):
         job = subprocess.Popen([sys.executable, "-c", BUSY_JOB], stdout=subprocess.PIPE, text=True,
                                env=dict(os.environ, PYTHONPATH=str(REPO)))
         ids.append(job.stdout.readline().strip())
         with contextlib.suppress(subprocess.TimeoutExpired):  # the kill comes at a random moment
-            job.wait(timeout=rng.uniform(0.0, 2.0))
+            job.wait(timeout=rng.uniform(0.0, 3.0))
         job.send_signal(signal.SIGKILL)
         job.wait()
     with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
