@@ -79,3 +79,14 @@ def test_default_cache_dir_is_under_wattprint_home(wattprint_env: Path) -> None:
 
 def test_redact() -> None:
     assert redact("token abcdef in abcdef", ["abcdef", None, "ab"]) == "token *** in ***"
+
+
+def test_a_response_echoing_the_credential_is_never_cached(server: FakeServer, tmp_path: Path) -> None:
+    server.routes["/echo"] = Reply.json({"v": 1, "you_sent": "SECRET-KEY-123"})
+    server.routes["/login"] = Reply.json({"token": "TOKEN-ABCDEFGH"})
+    c = client(server, tmp_path, secrets=["SECRET-KEY-123"])
+    assert c.get_json("/echo", headers={"auth-token": "SECRET-KEY-123"}, cache_ttl_s=60)["v"] == 1
+    assert c.get_json("/login", auth=("user", "TOKEN-ABCDEFGH"), cache_ttl_s=60)["token"] == "TOKEN-ABCDEFGH"
+    assert not list((tmp_path / "cache").rglob("*.json"))  # neither went to disk
+    c.get_json("/echo", headers={"auth-token": "SECRET-KEY-123"}, cache_ttl_s=60)
+    assert server.paths().count("/echo") == 2  # so it is fetched again, not served from a file

@@ -132,8 +132,17 @@ class HttpClient:
         except ValueError:
             raise ProviderError("malformed response: body is not JSON") from None
         if cache_path is not None:
-            self._cache_put(cache_path, body)
+            if self._holds_secret(body, headers, auth):  # a server echoing the key: nothing goes to disk
+                log.debug("intensity response not cached: it contains a credential")
+            else:
+                self._cache_put(cache_path, body)
         return body
+
+    def _holds_secret(self, body: Any, headers: Mapping[str, str] | None, auth: tuple[str, str] | None) -> bool:
+        """Whether the response text contains a known secret or a credential sent with this request."""
+        sent = [*self.secrets, *(v for v in (headers or {}).values() if len(v) >= 8), *(auth or ())]
+        text = json.dumps(body)
+        return any(secret and secret in text for secret in sent)
 
     def _request(
         self,
