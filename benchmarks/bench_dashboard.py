@@ -12,6 +12,7 @@ Results: benchmarks/results/dashboard.{json,md}.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -50,7 +51,7 @@ def main() -> int:
     args = ap.parse_args()
     info = machine_info()
     bench_dir = Path(__file__).resolve().parent
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         home = Path(tmp)
         subprocess.run([sys.executable, str(bench_dir / "bench_store_list.py"), "--runs", str(args.runs),
                         "--build-only", str(home)], check=True, capture_output=True, timeout=600)
@@ -61,8 +62,9 @@ def main() -> int:
         port = _free_port()
         env = dict(os.environ, WATTPRINT_HOME=str(home))
         started = time.perf_counter()
+        server_log = stack.enter_context(tempfile.TemporaryFile())  # a pipe nobody reads could stall it
         server = subprocess.Popen([sys.executable, "-m", "wattprint.cli.main", "ui", "--no-browser", "--port",
-                                   str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                   str(port)], env=env, stdout=server_log, stderr=server_log)
         base = f"http://127.0.0.1:{port}"
         try:
             limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
@@ -73,7 +75,9 @@ def main() -> int:
                         break
                     except httpx.TransportError:
                         if server.poll() is not None or time.perf_counter() - started > 120:
-                            raise SystemExit(f"server did not start: {server.stderr.read().decode()[-2000:]}") from None
+                            server_log.seek(0)
+                            reason = server_log.read().decode(errors="replace")[-2000:]
+                            raise SystemExit(f"server did not start: {reason}") from None
                         time.sleep(0.1)
                 ready_s = time.perf_counter() - started
                 paths = [PATHS[i % len(PATHS)].format(run_id=run_id) for i in range(args.requests)]

@@ -3,8 +3,9 @@
     python benchmarks/bench_store_list.py [--runs 100000] [--repeats 3]
 
 Builds a temporary SQLite store of --runs copies of one real tracked run's record (about 2.6 KB of JSON each,
-50 distinct names, start times spread over a year), then times each command in fresh processes, as a user
-runs them: wall time and peak memory (ru_maxrss of the child). Results: benchmarks/results/store_list.{json,md}.
+50 distinct names, start times spread over a year, 1 % interrupted), then times each command in fresh
+processes, as a user runs them: wall time and peak memory (ru_maxrss of the child).
+Results: benchmarks/results/store_list.{json,md}.
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ def build(home: Path, count: int) -> int:
     rows = []
     for i in range(count - 1):
         run_id = uuid.uuid4().hex
-        record.update(run_id=run_id, name=f"job-{i % 50}")
+        status = "interrupted" if i % 100 == 0 else "finished"  # 1 % interrupted, for the status filter
+        record.update(run_id=run_id, name=f"job-{i % 50}", status=status)
         values = list(row)
         values[columns.index("run_id")], values[columns.index("name")] = run_id, record["name"]
+        values[columns.index("status")] = status
         values[columns.index("record")] = json.dumps(record)
         day = f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}"
         values[columns.index("started_at")] = f"{day} {i % 24:02d}:00:00.{i % 10**6:06d}"

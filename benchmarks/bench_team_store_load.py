@@ -13,10 +13,12 @@ stored, list calls that failed, the most connections seen. Results: benchmarks/r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,8 +53,10 @@ def main() -> int:
     with pg_server(max_connections=args.max_connections) as url:
         base = make_url(url)
         env = dict(os.environ, WATTPRINT_DB=url, PYTHONPATH=str(BENCH_DIR.parent / "src"))
+        stack = contextlib.ExitStack()  # workers log to files: a pipe nobody reads could fill up and stall them
+        logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(args.processes)]  # noqa: SIM115
         workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(args.seconds), str(i)], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                    stdout=subprocess.PIPE, stderr=logs[i], text=True)
                    for i in range(args.processes)]
         list_ok, list_failed, list_s, connections = 0, [], [], []
         with psycopg.connect(host=base.host, port=base.port, user=base.username, dbname="postgres",
@@ -71,9 +75,13 @@ def main() -> int:
                     list_failed.append(listed.stderr.strip().splitlines()[-1:] or ["?"])
                 time.sleep(2.0)
         finished = []
-        for w in workers:
-            out, err = w.communicate(timeout=120)
+        for w, log_file in zip(workers, logs, strict=True):
+            out, _ = w.communicate(timeout=120)
             finished.append(int(out.strip().splitlines()[-1]) if out.strip() else 0)
+            log_file.seek(0)
+            if w.returncode != 0:
+                print(log_file.read().decode(errors="replace")[-2000:], file=sys.stderr)
+        stack.close()
         with psycopg.connect(host=base.host, port=base.port, user=base.username, dbname=base.database) as conn:
             (stored,) = conn.execute("SELECT count(*) FROM runs WHERE status = 'finished'").fetchone()
     reported = sum(finished)

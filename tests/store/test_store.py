@@ -700,3 +700,42 @@ def test_read_only_views_show_interrupted_runs_without_writing(store: RunStore, 
         assert client.get("/").status_code == 200
         assert client.get("/runs/dead3").status_code == 200
     assert sqlite_rows(db_path, "SELECT run_id, status, record, heartbeat_at FROM runs ORDER BY run_id") == before
+
+
+def test_list_json_documents_are_valid_and_complete_whoever_wrote_the_row(store: RunStore, db_path: Path) -> None:
+    """Rows written by older code (bare NaN, fields missing) or by the first-row writer come out rebuilt; rows of
+    the current writer as stored; every document parses strictly and matches list()."""
+    from datetime import datetime, timezone
+
+    from wattprint.store.first_row import insert_running
+
+    store.save(make_record("new1", minutes=3))
+    old = make_record("old1", minutes=2).to_json_dict()
+    old.pop("distributed")
+    old["intensity_g_per_kwh"] = float("nan")
+    with sqlite3.connect(db_path) as con:  # as code before the rust serialiser stored it
+        con.execute("INSERT INTO runs VALUES (?, ?, 'finished', ?, ?, ?, NULL, NULL, 5.0, ?, ?)",
+                    ("old1", "train", "2024-05-01 12:02:00.000000", "2024-05-01 12:05:00.000000", "h",
+                     "2024-05-01 12:05:00.000000", json.dumps(old)))
+    insert_running(db_path, {"run_id": "first1", "name": "early", "host": socket.gethostname(), "pid": os.getpid(),
+                             "pid_create_time": psutil.Process().create_time(),
+                             "started_at": datetime(2024, 5, 1, 12, 1, tzinfo=timezone.utc)}, 5.0, 5.0)
+    texts = store.list_json()
+    docs = [json.loads(t, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) for t in texts]
+    assert docs == [json.loads(r.to_json()) for r in store.list()]  # NaN is null in both
+    assert [d["run_id"] for d in docs] == ["new1", "old1", "first1"]
+    assert docs[1]["intensity_g_per_kwh"] is None and docs[1]["distributed"] == {}
+    assert docs[2]["energy_kwh"] == {"total": 0.0, "cpu": 0.0, "gpu": 0.0, "ram": 0.0}
+
+
+def test_read_only_count_matches_what_is_listed(store: RunStore, db_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    created = psutil.Process(child.pid).create_time()
+    child.wait()
+    store.save(running_record("gone1", minutes=1, host=socket.gethostname(), pid=child.pid, pid_create_time=created))
+    store.save(running_record("live1", minutes=2, **this_process()))
+    store.save(make_record("int1", status="interrupted"))
+    with open_store(f"sqlite:///{db_path}", read_only=True) as view:
+        for status in ("running", "interrupted", "finished", None):
+            assert view.count(status=status) == len(view.list(status=status)), status
+        assert view.count(status="interrupted") == 2 and view.count(status="running") == 1

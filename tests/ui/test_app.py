@@ -109,7 +109,30 @@ def test_pages_follow_the_store(client: TestClient) -> None:
 
 
 def test_runs_cache_rereads_when_stale(tmp_path: Any) -> None:
-    """Checkpoints of a running run leave the signature alone: its figures are re-read after max_age_s."""
+    """Checkpoints of a running run leave the signature alone: its figures are re-read after max_age_s
+    (a clock the test moves, so that no timing can make it flaky)."""
+    from wattprint.store import open_store
+    from wattprint.ui.cache import RunsCache
+
+    now = [100.0]
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    with open_store(url) as writer, open_store(url, read_only=True) as reader:
+        record = make_record("ffff6666", "grows", energy_kwh=0.001, co2e_kg=0.0001)
+        writer.save(record)
+        cache = RunsCache(reader, max_age_s=5.0, check_every_s=0.0, clock=lambda: now[0])
+        first, _ = cache.records()
+        assert cache.records()[0] is first  # unchanged store: the same list, not re-read
+        writer.save(record.model_copy(update={"duration_s": 99.0}))  # same status and start: same signature
+        now[0] += 4.0
+        assert cache.records()[0] is first
+        now[0] += 2.0  # past max_age_s
+        assert cache.records()[0][0].duration_s == 99.0
+        writer.save(make_record("gggg7777", "new", energy_kwh=0.001, co2e_kg=0.0001, minutes=5))
+        assert {r.run_id for r in cache.records()[0]} == {"ffff6666", "gggg7777"}  # a new run: at once
+
+
+def test_a_page_is_made_once_for_concurrent_requests_and_failures_are_shared(tmp_path: Any) -> None:
+    import threading
     import time
 
     from wattprint.store import open_store
@@ -117,12 +140,37 @@ def test_runs_cache_rereads_when_stale(tmp_path: Any) -> None:
 
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     with open_store(url) as writer, open_store(url, read_only=True) as reader:
-        record = make_record("ffff6666", "grows", energy_kwh=0.001, co2e_kg=0.0001)
-        writer.save(record)
-        cache = RunsCache(reader, max_age_s=0.2, check_every_s=0.0)
-        first, _ = cache.records()
-        assert cache.records()[0] is first  # unchanged store: the same list, not re-read
-        writer.save(record.model_copy(update={"duration_s": 99.0}))  # same status and start: same signature
-        assert cache.records()[0] is first
-        time.sleep(0.25)
-        assert cache.records()[0][0].duration_s == 99.0
+        writer.save(make_record("hhhh8888", "one", energy_kwh=0.001, co2e_kg=0.0001))
+        cache = RunsCache(reader, check_every_s=60.0)
+        calls: list[int] = []
+
+        def make(records: list) -> str:
+            calls.append(1)
+            time.sleep(0.05)
+            return f"{len(records)} runs"
+
+        def boom(records: list) -> str:
+            calls.append(1)
+            time.sleep(0.05)
+            raise RuntimeError("chart failed")
+
+        results: list[object] = []
+
+        def ask(key: str, maker: Any) -> None:
+            try:
+                results.append(cache.page(key, maker))
+            except RuntimeError as exc:
+                results.append(exc)
+
+        for key, maker in (("/", make), ("/runs/x", boom)):
+            calls.clear()
+            results.clear()
+            threads = [threading.Thread(target=ask, args=(key, maker)) for _ in range(20)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len(calls) == 1, (key, len(calls))
+            assert len(results) == 20
+        assert all(isinstance(r, RuntimeError) and str(r) == "chart failed" for r in results)
+        assert cache.page("/", make) == "1 runs" and len(calls) == 1  # cached: not made again

@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +139,11 @@ class HttpClient:
         return body
 
     def _holds_secret(self, body: Any, headers: Mapping[str, str] | None, auth: tuple[str, str] | None) -> bool:
-        """Whether the response text contains a known secret or a credential sent with this request."""
-        sent = [*self.secrets, *(v for v in (headers or {}).values() if len(v) >= 8), *(auth or ())]
-        text = json.dumps(body)
-        return any(secret and secret in text for secret in sent)
+        """Whether a string of the response (key or value, as received) contains a known secret, a header
+        value or a credential sent with this request; values shorter than 4 characters are too common to
+        tell (the rule `redact` follows)."""
+        sent = [s for s in (*self.secrets, *(headers or {}).values(), *(auth or ())) if s and len(s) >= 4]
+        return bool(sent) and any(secret in text for text in _strings(body) for secret in sent)
 
     def _request(
         self,
@@ -173,3 +174,16 @@ class HttpClient:
                 time.sleep(wait)
         tries = self.retries + 1
         raise ProviderError(f"{reason} ({tries} attempt{'s' if tries > 1 else ''})")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a parsed JSON document, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)

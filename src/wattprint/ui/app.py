@@ -8,6 +8,7 @@ app also refuses requests whose Host header is not a loopback name (against DNS 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,8 @@ from wattprint.record import STATUSES, RunRecord
 from wattprint.report.query import RunFilter, select_runs
 from wattprint.report.values import energy_method, fmt_energy, fmt_mass, fmt_metric, metric_value, model_name, sig
 from wattprint.ui.cache import RunsCache
+
+log = logging.getLogger("wattprint")
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -64,11 +67,18 @@ def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float 
         app.state.store = open_store(db_url, read_only=True)  # the dashboard never writes
         app.state.cache = RunsCache(app.state.store, **({} if check_every_s is None else
                                                         {"check_every_s": check_every_s}))
-        app.state.cache.records()  # read the runs once now, not in the first request of a burst
         try:
+            try:
+                app.state.cache.records()  # read the runs once now, not in the first request of a burst
+            except Exception as exc:  # a bad row must not keep the app from starting: the pages say so
+                log.error("wattprint ui: could not read the runs at start: %s", exc)
             yield
         finally:
             app.state.store.close()
+
+    def page_key(request: Request, run_filter: RunFilter, metric: str) -> str:
+        """The parameters that shape a runs page, normalised: other parameters make no new cache entry."""
+        return repr((run_filter, metric, request.query_params.get("since", ""), request.query_params.get("until", "")))
 
     def store(request: Request) -> Any:
         return request.app.state.store
@@ -98,7 +108,7 @@ def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float 
                 statuses=STATUSES, regions=regions, metric=metric, generated=_now(),
             )
 
-        return HTMLResponse(cache(request).page(str(request.url), make))
+        return HTMLResponse(cache(request).page(page_key(request, run_filter, metric), make))
 
     def get_record(request: Request, run_id: str) -> RunRecord | HTMLResponse:
         try:
@@ -111,9 +121,13 @@ def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float 
         if isinstance(record, HTMLResponse):
             return record
         nav = [("All runs", "/"), ("JSON", f"/api/runs/{quote(record.run_id, safe='')}")]
+        run_id = record.run_id
+
+        def make(_: list[RunRecord]) -> str:  # read again here: the record of the version the page is kept for
+            return run_html(store(request).get(run_id), nav=nav, env=env)
+
         # its charts take ~0.2 s to draw: drawn once per version of the runs (see ui/cache.py)
-        return HTMLResponse(cache(request).page(f"/runs/{record.run_id}",
-                                                lambda _: run_html(record, nav=nav, env=env)))
+        return HTMLResponse(cache(request).page(f"/runs/{run_id}", make))
 
     def compare_page(request: Request) -> Response:
         ids = list(dict.fromkeys(request.query_params.getlist("run")))
@@ -142,7 +156,8 @@ def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float 
             records, truncated = select_runs(everything, run_filter)
             return JSONResponse({"runs": [r.to_json_dict() for r in records], "truncated": truncated}).body
 
-        return Response(cache(request).page(str(request.url), make), media_type="application/json")
+        return Response(cache(request).page("/api/runs" + page_key(request, run_filter, ""), make),
+                        media_type="application/json")
 
     def api_run(request: Request) -> Response:
         try:
