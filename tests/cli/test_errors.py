@@ -135,3 +135,16 @@ def test_run_goes_on_when_the_store_is_down_at_launch(wattprint_cmd: list[str]) 
     assert proc.returncode == 3 and proc.stdout == "ran\n", proc.stderr
     assert "cannot open the store" in proc.stderr and "secret" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_times_at_the_end_of_the_calendar_are_refused_in_one_line(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "far.csv"
+    trace.write_text("datetime,intensity\n9999-12-31 22:00,100\n9999-12-31 23:00,200\n")
+    for argv in (["schedule", "--json", "--trace", str(trace), "--duration", "1h", "--window", "2h",
+                  "--earliest", "9999-12-31T22:00"],
+                 ["schedule", "--json", "--trace", str(trace), "--duration", "2h", "--window", "12h",
+                  "--earliest", "9999-12-31T23:59"]):
+        code, out, err = _main(argv, capsys)
+        assert code == 2 and out == "" and err.count("\n") == 1, (argv, err)
+        assert "Traceback" not in err

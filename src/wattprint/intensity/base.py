@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
 
+from wattprint.errors import WattprintInputError
+
 
 @dataclass(frozen=True)
 class Intensity:
@@ -75,7 +77,12 @@ class IntensitySeries:
             if nxt is not None and (nxt - start).total_seconds() <= limit:
                 ends.append(nxt)
             else:
-                ends.append(datetime.fromtimestamp(start.timestamp() + min(median, limit), timezone.utc))
+                try:
+                    ends.append(datetime.fromtimestamp(start.timestamp() + min(median, limit), timezone.utc))
+                except (ValueError, OverflowError, OSError):  # past 9999-12-31: datetime's last day
+                    raise WattprintInputError(
+                        "trace", f"the point at {start.isoformat()} would hold past the year 9999; expected "
+                        "times that end before 9999-12-31") from None
         values = tuple(float(v) for _, v in pairs)
         return cls(region, tuple(starts), tuple(ends), values, source, fallback_reason, timezone_note)
 
