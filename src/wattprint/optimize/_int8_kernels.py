@@ -34,13 +34,14 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from wattprint.optimize.precision import best_ms
 
 if TYPE_CHECKING:
     from wattprint.optimize._int8_linear import Int8Linear
@@ -124,12 +125,7 @@ def run(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.Tensor:
         return _onednn_qlinear(layer, x2, packed)
     if kernel in _DYNAMIC:
         return _dynamic(layer, x2, packed, reduce_range=_DYNAMIC[kernel][1])
-    if kernel == "fp32-exact":
-        return _exact(layer, x2)
-    from wattprint.optimize._int8_linear import int8_linear_kernel
-
-    return int8_linear_kernel(x2, layer.weight_int8, layer.weight_scale, layer.bias,
-                              torch.empty(0, dtype=torch.long), layer.outlier_weight[:0], int_mm=True)
+    return _exact(layer, x2, int_mm=kernel == "int_mm")
 
 
 def _onednn_qlinear(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.Tensor:
@@ -174,11 +170,13 @@ def _dynamic(layer: Int8Linear, x2: torch.Tensor, packed: Any, reduce_range: boo
         return _exact(layer, x2)
 
 
-def _exact(layer: Int8Linear, x2: torch.Tensor) -> torch.Tensor:
+def _exact(layer: Int8Linear, x2: torch.Tensor, int_mm: bool = False) -> torch.Tensor:
+    """The generic kernel with per-token scales, in fp32: the integers multiplied in fp32 (exact anywhere, and
+    the fallback for inputs the fused kernels refuse) or on `torch._int_mm`."""
     from wattprint.optimize._int8_linear import int8_linear_kernel
 
     return int8_linear_kernel(x2.float(), layer.weight_int8, layer.weight_scale, layer.bias,
-                              torch.empty(0, dtype=torch.long), layer.outlier_weight[:0], int_mm=False)
+                              torch.empty(0, dtype=torch.long), layer.outlier_weight[:0], int_mm=int_mm)
 
 
 def _dynamic_product(layer: Int8Linear, x2: torch.Tensor, packed: Any, reduce_range: bool) -> torch.Tensor:
@@ -263,20 +261,6 @@ def _check_exact(kernel: str) -> bool:
     return bool(torch.allclose(y, torch.full_like(y, expected), rtol=1e-3, atol=0.0))
 
 
-def _best_ms(fns: dict[str, Callable[[], Any]], rounds: int = 5) -> dict[str, float]:
-    """Best time of each function, called in turn so that all see the same load (after two warm-ups each)."""
-    for fn in fns.values():
-        fn()
-        fn()
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], (time.perf_counter() - start) * 1e3)
-    return best
-
-
 def choose_kernel(shapes: list[tuple[int, int]], rows: int = 1024,
                   candidates: tuple[str, ...] | None = None) -> KernelChoice:
     """The fastest exact int8 kernel for layers of these (in_features, out_features) shapes on this CPU (see
@@ -306,7 +290,7 @@ def choose_kernel(shapes: list[tuple[int, int]], rows: int = 1024,
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            times = _best_ms({name: (lambda calls=calls: [call() for call in calls]) for name, calls in fns.items()})
+            times = best_ms({name: (lambda calls=calls: [call() for call in calls]) for name, calls in fns.items()})
     finally:
         torch.set_num_threads(threads)
     fp32_ms = times.pop("fp32")

@@ -19,7 +19,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,23 +70,26 @@ def _device_of(model: Any) -> Any:
     return torch.device("cpu")
 
 
-def _paired_best_ms(fp32_fn: Any, low_fn: Any, sync: Any, low_budget_ms: float) -> tuple[float, float]:
-    """Best of five calls of each, fp32 and low dtype alternating so that both see the same load on a shared
-    machine, after two warm-ups each (first calls pay for kernel selection / JIT). Stops early once the
-    low dtype's best call exceeds `low_budget_ms` (an emulated dtype can be 100x slower)."""
-    for fn in (fp32_fn, fp32_fn, low_fn, low_fn):
+def best_ms(fns: dict[str, Callable[[], Any]], sync: Callable[[], Any] = lambda: None, rounds: int = 5,
+            give_up: tuple[str, float] | None = None) -> dict[str, float]:
+    """Best of `rounds` calls of each function, in ms, the functions called in turn so that all see the same
+    load on a shared machine, after two warm-ups each (first calls pay for kernel selection / JIT). With
+    `give_up` = (name, ms), stops early once that function's best exceeds ms (an emulated dtype can be 100x
+    slower than fp32)."""
+    for fn in fns.values():
+        fn()
         fn()
     sync()
-    best = [float("inf"), float("inf")]
-    for _ in range(5):
-        for i, fn in enumerate((fp32_fn, low_fn)):
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
             start = time.perf_counter()
             fn()
             sync()
-            best[i] = min(best[i], (time.perf_counter() - start) * 1e3)
-        if best[1] > low_budget_ms:
+            best[name] = min(best[name], (time.perf_counter() - start) * 1e3)
+        if give_up is not None and best[give_up[0]] > give_up[1]:
             break
-    return best[0], best[1]
+    return best
 
 
 def probe_dtype(device: Any, dtype: Any, op: str = "matmul", shape: tuple[int, ...] = (256, 384, 384),
@@ -157,8 +160,8 @@ def _time_pair(make: Any, dtype: Any, sync: Any) -> tuple[float, float, str]:
             low_fn()
         except (RuntimeError, NotImplementedError, TypeError) as exc:
             return float("nan"), float("nan"), (str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
-        fp32_ms, low_ms = _paired_best_ms(fp32_fn, low_fn, sync, low_budget_ms=250.0)
-    return fp32_ms, low_ms, ""
+        times = best_ms({"fp32": fp32_fn, "low": low_fn}, sync, give_up=("low", 250.0))
+    return times["fp32"], times["low"], ""
 
 
 def _clip(size: int) -> int:
