@@ -321,10 +321,8 @@ class RunStore:
         self.read_only = read_only
         """Never writes: runs whose owner is gone show as interrupted without being stored so (the views)."""
         try:
-            if not read_only:
+            if not read_only or not self._has_table():  # read-only too: a store never written to starts empty
                 self._create_schema()
-            elif not self._has_table():
-                self._create_schema()  # a store never written to: create it empty, as any first use does
         except Exception as exc:  # the URL is fine; the database does not answer (or cannot be written) now
             self._engine.dispose()
             raise StoreUnavailableError(DB_FIELD, f"cannot open the store at {self.url} now: "
@@ -771,17 +769,19 @@ class RunStore:
     def _to_record(self, row: Any, *, check_liveness: bool) -> RunRecord:
         record = RunRecord.model_validate(json.loads(row.record))
         if check_liveness and row.status == "running" and self._is_gone(row):
-            record = self._interrupted(row) if self.read_only else self._interrupt(row)
+            record = self._interrupted(row, record) if self.read_only else self._interrupt(row, record)
         return record
 
-    def _interrupted(self, row: Any) -> RunRecord:
-        """The record of a run whose owner is gone: interrupted, ended at its last heartbeat."""
-        record = RunRecord.model_validate(json.loads(row.record))
+    def _interrupted(self, row: Any, record: RunRecord | None = None) -> RunRecord:
+        """The record (parsed from `row` unless given) of a run whose owner is gone: interrupted, ended at its
+        last heartbeat."""
+        if record is None:
+            record = RunRecord.model_validate(json.loads(row.record))
         return record.model_copy(update={"status": "interrupted", "ended_at": _as_utc(row.heartbeat_at)})
 
-    def _interrupt(self, row: Any) -> RunRecord:
+    def _interrupt(self, row: Any, record: RunRecord | None = None) -> RunRecord:
         """Mark a run whose owner is gone interrupted, ended at its last heartbeat; persist it."""
-        record = self._interrupted(row)
+        record = self._interrupted(row, record)
         last_seen = _as_utc(row.heartbeat_at)
         params = {
             "p_run_id": row.run_id,
