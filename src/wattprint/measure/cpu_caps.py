@@ -1,9 +1,9 @@
 """What this CPU can compute fast: ISA level, native bf16/fp16, int8 dot-product instructions.
 
 Read once per process from the CPU flags (`/proc/cpuinfo`: "flags" on x86, "Features" on ARM), and lowered
-to the limits a process may have set for its kernels: PyTorch's `ATEN_CPU_CAPABILITY` (default, avx2,
-avx512) and oneDNN's `ONEDNN_MAX_CPU_ISA` (e.g. AVX2, AVX512_CORE, AVX512_CORE_AMX). Both are how a test
-runs the kernels of a lesser CPU on a better one, so the verdicts here follow them.
+to oneDNN's `ONEDNN_MAX_CPU_ISA` (e.g. AVX2, AVX512_CORE, AVX512_CORE_AMX), the limit on the kernels that run
+matmuls and int8 products: it is how a test runs a lesser CPU's kernels on a better one. PyTorch's
+`ATEN_CPU_CAPABILITY`, set beside it, is recorded with it.
 
 Flags say what the silicon has, not what a library makes of it: the optimize recipes confirm each verdict
 with a small probe (a timed bf16 matmul in `optimize.precision`, an int8 exactness check in
@@ -76,8 +76,9 @@ def _read_flags(cpuinfo: Path) -> tuple[set[str], str]:
     return set(), f"{cpuinfo} has no flags line"
 
 
-def _x86_level(flags: set[str]) -> str:
-    for name, needed in _X86_LEVELS:
+def _best_level(flags: set[str], start: int = 0) -> str:
+    """The best level, from `_X86_LEVELS[start]` down, whose flags the CPU all has."""
+    for name, needed in _X86_LEVELS[start:]:
         if all(f in flags for f in needed):
             return name
     return "baseline"
@@ -88,11 +89,7 @@ def _lower(level: str, cap: str | None, flags: set[str]) -> str:
     AVX-512 without VNNI lacks what AVX2-VNNI has)."""
     if cap is None or cap not in _X86_ORDER:
         return level
-    start = max(_X86_ORDER.index(level), _X86_ORDER.index(cap))
-    for name, needed in _X86_LEVELS[start:]:
-        if all(f in flags for f in needed):
-            return name
-    return "baseline"
+    return _best_level(flags, max(_X86_ORDER.index(level), _X86_ORDER.index(cap)))
 
 
 def capabilities_from(flags: set[str], arch: str, env: dict[str, str], source: str = "flags") -> CpuCapabilities:
@@ -105,7 +102,7 @@ def capabilities_from(flags: set[str], arch: str, env: dict[str, str], source: s
                                int8_dot, limits, source)
     if not flags:
         return CpuCapabilities(arch, "unknown", "unknown", False, False, None, limits, source)
-    hardware = _x86_level(flags)
+    hardware = _best_level(flags)
     # oneDNN runs the matmuls, convolutions and int8 products, so its limit sets the level; ATEN_CPU_CAPABILITY
     # (PyTorch's element-wise kernels) is recorded but does not change what the matmuls can do
     level = _lower(hardware, _ONEDNN_CAP.get(limits.get("ONEDNN_MAX_CPU_ISA", "").upper()), flags)
