@@ -7,6 +7,7 @@ while the job record must report the machine's CPU once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,10 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from wattprint._extras import MissingExtraError
-from wattprint.integrations.distributed import merge_parts, node_id, plan_measurement, track_distributed
+from wattprint.integrations.distributed import merge_parts, node_id, part_id, plan_measurement, track_distributed
 from wattprint.record import RunRecord
 from wattprint.store import open_store
 
@@ -92,12 +94,14 @@ def _env(**extra: str) -> dict[str, str]:
     return dict(os.environ) | {"WATTPRINT_INTERVAL": "0.2", "OMP_NUM_THREADS": "1", "PYTHONPATH": path} | extra
 
 
-def _torchrun(tmp_path: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+def _torchrun(tmp_path: Path, args: list[str], env: dict[str, str],
+              new_session: bool = False) -> subprocess.Popen[str]:
     script = tmp_path / "job.py"
     script.write_text(JOB)
     (tmp_path / "out").mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "torch.distributed.run", *args, str(script), str(tmp_path / "out")]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=new_session)
 
 
 def _finish(proc: subprocess.Popen[str]) -> str:
@@ -344,3 +348,49 @@ def test_a_killed_job_leaves_rank_0s_checkpoint_marked_partial(tmp_path: Path, w
     assert stored.run_id == running[0].run_id == stored.distributed["job_id"]
     assert stored.status == "interrupted" and "partial" in stored.degraded["distributed"]
     assert stored.energy_kwh.cpu >= running[0].energy_kwh.cpu
+
+
+@pytest.mark.slow
+def test_a_job_killed_9_on_every_node_leaves_each_nodes_part(tmp_path: Path, wattprint_env: Path) -> None:
+    """Two simulated nodes, one rank each, every process killed -9 (as a lost allocation): rank 0's part
+    under the job id and node-1's part as <job>-rank1 are both stored, interrupted and flagged partial."""
+    port = str(_free_port())
+    launches = [
+        _torchrun(tmp_path, ["--nnodes=2", f"--node_rank={i}", "--nproc_per_node=1", "--master_addr=127.0.0.1",
+                             f"--master_port={port}"],
+                  _env(WORK_S="0.2", LINGER_S="90", WATTPRINT_CHECKPOINT="0.2", WATTPRINT_NODE_ID=f"node-{i}"),
+                  new_session=True)
+        for i in range(2)
+    ]
+    url = f"sqlite:///{wattprint_env / 'wattprint.db'}"
+    running: dict[str, RunRecord] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while len(running) < 2 and time.monotonic() < deadline and all(p.poll() is None for p in launches):
+            time.sleep(0.3)
+            if (wattprint_env / "wattprint.db").exists():
+                with open_store(url, read_only=True) as store:
+                    running = {r.run_id: r for r in store.list() if r.status == "running" and r.energy_kwh.cpu > 0}
+        assert len(running) == 2, f"both nodes should checkpoint while the job runs: {sorted(running)}"
+    finally:
+        # every process of both "nodes" at once (torchrun starts its ranks in sessions of their own): nothing
+        # gets to run its cleanup
+        tree = [psutil.Process(p.pid) for p in launches]
+        tree += [child for parent in list(tree) for child in parent.children(recursive=True)]
+        for process in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        for proc in launches:
+            proc.communicate(timeout=60)
+    job_id = min(running, key=len)
+    assert set(running) == {job_id, part_id(job_id, 1)}
+    with open_store(url) as store:  # the owners are gone: the store judges both runs interrupted
+        stored = {r.run_id: r for r in store.list()}
+    assert set(stored) == {job_id, part_id(job_id, 1)}
+    head, part = stored[job_id], stored[part_id(job_id, 1)]
+    assert head.status == part.status == "interrupted"
+    assert head.degraded["distributed"].startswith("partial: rank 0's part only")
+    assert part.degraded["distributed"] == f"partial: rank 1's part of job {job_id} (node node-1), until rank 0 " \
+                                           "stores the merged record"
+    assert part.distributed == {"job_id": job_id, "world_size": 2, "rank": 1, "role": "node"}
+    assert part.energy_kwh.cpu >= running[part.run_id].energy_kwh.cpu > 0

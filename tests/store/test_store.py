@@ -739,3 +739,14 @@ def test_read_only_count_matches_what_is_listed(store: RunStore, db_path: Path) 
         for status in ("running", "interrupted", "finished", None):
             assert view.count(status=status) == len(view.list(status=status)), status
         assert view.count(status="interrupted") == 2 and view.count(status="running") == 1
+
+
+def test_delete_removes_exactly_the_given_ids_and_read_only_stores_refuse(store: RunStore, db_path: Path) -> None:
+    for run_id in ("job", "job-rank1", "job-rank2", "other"):
+        store.save(make_record(run_id))
+    assert store.delete([]) == 0
+    assert store.delete(["job-rank1", "job-rank2", "never-stored"]) == 2
+    assert sorted(r.run_id for r in store.list()) == ["job", "other"]  # no prefix matching: "job" stays
+    with open_store(f"sqlite:///{db_path}", read_only=True) as view, pytest.raises(WattprintError, match="read-only"):
+        view.delete(["job"])
+    assert sorted(r.run_id for r in store.list()) == ["job", "other"]

@@ -14,11 +14,13 @@ Who measures what, and why nothing is counted twice:
   the leader measures the whole machine, once.
 - GPUs: each rank measures only the GPU(s) it uses (its CUDA device, matched to NVML by UUID, or
   `gpus=`), so a GPU is measured by one rank.
-At the end the ranks' parts are gathered with `all_gather_object` on a gloo group that has its own
-timeout (CPU-only, whatever the training backend), and rank 0 writes one record with `nodes` and
-`ranks`. A node's CPU/RAM energy is split among its ranks by their CPU time / resident memory, and
-the record says so. A gathering fault never reaches the training: each rank then stores its own part,
-flagged `degraded["distributed"]`.
+While the job runs, every rank that measures something checkpoints its part: rank 0 under the job's id,
+the others as `<job id>-rank<N>`, each flagged partial, so that a job killed -9 leaves every node's part
+(interrupted) and not only rank 0's. At the end the ranks' parts are gathered with `all_gather_object` on
+a gloo group that has its own timeout (CPU-only, whatever the training backend), rank 0 writes one record
+with `nodes` and `ranks`, and once it is stored the per-rank parts are removed. A node's CPU/RAM energy
+is split among its ranks by their CPU time / resident memory, and the record says so. A gathering fault
+never reaches the training: each rank then stores its own part, flagged `degraded["distributed"]`.
 
 Nodes are told apart by WATTPRINT_NODE_ID, else SLURMD_NODENAME, else the host name; setting
 WATTPRINT_NODE_ID per launch also simulates several nodes on one machine.
@@ -45,7 +47,7 @@ from wattprint.measure.process import ProcessTree
 from wattprint.record import RunRecord, Status
 from wattprint.tracking.tracker import Tracker, exit_status
 
-__all__ = ["DistributedTracker", "merge_parts", "node_id", "plan_measurement", "track_distributed"]
+__all__ = ["DistributedTracker", "merge_parts", "node_id", "part_id", "plan_measurement", "track_distributed"]
 
 log = logging.getLogger("wattprint")
 
@@ -53,7 +55,15 @@ NODE_ID_ENV = "WATTPRINT_NODE_ID"
 DEFAULT_GATHER_TIMEOUT_S = 120.0
 SLURM_VARS = ("SLURM_JOB_ID", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_NTASKS")
 # on rank 0's checkpoints while the job runs; dropped once the parts are gathered
-PARTIAL_NOTE = "partial: rank 0's part only, until the ranks' results are gathered at the end"
+PARTIAL_NOTE = ("partial: rank 0's part only, until the ranks' results are gathered at the end (the other "
+                "measuring ranks checkpoint theirs as <job id>-rank<N>)")
+# on the other measuring ranks' checkpoints; those records are removed once the merged one is stored
+PART_NOTE = "partial: rank {rank}'s part of job {job_id} (node {node}), until rank 0 stores the merged record"
+
+
+def part_id(job_id: str, rank: int) -> str:
+    """The run id under which rank `rank` (> 0) checkpoints its part of job `job_id`."""
+    return f"{job_id}-rank{rank}"
 
 
 def node_id(env: dict[str, str] | None = None) -> str:
@@ -174,6 +184,8 @@ class DistributedTracker:
         self._gpu_rule = "none"
         self._own_tree: ProcessTree | None = None
         self._cpu_s0 = 0.0
+        self._part_id: str | None = None  # where this rank (> 0) checkpoints its part, if it measures anything
+        self._owns_store = store is None  # a store it opens itself is closed when the job ends
         self._done = False
 
     @property
@@ -221,13 +233,21 @@ class DistributedTracker:
         self._own_tree = ProcessTree(os.getpid(), refresh_every=1)  # every sample rescans: only 2 samples
         self._cpu_s0 = self._own_tree.sample().cpu_s
         pid = node["tree_pid"] if self.role == "node" else None
-        # rank 0 checkpoints its own part under the job's id, flagged partial: a killed job leaves that
-        # (interrupted) rather than nothing, and the merged record replaces it at the end
-        store, run_id = (self._store, self.job_id) if self.rank == 0 else (_NoStore(), None)
-        self.tracker = Tracker(self.name, pid=pid, settings=self.settings, store=store, sources=self._sources(),
-                               run_id=run_id)
+        sources = self._sources()
+        # every measuring rank checkpoints its part, flagged partial: a killed job leaves each node's part
+        # (interrupted) rather than nothing; the merged record replaces them at the end
+        store: Any = self._store
         if self.rank == 0:
-            self.tracker.flag("distributed", PARTIAL_NOTE)
+            run_id, note = self.job_id, PARTIAL_NOTE
+        elif sources.sources:
+            run_id = self._part_id = part_id(str(self.job_id), self.rank)
+            note = PART_NOTE.format(rank=self.rank, job_id=self.job_id, node=info["node_id"])
+        else:  # measures nothing: its part (windows, metrics) waits in memory for the gather
+            store, run_id, note = _NoStore(), None, None
+        self.tracker = Tracker(self.name, pid=pid, settings=self.settings, store=store, sources=sources,
+                               run_id=run_id)
+        if note is not None:
+            self.tracker.flag("distributed", note)
         self.tracker.start()
         if self.tracker.record is not None:
             self.tracker.record.distributed = {"job_id": self.job_id, "world_size": self.world_size,
@@ -345,11 +365,20 @@ class DistributedTracker:
         if self._done and self._record is not None:
             return self._record
         self._done = True
+        try:
+            return self._stop(status, exit_code)
+        finally:
+            if self._owns_store and self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def _stop(self, status: Status, exit_code: int | None) -> RunRecord:
+        assert self.tracker is not None
         local = self.tracker.stop(status, exit_code)
         if self._dist is None:
             self.record = local
             return local
-        if local.degraded.get("distributed") == PARTIAL_NOTE:  # about checkpoints only; the gather decides now
+        if str(local.degraded.get("distributed", "")).startswith("partial: "):  # about checkpoints only
             del local.degraded["distributed"]
         try:
             part = self._part(local)
@@ -364,8 +393,15 @@ class DistributedTracker:
         except Exception as exc:
             log.error("wattprint: merging the ranks' records failed: %s", exc)
             return self._gather_failed(exc, local)
-        if self.rank == 0:
-            self._save(self.record)
+        saved = self._save(self.record) if self.rank == 0 else False
+        try:  # the parts go only once the merged record is stored: a fault in between keeps them
+            saved = bool(self._all_gather(saved)[0])
+        except Exception as exc:
+            log.warning("wattprint: ranks could not confirm the merged record (%s); parts kept as "
+                        "%s-rank<N>", exc, self.job_id)
+            saved = False
+        if saved and self._part_id is not None:
+            self._drop_part()
         return self.record
 
     def _part(self, local: RunRecord) -> dict[str, Any]:
@@ -388,16 +424,28 @@ class DistributedTracker:
             "record": local.to_json_dict(),
         }
 
-    def _save(self, record: RunRecord) -> None:
-        try:
-            if self._store is None:
-                from wattprint.store import open_store
+    def _open_store(self) -> Any:
+        if self._store is None:
+            from wattprint.store import open_store
 
-                self._store = open_store(self.settings.db_url, host=self.settings.host)
-            self._store.save(record, checkpoint_s=self.settings.checkpoint)
+            self._store = open_store(self.settings.db_url, host=self.settings.host)
+        return self._store
+
+    def _save(self, record: RunRecord) -> bool:
+        try:
+            self._open_store().save(record, checkpoint_s=self.settings.checkpoint)
+            return True
         except Exception as exc:
             log.error("wattprint: run store unavailable, record kept in memory: %s", exc)
             record.degraded.setdefault("store", f"{type(exc).__name__}: {exc}")
+            return False
+
+    def _drop_part(self) -> None:
+        """Remove this rank's checkpointed part: the merged record, stored by rank 0, holds it now."""
+        try:
+            self._open_store().delete([str(self._part_id)])
+        except Exception as exc:  # a leftover part is flagged partial; never an error in the training
+            log.warning("wattprint: could not remove part %s after the merge: %s", self._part_id, exc)
 
     def _gather_failed(self, exc: BaseException, local: RunRecord) -> RunRecord:
         """Each rank keeps its own part: rank 0 under the job id, the others as <job id>-rank<N>."""

@@ -602,6 +602,25 @@ class RunStore:
                 row = candidates[0]
             return self._to_record(row, check_liveness=True)
 
+    def delete(self, run_ids: Iterable[str]) -> int:
+        """Remove the runs with exactly these ids, in one transaction; returns how many were removed.
+
+        For records another one supersedes: a distributed job's per-rank checkpoints once rank 0 has stored
+        the merged record."""
+        self._check_open()
+        if self.read_only:
+            raise WattprintError(f"the run store at {self.url} was opened read-only")
+        ids = [str(run_id) for run_id in run_ids]
+        if not ids:
+            return 0
+
+        def remove() -> int:
+            with self._write() as conn:
+                return int(conn.execute(runs.delete().where(runs.c.run_id.in_(ids))).rowcount)
+
+        with self._lock:
+            return self._retry(remove)
+
     def list(
         self, *, status: str | None = None, name: str | None = None, limit: int | None = None
     ) -> list[RunRecord]:
