@@ -21,13 +21,15 @@ mask-aware mean pooling, L2 normalisation. Each recipe is applied to the same fp
 Quality: cosine similarity of each recipe's sentence embeddings to fp32's over 48 varied English sentences
 (tokenised, padded to --seq), mean and min. Speed: a batch of --batch sentences padded to --seq; every model
 is warmed up (compiled models: first call timed separately as compile time), then --rounds rounds run each
-model once, the order reversed every other round; latency is the median (and min) per model, ratios are
-to fp32 in the same run. One table per --threads value: this 2-core machine is shared, and with 2 threads
-a busy neighbour stalls every op at its thread barrier, so the 1-thread table is the steadier comparison.
-Energy per inference: each timed call sits in an EnergyMonitor window (fresh
-sample at both ends); energy attributed to this process, median per model; on this machine it is the CPU
-utilisation x TDP model (see `measurement`), an estimate, not a measurement. MACs: `wattprint.count_flops`
-on one batch, the int8 products of every kernel included. Size: bytes of the model's `torch.save`d state_dict.
+model once, the order reversed every other round; latency is the median (and min) per model, ratios are to
+fp32 in the same run. "vs peer (paired)": the peer's latency over the model's in each round (they ran back to
+back), median and quartiles over the rounds: the quartiles show the machine's noise. One table per --threads
+value: this 2-core machine is shared, and with 2 threads a busy neighbour stalls every op at its thread
+barrier, so the 1-thread table is the steadier comparison. Energy per inference: each timed call sits in an
+EnergyMonitor window (fresh sample at both ends); energy attributed to this process, median per model; on this
+machine it is the CPU utilisation x TDP model (see `measurement`), an estimate, not a measurement. MACs:
+`wattprint.count_flops` on one batch, the int8 products of every kernel included. Size: bytes of the model's
+`torch.save`d state_dict.
 
 The CPU's capabilities (ISA level, native bf16, int8 dot products, kernel limits) head every table. To see
 an AVX2-only CPU's kernels on a better one, run it under the limits that oneDNN and PyTorch honour:
@@ -215,6 +217,12 @@ def _build(args: argparse.Namespace, base: Any, calib: dict[str, Any]) -> tuple[
     return models, refused
 
 
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    """(first quartile, median, third quartile)."""
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+    return q1, q2, q3
+
+
 def _time(models: dict[str, Any], inputs: dict[str, Any], rounds: int, monitor: Any) -> tuple[dict, dict]:
     """Latency (s) and attributed energy (J) per call, every model once per round, order reversed every
     other round."""
@@ -297,7 +305,8 @@ def main() -> int:
     how_energy = ("estimated: CPU utilisation x TDP model" if choice.measurement.get("cpu") == "model"
                   else "see methods in the JSON")
     headers = ["recipe", "cos mean", "cos min", "latency ms", "lat ratio", "speedup", "speedup (min)",
-               "J/inference", "energy ratio", "MACs", "MACs ratio", "size MB", "size ratio", "compile s"]
+               "vs peer (paired)", "J/inference", "energy ratio", "MACs", "MACs ratio", "size MB", "size ratio",
+               "compile s"]
     runs: dict[str, Any] = {}
     sections: list[str] = []
     all_checks: dict[str, bool] = {}
@@ -309,6 +318,10 @@ def main() -> int:
         med = {n: statistics.median(v) for n, v in latency_s.items()}
         best = {n: min(v) for n, v in latency_s.items()}
         e_med = {n: statistics.median(v) / args.batch for n, v in energy_j.items()}
+        # speed relative to the peer round by round (both ran back to back in each round): the median and
+        # quartiles show how much of a difference the machine's noise can make
+        paired = {n: _quartiles([p / x for p, x in zip(latency_s[PEER], latency_s[n], strict=True)])
+                  for n in names}
         rows, results = [], {}
         for name in names:
             total_macs, int8_macs = macs[name]
@@ -317,6 +330,7 @@ def main() -> int:
                 "latency_ms": {"median": med[name] * 1e3, "min": best[name] * 1e3,
                                "all": [x * 1e3 for x in latency_s[name]]},
                 "speedup_vs_fp32": {"median": med["fp32"] / med[name], "min": best["fp32"] / best[name]},
+                "speed_vs_peer_paired": dict(zip(("q1", "median", "q3"), paired[name], strict=True)),
                 "energy_per_inference_j": e_med[name], "energy_ratio": e_med[name] / e_med["fp32"],
                 "energy_j_per_batch_all": energy_j[name], "compile_s": compile_s,
             }
@@ -324,6 +338,7 @@ def main() -> int:
                 name, f"{cosine[name]['mean']:.5f}", f"{cosine[name]['min']:.5f}",
                 f"{med[name] * 1e3:.1f}", f"{med[name] / med['fp32']:.3f}", f"{med['fp32'] / med[name]:.2f}x",
                 f"{best['fp32'] / best[name]:.2f}x",
+                "{1:.3f} ({0:.3f}-{2:.3f})".format(*paired[name]),
                 f"{e_med[name]:.3f}", f"{e_med[name] / e_med['fp32']:.3f}",
                 f"{total_macs / 1e9:.2f}G" + (f" ({int8_macs / 1e9:.2f}G int8)" if int8_macs else ""),
                 f"{total_macs / macs['fp32'][0]:.3f}",
@@ -331,7 +346,7 @@ def main() -> int:
                 fmt(compile_s, 1) if compile_s is not None else "-",
             ])
         for name in refused:
-            rows.append([name, "refused (see below)", *["-"] * 12])
+            rows.append([name, "refused (see below)", *["-"] * 13])
         title = (f"all-MiniLM-L6-v2, batch {args.batch} x seq {args.seq}, CPU ({isa}), {threads} thread(s), "
                  f"{args.rounds} rounds (ratios to fp32 in this run; load {load_before} -> {load_after})")
         print_table(title, headers, rows)
@@ -340,6 +355,7 @@ def main() -> int:
             "int8 beats the torch.ao peer on quality": cosine["int8"]["mean"] > cosine[PEER]["mean"],
             "int8 at equal or better speed than the peer (median)": med["int8"] <= med[PEER],
             "int8 rest fp32 at equal or better speed than the peer (median)": med["int8 rest fp32"] <= med[PEER],
+            "int8 rest fp32 at equal or better speed than the peer (paired median)": paired["int8 rest fp32"][1] >= 1,
         }
         if caps["int8_dot"]:
             checks["int8 >= 1.5x fp32 (VNNI/AMX here; median)"] = med["fp32"] / med["int8"] >= 1.5

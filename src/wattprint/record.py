@@ -91,7 +91,7 @@ class RunRecord(BaseModel):
     samples: int = 0
     wattprint_version: str = ""
 
-    # torch.distributed jobs (wattprint.integrations.distributed); empty for a single-process run.
+    # torch.distributed jobs (wattprint.tracking.distributed); empty for a single-process run.
     nodes: list[dict[str, Any]] = Field(
         default_factory=list,
         description='per node: {"node_id", "ranks": [rank, ...], "energy_kwh": {...}, ...}; adds up to energy_kwh',

@@ -3,7 +3,6 @@ any number-like metric stores, arguments checked where given, connections given 
 
 from __future__ import annotations
 
-import contextlib
 import decimal
 import fractions
 import json
@@ -13,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,7 +80,7 @@ def test_first_row_schema_is_the_stores(tmp_path: Path) -> None:
 BUSY_JOB = (
     "import sys, time, wattprint\n"
     "t = wattprint.Tracker('killed').start()\n"
-    "print(t.record.run_id, flush=True)\n"
+    "print(t.record.run_id, time.monotonic(), flush=True)\n"  # Linux's monotonic clock is system-wide
     "end = time.monotonic() + 30\n"
     "while time.monotonic() < end: sum(range(1000))\n"
 )
@@ -88,20 +88,29 @@ BUSY_JOB = (
 
 @pytest.mark.slow
 def test_kill_9_at_random_times_in_the_first_seconds_leaves_interrupted_runs(wattprint_env: Path) -> None:
-    """A CPU-busy job killed -9 soon after start(): its run is stored and reads as interrupted."""
+    """20 CPU-busy jobs, all at once on this machine's cores (the harder case: the tracker's threads compete
+    for the CPU with 20 busy processes), each killed -9 at a random moment of its first 10 s after start()
+    returned: every run is stored and reads as interrupted."""
     rng = random.Random(14)
-    ids = []
-    for _ in range(8):
-        job = subprocess.Popen([sys.executable, "-c", BUSY_JOB], stdout=subprocess.PIPE, text=True,
-                               env=dict(os.environ, PYTHONPATH=str(REPO)))
-        ids.append(job.stdout.readline().strip())
-        with contextlib.suppress(subprocess.TimeoutExpired):  # the kill comes at a random moment
-            job.wait(timeout=rng.uniform(0.0, 3.0))
-        job.send_signal(signal.SIGKILL)
-        job.wait()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    jobs = [subprocess.Popen([sys.executable, "-c", BUSY_JOB], stdout=subprocess.PIPE, text=True, env=env)
+            for _ in range(20)]
+    try:
+        schedule = []
+        for job in jobs:
+            run_id, started = job.stdout.readline().split()  # start() has returned in that job at `started`
+            schedule.append((float(started) + rng.uniform(0.0, 10.0), run_id, job))
+        for kill_at, _, job in sorted(schedule, key=lambda item: item[0]):
+            time.sleep(max(0.0, kill_at - time.monotonic()))
+            job.send_signal(signal.SIGKILL)
+    finally:
+        for job in jobs:
+            job.kill()
+            job.communicate()
+    ids = [run_id for _, run_id, _ in schedule]
     with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
         runs = {r.run_id: r for r in store.list()}
-    assert set(ids) <= set(runs), (ids, list(runs))
+    assert len(set(ids)) == 20 and set(ids) <= set(runs), (ids, list(runs))
     assert all(runs[i].status == "interrupted" for i in ids), [runs[i].status for i in ids]
 
 

@@ -19,7 +19,8 @@ overflow (2 x 127 x 128 < 32767): that is why torch.ao passes `reduce_range=True
 
 `choose_kernel` checks each available kernel for exactness on an input built to overflow 16 bits (all u8
 activations 255, all weights 127), times the exact ones against fp32 on layers of the model's shapes, and
-picks the fastest full-range kernel unless a 7-bit one is more than `REDUCE_RANGE_MARGIN` faster.
+picks the fastest full-range kernel unless a 7-bit one is more than `REDUCE_RANGE_MARGIN` faster. A 7-bit
+kernel whose full-range twin is exact here is not timed at all: it runs the same instructions.
 
 Deprecated API: the pinned torch deprecates its quantized tensor types (`torch.qint8`), through which the
 `quantized::linear_dynamic` kernels take their weights. They stay candidates, and usually win, because
@@ -59,6 +60,7 @@ MAINTAINED = dict.fromkeys(KERNEL_NAMES, True) | dict.fromkeys(("onednn", "fbgem
 # kernel -> (quantized engine that packs its weight, reduce_range) for the quantized::linear_dynamic kernels
 _DYNAMIC = {"onednn": ("onednn", False), "fbgemm": ("fbgemm", False), "fbgemm-reduce-range": ("fbgemm", True)}
 PACKED = ("onednn-qlinear", *_DYNAMIC)
+SEVEN_BIT_TWIN = {"fbgemm-reduce-range": "fbgemm"}  # 7-bit kernel -> the full-range kernel it is a mode of
 
 
 def available_kernels() -> list[str]:
@@ -273,7 +275,10 @@ def choose_kernel(shapes: list[tuple[int, int]], rows: int = 1024,
     if key in _CHOICE_CACHE:
         return _CHOICE_CACHE[key]
     exact = {name: is_exact(name) for name in names}
-    usable = [n for n in names if exact[n]] or ["fp32-exact"]  # fp32-exact always is exact
+    # a 7-bit twin of an exact full-range kernel runs the same instructions at half the resolution: never
+    # faster, so not timed (a noisy timing must not pick it)
+    twins = [n for n, full in SEVEN_BIT_TWIN.items() if n in names and exact.get(full)]
+    usable = [n for n in names if exact[n] and n not in twins] or ["fp32-exact"]  # fp32-exact always is exact
     gen = torch.Generator().manual_seed(0)
     fns: dict[str, list[Callable[[], Any]]] = {"fp32": [], **{n: [] for n in usable}}
     for in_features, out_features in shapes:
@@ -304,7 +309,8 @@ def choose_kernel(shapes: list[tuple[int, int]], rows: int = 1024,
         chosen = fastest
         reason = (f"7-bit activations: {times[best_full] / times[fastest]:.2f}x faster than the best full-range "
                   f"kernel ({best_full}) on this CPU")
-    notes = []
+    notes = [f"{n}: not timed, {SEVEN_BIT_TWIN[n]} is exact here (the same kernel with 8-bit activations)"
+             for n in twins]
     inexact = [n for n in names if not exact[n]]
     if inexact:
         notes.append(f"{', '.join(inexact)} saturate 16-bit sums on this CPU (no VNNI/AMX int8 instructions in "

@@ -42,9 +42,12 @@ from wattprint.units import joules_to_kwh
 if TYPE_CHECKING:
     from wattprint.accounting.running import LinearCarbon
     from wattprint.record import RunRecord, Status
+    from wattprint.tracking.distributed import DistributedTracker
 
 log = logging.getLogger("wattprint")
 F = TypeVar("F", bound=Callable[..., Any])
+# Tracker arguments that DistributedTracker has no use for: given one, a rank keeps a plain tracker
+_PLAIN_ONLY = ("pid", "command", "sources", "run_id")
 
 GPU_PROCESS_CHECK_EVERY = 10  # at most this many samples between NVML process listings
 
@@ -98,6 +101,7 @@ class Tracker:
         self.command = list(command) if command is not None else None
         self._store = store
         self._owns_store = store is None  # a store it opened itself is closed when the run ends
+        self._auto_distributed = False  # set by track(): a decorated function re-decides at each call
         self._db_url = self.settings.db_url  # made absolute at start(): the first row and the store agree
         self._choice = sources
         self.monitor: EnergyMonitor | None = None
@@ -534,7 +538,9 @@ class Tracker:
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            tracker = Tracker(self.name, settings=self.settings)
+            # made by track(): distributed or not is decided at each call, when a process group may be up
+            tracker = (_tracker_for(self.name, None, {"settings": self.settings}) if self._auto_distributed
+                       else Tracker(self.name, settings=self.settings))
             with tracker:
                 return func(*args, **kwargs)
 
@@ -562,9 +568,41 @@ def exit_status(exc_type: Any, exc: BaseException | None) -> tuple[Status, int |
     return "failed", None
 
 
-def track(name: str = "run", **kwargs: Any) -> Tracker:
-    """Track a block (`with track("name") as t:`) or a function (`@track("name")`)."""
-    return Tracker(name, **kwargs)
+def track(name: str = "run", *, distributed: bool | None = None, **kwargs: Any) -> Tracker | DistributedTracker:
+    """Track a block (`with track("name") as t:`) or a function (`@track("name")`).
+
+    In a torch.distributed job, where a process group of several ranks is up (when `track` is called; for
+    a decorated function, at each call), every rank's `track` is a `DistributedTracker`: one record for
+    the job, each node's CPU counted once, and the record says so (`distributed.tracked_by`).
+    `distributed=False` keeps a plain tracker in every rank (one record per rank, each charged the
+    machine's CPU); `True` asks for the distributed tracker (a plain run where no group is up at start).
+    A rank that a launcher started but that has no group up yet is tracked alone, flagged on its record."""
+    tracker = _tracker_for(name, distributed, kwargs)
+    if isinstance(tracker, Tracker) and distributed is None:
+        tracker._auto_distributed = True  # as a decorator: decide again at each call
+    return tracker
+
+
+def _tracker_for(name: str, distributed: bool | None, kwargs: dict[str, Any]) -> Tracker | DistributedTracker:
+    """The tracker for this process now: distributed in a process group (unless opted out), else plain,
+    flagged where a launcher started several ranks but no group is up to gather them."""
+    from wattprint.tracking import distributed as dist_tracking
+
+    plain_only = [k for k in _PLAIN_ONLY if k in kwargs]
+    wanted = dist_tracking.in_process_group() if distributed is None else distributed
+    if wanted and not plain_only:
+        tracked_by = "wattprint.track (process group found)" if distributed is None else "wattprint.track"
+        return dist_tracking.DistributedTracker(name, tracked_by=tracked_by, **kwargs)
+    tracker = Tracker(name, **kwargs)
+    launched = dist_tracking.launched_rank()
+    if distributed is None and launched is not None:
+        rank, world = launched
+        why = (f"given {', '.join(plain_only)}" if plain_only and wanted else
+               "no torch.distributed process group was up when tracking started")
+        tracker.flag("distributed", f"launched as rank {rank} of {world}, tracked alone ({why}): this record "
+                     "is this rank's only and counts the machine's CPU as its own; start tracking after "
+                     "init_process_group for one record per job, or pass distributed=False to keep this")
+    return tracker
 
 
 # -- process exit: nothing is lost on SIGTERM or a forgotten stop() ------------------------------

@@ -22,9 +22,9 @@ import psutil
 import pytest
 
 from wattprint._extras import MissingExtraError
-from wattprint.integrations.distributed import merge_parts, node_id, part_id, plan_measurement, track_distributed
 from wattprint.record import RunRecord
 from wattprint.store import open_store
+from wattprint.tracking.distributed import merge_parts, node_id, part_id, plan_measurement, track_distributed
 
 pytest.importorskip("torch")
 
@@ -32,7 +32,7 @@ JOB = r'''
 import json, os, sys, time
 import torch, torch.distributed as dist
 torch.set_num_threads(1)
-from wattprint.integrations.distributed import track_distributed
+from wattprint.tracking.distributed import track_distributed
 from wattprint.measure.cpu_model import CpuModelSource, cpu_info
 
 if "SLURM_PROCID" in os.environ:  # launched the way srun does: no RANK/WORLD_SIZE, Slurm's variables
@@ -48,7 +48,12 @@ if os.environ.get("FAKE_GPU_W"):  # NVIDIA GPUs faked at NVML's interface: every
     gpus = [FakeGpu(uuid=f"GPU-{i}", energy_mj=None, power_mw=int(w * 1000)) for i, w in enumerate(watts)]
     kw = {"nvml_module": FakeNvml(gpus), "gpus": [int(os.environ["LOCAL_RANK"])]}
 probe = CpuModelSource(cpu_info())  # an independent rank-local reading of the whole machine's CPU
-with track_distributed("ddp-test", gather_timeout_s=float(os.environ.get("GATHER_S", "60")), **kw) as t:
+if os.environ.get("TRACK_API") == "track":  # what users write first: the plain API, in every rank
+    import wattprint
+    tracker = wattprint.track("ddp-test", gather_timeout_s=float(os.environ.get("GATHER_S", "60")), **kw)
+else:
+    tracker = track_distributed("ddp-test", gather_timeout_s=float(os.environ.get("GATHER_S", "60")), **kw)
+with tracker as t:
     t.begin_window("work")
     x = torch.randn(128, 128)
     end = time.monotonic() + float(os.environ.get("WORK_S", "1.0"))
@@ -394,3 +399,44 @@ def test_a_job_killed_9_on_every_node_leaves_each_nodes_part(tmp_path: Path, wat
                                            "stores the merged record"
     assert part.distributed == {"job_id": job_id, "world_size": 2, "rank": 1, "role": "node"}
     assert part.energy_kwh.cpu >= running[part.run_id].energy_kwh.cpu > 0
+
+
+@pytest.mark.slow
+def test_wattprint_track_in_every_rank_gives_one_record_for_the_job(tmp_path: Path, wattprint_env: Path) -> None:
+    _finish(_torchrun(tmp_path, ["--standalone", "--nproc_per_node=2"], _env(WORK_S="0.5", TRACK_API="track")))
+    outs = _outputs(tmp_path, 2)
+    record = RunRecord.model_validate(outs[0]["record"])
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        assert [r.run_id for r in store.list()] == [record.run_id]  # one record, not one per rank
+    assert record.distributed["tracked_by"] == "wattprint.track (process group found)"
+    assert sorted(r["rank"] for r in record.ranks) == [0, 1] and [n["ranks"] for n in record.nodes] == [[0, 1]]
+    assert all(o["record"]["run_id"] == record.run_id for o in outs)
+    _assert_adds_up(record)
+
+
+def test_track_outside_a_group_is_plain_and_flags_a_launched_rank(wattprint_env: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import wattprint
+    from wattprint.tracking.tracker import Tracker
+
+    with wattprint.track("alone", interval=0.05) as t:  # no launcher, no group: a plain run, nothing said
+        pass
+    assert isinstance(t, Tracker) and "distributed" not in t.record.degraded
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "4")  # torchrun started this rank, but no process group is up
+    with wattprint.track("early", interval=0.05) as t:
+        pass
+    assert t.record.degraded["distributed"].startswith(
+        "launched as rank 1 of 4, tracked alone (no torch.distributed process group was up when tracking started)")
+    with wattprint.track("opted-out", interval=0.05, distributed=False) as t:
+        pass
+    assert isinstance(t, Tracker) and "distributed" not in t.record.degraded
+
+    @wattprint.track("decorated", interval=0.05)
+    def work() -> int:
+        return 7
+
+    assert work() == 7  # decided at the call: still no group, so a plain flagged run
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        (decorated,) = store.list(name="decorated")
+    assert decorated.status == "finished" and decorated.degraded["distributed"].startswith("launched as rank 1")
