@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import os
 import random
 import socket
 import threading
@@ -24,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import psutil
 from sqlalchemy import (
@@ -308,6 +310,8 @@ class RunStore:
         self._closed = False
         self._saver: Connection | None = None  # kept open for checkpoints: a pool checkout per save costs more
         self._this_host = host or socket.gethostname()
+        self.read_only = read_only
+        """Never writes: runs whose owner is gone show as interrupted without being stored so (the views)."""
         try:
             self._engine = self._create_engine(parsed)
         except WattprintInputError:
@@ -318,8 +322,6 @@ class RunStore:
                 DB_FIELD, f"cannot open the store at {self.url}: {reason}; expected {ACCEPTED_URLS}"
             ) from None
         self._write_engine = self._engine.execution_options(wattprint_write=True)
-        self.read_only = read_only
-        """Never writes: runs whose owner is gone show as interrupted without being stored so (the views)."""
         try:
             if not read_only or not self._has_table():  # read-only too: a store never written to starts empty
                 self._create_schema()
@@ -365,15 +367,21 @@ class RunStore:
         database = url.database or ""
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
         connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
+        path = None if in_memory or url.query.get("uri") else Path(database).expanduser()
+        if path is not None and path.is_dir():  # a lasting mistake, not an outage: refused, not retried
+            raise WattprintInputError(
+                DB_FIELD, f"{str(path)!r} is a directory; give the SQLite file's path, e.g. "
+                f"sqlite:///{path / 'wattprint.db'}")
+        if path is not None and self.read_only:
+            if path.is_file():
+                url, path = self._sqlite_read_only_url(path, connect_args), None
+            elif not os.access(path.parent if path.parent.is_dir() else path.parent.parent, os.W_OK):
+                # a view of a store never written to, where none can be created (read-only file system)
+                in_memory, url, path = True, make_url("sqlite://"), None
         if in_memory:
             engine = create_engine(url, poolclass=StaticPool, connect_args=connect_args)
         else:
-            if not url.query.get("uri"):
-                path = Path(database).expanduser()
-                if path.is_dir():  # a lasting mistake, not an outage: refused, not retried
-                    raise WattprintInputError(
-                        DB_FIELD, f"{str(path)!r} is a directory; give the SQLite file's path, e.g. "
-                        f"sqlite:///{path / 'wattprint.db'}")
+            if path is not None:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
@@ -394,7 +402,7 @@ class RunStore:
             cursor = dbapi_connection.cursor()
             try:
                 cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
-                if not in_memory:
+                if not in_memory and not self.read_only:
                     cursor.execute("PRAGMA journal_mode=WAL")  # persistent in the file; a no-op once set
                 cursor.execute("PRAGMA synchronous=NORMAL")
             finally:
@@ -406,6 +414,25 @@ class RunStore:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
+
+    @staticmethod
+    def _sqlite_read_only_url(path: Path, connect_args: dict[str, Any]) -> URL:
+        """A URL that cannot write the file (SQLite's mode=ro), for the views: they work where the file, or
+        its whole file system, is read-only. A WAL file in a folder where SQLite may not create its
+        shared-memory file opens only as immutable (no locks: a snapshot, fine where no one can write)."""
+        for flags in ("mode=ro", "mode=ro&immutable=1"):
+            url = make_url(f"sqlite:///file:{quote(str(path.resolve()))}?{flags}&uri=true")
+            probe = create_engine(url, poolclass=StaticPool, connect_args=connect_args)
+            try:
+                with probe.connect() as conn:
+                    conn.exec_driver_sql("SELECT count(*) FROM sqlite_master")
+                return url
+            except DBAPIError:
+                if "immutable" in flags:
+                    raise
+            finally:
+                probe.dispose()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _create_schema(self) -> None:
         """Create the table and indexes unless present; tolerate another process doing it at once."""
