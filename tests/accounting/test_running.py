@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wattprint.accounting.embodied import run_embodied
@@ -30,6 +30,8 @@ def full(energy: dict[str, float], duration_s: float, share: float, intensity: f
 
 
 @settings(max_examples=300, deadline=None)
+@example(cpu=0.0, gpu=0.0, ram=5e-324, duration_s=0.0, share=0.0, intensity=1.5, pue=1.0,  # grams / kWh rounds
+         methods={"cpu": "measured", "gpu": "measured", "ram": "measured"}, gpus=[], host="server")
 @given(
     cpu=kwh, gpu=kwh, ram=kwh,
     duration_s=st.floats(0.0, 1e8, allow_nan=False),

@@ -440,3 +440,34 @@ def test_track_outside_a_group_is_plain_and_flags_a_launched_rank(wattprint_env:
     with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
         (decorated,) = store.list(name="decorated")
     assert decorated.status == "finished" and decorated.degraded["distributed"].startswith("launched as rank 1")
+
+
+DECORATED_JOB = r'''
+import json, os, sys
+import torch.distributed as dist
+import wattprint
+
+dist.init_process_group("gloo")
+
+@wattprint.track("decorated", interval=0.1)  # decorated once the group is up: a job record per call
+def step() -> int:
+    dist.all_reduce(__import__("torch").ones(1))
+    return dist.get_rank()
+
+print(json.dumps({"ranks": [step(), step()]}), flush=True)
+dist.destroy_process_group()
+'''
+
+
+@pytest.mark.slow
+def test_a_function_decorated_by_wattprint_track_in_every_rank(tmp_path: Path, wattprint_env: Path) -> None:
+    script = tmp_path / "decorated.py"
+    script.write_text(DECORATED_JOB)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script)], env=_env(), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        stored = store.list(name="decorated")
+    assert len(stored) == 2  # two calls, one record each for the whole job (not one per rank)
+    assert all(sorted(r["rank"] for r in rec.ranks) == [0, 1] for rec in stored)
+    assert {rec.distributed["tracked_by"] for rec in stored} == {"wattprint.track (process group found)"}

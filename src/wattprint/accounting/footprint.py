@@ -120,9 +120,9 @@ def integrate_operational(
             grams = [grams[0] + part_kwh * g_per_kwh, grams[1] + part_kwh * low, grams[2] + part_kwh * high]
         energy += energy_kwh
         covered += in_series
-    if energy > 0:
+    if energy > 0 and constant is None:
         eff, eff_low, eff_high = (g / energy for g in grams)
-    else:
+    else:  # a constant is its own mean: exact, where grams / energy rounds (subnormal energies)
         eff = fallback if fallback is not None else 0.0
         eff_low, eff_high = fallback_band.apply(eff)
     return OperationalResult(

@@ -28,14 +28,16 @@ WATTPRINT_NODE_ID per launch also simulates several nodes on one machine.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import socket
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
@@ -51,6 +53,7 @@ __all__ = ["DistributedTracker", "in_process_group", "launched_rank", "merge_par
            "plan_measurement", "track_distributed"]
 
 log = logging.getLogger("wattprint")
+F = TypeVar("F", bound=Callable[..., Any])
 
 NODE_ID_ENV = "WATTPRINT_NODE_ID"
 DEFAULT_GATHER_TIMEOUT_S = 120.0
@@ -395,7 +398,8 @@ class DistributedTracker:
             return self._stop(status, exit_code)
         finally:
             if self._owns_store and self._store is not None:
-                self._store.close()
+                with contextlib.suppress(Exception):  # closing must not raise into the training either
+                    self._store.close()
                 self._store = None
 
     def _stop(self, status: Status, exit_code: int | None) -> RunRecord:
@@ -499,6 +503,18 @@ class DistributedTracker:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if not self._done:
             self.stop(*exit_status(exc_type, exc))
+
+    def __call__(self, func: F) -> F:
+        """As a decorator (every rank decorates the same function): each call is one job record."""
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with DistributedTracker(self.name, settings=self.settings, store=self._store, gpus=self._gpus,
+                                    gather_timeout_s=self.gather_timeout_s, nvml_module=self._nvml_module,
+                                    tracked_by=self.tracked_by):
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
 
 
 def track_distributed(name: str = "run", **kwargs: Any) -> DistributedTracker:
