@@ -20,6 +20,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks examples tools
+	$(PY) -m mypy
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q

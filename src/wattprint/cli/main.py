@@ -69,10 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         # the parser's own errors (a type, a missing value, an unknown option): click's ClickException, which
         # typer vendors under another module name, so it is recognised by its interface
-        if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            if not exc.format_message().strip():  # no arguments: the help was printed, nothing to add
-                sys.exit(exc.exit_code)
-            _error(exc.format_message(), exc.exit_code)
+        format_message, exit_code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+        if callable(format_message) and isinstance(exit_code, int):
+            message = str(format_message())
+            if not message.strip():  # no arguments: the help was printed, nothing to add
+                sys.exit(exit_code)
+            _error(message, exit_code)
         raise
     sys.exit(code if isinstance(code, int) else 0)
 

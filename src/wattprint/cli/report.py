@@ -8,7 +8,7 @@ with file names made from the run's (sanitised) name; `--html F` etc. choose the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -76,7 +76,7 @@ def report(
     records = _load(run_ids, db)
     maximize = not lower_is_better
     asked = {"html": html, "md": md, "latex": latex, "model_card": model_card_file}
-    wanted = {k: v for k, v in asked.items() if v is not None}
+    wanted: dict[str, Any] = {k: v for k, v in asked.items() if v is not None}
     if not wanted and out_dir is None:
         typer.echo(_render("md", records, metric, maximize), nl=False)
         return

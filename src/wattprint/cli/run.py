@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from wattprint.cli.common import check_output_path, fail, write_atomic
 from wattprint.errors import StoreUnavailableError, WattprintInputError
+
+if TYPE_CHECKING:
+    from wattprint.record import Status
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -133,7 +136,7 @@ def run(
         if exporter is not None:
             exporter.stop()
         raise typer.Exit(exit_code)
-    status = "finished" if returncode == 0 else ("interrupted" if returncode < 0 else "failed")
+    status: Status = "finished" if returncode == 0 else ("interrupted" if returncode < 0 else "failed")
     # the child is gone from /proc now: its CPU time since the last sample is only in our rusage
     tracker.note_reaped_tree_cpu_s(_reaped_children_cpu_s() - reaped_before_s)
     record = tracker.stop(status, exit_code=exit_code)

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from wattprint.measure.base import COMPONENTS
-from wattprint.record import RunRecord
+from wattprint.record import RunRecord, Status
 from wattprint.units import joules_to_kwh
 
 log = logging.getLogger("wattprint")
@@ -118,6 +118,8 @@ class TrainingMeter:
     def _co2e_kg(self, energy_kwh: float) -> float:
         """Operational CO2e at the run's intensity and PUE; embodied is added only to `run_co2e_kg`."""
         rec = self.tracker.record
+        if rec is None:  # not started: no intensity known yet
+            return 0.0
         return energy_kwh * rec.pue * rec.intensity_g_per_kwh / 1000.0
 
     def _fail(self, where: str, exc: BaseException) -> None:
@@ -230,7 +232,7 @@ class TrainingMeter:
             self._fail("measuring steps", exc)
             return {}
 
-    def finish(self, status: str = "finished") -> RunRecord | None:
+    def finish(self, status: Status = "finished") -> RunRecord | None:
         """Stop the tracker when this meter made it; return the record (final, or running if not ours)."""
         self.active = False
         monitor = self.tracker.monitor
@@ -245,7 +247,7 @@ class TrainingMeter:
         rec = self.tracker.record
         if self.owns_tracker and rec is not None and rec.status == "running":
             try:
-                return self.tracker.stop(status)  # type: ignore[no-any-return]
+                return self.tracker.stop(status)
             except Exception as exc:
                 flag_fault(self.tracker, self.flag_key, "stopping the tracker", exc)
         return rec

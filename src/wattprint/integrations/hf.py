@@ -33,7 +33,7 @@ MAX_EPOCHS = 1_000_000
 transformers = require("transformers", extra="hf", feature="the Hugging Face Trainer callback")
 
 
-class WattprintTrainerCallback(transformers.TrainerCallback):  # type: ignore[misc,name-defined]
+class WattprintTrainerCallback(transformers.TrainerCallback):  # type: ignore[name-defined]
     """Tracks `Trainer.train()` and adds energy and CO2e to the Trainer's logs.
 
     `name`: the run's name (default: the model's class name). `tracker`: a Tracker you started and

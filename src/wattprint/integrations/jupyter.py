@@ -66,8 +66,10 @@ class CellFailed(Exception):
 
 
 @magics_class
-class WattprintMagics(Magics):  # type: ignore[misc]
+class WattprintMagics(Magics):
     """The `%wattprint` line magic and `%%wattprint` cell magic."""
+
+    shell: Any  # IPython's Magics types it Optional; a registered magic always has its shell
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)

@@ -19,6 +19,7 @@ from typing import Any
 
 from wattprint._extras import require
 from wattprint.integrations._training import TrainingMeter, flag_fault, log, method_label, summary
+from wattprint.record import Status
 
 pl = require("lightning.pytorch", extra="lightning", feature="the Lightning callback")
 
@@ -34,7 +35,7 @@ def total_epochs(trainer: Any) -> int | None:
     return epochs
 
 
-class WattprintCallback(pl.Callback):  # type: ignore[misc,name-defined]
+class WattprintCallback(pl.Callback):  # type: ignore[name-defined]
     """Tracks a Lightning fit and logs its energy and CO2e.
 
     `name`: the run's name (default: the LightningModule's class name). `tracker`: a Tracker you
@@ -87,6 +88,8 @@ class WattprintCallback(pl.Callback):  # type: ignore[misc,name-defined]
         if not meter.active:
             return
         rec = meter.tracker.record
+        if rec is None:  # active but not started: nothing to describe yet
+            return
         params = {"wattprint/run_id": rec.run_id, "wattprint/measurement": method_label(rec),
                   "wattprint/region": rec.region, "wattprint/intensity_g_per_kwh": rec.intensity_g_per_kwh}
         for logger in trainer.loggers:
@@ -117,7 +120,7 @@ class WattprintCallback(pl.Callback):  # type: ignore[misc,name-defined]
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         self._finish(trainer, "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed")
 
-    def _finish(self, trainer: Any, status: str) -> None:
+    def _finish(self, trainer: Any, status: Status) -> None:
         self.record = self.meter.finish(status)
         if self.meter.owns_tracker and self.record is not None and self.record.status != "running":
             self._send(trainer, self.meter.final_metrics(self.record))

@@ -128,6 +128,7 @@ class EnergyObjective:
                 shared = window in self._shared
                 self._shared.discard(window)
             rec = self.tracker.record
+            assert rec is not None  # the tracker was started with the study (fault handling: see below)
             energy_kwh = joules_to_kwh(result.total_j)
             trial.set_user_attr("wattprint_energy_kwh", energy_kwh)
             trial.set_user_attr("wattprint_co2e_kg", energy_kwh * rec.pue * rec.intensity_g_per_kwh / 1000.0)

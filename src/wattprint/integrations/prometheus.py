@@ -127,7 +127,7 @@ class PrometheusExporter:
         self.pushes = 0
         self.push_errors = 0
         self.registry = self._prom.CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(self))  # type: ignore[arg-type]
+        self.registry.register(_Collector(self))
         self._server: Any = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -83,6 +83,7 @@ class _TimeReader:
         self._prev: datetime | None = None
 
     def __call__(self, raw: Any, where: str, path: Path) -> datetime:
+        value: datetime | float
         if isinstance(raw, datetime):
             value = raw
         elif isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw):

@@ -86,7 +86,7 @@ class WattTimeProvider(LiveProvider):
     def _points(self, region: str, body: Any, what: str) -> IntensitySeries:
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise ProviderError("malformed response: no 'data' list")
-        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        meta = body["meta"] if isinstance(body.get("meta"), dict) else {}
         units = str(meta.get("units") or "lbs_co2_per_mwh")
         if units.lower() != "lbs_co2_per_mwh":
             raise ProviderError(f"malformed response: unexpected units {units[:30]!r}")

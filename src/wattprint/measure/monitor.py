@@ -438,8 +438,8 @@ class EnergyMonitor:
     def by_component(self, totals: Totals) -> tuple[dict[str, float], dict[str, float]]:
         """(attributed, machine) joules per component, counting only counted domains."""
         gpus, _why = self.gpu_selection()
-        attributed = dict.fromkeys(COMPONENTS, 0.0)
-        machine = dict.fromkeys(COMPONENTS, 0.0)
+        attributed: dict[str, float] = {c: 0.0 for c in COMPONENTS}
+        machine: dict[str, float] = {c: 0.0 for c in COMPONENTS}
         for name, domain in self.domains.items():
             if not domain.counted:
                 continue

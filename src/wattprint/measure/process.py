@@ -159,11 +159,11 @@ class ProcessTree:
                 self._statm = ProcFile(f"/proc/{self._own_pid}/statm")
             except OSError:
                 self._statm = False
-        if self._statm:
+        if isinstance(self._statm, ProcFile):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 return parse_statm_rss(self._statm.read())
         with contextlib.suppress(psutil.Error):
-            return proc.memory_info().rss
+            return int(proc.memory_info().rss)
         return None
 
     def note_root_reaped(self, total_cpu_s: float) -> None:
@@ -192,6 +192,6 @@ class ProcessTree:
             if file is not None:
                 file.close()
         self._files.clear()
-        if self._statm:
-            self._statm.close()  # type: ignore[union-attr]
+        if isinstance(self._statm, ProcFile):
+            self._statm.close()
         self._statm = False  # a sample after close() (a window ended after stop) asks psutil, opens nothing

@@ -32,6 +32,7 @@ than fp32 in eager. A maintained kernel is picked wherever it is fastest.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -263,6 +264,11 @@ def _check_exact(kernel: str) -> bool:
     return bool(torch.allclose(y, torch.full_like(y, expected), rtol=1e-3, atol=0.0))
 
 
+def _call_each(calls: list[Callable[[], Any]]) -> None:
+    for call in calls:
+        call()
+
+
 def choose_kernel(shapes: list[tuple[int, int]], rows: int = 1024,
                   candidates: tuple[str, ...] | None = None) -> KernelChoice:
     """The fastest exact int8 kernel for layers of these (in_features, out_features) shapes on this CPU (see
@@ -287,15 +293,14 @@ def choose_kernel(shapes: list[tuple[int, int]], rows: int = 1024,
         lin = torch.nn.Linear(in_features, out_features, bias=False)
         with torch.no_grad():
             lin.weight.copy_(weight)
-        fns["fp32"].append(lambda lin=lin, x=x: lin(x))
+        fns["fp32"].append(functools.partial(lin, x))
         for name in usable:
-            layer = _probe_layer(in_features, out_features, name, weight)
-            fns[name].append(lambda layer=layer, x=x: layer(x))
+            fns[name].append(functools.partial(_probe_layer(in_features, out_features, name, weight), x))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            times = best_ms({name: (lambda calls=calls: [call() for call in calls]) for name, calls in fns.items()})
+            times = best_ms({name: functools.partial(_call_each, calls) for name, calls in fns.items()})
     finally:
         torch.set_num_threads(threads)
     fp32_ms = times.pop("fp32")

@@ -229,7 +229,7 @@ class _CastOutputs(_CastInputs):
             return type(value)(self.cast(v) for v in value)
         return value
 
-    def __call__(self, module: Any, args: Any, output: Any) -> Any:  # type: ignore[override]
+    def __call__(self, module: Any, args: Any, output: Any) -> Any:
         return self.cast(output)
 
 

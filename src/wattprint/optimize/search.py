@@ -180,7 +180,8 @@ def _open_storage(optuna: Any, storage: str | None, heartbeat_s: float) -> Any:
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     try:
-        return RDBStorage(storage, heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s,
+        # optuna annotates these as int; it uses them as timedelta seconds, where a float works too
+        return RDBStorage(storage, heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s,  # type: ignore[arg-type]
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except Exception as exc:  # bad driver, host, database: the user's input
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -17,7 +17,14 @@ from wattprint.report.pareto import cost_of, pareto_front
 from wattprint.report.values import COMPONENTS, count_scale, energy_scale, mass_scale, metric_value, model_name, sig
 
 COLORS = {"cpu": "#1f77b4", "gpu": "#d62728", "ram": "#2ca02c", "embodied": "#9467bd", "operational": "#ff7f0e"}
-_RC = {"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+
+
+def _style() -> Any:
+    """The charts' matplotlib settings, for a `with` block: text stays text in the SVG, a small font."""
+    import matplotlib
+
+    return matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
+                                  "axes.spines.right": False})
 
 
 def _figure(width_in: float, height_in: float) -> Any:
@@ -29,10 +36,9 @@ def _figure(width_in: float, height_in: float) -> Any:
 
 def _svg(fig: Any, label: str) -> str:
     """The figure as one inline <svg> element with an accessible label."""
-    import matplotlib
 
     buf = io.StringIO()
-    with matplotlib.rc_context(_RC):
+    with _style():
         fig.savefig(buf, format="svg")
     text = buf.getvalue()
     text = text[text.index("<svg"):]
@@ -50,9 +56,8 @@ def power_svg(record: RunRecord) -> str | None:
     t_s = list(timeline.get("t_s") or [])
     if len(t_s) < 1:
         return None
-    import matplotlib
 
-    with matplotlib.rc_context(_RC):
+    with _style():
         fig = _figure(7.0, 2.8)
         ax = fig.add_subplot()
         drawn = 0
@@ -78,7 +83,6 @@ def power_svg(record: RunRecord) -> str | None:
 
 def breakdown_svg(record: RunRecord) -> str:
     """Energy per component (hatched when estimated) and CO2e operational + embodied with its range."""
-    import matplotlib
     from matplotlib.ticker import MaxNLocator
 
     energies = {c: getattr(record.energy_kwh, c) for c in COMPONENTS if getattr(record.measurement, c)}
@@ -86,7 +90,7 @@ def breakdown_svg(record: RunRecord) -> str:
     co2 = record.co2e_kg
     band = record.co2e_kg_range or {}
     m_scale = mass_scale([co2.total, band.get("high")])
-    with matplotlib.rc_context(_RC):
+    with _style():
         fig = _figure(7.0, 2.4)
         ax1, ax2 = fig.subplots(1, 2, width_ratios=[3, 2])
         names = list(energies) or ["total"]
@@ -129,7 +133,6 @@ def tradeoff_svg(
     placed = front.on_front + front.dominated
     if not placed:
         return None
-    import matplotlib
 
     xs = {i: cost_of(records[i], cost) for i in placed}
     ys = {i: metric_value(records[i], metric) for i in placed}
@@ -141,7 +144,7 @@ def tradeoff_svg(
         scale = count_scale(list(xs.values()))
         xs = {i: x * scale.factor for i, x in xs.items() if x is not None}
         xlabel = f"FLOPs ({scale.unit})" if scale.unit else "FLOPs"
-    with matplotlib.rc_context(_RC):
+    with _style():
         fig = _figure(7.0, 3.6)
         ax = fig.add_subplot()
         on = set(front.on_front)

@@ -16,6 +16,7 @@ the compared metric is left off the Pareto front with a note saying so.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -125,7 +126,7 @@ _MASS_SCALES = (Scale("t", 1e-3), Scale("kg", 1.0), Scale("g", 1e3))
 _COUNT_SCALES = (Scale("T", 1e-12), Scale("G", 1e-9), Scale("M", 1e-6), Scale("K", 1e-3), Scale("", 1.0))
 
 
-def _pick(values: list[float | None], scales: tuple[Scale, ...]) -> Scale:
+def _pick(values: Sequence[float | None], scales: tuple[Scale, ...]) -> Scale:
     """The largest unit in which the largest value is at least 1 (else the smallest unit)."""
     present = [abs(v) for v in values if v is not None]
     top = max(present, default=0.0)
@@ -135,11 +136,11 @@ def _pick(values: list[float | None], scales: tuple[Scale, ...]) -> Scale:
     return scales[-1]
 
 
-def energy_scale(values_kwh: list[float | None]) -> Scale:
+def energy_scale(values_kwh: Sequence[float | None]) -> Scale:
     return _pick(values_kwh, _ENERGY_SCALES)
 
 
-def mass_scale(values_kg: list[float | None]) -> Scale:
+def mass_scale(values_kg: Sequence[float | None]) -> Scale:
     return _pick(values_kg, _MASS_SCALES)
 
 

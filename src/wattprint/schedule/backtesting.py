@@ -109,11 +109,11 @@ class JobSpec:
         last = end.astimezone(zone).date()
         es, ds = [], []
         while day <= last:
-            e = datetime.combine(day, self.start_tod, zone)
+            opens = datetime.combine(day, self.start_tod, zone)
             dl_day = day if self.end_tod > self.start_tod else day + timedelta(days=1)
             dl = datetime.combine(dl_day, self.end_tod, zone)
-            if e.timestamp() >= a and dl.timestamp() <= b:
-                es.append(e.timestamp())
+            if opens.timestamp() >= a and dl.timestamp() <= b:
+                es.append(opens.timestamp())
                 ds.append(dl.timestamp())
             day += timedelta(days=1)
         return np.array(es, dtype=np.float64), np.array(ds, dtype=np.float64)

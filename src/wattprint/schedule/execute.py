@@ -278,14 +278,14 @@ class Executor:
 
         if main:
             for s in TERMINATING:
-                previous[s] = signal.signal(s, cancel)
+                previous[int(s)] = signal.signal(s, cancel)
         try:
             self._wait()
         except KeyboardInterrupt:
             raise Cancelled(signal.SIGINT) from None
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         return self.plan
 
     def _wait(self) -> None:

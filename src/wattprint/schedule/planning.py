@@ -202,7 +202,9 @@ def plan_window(
     ea, da, dd = np.array([e]), np.array([dl]), np.array([d])
     s, f = solvers.best_starts(grid, ea, da, dd)
     single = None if not np.isfinite(s[0]) else ([(float(s[0]), float(s[0]) + d)], float(f[0]))
-    slots, fval, resolution = (single[0], single[1], None) if single else (None, np.inf, None)
+    slots: list[tuple[float, float]] | None = single[0] if single else None
+    fval: float = single[1] if single else float(np.inf)
+    resolution: float | None = None
     if interruptible and d > min_chunk_s:
         if min_chunk_s <= 0 and pause_cost_s <= 0:
             fi, _, _, _, pieces = solvers.cleanest(grid, ea, da, dd, want_pieces=True)

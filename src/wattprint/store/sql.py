@@ -10,6 +10,7 @@ another) is reported, and persisted, as "interrupted" by `get` and `list`.
 
 from __future__ import annotations
 
+import builtins
 import csv
 import io
 import json
@@ -135,6 +136,10 @@ CSV_COLUMNS: tuple[str, ...] = (
 
 # --------------------------------------------------------------------------------------------------
 # URL handling
+
+
+# rows, each with its record where a running row had to be judged (else None); `list` is a RunStore method
+_Judged = list[tuple[Any, RunRecord | None]]
 
 
 def _redact_raw(text: str) -> str:
@@ -585,6 +590,8 @@ class RunStore:
             return False
         try:
             dbapi = self._saver.connection.dbapi_connection
+            if dbapi is None:  # invalidated: the usual path reconnects
+                raise ConnectionError("the kept connection was invalidated")
             cursor = dbapi.cursor()
             try:
                 if self.is_sqlite:
@@ -657,7 +664,7 @@ class RunStore:
 
     def list_json(
         self, *, status: str | None = None, name: str | None = None, limit: int | None = None
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """The same runs as `list`, as their record documents' JSON text: stored rows are passed on as stored,
         without building a RunRecord each (100,000 runs: seconds instead of 38 s and 4.9 GB)."""
         return [record.to_json() if record is not None else self._as_stored(row)
@@ -710,7 +717,7 @@ class RunStore:
         with self._lock:
             return self._retry(fetch)
 
-    def _select(self, status: str | None, name: str | None, limit: int | None) -> list[tuple[Any, RunRecord | None]]:
+    def _select(self, status: str | None, name: str | None, limit: int | None) -> _Judged:
         """Rows newest first, each with its record where a running row had to be judged (else None)."""
         self._check_open()
         if status is not None and status not in STATUSES:
@@ -732,7 +739,7 @@ class RunStore:
             if not self.read_only:
                 self._retry(self._mark_interrupted)  # so the status filter sees runs whose owner is gone
 
-            def fetch() -> list[Any]:
+            def fetch() -> builtins.list[Any]:
                 with self._engine.connect() as conn:
                     return [row for q in queries for row in conn.execute(q)]
 
@@ -789,7 +796,7 @@ class RunStore:
         with self._engine.connect() as conn:
             return conn.execute(select(*_ROW_COLUMNS).where(runs.c.run_id == run_id)).first()
 
-    def _fetch_prefix(self, prefix: str) -> list[Any]:
+    def _fetch_prefix(self, prefix: str) -> builtins.list[Any]:
         # LIKE narrows (and may use the index); substr keeps it exact and case-sensitive everywhere.
         query = (
             select(*_ROW_COLUMNS)

@@ -107,7 +107,7 @@ def _node_row(node_id: str, node: dict[str, Any], rows: list[dict[str, Any]], re
     gpu_names = [g["name"] for r in records for g in r.hardware.get("gpus", []) if "name" in g]
     emb = run_embodied(max(r.duration_s for r in records), gpu_names=gpu_names, host="server", host_share=share)
     operational = sum(r.co2e_kg.operational for r in records)
-    methods = {c: (leader.methods.get(c) or {}).get("method") for c in COMPONENTS}
+    methods: dict[str, str | None] = {c: (leader.methods.get(c) or {}).get("method") for c in COMPONENTS}
     if any(r.measurement.gpu for r in records):
         methods["gpu"] = "measured"
     band = record_range({c: energy[c] for c in COMPONENTS}, methods, leader.intensity_g_per_kwh, leader.pue,

@@ -335,8 +335,8 @@ class Tracker:
         rec, monitor = self.record, self.monitor
         assert monitor is not None and rec is not None
         attributed_j, machine_j = monitor.by_component(monitor.totals())  # totals() integrates queued samples
-        energy = {c: joules_to_kwh(attributed_j[c]) for c in COMPONENTS}
-        machine = {c: joules_to_kwh(machine_j[c]) for c in COMPONENTS}
+        energy: dict[str, float] = {c: joules_to_kwh(attributed_j[c]) for c in COMPONENTS}
+        machine: dict[str, float] = {c: joules_to_kwh(machine_j[c]) for c in COMPONENTS}
         total = sum(energy.values())
         gpus, gpu_why = monitor.gpu_selection()
         rec.status = status
@@ -367,7 +367,7 @@ class Tracker:
         yearly = self._region["intensity_g_per_kwh"]
         used = [g["name"] for g in rec.hardware.get("gpus", []) if f"nvml:{g.get('index')}" in gpus]
         share = 1.0 if self.settings.attribution == "machine" else cpu_share
-        methods = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
+        methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
         if not final:  # one constant intensity until the end: the same figures by arithmetic (see LinearCarbon)
             figures = self._linear_carbon(yearly, pue, methods, used).at(energy, rec.duration_s, share)
             self._set_carbon(rec, figures.operational_kg, figures.embodied_kg, figures.intensity_g_per_kwh,
@@ -466,6 +466,7 @@ class Tracker:
             self._flag_store(exc)
 
     def _save(self) -> None:
+        assert self.record is not None  # only called with a started run
         if self._store is None:
             from wattprint.store import open_store
 

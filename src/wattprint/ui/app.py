@@ -65,8 +65,8 @@ def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.store = open_store(db_url, read_only=True)  # the dashboard never writes
-        app.state.cache = RunsCache(app.state.store, **({} if check_every_s is None else
-                                                        {"check_every_s": check_every_s}))
+        app.state.cache = (RunsCache(app.state.store) if check_every_s is None else
+                           RunsCache(app.state.store, check_every_s=check_every_s))
         try:
             try:
                 app.state.cache.records()  # read the runs once now, not in the first request of a burst
@@ -154,7 +154,7 @@ def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float 
             return JSONResponse({"error": str(exc)}, status_code=400)
         def make(everything: list[RunRecord]) -> bytes:
             records, truncated = select_runs(everything, run_filter)
-            return JSONResponse({"runs": [r.to_json_dict() for r in records], "truncated": truncated}).body
+            return bytes(JSONResponse({"runs": [r.to_json_dict() for r in records], "truncated": truncated}).body)
 
         return Response(cache(request).page("/api/runs" + page_key(request, run_filter, ""), make),
                         media_type="application/json")
