@@ -148,3 +148,33 @@ def test_times_at_the_end_of_the_calendar_are_refused_in_one_line(tmp_path: Path
         code, out, err = _main(argv, capsys)
         assert code == 2 and out == "" and err.count("\n") == 1, (argv, err)
         assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["estimate", "--hardware", "V100", "--hours", "1", "--days", "1", "--intensity", "1"],
+     "--days: give either --hours or --days, not both"),
+    (["estimate", "--hardware", "V100", "--hours", "1", "--intensity", "1", "--power-w", "nan"],
+     "--power-w: got nan; expected a positive number"),
+    (["estimate", "--hardware", "V100", "--hours", "1", "--intensity", "1", "--embodied-kg-per-device", "9"],
+     "--lifetime-years: embodied needs both --embodied-kg-per-device and --lifetime-years"),
+    (["estimate", "--hardware", "V100", "--hours", "1", "--region", "FR", "--method", "mlco2", "--pue", "1.2"],
+     "--pue: the mlco2 method uses no PUE; leave --pue out or use the patterson --method"),
+    (["ui", "--port", "70000"], "--port: got 70000; expected 0-65535 (0 picks a free port)"),
+])
+def test_library_errors_show_the_commands_flags(argv: list[str], line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The library names its Python parameters (power_w); the CLI shows the flags of the command that ran."""
+    code, _out, err = _main(argv, capsys)
+    assert (code, err) == (2, f"wattprint: error: {line}\n")
+
+
+def test_other_wattprint_errors_are_one_line_with_their_own_exit_code(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from wattprint.cli import runs as runs_cli
+    from wattprint.errors import PowerSourceError
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise PowerSourceError("no RAPL zones under /sys/class/powercap")
+
+    monkeypatch.setattr(runs_cli, "open_configured_store", broken)
+    code, _out, err = _main(["runs", "list"], capsys)
+    assert (code, err) == (1, "wattprint: error: no RAPL zones under /sys/class/powercap\n")

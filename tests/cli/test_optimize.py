@@ -107,7 +107,7 @@ def test_table_output(wattprint_cmd: list[str], script: Path) -> None:
     (["--max-drop", "-1"], "max_metric_drop"),
     (["--trials", "0"], "n_trials"),
     (["--batch-sizes", "1,x"], "--batch-sizes"),
-    (["--batch-sizes", "0"], "batch_sizes"),
+    (["--batch-sizes", "0"], "--batch-sizes"),
     (["--prefer", "accuracy"], "prefer"),
     (["--study", "s"], "--study"),
     (["--storage", "nowhere"], "storage"),

@@ -113,7 +113,7 @@ def test_port_in_use_is_bad_input() -> None:
     tracker = make_tracker("busy")
     first = PrometheusExporter(tracker, port=0).start()
     try:
-        with pytest.raises(WattprintInputError, match=rf"^--prometheus-port: cannot listen on 127.0.0.1:{first.port}"):
+        with pytest.raises(WattprintInputError, match=rf"^port: cannot listen on 127.0.0.1:{first.port}"):
             PrometheusExporter(tracker, port=first.port).start()
     finally:
         first.stop()
@@ -121,9 +121,9 @@ def test_port_in_use_is_bad_input() -> None:
 
 def test_bad_arguments_are_input_errors() -> None:
     tracker = make_tracker("bad")
-    with pytest.raises(WattprintInputError, match="^--pushgateway: "):
+    with pytest.raises(WattprintInputError, match="^pushgateway: "):
         PrometheusExporter(tracker, pushgateway="localhost:9091")
-    with pytest.raises(WattprintInputError, match="^--prometheus-port: "):
+    with pytest.raises(WattprintInputError, match="^port: "):
         PrometheusExporter(tracker, port=70000)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.intensity.fakeserver import FakeServer, Reply
-from wattprint.intensity.http import HttpClient, ProviderError, default_cache_dir, redact
+from wattprint.errors import ProviderError
+from wattprint.intensity.http import HttpClient, default_cache_dir, redact
 
 
 def client(server: FakeServer, tmp_path: Path, **kw: object) -> HttpClient:

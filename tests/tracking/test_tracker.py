@@ -386,3 +386,15 @@ def test_a_forked_child_leaving_the_tracked_block_leaves_the_parents_run_alone()
     advanced, stored_status, final_status = done.stdout.split()
     assert int(advanced) >= 5  # the parent's sampler kept ticking at 0.05 s
     assert stored_status == "running" and final_status == "finished"
+
+
+def test_methods_that_measure_need_start_and_say_so(wattprint_env: Path) -> None:
+    from wattprint.errors import TrackerNotStartedError, WattprintError
+    from wattprint.tracking.distributed import DistributedTracker
+
+    for tracker in (wattprint.Tracker("early"), DistributedTracker("early")):
+        for call in (lambda t=tracker: t.begin_window("w"), lambda t=tracker: t.end_window("w"),
+                     lambda t=tracker: t.energy_so_far_kwh(), lambda t=tracker: t.stop()):
+            with pytest.raises(TrackerNotStartedError, match="is not started: call start()") as err:
+                call()
+            assert isinstance(err.value, RuntimeError) and isinstance(err.value, WattprintError)

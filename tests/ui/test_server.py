@@ -39,7 +39,7 @@ def test_port_in_use_exits_2_with_one_line(wattprint_cmd: list[str]) -> None:
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr == (f"wattprint: error: --port: port {port} on 127.0.0.1 is already in use; "
-                             "choose another with --port (0 picks a free one)\n")
+                             "choose another (0 picks a free one)\n")
 
 
 def test_bad_port_and_host_exit_2(wattprint_cmd: list[str]) -> None:

@@ -77,31 +77,31 @@ class EstimateResult(BaseModel):
         return document
 
 
-def _number(flag: str, value: float | None, minimum: float = 0.0, strict: bool = True) -> float | None:
+def _number(field: str, value: float | None, minimum: float = 0.0, strict: bool = True) -> float | None:
     """`value` as a float, None kept; NaN, infinities and values below the minimum are refused."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise WattprintInputError(flag, f"got {value!r}; expected a number")
+        raise WattprintInputError(field, f"got {value!r}; expected a number")
     ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
     if not ok:
         expected = "a positive number" if strict and minimum == 0 else f"a finite number >= {minimum:g}"
-        raise WattprintInputError(flag, f"got {value!r}; expected {expected}")
+        raise WattprintInputError(field, f"got {value!r}; expected {expected}")
     return float(value)
 
 
 def _one_of(first: tuple[str, Any], second: tuple[str, Any], required: bool) -> None:
-    """Two mutually exclusive flags: not both; one of them when `required`."""
+    """Two mutually exclusive parameters: not both; one of them when `required`."""
     (flag_a, a), (flag_b, b) = first, second
     if a is not None and b is not None:
-        raise WattprintInputError(flag_b, f"give either {flag_a} or {flag_b}, not both")
+        raise WattprintInputError(flag_b, f"give either `{flag_a}` or `{flag_b}`, not both")
     if required and a is None and b is None:
-        raise WattprintInputError(flag_a, f"missing; give {flag_a} or {flag_b}")
+        raise WattprintInputError(flag_a, f"missing; give `{flag_a}` or `{flag_b}`")
 
 
 def _duration_hours(hours: float | None, days: float | None) -> float:
-    _one_of(("--hours", hours), ("--days", days), required=True)
-    h, d = _number("--hours", hours), _number("--days", days)
+    _one_of(("hours", hours), ("days", days), required=True)
+    h, d = _number("hours", hours), _number("days", days)
     return h if h is not None else d * 24.0  # type: ignore[operator]
 
 
@@ -109,8 +109,8 @@ def _intensity(
     method: str, intensity: float | None, region: str | None
 ) -> tuple[float, str, str | None, float | None]:
     """(g/kWh, source, region, provider default PUE) from --intensity, --region or the method's default."""
-    _one_of(("--intensity", intensity), ("--region", region), required=method != "strubell")
-    value = _number("--intensity", intensity, strict=False)
+    _one_of(("intensity", intensity), ("region", region), required=method != "strubell")
+    value = _number("intensity", intensity, strict=False)
     if value is not None:
         return value, "given (--intensity, gCO2e/kWh)", None, None
     if region is not None:
@@ -118,23 +118,24 @@ def _intensity(
 
         if not region.strip():
             raise WattprintInputError(
-                "--region", "empty region; expected a code such as FR, US-CA, gcp:europe-west9"
+                "region", "empty region; expected a code such as FR, US-CA, gcp:europe-west9"
             )
-        found = StaticProvider().intensity(region, field="--region")
+        found = StaticProvider().intensity(region, field="region")
         return found.g_per_kwh, found.source, found.region, found.default_pue
     return STRUBELL_G_PER_KWH, STRUBELL_INTENSITY_SOURCE, None, None
 
 
 def _pue(method: str, pue: float | None, provider_pue: float | None, region: str | None) -> tuple[float, str]:
-    value = _number("--pue", pue, minimum=1.0, strict=False)
+    value = _number("pue", pue, minimum=1.0, strict=False)
     if method == "mlco2":
         if value is not None:
-            raise WattprintInputError("--pue", "--method mlco2 uses no PUE; drop --pue or use patterson")
+            raise WattprintInputError("pue", "the mlco2 method uses no PUE; leave `pue` out or use the patterson "
+                                      "`method`")
         return 1.0, "mlco2 method: no PUE (ML CO2 Impact calculator), PUE forced to 1.0"
     if method == "strubell":
         if value is not None:
             raise WattprintInputError(
-                "--pue", "--method strubell fixes PUE at 1.58; drop --pue or use patterson"
+                "pue", "the strubell method fixes PUE at 1.58; leave `pue` out or use the patterson `method`"
             )
         return STRUBELL_PUE, "strubell method: PUE 1.58 (Strubell et al. 2019, 2018 data-centre average)"
     if value is not None:
@@ -148,25 +149,25 @@ def _embodied(
     hardware_name: str, count: int, hours: float, kg: float | None, years: float | None, from_table: bool
 ) -> tuple[float, tuple[float, float], dict[str, Any]]:
     """(kgCO2e, (low, high), inputs) of the embodied share over the reservation."""
-    kg = _number("--embodied-kg-per-device", kg, strict=False)
-    years = _number("--lifetime-years", years)
+    kg = _number("embodied_kg_per_device", kg, strict=False)
+    years = _number("lifetime_years", years)
     if (kg is None) != (years is None):
-        missing = "--lifetime-years" if years is None else "--embodied-kg-per-device"
+        missing = "lifetime_years" if years is None else "embodied_kg_per_device"
         raise WattprintInputError(
-            missing, "embodied needs both --embodied-kg-per-device and --lifetime-years"
+            missing, "embodied needs both `embodied_kg_per_device` and `lifetime_years`"
         )
     if from_table and kg is not None:
         raise WattprintInputError(
-            "--embodied-table", "give either --embodied-table or the two embodied figures"
+            "embodied_from_table", "give either `embodied_from_table` or the two embodied figures"
         )
     figure = None
     if from_table:
         figure = lookup_embodied(hardware_name)
         if figure is None:
             raise WattprintInputError(
-                "--embodied-table",
+                "embodied_from_table",
                 f"no embodied figure for {hardware_name!r} in wattprint/data/embodied.csv; "
-                "give --embodied-kg-per-device and --lifetime-years",
+                "give `embodied_kg_per_device` and `lifetime_years`",
             )
         kg, years = figure.kgco2e, figure.lifetime_years
     if kg is None or years is None:
@@ -211,17 +212,18 @@ def estimate(
     """Energy and CO2e of `count` devices of `hardware` over `hours` (or `days`), before running.
 
     `intensity` is in gCO2e/kWh (0.429 kg/kWh = 429); `region` is looked up in the bundled yearly
-    averages. Bad input raises `WattprintInputError` naming the CLI flag.
+    averages. Bad input raises `WattprintInputError` naming the parameter (the CLI shows its flag).
     """
     if method not in METHODS:
-        raise WattprintInputError("--method", f"got {method!r}; expected one of {', '.join(METHODS)}")
-    device = lookup_hardware(hardware, field="--hardware")
+        raise WattprintInputError("method", f"got {method!r}; expected one of {', '.join(METHODS)}")
+    device = lookup_hardware(hardware, field="hardware")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise WattprintInputError("--count", f"got {count!r}; expected a whole number >= 1")
+        raise WattprintInputError("count", f"got {count!r}; expected a whole number >= 1")
     duration_h = _duration_hours(hours, days)
-    given_power = _number("--power-w", power_w)
+    given_power = _number("power_w", power_w)
     if method == "mlco2" and given_power is not None:
-        raise WattprintInputError("--power-w", "--method mlco2 uses the TDP; drop --power-w or use patterson")
+        raise WattprintInputError("power_w", "the mlco2 method uses the TDP; leave `power_w` out or use the "
+                                  "patterson `method`")
     g_per_kwh, intensity_source, region_code, provider_pue = _intensity(method, intensity, region)
     pue_value, pue_source = _pue(method, pue, provider_pue, region_code)
     embodied_kg, embodied_range, embodied_inputs = _embodied(

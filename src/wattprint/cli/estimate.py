@@ -31,7 +31,7 @@ def estimate(
         None, "--embodied-kg-per-device", help="Embodied kgCO2e per device (with --lifetime-years)."
     ),
     lifetime_years: float = typer.Option(None, "--lifetime-years", help="Device lifetime, years."),
-    embodied_table: bool = typer.Option(
+    embodied_from_table: bool = typer.Option(
         False, "--embodied-table", help="Use the bundled embodied figure of the hardware."
     ),
     method: str = typer.Option("patterson", "--method", help="patterson (default), mlco2 or strubell."),
@@ -51,7 +51,7 @@ def estimate(
         region=region,
         embodied_kg_per_device=embodied_kg_per_device,
         lifetime_years=lifetime_years,
-        embodied_from_table=embodied_table,
+        embodied_from_table=embodied_from_table,
         method=method,
     )
     document = result.to_dict()

@@ -17,7 +17,7 @@ from wattprint.cli import run as run_cmd
 from wattprint.cli import runs as runs_cmd
 from wattprint.cli import schedule as schedule_cmd
 from wattprint.cli import ui as ui_cmd
-from wattprint.errors import WattprintInputError
+from wattprint.errors import WattprintError
 
 app = typer.Typer(
     name="wattprint",
@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     code 2; --help, --version and a command's own exit code pass through."""
     try:
         code = app(args=argv, standalone_mode=False)
-    except WattprintInputError as exc:
-        _error(str(exc))
+    except WattprintError as exc:  # ours: input (exit 2) or other (its own exit code), one line either way
+        from wattprint.cli.flags import command_flags, shown_with_flags
+
+        _error(shown_with_flags(exc, command_flags(app, sys.argv[1:] if argv is None else argv)), exc.exit_code)
     except typer.Abort:  # Ctrl-C at a prompt
         print("wattprint: aborted", file=sys.stderr)
         sys.exit(130)

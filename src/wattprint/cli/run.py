@@ -36,13 +36,15 @@ def _start_exporter(tracker: Any, port: int | None, addr: str, pushgateway: str 
         return None
     from wattprint._extras import MissingExtraError
 
+    flags = {"port": "--prometheus-port", "addr": "--prometheus-addr", "pushgateway": "--pushgateway"}
     try:
         from wattprint.integrations.prometheus import PrometheusExporter
 
-        exporter = PrometheusExporter(tracker, port=port, addr=addr, pushgateway=pushgateway)
+        return PrometheusExporter(tracker, port=port, addr=addr, pushgateway=pushgateway).start()
     except MissingExtraError as exc:
         fail("--prometheus-port" if port is not None else "--pushgateway", str(exc))
-    return exporter.start()
+    except WattprintInputError as exc:  # the exporter's parameters are this command's --prometheus-* flags
+        fail(flags.get(exc.field or "", exc.field or "--prometheus-port"), exc.message)
 
 
 def run(

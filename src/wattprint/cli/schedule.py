@@ -26,23 +26,9 @@ if TYPE_CHECKING:
     from wattprint.intensity.base import IntensitySeries
     from wattprint.schedule.execute import Executor
 
-FLAGS = {
-    "duration": "--duration",
-    "within": "--within",
-    "deadline": "--deadline",
-    "window": "--window",
-    "earliest": "--earliest",
-    "min_chunk": "--min-chunk",
-    "pause_cost_s": "--pause-cost",
-    "trace": "--trace",
-    "trace: tz": "--tz",
-    "tz": "--tz",
-    "jobs": "--jobs",
-    "forecast_error": "--forecast-error",
-    "repeats": "--repeats",
-    "home": "--trace",
-    "pue": "--pue",
-}
+# library fields that are not a parameter of these commands under their own name (the rest are mapped from
+# the commands' parameters by cli/flags.py)
+ALIASES = {"trace: tz": "--tz", "home": "--trace"}
 TIME_HELP = "ISO-8601 time; without a zone it is UTC"
 DUR_HELP = "duration: 45s, 90m, 8h, 1h30m, 2d or PT2H"
 
@@ -57,17 +43,13 @@ app = typer.Typer(
 
 @contextmanager
 def flag_names() -> Iterator[None]:
-    """Re-raise library input errors with the CLI's flag names (--duration rather than duration)."""
+    """Re-raise the library input errors whose field is no parameter of these commands under its name."""
     try:
         yield
     except WattprintInputError as exc:
-        text = str(exc)
-        field = exc.field
-        message = text[len(field) + 2 :] if text.startswith(field + ": ") else text
-        flag = FLAGS.get(field) or next(
-            (FLAGS[k] + field[len(k) :] for k in FLAGS if field.startswith(k + " ")), field
-        )
-        raise WattprintInputError(flag, message) from None
+        if exc.field not in ALIASES:
+            raise
+        raise WattprintInputError(ALIASES[exc.field], exc.message) from None
 
 
 def _load_trace(path: Path, tz: str | None, region: str | None = None) -> IntensitySeries:

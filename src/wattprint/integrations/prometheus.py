@@ -115,9 +115,9 @@ class PrometheusExporter:
         self._prom = require("prometheus_client", extra="prometheus", feature="the Prometheus exporter")
         self._core = require("prometheus_client.core", extra="prometheus", feature="the Prometheus exporter")
         if port is not None and not 0 <= port <= 65535:
-            raise WattprintInputError("--prometheus-port", f"got {port}; expected a TCP port 0-65535")
+            raise WattprintInputError("port", f"got {port}; expected a TCP port 0-65535")
         if pushgateway is not None and not pushgateway.startswith(("http://", "https://")):
-            raise WattprintInputError("--pushgateway", f"got {pushgateway!r}; expected an http:// or https:// URL")
+            raise WattprintInputError("pushgateway", f"got {pushgateway!r}; expected an http:// or https:// URL")
         self.tracker = tracker
         self.port = port
         self.addr = addr
@@ -143,7 +143,7 @@ class PrometheusExporter:
                 self._server, _thread = self._prom.start_http_server(self.port, addr=self.addr, registry=self.registry)
             except OSError as exc:
                 raise WattprintInputError(
-                    "--prometheus-port",
+                    "port",
                     f"cannot listen on {self.addr}:{self.port} ({exc.strerror or exc}); choose a free port",
                 ) from None
             self.port = int(self._server.server_port)

@@ -19,21 +19,13 @@ from typing import Any
 
 import httpx
 
-from wattprint.errors import WattprintError
+from wattprint.errors import ProviderError
 
 log = logging.getLogger("wattprint.intensity")
 
 #: HTTP statuses worth another try: rate limit and server-side trouble
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 5.0
-
-
-class ProviderError(WattprintError):
-    """A live provider could not give an answer; `reason` is short, key-free and fit for a record."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from wattprint.errors import WattprintInputError
+from wattprint.errors import ProviderError, WattprintInputError
 from wattprint.intensity.base import Intensity, IntensitySeries, as_utc
-from wattprint.intensity.http import HttpClient, ProviderError, log, redact
+from wattprint.intensity.http import HttpClient, log, redact
 from wattprint.intensity.static import fallback_intensity, fallback_series
 
 T = TypeVar("T")

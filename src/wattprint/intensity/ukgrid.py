@@ -10,9 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from wattprint.errors import WattprintInputError
+from wattprint.errors import ProviderError, WattprintInputError
 from wattprint.intensity.base import Intensity, IntensitySeries
-from wattprint.intensity.http import ProviderError
 from wattprint.intensity.live import (
     TTL_FORECAST_S,
     TTL_LATEST_S,

@@ -43,6 +43,7 @@ import psutil
 
 from wattprint._extras import require
 from wattprint.config import Settings, load_settings
+from wattprint.errors import TrackerNotStartedError
 from wattprint.measure.detect import SourceChoice, detect_sources
 from wattprint.measure.process import ProcessTree
 from wattprint.record import RunRecord, Status
@@ -365,32 +366,32 @@ class DistributedTracker:
     def begin_window(self, name: str) -> None:
         """Open a window in this rank; windows of the same name are summed over ranks in the record."""
         if self.tracker is None:
-            raise RuntimeError("tracker is not started")
+            raise TrackerNotStartedError()
         self.tracker.begin_window(name)
 
     def end_window(self, name: str, *, record: bool = True) -> Any:
         """Close a window in this rank; `record=False` keeps it off the record (frequent windows)."""
         if self.tracker is None:
-            raise RuntimeError("tracker is not started")
+            raise TrackerNotStartedError()
         return self.tracker.end_window(name, record=record)
 
     def energy_so_far_kwh(self) -> dict[str, float]:
         """This rank's attributed energy since start (its part only: the job's is known after the gather)."""
         if self.tracker is None:
-            raise RuntimeError("tracker is not started")
+            raise TrackerNotStartedError()
         return self.tracker.energy_so_far_kwh()
 
     def flag(self, key: str, reason: str) -> None:
         """Mark a part of this rank's run as degraded; it reaches the job record as "rank N: key"."""
         if self.tracker is None:
-            raise RuntimeError("tracker is not started")
+            raise TrackerNotStartedError()
         self.tracker.flag(key, reason)
 
     # -- the end ---------------------------------------------------------------------------------
     def stop(self, status: Status = "finished", exit_code: int | None = None) -> RunRecord:
         """Stop this rank, gather every rank's part (a collective) and, on rank 0, store the job record."""
         if self.tracker is None:
-            raise RuntimeError("tracker is not started")
+            raise TrackerNotStartedError()
         if self._done and self._record is not None:
             return self._record
         self._done = True

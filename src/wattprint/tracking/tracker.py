@@ -32,6 +32,7 @@ import psutil
 
 from wattprint import __version__
 from wattprint.config import Settings, load_settings
+from wattprint.errors import TrackerNotStartedError
 from wattprint.intensity.static import WORLD_REGION, StaticProvider
 from wattprint.measure.base import COMPONENTS
 from wattprint.measure.detect import SourceChoice, detect_sources
@@ -250,7 +251,7 @@ class Tracker:
         from wattprint.accounting.predict import predict_run
 
         if self.record is None:
-            raise RuntimeError("tracker is not started")
+            raise TrackerNotStartedError()
         epochs = [(w["duration_s"], w["energy_kwh"]["total"]) for w in self.record.windows
                   if str(w["name"]).startswith(prefix)]
         return predict_run(epochs, total_epochs, self.record.intensity_g_per_kwh, self.record.pue)
@@ -269,14 +270,14 @@ class Tracker:
     def begin_window(self, name: str) -> None:
         """Open a named measurement window (windows may nest and overlap)."""
         if self.monitor is None:
-            raise RuntimeError("tracker is not started")
+            raise TrackerNotStartedError()
         self.monitor.begin_window(name)
 
     def end_window(self, name: str, *, record: bool = True) -> WindowResult:
         """Close a window and return its energy; also added to the record's `windows` unless `record=False`
         (for frequent windows, such as per-step figures, that would only grow the record)."""
         if self.monitor is None:
-            raise RuntimeError("tracker is not started")
+            raise TrackerNotStartedError()
         result = self.monitor.end_window(name)
         if record and self.record is not None:
             self.record.windows.append(
@@ -293,7 +294,7 @@ class Tracker:
     def energy_so_far_kwh(self) -> dict[str, float]:
         """Energy attributed to the run since start, per component and "total", as of the last sample."""
         if self.monitor is None:
-            raise RuntimeError("tracker is not started")
+            raise TrackerNotStartedError()
         attributed_j, _machine_j = self.monitor.by_component(self.monitor.totals())
         energy = {c: joules_to_kwh(attributed_j[c]) for c in COMPONENTS}
         return energy | {"total": sum(energy.values())}
@@ -493,7 +494,7 @@ class Tracker:
             # a forked child leaving the tracked block: the run, its locks and its store belong to the parent
             return self._record  # type: ignore[return-value]
         if self.record is None or self.monitor is None:
-            raise RuntimeError("tracker is not started")
+            raise TrackerNotStartedError()
         if self._stopped:
             return self.record
         with self._store_lock:

@@ -29,13 +29,13 @@ def is_loopback(host: str) -> bool:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port, or WattprintInputError naming --host or --port."""
+    """A listening TCP socket on host:port, or WattprintInputError naming host or port."""
     if not 0 <= port <= 65535:
-        raise WattprintInputError("--port", f"got {port}; expected 0-65535 (0 picks a free port)")
+        raise WattprintInputError("port", f"got {port}; expected 0-65535 (0 picks a free port)")
     try:
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise WattprintInputError("--host", f"cannot resolve {host!r}: {exc.strerror}") from None
+        raise WattprintInputError("host", f"cannot resolve {host!r}: {exc.strerror}") from None
     family, _type, _proto, _name, address = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -46,12 +46,12 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise WattprintInputError(
-                "--port", f"port {port} on {host} is already in use; choose another with --port (0 picks a free one)"
+                "port", f"port {port} on {host} is already in use; choose another (0 picks a free one)"
             ) from None
         if exc.errno == errno.EACCES:
             why = f"no permission to listen on port {port}; use a port above 1023"
-            raise WattprintInputError("--port", why) from None
-        raise WattprintInputError("--host", f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            raise WattprintInputError("port", why) from None
+        raise WattprintInputError("host", f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return sock
 
 
