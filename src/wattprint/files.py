@@ -41,6 +41,6 @@ def write_atomic(path: Path, text: str, field: str = "path", mode: int = 0o644) 
             f.write(text)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException:  # Ctrl-C too: no temporary file left behind; re-raised
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -49,7 +49,7 @@ def load_script(path: Path) -> dict[str, Any]:
         fail("MODEL_SCRIPT", f"{str(path)!r} is not a file; accepted: a Python file defining {', '.join(REQUIRED)}")
     try:
         namespace = runpy.run_path(str(path), run_name="wattprint_optimize_script")
-    except Exception as exc:
+    except Exception as exc:  # the user's script may raise anything: one line, exit 2
         fail("MODEL_SCRIPT", f"{str(path)!r} failed to load: {type(exc).__name__}: {exc}".splitlines()[0])
     missing = [n for n in REQUIRED if not callable(namespace.get(n))]
     if missing:
@@ -60,7 +60,7 @@ def load_script(path: Path) -> dict[str, Any]:
         fail("MODEL_SCRIPT", "train_fn is not a function; accepted: train_fn(model) fine-tuning in place")
     try:
         model, inputs = namespace["model"](), namespace["example_inputs"]()
-    except Exception as exc:
+    except Exception as exc:  # the user's code may raise anything: one line, exit 2
         fail("MODEL_SCRIPT", f"model() or example_inputs() raised {type(exc).__name__}: {exc}".splitlines()[0])
     return {"model": model, "eval_fn": namespace["eval_fn"], "example_inputs": inputs, "train_fn": train_fn}
 

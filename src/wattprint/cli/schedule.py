@@ -271,7 +271,7 @@ def learned_duration_s(store: Any, name: str) -> float | None:
     """Median duration of the last (up to 5) finished runs of this name, or None."""
     try:
         runs = store.list(status="finished", name=name, limit=5)
-    except Exception:
+    except Exception:  # an unreadable store counts as no history: --duration is asked for
         return None
     durations = [r.duration_s for r in runs if r.duration_s and r.duration_s > 0]
     return statistics.median(durations) if durations else None

@@ -148,7 +148,7 @@ class TrainingMeter:
             self.active = True
             self.epochs_done = 0
             self.prediction = None
-        except Exception as exc:
+        except Exception as exc:  # training goes on; the meter stops
             self._fail("starting the tracker", exc)
 
     def begin_epoch(self, epoch: int) -> None:
@@ -159,7 +159,7 @@ class TrainingMeter:
                 self.tracker.end_window(self._epoch)
             self._epoch = f"{self._epoch_prefix}{epoch}"
             self.tracker.begin_window(self._epoch)
-        except Exception as exc:
+        except Exception as exc:  # training goes on; the meter stops
             self._epoch = None
             self._fail("opening the epoch window", exc)
 
@@ -184,7 +184,7 @@ class TrainingMeter:
             if total_epochs and self.epochs_done >= self.predict_after_epochs and total_epochs >= self.epochs_done:
                 out |= self._predict(total_epochs)
             return out
-        except Exception as exc:
+        except Exception as exc:  # training goes on; the meter stops
             self._fail("closing the epoch window", exc)
             return {}
 
@@ -210,7 +210,7 @@ class TrainingMeter:
         try:
             self._steps = f"{STEP_PREFIX}{self._step}"
             self.tracker.begin_window(self._steps)
-        except Exception as exc:
+        except Exception as exc:  # training goes on; the meter stops
             self._steps = None
             self._fail("measuring steps", exc)
 
@@ -227,7 +227,7 @@ class TrainingMeter:
             n, self._steps, self._steps_in_window = self._steps_in_window, None, 0
             step_kwh = joules_to_kwh(result.total_j) / n
             return {f"{self.prefix}step_energy_kwh": step_kwh, f"{self.prefix}step_co2e_kg": self._co2e_kg(step_kwh)}
-        except Exception as exc:
+        except Exception as exc:  # training goes on; the meter stops
             self._steps = None
             self._fail("measuring steps", exc)
             return {}
@@ -241,14 +241,14 @@ class TrainingMeter:
             for window, keep in ((self._steps, False), (self._epoch, True)):
                 if window is not None and monitor is not None and window in monitor.open_windows():
                     self.tracker.end_window(window, record=keep)
-        except Exception as exc:
+        except Exception as exc:  # a stuck window must not keep the run from stopping
             flag_fault(self.tracker, self.flag_key, "closing windows", exc)
         self._steps, self._steps_in_window, self._epoch = None, 0, None
         rec = self.tracker.record
         if self.owns_tracker and rec is not None and rec.status == "running":
             try:
                 return self.tracker.stop(status)
-            except Exception as exc:
+            except Exception as exc:  # the meter never raises into training
                 flag_fault(self.tracker, self.flag_key, "stopping the tracker", exc)
         return rec
 

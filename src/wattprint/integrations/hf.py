@@ -76,7 +76,7 @@ class WattprintTrainerCallback(transformers.TrainerCallback):  # type: ignore[na
         def watched_train(*train_args: Any, **train_kwargs: Any) -> Any:
             try:
                 return train(*train_args, **train_kwargs)
-            except BaseException as exc:
+            except BaseException as exc:  # Ctrl-C too: the run is closed with its status, then re-raised
                 callback._close_crashed(exc)
                 raise
 

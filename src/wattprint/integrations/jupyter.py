@@ -95,7 +95,7 @@ class WattprintMagics(Magics):
         tracker.start()
         try:
             result = self.shell.run_cell(cell, store_history=False)
-        except BaseException:
+        except BaseException:  # Ctrl-C too: the run is closed, then the error goes on
             tracker.stop("failed")
             raise
         error = result.error_before_exec or result.error_in_exec
@@ -175,7 +175,7 @@ class WattprintMagics(Magics):
         window, self._window, self._info = self._window, None, None
         try:
             self.notebook.end_window(window)
-        except Exception as exc:
+        except Exception as exc:  # the notebook comes first
             flag_fault(self.notebook, "jupyter", "closing a cell window", exc)
 
 

@@ -74,7 +74,7 @@ class WattprintCallback(pl.Callback):  # type: ignore[name-defined]
         for logger in trainer.loggers:
             try:
                 logger.log_metrics(metrics, step=trainer.global_step)
-            except Exception as exc:
+            except Exception as exc:  # a broken logger must not stop training
                 flag_fault(self.tracker, "lightning", f"logging to {type(logger).__name__}", exc)
 
     # -- hooks -----------------------------------------------------------------------------------

@@ -148,5 +148,5 @@ def track_mlflow(name: str | None = None, *, run: Any = None, prefix: str = "wat
 def _log_quietly(tracker: Any, run_id: str, prefix: str) -> None:
     try:
         log_to_mlflow(tracker, run=run_id, prefix=prefix)
-    except Exception as exc:
+    except Exception as exc:  # runs in a finally: must not fail the block or hide its exception
         log.warning("wattprint: could not log run %s to MLflow run %s: %s", tracker.name, run_id, exc)

@@ -112,7 +112,7 @@ class EnergyObjective:
                 self._open.add(window)
             self.tracker.begin_window(window)
             return True
-        except Exception as exc:
+        except Exception as exc:  # the study comes first: the trial runs unmeasured
             with self._lock:
                 self._open.discard(window)
             self._fault(trial, "opening the trial window", exc)
@@ -142,7 +142,7 @@ class EnergyObjective:
                     log.warning("wattprint: Optuna trials ran at the same time in one process; each trial's "
                                 "energy includes the others' (use n_jobs=1 for per-trial energy)")
             return energy_kwh
-        except Exception as exc:
+        except Exception as exc:  # the study comes first: the trial's energy is NaN
             with self._lock:
                 self._open.discard(window)
             self._fault(trial, "closing the trial window", exc)

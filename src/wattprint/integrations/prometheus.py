@@ -225,7 +225,7 @@ class PrometheusExporter:
         try:
             self._prom.push_to_gateway(self.pushgateway, job=self.job, registry=self.registry,
                                        grouping_key=grouping, timeout=5.0)
-        except Exception as exc:
+        except Exception as exc:  # the host job comes first: counted, logged once
             self.push_errors += 1
             if self.push_errors == 1:
                 log.warning("wattprint: push to %s failed: %s", self.pushgateway, exc)

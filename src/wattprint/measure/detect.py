@@ -93,6 +93,6 @@ def detect_sources(
         methods["gpu"] = {"method": "measured", "source": "nvml", "detail": f"{len(gpus)} NVIDIA GPU(s)"}
     except PowerSourceError as exc:
         methods["gpu"] = {"method": None, "source": None, "detail": f"no GPU energy: {exc}"}
-    except Exception as exc:
+    except Exception as exc:  # an unexpected NVML fault must not stop tracking: no GPU energy
         methods["gpu"] = {"method": None, "source": None, "detail": f"NVML unusable: {exc}"}
     return SourceChoice(sources, measurement, methods, hardware)

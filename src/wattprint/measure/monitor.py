@@ -219,7 +219,7 @@ class EnergyMonitor:
         for source in self.sources:
             try:
                 source.close()
-            except Exception as exc:
+            except Exception as exc:  # one source failing to close must not leave the others open
                 log.debug("closing %s failed: %s", source.name, exc)
 
     def _run(self) -> None:
@@ -230,7 +230,7 @@ class EnergyMonitor:
             if self.on_sample is not None and wakeups % self.on_sample_every == 0:
                 try:
                     self.on_sample(self)
-                except Exception as exc:
+                except Exception as exc:  # a faulty callback must not kill the sampler thread
                     log.warning("wattprint: sample callback failed: %s", exc)
 
     # -- sampling --------------------------------------------------------------------------------
@@ -282,7 +282,7 @@ class EnergyMonitor:
         try:
             with self._lock:
                 self._drain_locked()
-        except Exception as exc:
+        except Exception as exc:  # sample() never raises: the fault is marked instead
             self._mark("monitor", f"{type(exc).__name__}: {exc}")
 
     def _drain_locked(self) -> None:
@@ -322,7 +322,7 @@ class EnergyMonitor:
             if reading is None:
                 try:
                     reading = source.reading_at(now, busy, total)  # type: ignore[attr-defined]
-                except Exception as exc:
+                except Exception as exc:  # a derived source's fault is marked like a failed reading
                     reading = exc
             if isinstance(reading, BaseException):
                 self._mark_source(source, reading)

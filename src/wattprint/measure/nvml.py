@@ -88,12 +88,12 @@ class NvmlSource:
         nvml = self._nvml
         try:
             nvml.nvmlInit()
-        except Exception as exc:
+        except Exception as exc:  # any NVML or loader error: reported as PowerSourceError
             raise PowerSourceError(f"NVML could not start: {_describe(exc)}") from None
         self._closed = False
         try:
             self._open_gpus(gpu_indices)
-        except BaseException:
+        except BaseException:  # Ctrl-C too: shut NVML down again; re-raised
             self.close()
             raise
         self._domains = tuple(Domain(gpu.domain_name, "gpu", "measured") for gpu in self._gpus)
@@ -102,7 +102,7 @@ class NvmlSource:
         nvml = self._nvml
         try:
             count = int(nvml.nvmlDeviceGetCount())
-        except Exception as exc:
+        except Exception as exc:  # any NVML error: reported as PowerSourceError
             raise PowerSourceError(f"NVML could not count GPUs: {_describe(exc)}") from None
         if count <= 0:
             raise PowerSourceError("NVML sees no GPU")
@@ -262,7 +262,7 @@ def _describe(exc: BaseException) -> str:
     code = getattr(exc, "value", None)
     try:
         text = str(exc)
-    except Exception:
+    except Exception:  # a broken __str__: the type at least
         text = type(exc).__name__
     return f"{text} (NVML error {code})" if isinstance(code, int) else text or type(exc).__name__
 
@@ -272,11 +272,11 @@ def available(nvml_module: Any = None) -> bool:
     try:
         nvml = _load(nvml_module)
         nvml.nvmlInit()
-    except Exception:
+    except Exception:  # never raises: any fault means no GPU
         return False
     try:
         return int(nvml.nvmlDeviceGetCount()) > 0
-    except Exception:
+    except Exception:  # never raises: any fault means no GPU
         return False
     finally:
         with contextlib.suppress(Exception):

@@ -153,7 +153,7 @@ class RaplSource:
                 zone = self._open_zone(zone_id, path, names)
                 if zone is not None:
                     self._zones.append(zone)
-        except BaseException:
+        except BaseException:  # Ctrl-C too: close the counters opened so far; re-raised
             self.close()
             raise
         if not self._zones:
@@ -265,6 +265,6 @@ def available(root: str | Path = DEFAULT_ROOT) -> bool:
                 return True
             except (OSError, ValueError):
                 continue
-    except Exception:
+    except Exception:  # never raises: any fault means no RAPL
         return False
     return False

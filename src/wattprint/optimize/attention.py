@@ -202,7 +202,7 @@ def _rewrite_root_or_children(model: Any, report: SdpaReport) -> Any:
     if _calls_softmax(model):
         try:
             traced = torch.fx.symbolic_trace(model)
-        except Exception as exc:
+        except Exception as exc:  # torch.fx raises many types on untraceable code: try the children
             report.untraceable.append(f"{type(model).__name__}: {type(exc).__name__}")
         else:
             n = rewrite_graph(traced)

@@ -162,7 +162,7 @@ def _redact(url: str | None) -> str | None:
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    except Exception:  # no sqlalchemy or an unparsable URL: never show a password
         return "<storage>"
 
 
@@ -296,7 +296,7 @@ def _search(
                 candidate = apply_and_measure(model, recipe, eval_fn, example_inputs, train_fn=train_fn,
                                               batch_sizes=batch_sizes, repeats=repeats, energy_min_s=energy_min_s,
                                               meter=meter)
-            except Exception as exc:
+            except Exception as exc:  # a recipe may fail in any way: recorded on its trial, the search goes on
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}".splitlines()[0])
                 raise _Refused(recipe) from exc
             finally:

@@ -84,7 +84,7 @@ def insert_running(path: Path, fields: dict[str, Any], checkpoint_s: float, time
                 _sqlite_time(datetime.now(timezone.utc)), json.dumps(doc, default=str, allow_nan=False),
             ))
             con.execute("COMMIT")
-        except BaseException:
+        except BaseException:  # Ctrl-C too: never leave the write transaction open; re-raised
             con.execute("ROLLBACK")
             raise
     finally:

@@ -248,7 +248,7 @@ class DistributedTracker:
         info = _local_info() | {"rank": self.rank, "job_id": uuid.uuid4().hex if self.rank == 0 else None}
         try:
             peers = self._all_gather(info)
-        except Exception as exc:
+        except Exception as exc:  # a failed collective must not stop training: this rank tracks alone
             log.error("wattprint: ranks could not agree at start (%s); tracking this rank alone", exc)
             self._dist = None
             self.tracker = Tracker(self.name, settings=self.settings, store=self._store)
@@ -322,7 +322,7 @@ class DistributedTracker:
                 hardware["gpus"] = gpu.gpus()
                 methods["gpu"] = {"method": "measured", "source": "nvml",
                                   "detail": f"GPU(s) {indices} of this rank ({self._gpu_rule})"}
-            except Exception as exc:
+            except Exception as exc:  # NVML unusable: this rank measures no GPU; tracking goes on
                 methods["gpu"] = {"method": None, "source": None, "detail": f"NVML unusable: {exc}"}
         elif nvml_gpus:
             methods["gpu"] = {"method": None, "source": None, "detail": f"this rank uses no GPU ({self._gpu_rule})"}
@@ -353,7 +353,7 @@ class DistributedTracker:
             if device < len(visible) and visible[device].strip().isdigit():
                 return [int(visible[device])]
             return [device]
-        except Exception as exc:
+        except Exception as exc:  # CUDA queries fail in many ways: no GPU measured; tracking goes on
             log.warning("wattprint: could not tell this rank's GPU (%s); no GPU measured by it", exc)
             self._gpu_rule = f"unknown ({exc})"
             return []
@@ -417,18 +417,18 @@ class DistributedTracker:
             part = {"rank": self.rank, "error": f"{type(exc).__name__}: {exc}"}
         try:
             parts = self._all_gather(part)
-        except Exception as exc:
+        except Exception as exc:  # never into the training loop: the local record is kept
             return self._gather_failed(exc, local)
         try:
             self.record = merge_parts(parts, job_id=str(self.job_id), name=self.name, plan=self.plan)
             self.record.distributed["tracked_by"] = self.tracked_by
-        except Exception as exc:
+        except Exception as exc:  # a bad part must not lose the run: the local record is kept
             log.error("wattprint: merging the ranks' records failed: %s", exc)
             return self._gather_failed(exc, local)
         saved = self._save(self.record) if self.rank == 0 else False
         try:  # the parts go only once the merged record is stored: a fault in between keeps them
             saved = bool(self._all_gather(saved)[0])
-        except Exception as exc:
+        except Exception as exc:  # unconfirmed: the parts stay stored; never into training
             log.warning("wattprint: ranks could not confirm the merged record (%s); parts kept as "
                         "%s-rank<N>", exc, self.job_id)
             saved = False
@@ -467,7 +467,7 @@ class DistributedTracker:
         try:
             self._open_store().save(record, checkpoint_s=self.settings.checkpoint)
             return True
-        except Exception as exc:
+        except Exception as exc:  # a store fault must not reach training: the record stays in memory
             log.error("wattprint: run store unavailable, record kept in memory: %s", exc)
             record.degraded.setdefault("store", f"{type(exc).__name__}: {exc}")
             return False

@@ -326,7 +326,7 @@ class Tracker:
                 continue
             try:
                 used = {f"nvml:{i}" for i, pids in processes().items() if pids & monitor.tree_pids}
-            except Exception as exc:
+            except Exception as exc:  # only a hint: a driver fault must not stop the checkpoint
                 log.debug("listing GPU processes failed: %s", exc)
                 continue
             monitor.note_gpu_processes(used)
@@ -437,7 +437,7 @@ class Tracker:
             kw["cache_dir"] = self.settings.home / "cache"
         try:
             series = get_provider(self.settings.intensity_provider, **kw).series(self.record.region, start, end)
-        except Exception as exc:
+        except Exception as exc:  # any provider fault: the yearly average, said on the record
             self.record.intensity_note = f"{self.settings.intensity_provider} failed ({exc}); yearly average used"
             return self._region["intensity_g_per_kwh"]
         self.record.intensity_source = series.source
@@ -463,7 +463,7 @@ class Tracker:
                     return
                 self._update_record("running")
                 self._save()
-        except Exception as exc:
+        except Exception as exc:  # runs on the sampler thread: flagged, never raised
             self._flag_store(exc)
 
     def _save(self) -> None:
@@ -504,7 +504,7 @@ class Tracker:
             self.monitor.stop()
             for name in self.monitor.open_windows():
                 self.end_window(name)
-        except Exception as exc:
+        except Exception as exc:  # a monitor fault must not lose the final record
             self.flag("monitor", f"{type(exc).__name__}: {exc}")
         rec = self._update_record(status, exit_code)
         rec.ended_at = datetime.now(timezone.utc)
@@ -517,7 +517,7 @@ class Tracker:
         try:
             with self._store_lock:
                 self._save()
-        except Exception as exc:
+        except Exception as exc:  # the record stays in memory, flagged; stop() still returns it
             self._flag_store(exc)
         if self._owns_store and self._store is not None:
             # give the connections back now, not at garbage collection: many short runs against one
@@ -615,7 +615,7 @@ def _stop_all(status: Status, exit_code: int | None = None) -> None:
     for tracker in list(_ACTIVE):  # in a forked child, stop() leaves the parent's runs alone
         try:
             tracker.stop(status, exit_code)
-        except Exception as exc:
+        except Exception as exc:  # at exit: one run's fault must not keep the others from finishing
             log.error("wattprint: could not finish run %s: %s", tracker.name, exc)
 
 

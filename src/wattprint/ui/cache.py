@@ -77,7 +77,7 @@ class RunsCache:
             making.wait()
         try:
             made = make(records)
-        except Exception as exc:
+        except Exception as exc:  # any failure is kept for the waiting requests, then re-raised
             with self._lock:
                 self._failed[slot] = exc
             raise
