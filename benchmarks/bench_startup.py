@@ -12,6 +12,11 @@
    The online `EmissionsTracker` is timed too unless --no-online, in a child killed after 60 s: this
    machine has no network, so its look-ups fail (fast here) and it falls back to defaults.
 
+3. Whole processes, as a user feels them (issue 16): wall time and CPU time of the whole process, its
+   threads and reaped children included (os.wait4's rusage), for `python -c pass`, `wattprint --help`,
+   `wattprint run -q -- true`, and a script that imports a tracker, starts it, sleeps --whole-sleep
+   seconds and stops it: wattprint's `Tracker` against CodeCarbon's `OfflineEmissionsTracker`.
+
 Conditions are interleaved within each repetition and their order rotates between repetitions.
 Results: benchmarks/results/bench_startup.{json,md}.
 """
@@ -142,6 +147,55 @@ def time_import(code: str, cwd: str, env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
+WHOLE_SCRIPTS = {
+    "wattprint": ("import sys, time, wattprint\n"
+                  "t = wattprint.Tracker('bench-whole', region='FR').start()\n"
+                  "time.sleep(float(sys.argv[1]))\n"
+                  "t.stop()\n"),
+    "codecarbon": ("import logging, sys, time\n"
+                   "logging.getLogger('codecarbon').setLevel(logging.ERROR)\n"
+                   "from codecarbon import OfflineEmissionsTracker\n"
+                   "t = OfflineEmissionsTracker(country_iso_code='FRA', save_to_file=False, log_level='error')\n"
+                   "t.start()\n"
+                   "time.sleep(float(sys.argv[1]))\n"
+                   "t.stop()\n"),
+}
+
+
+def whole_process(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[float, float]:
+    """(wall s, CPU s) of a whole process: user + system time of all its threads and reaped children."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def whole_processes(reps: int, sleep_s: float, cwd: str, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Section 3: each command `reps` times, interleaved, order rotating."""
+    cli = [sys.executable, "-m", "wattprint.cli.main"]
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "wattprint --help": [*cli, "--help"],
+        "wattprint run -q -- true": [*cli, "run", "-q", "--", "true"],
+        f"wattprint Tracker, start, sleep {sleep_s:g} s, stop": [sys.executable, "-c", WHOLE_SCRIPTS["wattprint"],
+                                                               str(sleep_s)],
+        f"CodeCarbon OfflineEmissionsTracker, start, sleep {sleep_s:g} s, stop": [
+            sys.executable, "-c", WHOLE_SCRIPTS["codecarbon"], str(sleep_s)],
+    }
+    samples: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
+    names = list(commands)
+    for rep in range(reps):
+        for name in names[rep % len(names):] + names[: rep % len(names)]:
+            samples[name].append(whole_process(commands[name], cwd, env))
+        print(f"  whole processes: repetition {rep + 1}/{reps} done", flush=True)
+    return {name: {"wall": summary([w for w, _ in vals]), "cpu": summary([c for _, c in vals]),
+                   "samples": vals} for name, vals in samples.items()}
+
+
 def _describe_target(target: dict[str, Any]) -> str:
     parts = [f"{k}={fmt(v, 2) if isinstance(v, float) else v}" for k, v in target.items() if k != "met"]
     return ", ".join(parts)
@@ -154,10 +208,13 @@ def main() -> int:
     ap.add_argument("--body", type=float, default=0.5, help="seconds each tracked block sleeps")
     ap.add_argument("--no-online", action="store_true", help="skip CodeCarbon's online EmissionsTracker")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 repetitions, no online tracker")
+    ap.add_argument("--whole-reps", type=int, default=5, help="repetitions of each whole-process measurement")
+    ap.add_argument("--whole-sleep", type=float, default=20.0,
+                    help="seconds the whole-process tracker scripts sleep between start and stop")
     ap.add_argument("--out-dir", type=Path, default=None, help="where to write results")
     args = ap.parse_args()
     if args.quick:
-        args.reps, args.no_online = 2, True
+        args.reps, args.no_online, args.whole_reps, args.whole_sleep = 2, True, 2, 2.0
     info = machine_info()
     tmp = tempfile.mkdtemp(prefix="wattprint-bench-startup-")
     env = dict(os.environ, WATTPRINT_HOME=os.path.join(tmp, "home"))
@@ -249,8 +306,24 @@ def main() -> int:
             tr_rows.append([labels[kind], PHASE_LABELS.get(ph, ph), fmt(med(kind, ph) * 1e3, 1),
                             fmt(mn(kind, ph) * 1e3, 1), fmt(med(kind, ph, "cpu") * 1e3, 1), ratio])
 
+    whole = whole_processes(args.whole_reps, args.whole_sleep, tmp, env)
+    bare_whole = whole["python -c pass"]["wall"]["median"]
+    wp_script, cc_script = (k for k in whole if "Tracker" in k)
+    wh_headers = ["process", "median wall ms", "median CPU ms", "wall / python -c pass"]
+    wh_rows = [[name, fmt(w["wall"]["median"] * 1e3, 1), fmt(w["cpu"]["median"] * 1e3, 1),
+                f"{w['wall']['median'] / bare_whole:.1f}x"] for name, w in whole.items()]
+    cpu_ratio = whole[wp_script]["cpu"]["median"] / whole[cc_script]["cpu"]["median"]
+
     start_ms = med("wattprint", "start_1") * 1e3
     targets = {
+        "wattprint run -q -- true at most 10x python -c pass (whole process, wall)": {
+            "ratio": whole["wattprint run -q -- true"]["wall"]["median"] / bare_whole,
+            "met": whole["wattprint run -q -- true"]["wall"]["median"] <= 10 * bare_whole},
+        "wattprint --help at most 6x python -c pass (whole process, wall)": {
+            "ratio": whole["wattprint --help"]["wall"]["median"] / bare_whole,
+            "met": whole["wattprint --help"]["wall"]["median"] <= 6 * bare_whole},
+        "tracker script CPU at most 1/8 of CodeCarbon's (whole process)": {
+            "ratio": cpu_ratio, "met": cpu_ratio <= 1 / 8},
         "import no slower than CodeCarbon's (added ms)": {
             "wattprint": wp_added * 1e3, "codecarbon": cc_added * 1e3, "met": wp_added <= cc_added},
         "first tracker start < 50 ms": {"wattprint_ms": start_ms, "met": start_ms < 50.0},
@@ -260,6 +333,8 @@ def main() -> int:
     print_table(f"Interpreter + import, {args.reps} fresh processes each", imp_headers, imp_rows)
     print_table(f"Tracker start/stop inside a fresh process ({args.reps} processes each; "
                 f"start_1 = first start incl. lazy imports; body {args.body:g} s)", tr_headers, tr_rows)
+    print_table(f"Whole processes ({args.whole_reps} each; CPU = user + system of all threads and children)",
+                wh_headers, wh_rows)
     print("\ntargets:")
     for k, v in targets.items():
         print(f"  {'MET   ' if v['met'] else 'MISSED'}  {k}: {_describe_target(v)}")
@@ -273,6 +348,7 @@ def main() -> int:
                      "wattprint": "Tracker(name, interval=1.0, region='FR'), default checkpoint 5 s, "
                                   "SQLite store in a temporary WATTPRINT_HOME"},
         "imports": imp_json,
+        "whole_processes": whole,
         "trackers": tr_json,
         "ratios_codecarbon_over_wattprint": ratios,
         "targets": targets,
@@ -288,6 +364,11 @@ def main() -> int:
         f"tracker in the same process. Each tracked block sleeps {args.body:g} s before `stop()`. "
         "No network here: CodeCarbon runs offline (country FRA).",
         markdown_table(tr_headers, tr_rows),
+        f"## Whole processes ({args.whole_reps} each, as a user feels them)",
+        "Wall time seen by the parent; CPU = user + system time of the whole process, background threads "
+        f"and reaped children included (`os.wait4`). The tracker scripts sleep {args.whole_sleep:g} s between "
+        "start and stop.",
+        markdown_table(wh_headers, wh_rows),
         "## Targets",
         "\n".join(f"- {'MET' if v['met'] else 'MISSED'}: {k}: " + _describe_target(v)
                   for k, v in targets.items()),

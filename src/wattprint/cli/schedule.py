@@ -268,11 +268,13 @@ def backtest_cmd(
 
 # -- `wattprint run --within/--deadline` -------------------------------------------------------------
 def learned_duration_s(store: Any, name: str) -> float | None:
-    """Median duration of the last (up to 5) finished runs of this name, or None."""
+    """Median duration of the last (up to 5) finished runs of this name, or None where there are none."""
     try:
         runs = store.list(status="finished", name=name, limit=5)
-    except Exception:  # an unreadable store counts as no history: --duration is asked for
-        return None
+    except Exception as exc:  # any store fault: said as such, not taken for "no earlier runs"
+        raise WattprintInputError(
+            "--duration", f"needed to plan the run; the run store could not be read to learn it from earlier "
+            f"runs ({type(exc).__name__}: {exc})") from None
     durations = [r.duration_s for r in runs if r.duration_s and r.duration_s > 0]
     return statistics.median(durations) if durations else None
 

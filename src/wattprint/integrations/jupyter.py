@@ -95,7 +95,10 @@ class WattprintMagics(Magics):
         tracker.start()
         try:
             result = self.shell.run_cell(cell, store_history=False)
-        except BaseException:  # Ctrl-C too: the run is closed, then the error goes on
+        except KeyboardInterrupt:  # as the cell's own Ctrl-C below: the run is closed, then the error goes on
+            tracker.stop("interrupted")
+            raise
+        except BaseException:  # anything else IPython lets through: the run is closed, then the error goes on
             tracker.stop("failed")
             raise
         error = result.error_before_exec or result.error_in_exec
