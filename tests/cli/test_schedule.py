@@ -255,3 +255,16 @@ def test_naive_times_are_utc(wattprint_cmd: list[str], tmp_path: Path) -> None:
     assert now.year > 2020  # --earliest defaults to now: a 2020 trace then does not cover the window
     c = _run(wattprint_cmd, "--json", "--trace", str(trace), "--duration", "1h", "--window", "6h")
     assert c.returncode == 2 and "--trace" in c.stderr
+
+
+def test_learning_the_duration_tells_a_store_fault_from_no_history(tmp_path: Path) -> None:
+    """A store that cannot be read is said to be unreadable, not taken for "no earlier runs"."""
+    from wattprint.cli.schedule import learned_duration_s
+    from wattprint.errors import WattprintInputError
+    from wattprint.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'runs.db'}")
+    assert learned_duration_s(store, "train") is None  # no history: None, and the caller asks for --duration
+    store.close()  # a store that can no longer be read
+    with pytest.raises(WattprintInputError, match=r"^--duration: .*the run store could not be read"):
+        learned_duration_s(store, "train")
