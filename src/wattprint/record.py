@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic_core import PydanticSerializationError
 
-Status = Literal["running", "finished", "failed", "interrupted"]
-STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
+from wattprint.status import STATUSES as STATUSES  # re-exported: part of the record's contract
+from wattprint.status import Status as Status
 
 
 def utc_now() -> datetime:

@@ -105,4 +105,5 @@ def test_run_with_a_read_only_home_runs_the_job_and_keeps_its_exit_code(read_onl
     done = _cli(prefix, "run", "-q", "--", sys.executable, "-c", "import sys; sys.exit(3)")
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
-    assert "cannot open the store" in done.stderr and "readonly database" in done.stderr
+    assert f"cannot write the store at sqlite:///{read_only_home / 'wattprint.db'} now" in done.stderr
+    assert "readonly database" in done.stderr

@@ -808,3 +808,39 @@ def test_delete_removes_exactly_the_given_ids_and_read_only_stores_refuse(store:
     with open_store(store_url, read_only=True) as view, pytest.raises(WattprintError, match="read-only"):
         view.delete(["job"])
     assert sorted(r.run_id for r in store.list()) == ["job", "other"]
+
+
+def test_the_trackers_sqlite_writer_writes_rows_as_the_store_does(tmp_path: Path) -> None:
+    """The tracker saves the default SQLite file with the standard library (store/sqlite_writer.py): the same
+    rows, byte for byte, as RunStore.save writes for the same saves, and the store reads them as its own."""
+    from wattprint.store.sqlite_writer import SqliteWriter
+
+    running = make_record("w1", status="running", ended_at=None, started_at=T0 - timedelta(days=1))
+    final = make_record("w1", ended_at=T0 + timedelta(seconds=90, microseconds=250))
+    by_store, by_writer = tmp_path / "store.db", tmp_path / "writer.db"
+    with open_store(f"sqlite:///{by_store}") as store:
+        for record, checkpoint_s in ((running, 5.0), (running, None), (final, None)):
+            store.save(record, checkpoint_s=checkpoint_s)
+    writer = SqliteWriter(by_writer)
+    for record, checkpoint_s in ((running, 5.0), (running, None), (final, None)):
+        writer.save(record, checkpoint_s=checkpoint_s)
+    columns = ("run_id, name, status, started_at, ended_at, host, pid, pid_create_time, checkpoint_s, "
+               "typeof(heartbeat_at), length(heartbeat_at), record")
+    assert sqlite_rows(by_writer, f"SELECT {columns} FROM runs") == sqlite_rows(by_store, f"SELECT {columns} FROM runs")
+    sqlite_rows(by_writer, "UPDATE runs SET status = 'interrupted'")  # a reader judged the owner gone meanwhile
+    writer.save(running, checkpoint_s=5.0)  # the owner checkpoints again: its status comes back
+    writer.close()
+    with open_store(f"sqlite:///{by_writer}") as store:
+        assert store.get("w1").to_json_dict() == running.to_json_dict()
+        assert sqlite_rows(by_writer, "SELECT status FROM runs") == [("running",)]
+
+
+def test_the_sqlite_writer_names_the_file_it_cannot_write(tmp_path: Path) -> None:
+    from wattprint.store.sqlite_writer import SqliteWriter
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    writer = SqliteWriter(blocker / "runs.db")
+    with pytest.raises(StoreUnavailableError, match=r"^WATTPRINT_DB: cannot write the store at sqlite:///.*runs\.db"):
+        writer.save(make_record("x"))
+    writer.close()

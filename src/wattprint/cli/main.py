@@ -7,6 +7,7 @@ and exits with code 2.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -19,23 +20,28 @@ from wattprint.cli import schedule as schedule_cmd
 from wattprint.cli import ui as ui_cmd
 from wattprint.errors import WattprintError
 
+# plain (click) help: typer's rich help costs ~50 ms of imports at every `--help`, two thirds of its start-up
+HELP_SETTINGS: dict[str, Any] = {"max_content_width": 110}
 app = typer.Typer(
     name="wattprint",
     help="Measure, account for, report and reduce the energy and carbon of ML work.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings=HELP_SETTINGS,
 )
+# short lines for the command list, which an 80-column terminal would cut mid-sentence
 app.command(
-    "run",
+    "run", short_help="Run a command, tracking its energy and carbon.",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
 )(run_cmd.run)
-app.add_typer(runs_cmd.app, name="runs")
-app.add_typer(schedule_cmd.app, name="schedule")
-app.command("estimate")(estimate_cmd.estimate)
-app.command("optimize")(optimize_cmd.optimize)
-app.command("report")(report_cmd.report)
-app.command("ui")(ui_cmd.ui)
+app.add_typer(runs_cmd.app, name="runs", short_help="List, show and export stored runs.")
+app.add_typer(schedule_cmd.app, name="schedule", short_help="Plan a job for the cleanest hours; backtest.")
+app.command("estimate", short_help="Energy and CO2e of hardware before running.")(estimate_cmd.estimate)
+app.command("optimize", short_help="Try efficiency recipes on a model, keep the best.")(optimize_cmd.optimize)
+app.command("report", short_help="Report runs: HTML, Markdown, LaTeX, model card.")(report_cmd.report)
+app.command("ui", short_help="Serve a local dashboard of the stored runs.")(ui_cmd.ui)
 
 
 def _print_version(value: bool) -> None:

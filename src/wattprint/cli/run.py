@@ -79,18 +79,26 @@ def run(
         fail(command[0], "no such option of wattprint run; usage: wattprint run [OPTIONS] -- CMD [ARGS...]")
 
     from wattprint.config import load_settings
-    from wattprint.store import open_store
+    from wattprint.store.first_row import refuse_directory, sqlite_file
     from wattprint.tracking.tracker import Tracker
 
     settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint)
     if output is not None:
         output = check_output_path(output)
-    try:
-        store = open_store(settings.db_url, host=settings.host)
-    except StoreUnavailableError as exc:  # the job runs anyway; the tracker stores the record once it can
-        print(f"wattprint: warning: {exc}; running the command, the record is stored when the store answers",
-              file=sys.stderr)
-        store = None
+    store = None
+    sqlite_path = sqlite_file(settings.db_url)
+    if sqlite_path is not None and within is None and deadline is None:
+        # the default SQLite file: the tracker writes it itself, without the store's SQLAlchemy (a third of a
+        # short run's CPU); a fault is said when it happens, and the job runs anyway
+        refuse_directory(sqlite_path)
+    else:  # another URL, or a plan that reads past runs: the store, checked before the job starts
+        from wattprint.store import open_store
+
+        try:
+            store = open_store(settings.db_url, host=settings.host)
+        except StoreUnavailableError as exc:  # the job runs anyway; the tracker stores the record once it can
+            print(f"wattprint: warning: {exc}; running the command, the record is stored when the store answers",
+                  file=sys.stderr)
     tracker = Tracker(name or Path(command[0]).name, command=command, settings=settings, store=store)
     exporter = _start_exporter(tracker, prometheus_port, prometheus_addr, pushgateway)  # a busy port fails here
     if exporter is not None and exporter.port is not None and not quiet:

@@ -8,12 +8,12 @@ from pathlib import Path
 import typer
 
 from wattprint.cli.common import check_output_path, fail, open_configured_store, print_json, write_atomic
-from wattprint.record import STATUSES
+from wattprint.status import STATUSES
 
 MAX_LIMIT = 10_000_000  # larger is no limit in practice, and overflows SQL integers past 2**63
 TABLE_DEFAULT_LIMIT = 50  # a terminal table of 100,000 runs helps nobody, and took 40 s
 
-app = typer.Typer(help="List, show and export stored runs.", no_args_is_help=True)
+app = typer.Typer(help="List, show and export stored runs.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("list")

@@ -47,6 +47,15 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path).expanduser()
 
 
+def refuse_directory(path: Path, field: str = "WATTPRINT_DB") -> None:
+    """A lasting mistake, not an outage: an SQLite "file" that is a directory is refused in one line."""
+    if path.is_dir():
+        from wattprint.errors import WattprintInputError
+
+        raise WattprintInputError(field, f"{str(path)!r} is a directory; give the SQLite file's path, e.g. "
+                                         f"sqlite:///{path / 'wattprint.db'}")
+
+
 def absolute_sqlite_url(url: str) -> str:
     """`url` with a relative SQLite path made absolute now (other URLs unchanged), so that every writer of a
     run opens the same file whatever the working directory is when it opens it."""
@@ -56,7 +65,7 @@ def absolute_sqlite_url(url: str) -> str:
     return "sqlite:///" + quote(str(path.resolve()), safe="/:@!$&'()*+,;=-._~")
 
 
-def _sqlite_time(value: datetime) -> str:
+def sqlite_time(value: datetime) -> str:
     """SQLAlchemy's storage format for SQLite DATETIME columns, in UTC."""
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
@@ -79,9 +88,9 @@ def insert_running(path: Path, fields: dict[str, Any], checkpoint_s: float, time
             for statement in RUNS_DDL:
                 con.execute(statement)
             con.execute(_INSERT, (
-                fields["run_id"], fields["name"], _sqlite_time(started_at), fields.get("host") or "",
+                fields["run_id"], fields["name"], sqlite_time(started_at), fields.get("host") or "",
                 fields.get("pid"), fields.get("pid_create_time"), checkpoint_s,
-                _sqlite_time(datetime.now(timezone.utc)), json.dumps(doc, default=str, allow_nan=False),
+                sqlite_time(datetime.now(timezone.utc)), json.dumps(doc, default=str, allow_nan=False),
             ))
             con.execute("COMMIT")
         except BaseException:  # Ctrl-C too: never leave the write transaction open; re-raised

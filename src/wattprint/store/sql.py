@@ -52,7 +52,7 @@ from sqlalchemy.pool import StaticPool
 
 from wattprint.errors import StoreUnavailableError, WattprintError, WattprintInputError
 from wattprint.record import STATUSES, RunRecord
-from wattprint.store.first_row import SQLITE_BUSY_TIMEOUT_S
+from wattprint.store.first_row import SQLITE_BUSY_TIMEOUT_S, refuse_directory
 
 __all__ = ["CSV_COLUMNS", "RunStore", "export_csv", "export_json", "open_store"]
 
@@ -373,10 +373,8 @@ class RunStore:
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
         connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
         path = None if in_memory or url.query.get("uri") else Path(database).expanduser()
-        if path is not None and path.is_dir():  # a lasting mistake, not an outage: refused, not retried
-            raise WattprintInputError(
-                DB_FIELD, f"{str(path)!r} is a directory; give the SQLite file's path, e.g. "
-                f"sqlite:///{path / 'wattprint.db'}")
+        if path is not None:
+            refuse_directory(path, DB_FIELD)
         if path is not None and self.read_only:
             if path.is_file():
                 url, path = self._sqlite_read_only_url(path, connect_args), None

@@ -217,8 +217,9 @@ class Tracker:
                 with self._store_lock:
                     self._save()
         except Exception as exc:  # the background store retries; it flags a fault that lasts
-            log.warning("wattprint: could not store run %s at start (%s); retrying in the background",
-                        self._fields["run_id"], str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            where = self._db_url if sqlite_file(self._db_url) else "the configured store"  # a URL may hold a password
+            log.warning("wattprint: could not store run %s in %s at start (%s); retrying in the background",
+                        self._fields["run_id"], where, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     @property
     def record(self) -> RunRecord | None:
@@ -469,9 +470,7 @@ class Tracker:
     def _save(self) -> None:
         assert self.record is not None  # only called with a started run
         if self._store is None:
-            from wattprint.store import open_store
-
-            self._store = open_store(self._db_url, host=self.settings.host)
+            self._store = _open_writer(self._db_url, self.settings.host)
         self._store.save(self.record, checkpoint_s=self.settings.checkpoint)
         if "store" in self._flags:  # it answers again: the record is whole, so the fault is no longer flagged
             log.warning("wattprint: run store available again; run %s saved", self.record.run_id)
@@ -547,6 +546,21 @@ class Tracker:
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+
+def _open_writer(db_url: str, host: str | None) -> Any:
+    """Where a tracker saves: the default SQLite file through the standard library (SQLAlchemy's import
+    cost more than the rest of a short run; see store/sqlite_writer.py), any other URL through the store."""
+    from wattprint.store.first_row import sqlite_file
+
+    path = sqlite_file(db_url)
+    if path is not None and not path.is_dir():  # a directory: the store's one-line refusal
+        from wattprint.store.sqlite_writer import SqliteWriter
+
+        return SqliteWriter(path)
+    from wattprint.store import open_store
+
+    return open_store(db_url, host=host)
 
 
 def callback_every(checkpoint_s: float, interval_s: float) -> int:
