@@ -10,15 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-
-class MissingExtraError(ImportError):
-    """An optional library is not installed; the message names the wattprint extra that installs it."""
-
-    def __init__(self, module: str, extra: str, feature: str | None = None) -> None:
-        self.module = module
-        self.extra = extra
-        what = feature or "this feature of wattprint"
-        super().__init__(f"{what} needs {module!r}: pip install 'wattprint[{extra}]'")
+from wattprint.errors import MissingExtraError as MissingExtraError  # where callers have always found it
 
 
 def require(module: str, *, extra: str, feature: str | None = None) -> ModuleType:

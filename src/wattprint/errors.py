@@ -6,6 +6,7 @@
     ├── TrackerNotStartedError          a tracker method that needs start() first (also a RuntimeError)
     ├── PowerSourceError                a power source cannot be opened or read
     ├── ProviderError                   a live carbon-intensity provider gave no usable answer
+    ├── MissingExtraError               an optional library is not installed (also an ImportError): exit 2
     └── schedule.execute.Cancelled      a wait before a planned start was cancelled: exit 128 + signal
 
 Library code names the field as the Python parameter or setting it came from (`count`, `power_w`); the
@@ -54,6 +55,19 @@ class TrackerNotStartedError(WattprintError, RuntimeError):
 
 class PowerSourceError(WattprintError):
     """A power source could not be opened or read (missing hardware, permissions)."""
+
+
+class MissingExtraError(WattprintError, ImportError):
+    """An optional library is not installed; the message names the wattprint extra that installs it. The
+    user's set-up, not a wattprint fault: exit code 2 on the CLI, as for bad input."""
+
+    exit_code: int = 2
+
+    def __init__(self, module: str, extra: str, feature: str | None = None) -> None:
+        self.module = module
+        self.extra = extra
+        what = feature or "this feature of wattprint"
+        super().__init__(f"{what} needs {module!r}: pip install 'wattprint[{extra}]'")
 
 
 class ProviderError(WattprintError):
