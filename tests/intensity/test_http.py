@@ -9,7 +9,8 @@ import pytest
 
 from tests.intensity.fakeserver import FakeServer, Reply
 from wattprint.errors import ProviderError
-from wattprint.intensity.http import HttpClient, default_cache_dir, redact
+from wattprint.intensity.http import HttpClient, default_cache_dir
+from wattprint.redact import redact
 
 
 def client(server: FakeServer, tmp_path: Path, **kw: object) -> HttpClient:

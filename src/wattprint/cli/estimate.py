@@ -67,7 +67,7 @@ def _table(doc: dict[str, Any]) -> Any:
     """A two-column rich table of an estimate document."""
     from rich.table import Table
 
-    from wattprint.cli.render import fmt_energy, fmt_mass
+    from wattprint.report.values import fmt_energy, fmt_mass
 
     inputs, co2e, rng = doc["inputs"], doc["co2e_kg"], doc["range"]
     table = Table(title=f"wattprint estimate ({inputs['method']})", show_header=False)

@@ -8,21 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wattprint.record import RunRecord
-
-
-def fmt_energy(energy_kwh: float) -> str:
-    """kWh with a unit that keeps 3 significant figures readable (Wh or kWh)."""
-    if energy_kwh < 1.0:
-        return f"{energy_kwh * 1000:.3g} Wh"
-    return f"{energy_kwh:.4g} kWh"
-
-
-def fmt_mass(mass_kg: float) -> str:
-    if mass_kg < 1.0:
-        return f"{mass_kg * 1000:.3g} g"
-    if mass_kg < 1000:
-        return f"{mass_kg:.4g} kg"
-    return f"{mass_kg / 1000:.4g} t"
+from wattprint.report.values import fmt_energy, fmt_mass
 
 
 def fmt_range(record: RunRecord) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from wattprint.measure.base import COMPONENTS
 from wattprint.record import RunRecord, Status
+from wattprint.report.values import fmt_energy, fmt_mass
 from wattprint.units import joules_to_kwh
 
 log = logging.getLogger("wattprint")
@@ -33,16 +34,6 @@ def method_label(record: RunRecord) -> str:
             method = (record.methods.get(component) or {}).get("method") or "unknown"
             parts.append(f"{component}: {source} ({method})")
     return ", ".join(parts) or "no power source"
-
-
-def fmt_energy(energy_kwh: float) -> str:
-    """Wh below 1 kWh, else kWh, three significant figures."""
-    return f"{energy_kwh * 1000:.3g} Wh" if energy_kwh < 1.0 else f"{energy_kwh:.4g} kWh"
-
-
-def fmt_mass(mass_kg: float) -> str:
-    """g below 1 kg, else kg, three significant figures."""
-    return f"{mass_kg * 1000:.3g} g" if mass_kg < 1.0 else f"{mass_kg:.4g} kg"
 
 
 def summary(record: RunRecord) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 
 from wattprint._extras import require
 from wattprint.errors import WattprintInputError
-from wattprint.integrations._training import flag_fault, fmt_energy, summary
+from wattprint.integrations._training import flag_fault, summary
+from wattprint.report.values import fmt_energy
 
 IPython = require("IPython", extra="jupyter", feature="the Jupyter magics")
 from IPython.core.error import UsageError  # noqa: E402

@@ -20,20 +20,13 @@ from typing import Any
 import httpx
 
 from wattprint.errors import ProviderError
+from wattprint.redact import redact
 
 log = logging.getLogger("wattprint.intensity")
 
 #: HTTP statuses worth another try: rate limit and server-side trouble
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 5.0
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every secret replaced by '***' (secrets shorter than 4 characters are not searched)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
 
 
 def default_cache_dir() -> Path:

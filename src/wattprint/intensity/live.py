@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 
 from wattprint.errors import ProviderError, WattprintInputError
 from wattprint.intensity.base import Intensity, IntensitySeries, as_utc
-from wattprint.intensity.http import HttpClient, log, redact
+from wattprint.intensity.http import HttpClient, log
 from wattprint.intensity.static import fallback_intensity, fallback_series
+from wattprint.redact import redact
 
 T = TypeVar("T")
 

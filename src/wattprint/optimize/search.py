@@ -26,6 +26,7 @@ from typing import Any
 from wattprint.errors import WattprintInputError
 from wattprint.optimize.harness import EnergyMeter, measure
 from wattprint.optimize.recipes import format_recipe, parse_recipe
+from wattprint.redact import redact_url
 
 log = logging.getLogger("wattprint")
 
@@ -155,17 +156,6 @@ def _ratios(c: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
             "macs_nonzero": ratio("macs_nonzero"), "params": ratio("params"), "size": ratio("size_bytes")}
 
 
-def _redact(url: str | None) -> str | None:
-    if url is None:
-        return None
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # no sqlalchemy or an unparsable URL: never show a password
-        return "<storage>"
-
-
 def check_storage_url(storage: str | None) -> None:
     """The form of a storage URL (reachability is checked when it is opened)."""
     if storage is not None and (not isinstance(storage, str) or "://" not in storage):
@@ -185,7 +175,7 @@ def _open_storage(optuna: Any, storage: str | None, heartbeat_s: float) -> Any:
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     except Exception as exc:  # bad driver, host, database: the user's input
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WattprintInputError("storage", f"cannot open {_redact(storage)}: {msg}; accepted: a reachable "
+        raise WattprintInputError("storage", f"cannot open {redact_url(storage)}: {msg}; accepted: a reachable "
                                   "database URL (sqlite:///FILE, postgresql+psycopg://...)") from None
 
 
@@ -464,5 +454,5 @@ def _collect(
     return SearchResult(
         baseline=base, candidates=ordered, refused=[refused[r] for r in space if r in refused], pareto=front,
         best=best, max_metric_drop=max_drop, prefer=prefer, energy=meter.describe(), study_name=name,
-        storage=_redact(storage), notes=notes,
+        storage=redact_url(storage) if storage is not None else None, notes=notes,
     )

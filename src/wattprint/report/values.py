@@ -121,7 +121,7 @@ class Scale:
     factor: float  # displayed value = value x factor
 
 
-_ENERGY_SCALES = (Scale("kWh", 1.0), Scale("Wh", 1e3))
+_ENERGY_SCALES = (Scale("GWh", 1e-6), Scale("MWh", 1e-3), Scale("kWh", 1.0), Scale("Wh", 1e3))
 _MASS_SCALES = (Scale("t", 1e-3), Scale("kg", 1.0), Scale("g", 1e3))
 _COUNT_SCALES = (Scale("T", 1e-12), Scale("G", 1e-9), Scale("M", 1e-6), Scale("K", 1e-3), Scale("", 1.0))
 
@@ -153,13 +153,15 @@ def scaled(value: float | None, scale: Scale, digits: int = 3) -> str:
 
 
 def fmt_energy(energy_kwh: float) -> str:
-    """One energy figure with its own unit, e.g. '1.53 Wh'."""
+    """One energy figure with its own unit, to 3 significant figures, e.g. '1.53 Wh' or '1.29 GWh': the
+    one formatter of energy for people, in reports, the CLI and the integrations' summaries."""
     scale = energy_scale([energy_kwh])
     return f"{sig(energy_kwh * scale.factor)} {scale.unit}"
 
 
 def fmt_mass(mass_kg: float) -> str:
-    """One mass figure with its own unit, e.g. '4.17 g'."""
+    """One mass figure with its own unit, to 3 significant figures, e.g. '4.17 g' or '552 t' (the one
+    formatter of masses for people)."""
     scale = mass_scale([mass_kg])
     return f"{sig(mass_kg * scale.factor)} {scale.unit}"
 

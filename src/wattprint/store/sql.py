@@ -52,6 +52,7 @@ from sqlalchemy.pool import StaticPool
 
 from wattprint.errors import StoreUnavailableError, WattprintError, WattprintInputError
 from wattprint.record import STATUSES, RunRecord
+from wattprint.redact import redact_url
 from wattprint.store.first_row import SQLITE_BUSY_TIMEOUT_S, refuse_directory
 
 __all__ = ["CSV_COLUMNS", "RunStore", "export_csv", "export_json", "open_store"]
@@ -142,16 +143,6 @@ CSV_COLUMNS: tuple[str, ...] = (
 _Judged = list[tuple[Any, RunRecord | None]]
 
 
-def _redact_raw(text: str) -> str:
-    """Hide the credentials (all before the last '@') of a URL-like string SQLAlchemy could not parse."""
-    if "@" not in text:
-        return text
-    head, sep, tail = text.partition("://")
-    if not sep:
-        head, tail = "", text
-    return f"{head}{sep}***@{tail.rsplit('@', 1)[1]}"
-
-
 def _one_line(text: str, secret: str | None) -> str:
     """A driver message on one line, with the password (if any) blanked out."""
     text = " ".join(str(text).split())
@@ -176,12 +167,12 @@ def _parse_url(raw: str) -> URL:
     except (ArgumentError, ValueError, TypeError):
         hint = "" if "://" in text else " (a file path needs the sqlite:/// prefix)"
         raise WattprintInputError(
-            DB_FIELD, f"cannot parse {_redact_raw(text)!r} as a database URL{hint}; expected {ACCEPTED_URLS}"
+            DB_FIELD, f"cannot parse {redact_url(text)!r} as a database URL{hint}; expected {ACCEPTED_URLS}"
         ) from None
     if url.host and "@" in url.host:
         raise WattprintInputError(
             DB_FIELD,
-            f"cannot parse {_redact_raw(text)!r}: an '@' in the user name or password must be written %40; "
+            f"cannot parse {redact_url(text)!r}: an '@' in the user name or password must be written %40; "
             f"expected {ACCEPTED_URLS}",
         )
     backend, _, driver = url.drivername.partition("+")
