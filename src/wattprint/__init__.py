@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from wattprint._lazy import lazy_exports
+
 __version__ = "0.1.0"
 
 __all__ = ["FlopReport", "RunRecord", "Tracker", "__version__", "count_flops", "estimate", "track"]
@@ -27,13 +29,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'wattprint' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module_name), name)
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 def load_ipython_extension(ipython: Any) -> None:

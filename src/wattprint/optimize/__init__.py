@@ -9,7 +9,9 @@ Importing this package is cheap: torch, Torch-Pruning and Optuna load when a fun
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from wattprint._lazy import lazy_exports
 
 __all__ = [
     "RECIPE_NAMES", "DistillConfig", "Measurement", "RigL", "SearchResult", "accuracy_eval", "apply",
@@ -44,10 +46,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wattprint.optimize' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"wattprint.optimize.{module}"), name)
+__getattr__ = lazy_exports(__name__, {name: f"wattprint.optimize.{module}" for name, module in _LAZY.items()})

@@ -16,8 +16,7 @@ Heavy pieces import lazily: `import wattprint.schedule` costs numpy only.
 
 from __future__ import annotations
 
-from typing import Any
-
+from wattprint._lazy import lazy_exports
 from wattprint.schedule.batch import BatchPlan, plan_many
 from wattprint.schedule.planning import LocationPlan, Plan, Window, plan, plan_location, resolve_window
 from wattprint.schedule.timeparse import format_duration, iso, parse_duration, parse_time
@@ -55,10 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'wattprint.schedule' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -11,7 +11,9 @@ Importing this package is cheap: SQLAlchemy loads with the first of these names 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from wattprint._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from wattprint.store.sql import CSV_COLUMNS, RunStore, export_csv, export_json, open_store
@@ -19,9 +21,4 @@ if TYPE_CHECKING:
 __all__ = ["CSV_COLUMNS", "RunStore", "export_csv", "export_json", "open_store"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module 'wattprint.store' has no attribute {name!r}")
-    from wattprint.store import sql
-
-    return getattr(sql, name)
+__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "wattprint.store.sql"))
