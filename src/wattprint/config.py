@@ -12,11 +12,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from wattprint.errors import WattprintInputError
 
 ENV_PREFIX = "WATTPRINT_"
+# the intensity providers' names, for settings; `intensity.PROVIDERS` maps each to its class
+IntensityProviderName = Literal["static", "trace", "electricitymaps", "watttime", "ukgrid"]
+INTENSITY_PROVIDERS: tuple[str, ...] = get_args(IntensityProviderName)
 
 # setting key -> (environment variable suffix, CLI flag), both part of the public contract
 _NAMES: dict[str, tuple[str, str]] = {
@@ -43,7 +46,7 @@ _ACCEPTED: dict[str, str] = {
     "pue": "a number from 1.0 to 10",
     "cpu_tdp_w": "watts, > 0 and at most 10000",
     "attribution": "'process' (the tracked process tree's share) or 'machine' (whole machine)",
-    "intensity_provider": "one of static, trace, electricitymaps, watttime, ukgrid",
+    "intensity_provider": f"one of {', '.join(INTENSITY_PROVIDERS)}",
     "intensity_trace": "a CSV or Parquet file of intensity over time (with intensity_provider=trace)",
     "detect_cloud": "true or false (ask the cloud metadata service for the region)",
     "host": "the machine's name on records (default: the host name), e.g. for containers in a team store",
@@ -52,7 +55,7 @@ _ACCEPTED: dict[str, str] = {
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "attribution": ("process", "machine"),
-    "intensity_provider": ("static", "trace", "electricitymaps", "watttime", "ukgrid"),
+    "intensity_provider": INTENSITY_PROVIDERS,
 }
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
@@ -73,7 +76,7 @@ class Settings:
     pue: float | None = None
     cpu_tdp_w: float | None = None
     attribution: Literal["process", "machine"] = "process"
-    intensity_provider: Literal["static", "trace", "electricitymaps", "watttime", "ukgrid"] = "static"
+    intensity_provider: IntensityProviderName = "static"
     intensity_trace: Path | None = None
     detect_cloud: bool = False
     host: str | None = None

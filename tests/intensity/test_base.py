@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wattprint.errors import WattprintInputError
+from wattprint.intensity import get_provider
 from wattprint.intensity.base import IntensitySeries
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -76,3 +78,19 @@ def test_mean_over_splits_into_a_time_weighted_combination(
     total_bc, covered_bc = weighted(b, c)
     assert covered_ac == pytest.approx(covered_ab + covered_bc, abs=1e-6)
     assert total_ac == pytest.approx(total_ab + total_bc, rel=1e-9, abs=1e-6)
+
+
+def test_every_provider_name_that_settings_accept_builds_its_provider() -> None:
+    """One table: the names settings accept (config) are exactly those get_provider knows."""
+    from wattprint.intensity import _CLASSES, PROVIDERS
+
+    assert set(_CLASSES) == set(PROVIDERS) and len(PROVIDERS) == 5
+    for name in PROVIDERS:
+        cls_name = _CLASSES[name][1]
+        kwargs = {"path": __file__} if name == "trace" else {}
+        try:
+            provider = get_provider(name, **kwargs)
+        except WattprintInputError:  # the trace provider reading a file that is no trace: it was found
+            assert name == "trace"
+            continue
+        assert type(provider).__name__ == cls_name

@@ -5,12 +5,22 @@ Cheap to import: a provider module (and httpx or pyarrow) is loaded only when th
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+from wattprint.config import INTENSITY_PROVIDERS
 from wattprint.errors import WattprintInputError
 from wattprint.intensity.base import Intensity, IntensityProvider, IntensitySeries
 
-PROVIDERS = ("static", "trace", "electricitymaps", "watttime", "ukgrid")
+# name -> (module, class): the one table of intensity providers (names as settings accept them)
+_CLASSES: dict[str, tuple[str, str]] = {
+    "static": ("wattprint.intensity.static", "StaticProvider"),
+    "trace": ("wattprint.intensity.trace", "TraceProvider"),
+    "electricitymaps": ("wattprint.intensity.electricitymaps", "ElectricityMapsProvider"),
+    "watttime": ("wattprint.intensity.watttime", "WattTimeProvider"),
+    "ukgrid": ("wattprint.intensity.ukgrid", "UKGridProvider"),
+}
+PROVIDERS: tuple[str, ...] = INTENSITY_PROVIDERS
 
 __all__ = ["PROVIDERS", "Intensity", "IntensityProvider", "IntensitySeries", "get_provider"]
 
@@ -22,28 +32,12 @@ def get_provider(name: str | None = None, **kw: Any) -> IntensityProvider:
     base_url, timeout_s, retries, backoff_s, cache_dir, cache and fallback_region.
     """
     key = (name or "static").strip().lower()
-    if key == "static":
-        from wattprint.intensity.static import StaticProvider
-
-        return StaticProvider(**kw)
-    if key == "trace":
-        from wattprint.intensity.trace import TraceProvider
-
-        if kw.get("path") is None:
-            raise WattprintInputError("trace", "the trace provider needs a file path (CSV or Parquet)")
-        return TraceProvider(**kw)
-    if key == "electricitymaps":
-        from wattprint.intensity.electricitymaps import ElectricityMapsProvider
-
-        return ElectricityMapsProvider(**kw)
-    if key == "watttime":
-        from wattprint.intensity.watttime import WattTimeProvider
-
-        return WattTimeProvider(**kw)
-    if key == "ukgrid":
-        from wattprint.intensity.ukgrid import UKGridProvider
-
-        return UKGridProvider(**kw)
-    raise WattprintInputError(
-        "provider", f"unknown intensity provider {name!r}; expected one of {', '.join(PROVIDERS)}"
-    )
+    if key not in _CLASSES:
+        raise WattprintInputError(
+            "provider", f"unknown intensity provider {name!r}; expected one of {', '.join(PROVIDERS)}"
+        )
+    if key == "trace" and kw.get("path") is None:
+        raise WattprintInputError("trace", "the trace provider needs a file path (CSV or Parquet)")
+    module, cls = _CLASSES[key]
+    provider: IntensityProvider = getattr(importlib.import_module(module), cls)(**kw)
+    return provider
