@@ -398,3 +398,11 @@ def test_methods_that_measure_need_start_and_say_so(wattprint_env: Path) -> None
             with pytest.raises(TrackerNotStartedError, match="is not started: call start()") as err:
                 call()
             assert isinstance(err.value, RuntimeError) and isinstance(err.value, WattprintError)
+
+
+def test_both_trackers_are_what_the_integrations_use() -> None:
+    from wattprint.tracking.base import TrackerLike
+    from wattprint.tracking.distributed import DistributedTracker
+
+    assert isinstance(wattprint.Tracker("a"), TrackerLike) and isinstance(DistributedTracker("b"), TrackerLike)
+    assert DistributedTracker("b").monitor is None  # before start, as Tracker's

@@ -17,6 +17,7 @@ from typing import Any
 from wattprint.measure.base import COMPONENTS
 from wattprint.record import RunRecord, Status
 from wattprint.report.values import fmt_energy, fmt_mass
+from wattprint.tracking.base import TrackerLike
 from wattprint.units import joules_to_kwh
 
 log = logging.getLogger("wattprint")
@@ -46,7 +47,7 @@ def summary(record: RunRecord) -> str:
     )
 
 
-def flag_fault(tracker: Any, key: str, where: str, exc: BaseException) -> None:
+def flag_fault(tracker: TrackerLike, key: str, where: str, exc: BaseException) -> None:
     """Log an integration's fault once per tracker and key, and flag it on the record
     (`degraded[key]`, kept through every checkpoint); never raises."""
     try:
@@ -75,7 +76,7 @@ class TrainingMeter:
         self,
         name: str,
         *,
-        tracker: Any = None,
+        tracker: TrackerLike | None = None,
         log_every_n_steps: int = 50,
         predict_after_epochs: int = 2,
         prefix: str = "wattprint/",

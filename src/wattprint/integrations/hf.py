@@ -27,6 +27,7 @@ from typing import Any
 
 from wattprint._extras import require
 from wattprint.integrations._training import TrainingMeter, log, method_label, summary
+from wattprint.tracking.base import TrackerLike
 
 MAX_EPOCHS = 1_000_000
 
@@ -47,7 +48,7 @@ class WattprintTrainerCallback(transformers.TrainerCallback):  # type: ignore[na
         self,
         name: str | None = None,
         *,
-        tracker: Any = None,
+        tracker: TrackerLike | None = None,
         log_every_n_steps: int | None = None,
         predict_after_epochs: int = 2,
         **tracker_kwargs: Any,

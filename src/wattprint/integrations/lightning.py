@@ -20,6 +20,7 @@ from typing import Any
 from wattprint._extras import require
 from wattprint.integrations._training import TrainingMeter, flag_fault, log, method_label, summary
 from wattprint.record import Status
+from wattprint.tracking.base import TrackerLike
 
 pl = require("lightning.pytorch", extra="lightning", feature="the Lightning callback")
 
@@ -49,7 +50,7 @@ class WattprintCallback(pl.Callback):  # type: ignore[name-defined]
         self,
         name: str | None = None,
         *,
-        tracker: Any = None,
+        tracker: TrackerLike | None = None,
         log_every_n_steps: int | None = None,
         predict_after_epochs: int = 2,
         **tracker_kwargs: Any,

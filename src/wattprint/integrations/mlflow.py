@@ -27,6 +27,7 @@ from wattprint.errors import WattprintInputError
 from wattprint.integrations._training import EPOCH_PREFIX, method_label
 from wattprint.measure.base import COMPONENTS
 from wattprint.record import RunRecord
+from wattprint.tracking.base import TrackerLike
 
 mlflow = require("mlflow", extra="mlflow", feature="MLflow logging")
 log = logging.getLogger("wattprint")
@@ -145,7 +146,7 @@ def track_mlflow(name: str | None = None, *, run: Any = None, prefix: str = "wat
         _log_quietly(tracker, run_id, prefix)
 
 
-def _log_quietly(tracker: Any, run_id: str, prefix: str) -> None:
+def _log_quietly(tracker: TrackerLike, run_id: str, prefix: str) -> None:
     try:
         log_to_mlflow(tracker, run=run_id, prefix=prefix)
     except Exception as exc:  # runs in a finally: must not fail the block or hide its exception

@@ -28,6 +28,7 @@ from typing import Any
 from wattprint._extras import require
 from wattprint.errors import WattprintInputError
 from wattprint.integrations._training import flag_fault, log, method_label
+from wattprint.tracking.base import TrackerLike
 from wattprint.units import joules_to_kwh
 
 optuna = require("optuna", extra="optuna", feature="the Optuna energy objective")
@@ -38,7 +39,7 @@ TRIAL_PREFIX = "trial "
 class EnergyObjective:
     """An Optuna objective that also returns each trial's measured energy (kWh) as its last value."""
 
-    def __init__(self, objective: Callable[[Any], Any], *, name: str | None = None, tracker: Any = None,
+    def __init__(self, objective: Callable[[Any], Any], *, name: str | None = None, tracker: TrackerLike | None = None,
                  **tracker_kwargs: Any) -> None:
         from wattprint.tracking.tracker import Tracker
 
@@ -154,7 +155,7 @@ class EnergyObjective:
             trial.set_user_attr("wattprint_fault", f"{where}: {type(exc).__name__}: {exc}")
 
 
-def energy_objective(objective: Callable[[Any], Any], *, name: str | None = None, tracker: Any = None,
+def energy_objective(objective: Callable[[Any], Any], *, name: str | None = None, tracker: TrackerLike | None = None,
                      **tracker_kwargs: Any) -> EnergyObjective:
     """Wrap `objective(trial)` so that it returns (its value(s)..., energy_kwh); see the module doc."""
     return EnergyObjective(objective, name=name, tracker=tracker, **tracker_kwargs)

@@ -29,6 +29,7 @@ from typing import Any
 from wattprint._extras import require
 from wattprint.errors import WattprintInputError
 from wattprint.measure.base import COMPONENTS
+from wattprint.tracking.base import TrackerLike
 from wattprint.units import joules_to_kwh
 
 __all__ = ["METRICS", "PrometheusExporter"]
@@ -104,7 +105,7 @@ class PrometheusExporter:
 
     def __init__(
         self,
-        tracker: Any,
+        tracker: TrackerLike,
         *,
         port: int | None = None,
         addr: str = "127.0.0.1",

@@ -59,8 +59,27 @@ class PowerSource(Protocol):
         """Release handles (files, NVML). Safe to call twice."""
         ...
 
-    # A model computed from the machine's CPU times (CPU utilisation x TDP, RAM per GiB) may also define
-    #     reading_at(now: float, busy_cpu_s: float, total_cpu_s: float) -> Reading
-    # the reading it would have given at monotonic time `now`. The monitor, which reads the machine's CPU
-    # times each sample anyway, then computes it later in a batch instead of calling read() each second.
+    # Optional capabilities, declared by the protocols below: a source that has one is used through it.
+
+
+@runtime_checkable
+class CpuTimeModel(PowerSource, Protocol):
+    """A model computed from the machine's CPU times (CPU utilisation x TDP, RAM per GiB): the monitor,
+    which reads those times each sample anyway, computes its readings later in a batch instead of
+    calling read() each second."""
+
+    def reading_at(self, now: float, busy: float, total: float) -> Reading:
+        """The reading it would have given at monotonic time `now`, with the machine's busy and total CPU
+        seconds then."""
+        ...
+
+
+@runtime_checkable
+class ProcessListing(PowerSource, Protocol):
+    """A source whose devices can say which processes use them (NVML's GPUs): the tracker counts only the
+    GPUs its process tree uses."""
+
+    def processes(self) -> Mapping[int, set[int]]:
+        """PIDs using each device, by device index."""
+        ...
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import psutil
 
-from wattprint.measure.base import COMPONENTS, Domain, PowerSource, Reading
+from wattprint.measure.base import COMPONENTS, CpuTimeModel, Domain, PowerSource, Reading
 from wattprint.measure.cpu_model import machine_cpu_reader
 from wattprint.measure.process import ProcessTree
 
@@ -150,7 +150,7 @@ class EnergyMonitor:
         # a reader with raw()/parse() (the kept-open /proc/stat) is parsed in the batch, not on time
         self._cpu_raw: Callable[[], Any] = getattr(self._machine_cpu, "raw", self._machine_cpu)
         self._cpu_parse: Callable[[Any], tuple[float, float]] = getattr(self._machine_cpu, "parse", _as_is)
-        self._derived = [callable(getattr(source, "reading_at", None)) for source in self.sources]
+        self._derived = [isinstance(source, CpuTimeModel) for source in self.sources]
         self._with_tree = tree is not None and attribution != "machine"
         self._needs_cpu = self._with_tree or any(self._derived)
         self._all_derived = all(self._derived)

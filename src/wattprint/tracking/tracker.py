@@ -34,7 +34,7 @@ from wattprint import __version__
 from wattprint.config import Settings, load_settings
 from wattprint.errors import TrackerNotStartedError
 from wattprint.intensity.static import WORLD_REGION, StaticProvider
-from wattprint.measure.base import COMPONENTS
+from wattprint.measure.base import COMPONENTS, ProcessListing
 from wattprint.measure.detect import SourceChoice, detect_sources
 from wattprint.measure.monitor import EnergyMonitor, WindowResult
 from wattprint.measure.process import ProcessTree
@@ -322,11 +322,10 @@ class Tracker:
 
     def _note_gpu_processes(self, monitor: EnergyMonitor) -> None:
         for source in monitor.sources:
-            processes = getattr(source, "processes", None)
-            if processes is None:
+            if not isinstance(source, ProcessListing):
                 continue
             try:
-                used = {f"nvml:{i}" for i, pids in processes().items() if pids & monitor.tree_pids}
+                used = {f"nvml:{i}" for i, pids in source.processes().items() if pids & monitor.tree_pids}
             except Exception as exc:  # only a hint: a driver fault must not stop the checkpoint
                 log.debug("listing GPU processes failed: %s", exc)
                 continue
