@@ -46,11 +46,17 @@ def _git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
         dirty = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "src"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -164,8 +170,19 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 
 def machine_markdown(info: dict[str, Any]) -> str:
-    keys = ("date", "cpu_model", "logical_cpus", "load_avg_1_5_15", "os", "python", "torch", "codecarbon",
-            "wattprint", "wattprint_commit", "rapl_readable")
+    keys = (
+        "date",
+        "cpu_model",
+        "logical_cpus",
+        "load_avg_1_5_15",
+        "os",
+        "python",
+        "torch",
+        "codecarbon",
+        "wattprint",
+        "wattprint_commit",
+        "rapl_readable",
+    )
     return "\n".join(f"- {k}: {info.get(k)}" for k in keys if k in info)
 
 

@@ -57,18 +57,31 @@ def main() -> int:
         spread = median([timed(buf, args.pages, PAGE, sleep_s) for _ in range(args.reps)])
         packed = median([timed(buf, args.pages, 1, sleep_s) for _ in range(args.reps)])
         per_page_us = spread / args.pages * 1e6
-        results.append({"sleep_s": sleep_s, "distinct_pages_s": spread, "one_page_s": packed,
-                        "us_per_page": per_page_us})
+        results.append(
+            {"sleep_s": sleep_s, "distinct_pages_s": spread, "one_page_s": packed, "us_per_page": per_page_us}
+        )
         rows.append([f"{sleep_s:g}", f"{spread * 1e3:.2f}", f"{per_page_us:.2f}", f"{packed * 1e3:.2f}"])
-    headers = ["sleep before, s", f"{args.pages} distinct pages, ms", "us per page",
-               f"{args.pages} bytes in one page, ms"]
+    headers = [
+        "sleep before, s",
+        f"{args.pages} distinct pages, ms",
+        "us per page",
+        f"{args.pages} bytes in one page, ms",
+    ]
     title = f"Touching memory right after a sleep (medians of {args.reps})"
     print_table(title, headers, rows)
     info = machine_info()
     md = "\n\n".join(["# bench_cold_pages", machine_markdown(info), f"## {title}", markdown_table(headers, rows)])
-    path = write_results("bench_cold_pages", {"benchmark": "bench_cold_pages", "machine": info,
-                                              "settings": vars(args) | {"out_dir": None}, "results": results},
-                         md, args.out_dir)
+    path = write_results(
+        "bench_cold_pages",
+        {
+            "benchmark": "bench_cold_pages",
+            "machine": info,
+            "settings": vars(args) | {"out_dir": None},
+            "results": results,
+        },
+        md,
+        args.out_dir,
+    )
     print(f"results: {path}")
     return 0
 

@@ -53,8 +53,19 @@ def main() -> int:
     bench_dir = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         home = Path(tmp)
-        subprocess.run([sys.executable, str(bench_dir / "bench_store_list.py"), "--runs", str(args.runs),
-                        "--build-only", str(home)], check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [
+                sys.executable,
+                str(bench_dir / "bench_store_list.py"),
+                "--runs",
+                str(args.runs),
+                "--build-only",
+                str(home),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
         import sqlite3
 
         with sqlite3.connect(home / "wattprint.db") as con:
@@ -63,8 +74,12 @@ def main() -> int:
         env = dict(os.environ, WATTPRINT_HOME=str(home))
         started = time.perf_counter()
         server_log = stack.enter_context(tempfile.TemporaryFile())  # a pipe nobody reads could stall it
-        server = subprocess.Popen([sys.executable, "-m", "wattprint.cli.main", "ui", "--no-browser", "--port",
-                                   str(port)], env=env, stdout=server_log, stderr=server_log)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "wattprint.cli.main", "ui", "--no-browser", "--port", str(port)],
+            env=env,
+            stdout=server_log,
+            stderr=server_log,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
@@ -98,26 +113,50 @@ def main() -> int:
     rows, by_kind = [], {}
     for kind in PATHS:
         lat = [r[1] for r in results if r[0] == kind.format(run_id=run_id)]
-        by_kind[kind] = {"n": len(lat), "p50_s": statistics.median(lat), "p95_s": _percentile(lat, 0.95),
-                         "max_s": max(lat)}
-        rows.append([kind, len(lat), f"{statistics.median(lat):.3f}", f"{_percentile(lat, 0.95):.3f}",
-                     f"{max(lat):.3f}"])
+        by_kind[kind] = {
+            "n": len(lat),
+            "p50_s": statistics.median(lat),
+            "p95_s": _percentile(lat, 0.95),
+            "max_s": max(lat),
+        }
+        rows.append(
+            [kind, len(lat), f"{statistics.median(lat):.3f}", f"{_percentile(lat, 0.95):.3f}", f"{max(lat):.3f}"]
+        )
     everything = [r[1] for r in results]
-    overall = {"p50_s": statistics.median(everything), "p95_s": _percentile(everything, 0.95),
-               "max_s": max(everything), "total_s": total_s, "non_200": len(bad), "server_ready_s": ready_s}
-    rows.append(["all", len(everything), f"{overall['p50_s']:.3f}", f"{overall['p95_s']:.3f}",
-                 f"{overall['max_s']:.3f}"])
-    title = (f"wattprint ui over {args.runs:,} runs: {args.requests} GETs, {args.concurrency} at once "
-             f"(server ready in {ready_s:.1f} s; {len(bad)} not 200; all done in {total_s:.2f} s)")
+    overall = {
+        "p50_s": statistics.median(everything),
+        "p95_s": _percentile(everything, 0.95),
+        "max_s": max(everything),
+        "total_s": total_s,
+        "non_200": len(bad),
+        "server_ready_s": ready_s,
+    }
+    rows.append(
+        ["all", len(everything), f"{overall['p50_s']:.3f}", f"{overall['p95_s']:.3f}", f"{overall['max_s']:.3f}"]
+    )
+    title = (
+        f"wattprint ui over {args.runs:,} runs: {args.requests} GETs, {args.concurrency} at once "
+        f"(server ready in {ready_s:.1f} s; {len(bad)} not 200; all done in {total_s:.2f} s)"
+    )
     headers = ["path", "n", "p50 s", "p95 s", "max s"]
     print_table(title, headers, rows)
     verdict = "PASS" if overall["p95_s"] < 1.0 and not bad else "FAIL"
     print(f"{verdict}  p95 under 1 s with every response 200")
-    md = "\n\n".join([f"# {title}", "Produced by `benchmarks/bench_dashboard.py` (uvicorn on loopback, httpx).",
-                      markdown_table(headers, rows), f"- {verdict}: p95 under 1 s with every response 200",
-                      "## Machine\n\n" + machine_markdown(info)])
-    path = write_results("dashboard", {"machine": info, "args": vars(args) | {"out_dir": str(args.out_dir)},
-                                       "by_path": by_kind, "overall": overall}, md, args.out_dir)
+    md = "\n\n".join(
+        [
+            f"# {title}",
+            "Produced by `benchmarks/bench_dashboard.py` (uvicorn on loopback, httpx).",
+            markdown_table(headers, rows),
+            f"- {verdict}: p95 under 1 s with every response 200",
+            "## Machine\n\n" + machine_markdown(info),
+        ]
+    )
+    path = write_results(
+        "dashboard",
+        {"machine": info, "args": vars(args) | {"out_dir": str(args.out_dir)}, "by_path": by_kind, "overall": overall},
+        md,
+        args.out_dir,
+    )
     print(f"results: {path}")
     return 0
 

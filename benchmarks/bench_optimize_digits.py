@@ -37,14 +37,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, machine_markdown, markdown_table, print_table, write_results  # noqa: E402
 
 RECIPES = [
-    "bf16", "fp16", "int8-dynamic", "int8", "int8-static",
-    "prune:0.5", "prune:0.8", "prune:0.9",
-    "prune-channels:0.3", "prune-channels:0.5", "prune-channels:0.6", "prune-channels:0.65", "prune-channels:0.7",
+    "bf16",
+    "fp16",
+    "int8-dynamic",
+    "int8",
+    "int8-static",
+    "prune:0.5",
+    "prune:0.8",
+    "prune:0.9",
+    "prune-channels:0.3",
+    "prune-channels:0.5",
+    "prune-channels:0.6",
+    "prune-channels:0.65",
+    "prune-channels:0.7",
 ]
 # pruning + precision pairs worth measuring (the full cross product would repeat what the rows above show)
 COMBOS = [
-    "prune-channels:0.6+int8-dynamic", "prune-channels:0.6+int8-static", "prune-channels:0.6+bf16",
-    "prune-channels:0.6+fp16", "prune-channels:0.65+int8-static", "prune:0.8+int8-dynamic",
+    "prune-channels:0.6+int8-dynamic",
+    "prune-channels:0.6+int8-static",
+    "prune-channels:0.6+bf16",
+    "prune-channels:0.6+fp16",
+    "prune-channels:0.65+int8-static",
+    "prune:0.8+int8-dynamic",
 ]
 FINE_TUNE_EPOCHS = 30
 BATCH = 64
@@ -54,8 +68,15 @@ def cnn(width: int = 16, hidden: int = 64) -> Any:
     from torch import nn
 
     return nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * width * 16, hidden), nn.ReLU(), nn.Linear(hidden, 10),
+        nn.Conv2d(1, width, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * width * 16, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, 10),
     )
 
 
@@ -93,15 +114,22 @@ def _row(c: dict[str, Any], base: dict[str, Any]) -> list[str]:
     lat1 = c["latency_ms_by_batch"].get("1")
     lat1_base = base["latency_ms_by_batch"].get("1")
     return [
-        c["recipe"], f"{c['metric'] * 100:.2f}", f"{-c['metric_drop'] * 100:+.2f}",
-        f"{r['latency']:.2f}", f"{lat1 / lat1_base:.2f}" if lat1 and lat1_base else "-",
-        f"{r['energy']:.2f}", f"{r['macs']:.3f}", f"{r['macs_nonzero']:.3f}", f"{r['size']:.3f}",
+        c["recipe"],
+        f"{c['metric'] * 100:.2f}",
+        f"{-c['metric_drop'] * 100:+.2f}",
+        f"{r['latency']:.2f}",
+        f"{lat1 / lat1_base:.2f}" if lat1 and lat1_base else "-",
+        f"{r['energy']:.2f}",
+        f"{r['macs']:.3f}",
+        f"{r['macs_nonzero']:.3f}",
+        f"{r['size']:.3f}",
         "yes" if c["feasible"] else "no",
     ]
 
 
-def sparse_training(x_train: Any, y_train: Any, x_test: Any, accuracy: Any, epochs: int,
-                    base: dict[str, Any]) -> tuple[list[list[str]], dict[str, Any]]:
+def sparse_training(
+    x_train: Any, y_train: Any, x_test: Any, accuracy: Any, epochs: int, base: dict[str, Any]
+) -> tuple[list[list[str]], dict[str, Any]]:
     """90 % sparse CNNs from a lottery ticket and from RigL, next to the one-shot prune:0.9 candidate."""
     import torch
     import torch.nn.functional as F  # noqa: N812
@@ -136,8 +164,15 @@ def sparse_training(x_train: Any, y_train: Any, x_test: Any, accuracy: Any, epoc
     for name, model in (("lottery ticket", ticket), ("RigL (density 0.1)", rigl_model)):
         acc = accuracy(model)
         out[name] = {"metric": acc, "macs_nonzero_ratio": macs(model, True), "macs_ratio": macs(model, False)}
-        rows.append([name, f"{acc * 100:.2f}", f"{(acc - base['metric']) * 100:+.2f}",
-                     f"{out[name]['macs_nonzero_ratio']:.3f}", f"{out[name]['macs_ratio']:.3f}"])
+        rows.append(
+            [
+                name,
+                f"{acc * 100:.2f}",
+                f"{(acc - base['metric']) * 100:+.2f}",
+                f"{out[name]['macs_nonzero_ratio']:.3f}",
+                f"{out[name]['macs_ratio']:.3f}",
+            ]
+        )
     out["rigl_updates"] = rigl.updates
     return rows, out
 
@@ -178,38 +213,71 @@ def main() -> None:
     longer = accuracy(fine_tune_copy(model, fine_tune))
 
     t0 = time.perf_counter()
-    result = wo.search(model, accuracy, x_test[:BATCH], max_metric_drop=0.01, recipes=RECIPES + COMBOS,
-                       combine=False, train_fn=fine_tune, batch_sizes=(BATCH, 1), repeats=30,
-                       energy_min_s=args.energy_min_s, progress=sys.stderr.isatty())
+    result = wo.search(
+        model,
+        accuracy,
+        x_test[:BATCH],
+        max_metric_drop=0.01,
+        recipes=RECIPES + COMBOS,
+        combine=False,
+        train_fn=fine_tune,
+        batch_sizes=(BATCH, 1),
+        repeats=30,
+        energy_min_s=args.energy_min_s,
+        progress=sys.stderr.isatty(),
+    )
     search_s = time.perf_counter() - t0
     base = result.baseline
-    headers = ["recipe", "accuracy %", "Δ points", "latency b64 x", "latency b1 x", "energy/inf x", "MACs x",
-               "nonzero MACs x", "size x", "within 1 pt"]
+    headers = [
+        "recipe",
+        "accuracy %",
+        "Δ points",
+        "latency b64 x",
+        "latency b1 x",
+        "energy/inf x",
+        "MACs x",
+        "nonzero MACs x",
+        "size x",
+        "within 1 pt",
+    ]
     rows = [_row(c, base) for c in [base, *result.candidates]]
     rows += [[c["recipe"], "refused: " + c["error"][:80], *[""] * 8] for c in result.refused]
     print_table("digits CNN: ratios to the fp32 baseline measured in the same run", headers, rows)
 
-    four_x = [c for c in result.candidates if c["feasible"] and (c["ratios"]["macs"] <= 0.25
-                                                                  or c["ratios"]["energy"] <= 0.25)]
+    four_x = [
+        c for c in result.candidates if c["feasible"] and (c["ratios"]["macs"] <= 0.25 or c["ratios"]["energy"] <= 0.25)
+    ]
     # unstructured sparsity alone: 4x fewer nonzero MACs while the dense count stays above a quarter
-    four_x_nonzero = [c for c in result.candidates if c["feasible"] and c["ratios"]["macs_nonzero"] <= 0.25
-                      and c["ratios"]["macs"] > 0.25]
+    four_x_nonzero = [
+        c
+        for c in result.candidates
+        if c["feasible"] and c["ratios"]["macs_nonzero"] <= 0.25 and c["ratios"]["macs"] > 0.25
+    ]
 
     torch.manual_seed(1)
     student = cnn(width=4, hidden=32)
     t0 = time.perf_counter()
-    distill = compare_distillation(model, student, x_train, y_train, accuracy,
-                                   config=DistillConfig(epochs=args.epochs, temperature=4.0, alpha=0.7))
+    distill = compare_distillation(
+        model, student, x_train, y_train, accuracy, config=DistillConfig(epochs=args.epochs, temperature=4.0, alpha=0.7)
+    )
     distill_s = time.perf_counter() - t0
     from wattprint import count_flops
 
     student_macs = count_flops(distill.student, x_test[:BATCH]).macs
     d_rows = [
         ["teacher (baseline)", f"{distill.teacher_metric * 100:.2f}", f"{base['macs']:,}", "1.000"],
-        ["student, distilled", f"{distill.student_metric * 100:.2f}", f"{student_macs:,}",
-         f"{student_macs / base['macs']:.3f}"],
-        ["student, no teacher", f"{distill.control_metric * 100:.2f}", f"{student_macs:,}",
-         f"{student_macs / base['macs']:.3f}"],
+        [
+            "student, distilled",
+            f"{distill.student_metric * 100:.2f}",
+            f"{student_macs:,}",
+            f"{student_macs / base['macs']:.3f}",
+        ],
+        [
+            "student, no teacher",
+            f"{distill.control_metric * 100:.2f}",
+            f"{student_macs:,}",
+            f"{student_macs / base['macs']:.3f}",
+        ],
     ]
     d_headers = ["model", "accuracy %", "MACs (batch 64)", "MACs x"]
     print_table("Distillation: the same student with and without the teacher", d_headers, d_rows)
@@ -218,15 +286,23 @@ def main() -> None:
     sparse_rows, sparse = sparse_training(x_train, y_train, x_test, accuracy, args.epochs, base)
     sparse_s = time.perf_counter() - t0
     s_headers = ["model (90 % of weights zero)", "accuracy %", "Δ points", "nonzero MACs x", "dense MACs x"]
-    print_table("Sparse training: lottery ticket (3 rounds, rewind to init) and RigL vs one-shot pruning",
-                s_headers, sparse_rows)
+    print_table(
+        "Sparse training: lottery ticket (3 rounds, rewind to init) and RigL vs one-shot pruning",
+        s_headers,
+        sparse_rows,
+    )
 
     energy = result.energy
     method_line = "; ".join(f"{k}: {v['method']} ({v['source']}: {v['detail']})" for k, v in energy.items())
     verdict = (
-        "Met: " + ", ".join(f"{c['recipe']} (MACs x{c['ratios']['macs']:.3f}, energy x{c['ratios']['energy']:.2f}, "
-                            f"{-c['metric_drop'] * 100:+.2f} points)" for c in four_x)
-        if four_x else "NOT met by any candidate in this run (dense MACs or energy)."
+        "Met: "
+        + ", ".join(
+            f"{c['recipe']} (MACs x{c['ratios']['macs']:.3f}, energy x{c['ratios']['energy']:.2f}, "
+            f"{-c['metric_drop'] * 100:+.2f} points)"
+            for c in four_x
+        )
+        if four_x
+        else "NOT met by any candidate in this run (dense MACs or energy)."
     )
     summary = [
         f"Baseline: accuracy {base['metric'] * 100:.2f} %, {base['macs']:,} MACs per batch of {BATCH}, "
@@ -251,28 +327,35 @@ def main() -> None:
     ]
     for line in summary:
         print(line)
-    md = "\n\n".join([
-        "# Optimization recipes on the digits CNN",
-        __doc__.split("\n\n", 1)[1].rsplit("\n\n", 1)[0],
-        "## Candidates (ratios to the fp32 baseline of the same run; x < 1 is better)\n\n"
-        + markdown_table(headers, rows),
-        "## Distillation\n\n" + markdown_table(d_headers, d_rows),
-        "## Sparse training (90 % of Linear/Conv weights zero; one-shot prune:0.9 is in the table above)\n\n"
-        + markdown_table(s_headers, sparse_rows),
-        "## Summary\n\n" + "\n".join(f"- {line}" for line in summary),
-        "## Machine\n\n" + machine_markdown(info),
-    ])
+    md = "\n\n".join(
+        [
+            "# Optimization recipes on the digits CNN",
+            __doc__.split("\n\n", 1)[1].rsplit("\n\n", 1)[0],
+            "## Candidates (ratios to the fp32 baseline of the same run; x < 1 is better)\n\n"
+            + markdown_table(headers, rows),
+            "## Distillation\n\n" + markdown_table(d_headers, d_rows),
+            "## Sparse training (90 % of Linear/Conv weights zero; one-shot prune:0.9 is in the table above)\n\n"
+            + markdown_table(s_headers, sparse_rows),
+            "## Summary\n\n" + "\n".join(f"- {line}" for line in summary),
+            "## Machine\n\n" + machine_markdown(info),
+        ]
+    )
     doc = {
-        "machine": info, "baseline": base, "candidates": result.candidates, "refused": result.refused,
-        "pareto": [c["recipe"] for c in result.pareto], "best": result.best and result.best["recipe"],
-        "energy": energy, "four_x_within_one_point": [c["recipe"] for c in four_x],
+        "machine": info,
+        "baseline": base,
+        "candidates": result.candidates,
+        "refused": result.refused,
+        "pareto": [c["recipe"] for c in result.pareto],
+        "best": result.best and result.best["recipe"],
+        "energy": energy,
+        "four_x_within_one_point": [c["recipe"] for c in four_x],
         "four_x_nonzero_within_one_point": [c["recipe"] for c in four_x_nonzero],
         "sparse_training": sparse,
         "distillation": {**distill.to_dict(), "student_macs": student_macs, "teacher_macs": base["macs"]},
         "baseline_trained_longer_metric": longer,
         "times_s": {"train": train_s, "search": search_s, "distill": distill_s, "sparse": sparse_s},
-        "settings": vars(args) | {"out": str(args.out) if args.out else None, "torch_threads": 1,
-                                  "fine_tune_epochs": FINE_TUNE_EPOCHS},
+        "settings": vars(args)
+        | {"out": str(args.out) if args.out else None, "torch_threads": 1, "fine_tune_epochs": FINE_TUNE_EPOCHS},
         "notes": result.notes,
     }
     path = write_results("optimize_digits", copy.deepcopy(doc), md, args.out)

@@ -194,9 +194,11 @@ def _build(args: argparse.Namespace, base: Any, calib: dict[str, Any]) -> tuple[
         if not _int8_kernels.is_exact(kernel):
             refused[name] = "saturates 16-bit sums of full-range int8 on this CPU: excluded"
             continue
-        builders[name] = lambda kernel=kernel: quantize.int8(base, example_inputs=calib, rest_dtype="fp32",
-                                                             kernel=kernel)
+        builders[name] = lambda kernel=kernel: quantize.int8(
+            base, example_inputs=calib, rest_dtype="fp32", kernel=kernel
+        )
     if args.torchao:
+
         def torchao_compiled() -> Any:
             import copy
 
@@ -249,8 +251,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=10, help="timed rounds (each runs every model once)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--threads", default="2,1",
-                    help="comma-separated torch thread counts, one table each (default 2,1)")
+    ap.add_argument(
+        "--threads", default="2,1", help="comma-separated torch thread counts, one table each (default 2,1)"
+    )
     ap.add_argument("--no-torchao", dest="torchao", action="store_false", help="skip the torchao + compile row")
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 rounds, no torchao, 2 threads only")
     ap.add_argument("--out-dir", type=Path, default=None, help="where to write results")
@@ -302,11 +305,28 @@ def main() -> int:
 
     choice = detect_sources()
     monitor = EnergyMonitor(choice.sources, interval_s=1.0, tree=ProcessTree())
-    how_energy = ("estimated: CPU utilisation x TDP model" if choice.measurement.get("cpu") == "model"
-                  else "see methods in the JSON")
-    headers = ["recipe", "cos mean", "cos min", "latency ms", "lat ratio", "speedup", "speedup (min)",
-               "vs peer (paired)", "J/inference", "energy ratio", "MACs", "MACs ratio", "size MB", "size ratio",
-               "compile s"]
+    how_energy = (
+        "estimated: CPU utilisation x TDP model"
+        if choice.measurement.get("cpu") == "model"
+        else "see methods in the JSON"
+    )
+    headers = [
+        "recipe",
+        "cos mean",
+        "cos min",
+        "latency ms",
+        "lat ratio",
+        "speedup",
+        "speedup (min)",
+        "vs peer (paired)",
+        "J/inference",
+        "energy ratio",
+        "MACs",
+        "MACs ratio",
+        "size MB",
+        "size ratio",
+        "compile s",
+    ]
     runs: dict[str, Any] = {}
     sections: list[str] = []
     all_checks: dict[str, bool] = {}
@@ -320,35 +340,49 @@ def main() -> int:
         e_med = {n: statistics.median(v) / args.batch for n, v in energy_j.items()}
         # speed relative to the peer round by round (both ran back to back in each round): the median and
         # quartiles show how much of a difference the machine's noise can make
-        paired = {n: _quartiles([p / x for p, x in zip(latency_s[PEER], latency_s[n], strict=True)])
-                  for n in names}
+        paired = {n: _quartiles([p / x for p, x in zip(latency_s[PEER], latency_s[n], strict=True)]) for n in names}
         rows, results = [], {}
         for name in names:
             total_macs, int8_macs = macs[name]
             compile_s = first_call_s[name] - med[name] if "compile" in name and threads == thread_counts[0] else None
             results[name] = {
-                "latency_ms": {"median": med[name] * 1e3, "min": best[name] * 1e3,
-                               "all": [x * 1e3 for x in latency_s[name]]},
+                "latency_ms": {
+                    "median": med[name] * 1e3,
+                    "min": best[name] * 1e3,
+                    "all": [x * 1e3 for x in latency_s[name]],
+                },
                 "speedup_vs_fp32": {"median": med["fp32"] / med[name], "min": best["fp32"] / best[name]},
                 "speed_vs_peer_paired": dict(zip(("q1", "median", "q3"), paired[name], strict=True)),
-                "energy_per_inference_j": e_med[name], "energy_ratio": e_med[name] / e_med["fp32"],
-                "energy_j_per_batch_all": energy_j[name], "compile_s": compile_s,
+                "energy_per_inference_j": e_med[name],
+                "energy_ratio": e_med[name] / e_med["fp32"],
+                "energy_j_per_batch_all": energy_j[name],
+                "compile_s": compile_s,
             }
-            rows.append([
-                name, f"{cosine[name]['mean']:.5f}", f"{cosine[name]['min']:.5f}",
-                f"{med[name] * 1e3:.1f}", f"{med[name] / med['fp32']:.3f}", f"{med['fp32'] / med[name]:.2f}x",
-                f"{best['fp32'] / best[name]:.2f}x",
-                "{1:.3f} ({0:.3f}-{2:.3f})".format(*paired[name]),
-                f"{e_med[name]:.3f}", f"{e_med[name] / e_med['fp32']:.3f}",
-                f"{total_macs / 1e9:.2f}G" + (f" ({int8_macs / 1e9:.2f}G int8)" if int8_macs else ""),
-                f"{total_macs / macs['fp32'][0]:.3f}",
-                f"{size_b[name] / 1e6:.1f}", f"{size_b[name] / size_b['fp32']:.3f}",
-                fmt(compile_s, 1) if compile_s is not None else "-",
-            ])
+            rows.append(
+                [
+                    name,
+                    f"{cosine[name]['mean']:.5f}",
+                    f"{cosine[name]['min']:.5f}",
+                    f"{med[name] * 1e3:.1f}",
+                    f"{med[name] / med['fp32']:.3f}",
+                    f"{med['fp32'] / med[name]:.2f}x",
+                    f"{best['fp32'] / best[name]:.2f}x",
+                    "{1:.3f} ({0:.3f}-{2:.3f})".format(*paired[name]),
+                    f"{e_med[name]:.3f}",
+                    f"{e_med[name] / e_med['fp32']:.3f}",
+                    f"{total_macs / 1e9:.2f}G" + (f" ({int8_macs / 1e9:.2f}G int8)" if int8_macs else ""),
+                    f"{total_macs / macs['fp32'][0]:.3f}",
+                    f"{size_b[name] / 1e6:.1f}",
+                    f"{size_b[name] / size_b['fp32']:.3f}",
+                    fmt(compile_s, 1) if compile_s is not None else "-",
+                ]
+            )
         for name in refused:
             rows.append([name, "refused (see below)", *["-"] * 13])
-        title = (f"all-MiniLM-L6-v2, batch {args.batch} x seq {args.seq}, CPU ({isa}), {threads} thread(s), "
-                 f"{args.rounds} rounds (ratios to fp32 in this run; load {load_before} -> {load_after})")
+        title = (
+            f"all-MiniLM-L6-v2, batch {args.batch} x seq {args.seq}, CPU ({isa}), {threads} thread(s), "
+            f"{args.rounds} rounds (ratios to fp32 in this run; load {load_before} -> {load_after})"
+        )
         print_table(title, headers, rows)
         checks = {
             "int8 cosine >= 0.99": cosine["int8"]["mean"] >= 0.99,
@@ -367,17 +401,27 @@ def main() -> int:
         for what, ok in checks.items():
             print(f"{'PASS' if ok else 'FAIL'}  {what} ({threads} thread(s))")
             all_checks[f"{what} ({threads} thread(s))"] = ok
-        runs[str(threads)] = {"load_avg_before": load_before, "load_avg_after": load_after, "results": results,
-                              "checks": checks}
-        sections += [f"## {title}", markdown_table(headers, rows),
-                     "Checks (issues 6 and 13):\n\n" + "\n".join(f"- {'PASS' if ok else 'FAIL'}: {w}"
-                                                          for w, ok in checks.items())]
+        runs[str(threads)] = {
+            "load_avg_before": load_before,
+            "load_avg_after": load_after,
+            "results": results,
+            "checks": checks,
+        }
+        sections += [
+            f"## {title}",
+            markdown_table(headers, rows),
+            "Checks (issues 6 and 13):\n\n"
+            + "\n".join(f"- {'PASS' if ok else 'FAIL'}: {w}" for w, ok in checks.items()),
+        ]
 
     per_model = {}
     for name in names:
-        per_model[name] = {"cosine_to_fp32": cosine[name], "first_call_s": first_call_s[name],
-                           "macs": {"total": macs[name][0], "int8": macs[name][1]},
-                           "state_dict_bytes": size_b[name]}
+        per_model[name] = {
+            "cosine_to_fp32": cosine[name],
+            "first_call_s": first_call_s[name],
+            "macs": {"total": macs[name][0], "int8": macs[name][1]},
+            "state_dict_bytes": size_b[name],
+        }
         if name.startswith("int8") and name != PEER:
             from wattprint.optimize.quantize import plan_summary
 
@@ -385,26 +429,41 @@ def main() -> int:
             per_model[name]["rest_dtype"] = models[name].wattprint_int8_rest_dtype
             per_model[name]["activation_scales"] = models[name].wattprint_int8_activation_scales
             per_model[name]["int8_kernel"] = models[name].wattprint_int8_kernel
-    energy_method = {"measurement": choice.measurement, "methods": choice.methods,
-                     "note": "energy attributed to this process by EnergyMonitor windows around each call"}
-    data = {"machine": info, "args": vars(args) | {"out_dir": str(args.out_dir)}, "energy": energy_method,
-            "models": per_model, "runs_by_threads": runs, "refused": refused, "checks": all_checks}
-    md = "\n\n".join([
-        "# Precision and quantization recipes on all-MiniLM-L6-v2 (CPU)",
-        "Produced by `benchmarks/bench_optimize_minilm.py`; quality on 48 sentences, calibration on 8 others.",
-        *sections,
-        f"Energy per inference: {choice.measurement} ({how_energy}), "
-        "attributed to the benchmark process, median of per-call windows / batch size.",
-        "Refused or excluded: " + ("; ".join(f"{n}: {w}" for n, w in refused.items()) or "none"),
-        "int8 kernels: " + "; ".join(f"{n}: {models[n].wattprint_int8_kernel['kernel']} "
-                                     f"({models[n].wattprint_int8_kernel['reason']})"
-                                     for n in ("int8", "int8 rest fp32") if n in models),
-        "MACs: wattprint.count_flops; in brackets the int8 share (quantized::linear_dynamic, "
-        "onednn::qlinear_pointwise and _int_mm). "
-        "Size: torch.save(state_dict) bytes. compile s: first call minus a warm call (torch.compile, cold "
-        "inductor cache).",
-        "## Machine\n\n" + machine_markdown(info),
-    ])
+    energy_method = {
+        "measurement": choice.measurement,
+        "methods": choice.methods,
+        "note": "energy attributed to this process by EnergyMonitor windows around each call",
+    }
+    data = {
+        "machine": info,
+        "args": vars(args) | {"out_dir": str(args.out_dir)},
+        "energy": energy_method,
+        "models": per_model,
+        "runs_by_threads": runs,
+        "refused": refused,
+        "checks": all_checks,
+    }
+    md = "\n\n".join(
+        [
+            "# Precision and quantization recipes on all-MiniLM-L6-v2 (CPU)",
+            "Produced by `benchmarks/bench_optimize_minilm.py`; quality on 48 sentences, calibration on 8 others.",
+            *sections,
+            f"Energy per inference: {choice.measurement} ({how_energy}), "
+            "attributed to the benchmark process, median of per-call windows / batch size.",
+            "Refused or excluded: " + ("; ".join(f"{n}: {w}" for n, w in refused.items()) or "none"),
+            "int8 kernels: "
+            + "; ".join(
+                f"{n}: {models[n].wattprint_int8_kernel['kernel']} ({models[n].wattprint_int8_kernel['reason']})"
+                for n in ("int8", "int8 rest fp32")
+                if n in models
+            ),
+            "MACs: wattprint.count_flops; in brackets the int8 share (quantized::linear_dynamic, "
+            "onednn::qlinear_pointwise and _int_mm). "
+            "Size: torch.save(state_dict) bytes. compile s: first call minus a warm call (torch.compile, cold "
+            "inductor cache).",
+            "## Machine\n\n" + machine_markdown(info),
+        ]
+    )
     path = write_results(args.name, data, md, args.out_dir)
     print(f"results: {path}")
     return 0

@@ -65,8 +65,10 @@ CHECKPOINT_KEY = "wp1ck"  # + the period: wattprint at 1 s with another checkpoi
 def idle_condition(key: str) -> str:
     """The condition an idle key names (the fixed ones, or wattprint 1 s with a checkpoint period)."""
     if key.startswith(CHECKPOINT_KEY):
-        return f"{WP1}, checkpoint {float(key[len(CHECKPOINT_KEY):]):g} s"
+        return f"{WP1}, checkpoint {float(key[len(CHECKPOINT_KEY) :]):g} s"
     return IDLE_KEYS[key]
+
+
 CHUNK_S = 5.0
 TARGET_IDLE_PCT = 0.05
 
@@ -139,9 +141,7 @@ def energy_of(condition: str, tracker: Any, result: Any) -> dict[str, Any]:
 
 
 # -- part 1: the training loop -------------------------------------------------------------------------
-def build_loop(
-    steps: int, width: int, batch: int, features: int = 256, n_data: int = 4096
-) -> Callable[[], float]:
+def build_loop(steps: int, width: int, batch: int, features: int = 256, n_data: int = 4096) -> Callable[[], float]:
     import torch
     from torch import nn
 
@@ -152,15 +152,16 @@ def build_loop(
 
     def train() -> float:
         torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(features, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                              nn.Linear(width, 10))
+        model = nn.Sequential(
+            nn.Linear(features, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)
+        )
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
         loss_fn = nn.CrossEntropyLoss()
         loss = torch.zeros(())
         for step in range(steps):
             i = (step * batch) % (n_data - batch)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[i:i + batch]), y[i:i + batch])
+            loss = loss_fn(model(x[i : i + batch]), y[i : i + batch])
             loss.backward()
             opt.step()
         return float(loss.detach())
@@ -229,8 +230,7 @@ def idle_child(key: str, seconds: float, settle: float) -> dict[str, Any]:
 
 
 def run_idle(key: str, seconds: float, settle: float, env: dict[str, str], cwd: str) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--idle-child", key, "--idle-seconds", str(seconds),
-           "--settle", str(settle)]
+    cmd = [sys.executable, __file__, "--idle-child", key, "--idle-seconds", str(seconds), "--settle", str(settle)]
     limit = seconds + settle + 90
     try:
         proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=limit)
@@ -251,8 +251,14 @@ def ratio_stats(runs: list[dict[str, Any]], condition: str, key: str) -> dict[st
     ratios = [v[condition] / v[BARE] for v in by_round.values() if condition in v and v.get(BARE)]
     if not ratios:
         return {"median": float("nan"), "min": float("nan"), "max": float("nan"), "above_1": 0, "n": 0}
-    return {"median": median(ratios), "min": min(ratios), "max": max(ratios),
-            "above_1": sum(r > 1 for r in ratios), "n": len(ratios), "ratios": ratios}
+    return {
+        "median": median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+        "above_1": sum(r > 1 for r in ratios),
+        "n": len(ratios),
+        "ratios": ratios,
+    }
 
 
 def main() -> int:
@@ -268,8 +274,14 @@ def main() -> int:
     ap.add_argument("--skip-idle", action="store_true", help="run only the loop test")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 rounds of 150 steps, 5 s idle windows")
     ap.add_argument("--out-dir", type=Path, default=None, help="where to write results")
-    ap.add_argument("--checkpoint-periods", type=float, nargs="*", default=[], metavar="S",
-                    help="also run wattprint 1 s idle with these checkpoint periods (s; default 5 s only)")
+    ap.add_argument(
+        "--checkpoint-periods",
+        type=float,
+        nargs="*",
+        default=[],
+        metavar="S",
+        help="also run wattprint 1 s idle with these checkpoint periods (s; default 5 s only)",
+    )
     ap.add_argument("--idle-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -285,18 +297,25 @@ def main() -> int:
     info = machine_info()
     t_begin = time.monotonic()
     print(f"overhead benchmark: WATTPRINT_HOME={os.environ['WATTPRINT_HOME']}")
-    print("no network on this machine: CodeCarbon runs as OfflineEmissionsTracker(country_iso_code='FRA', "
-          "measure_power_secs=1)")
+    print(
+        "no network on this machine: CodeCarbon runs as OfflineEmissionsTracker(country_iso_code='FRA', "
+        "measure_power_secs=1)"
+    )
     data: dict[str, Any] = {
         "benchmark": "bench_overhead",
         "machine": info,
         "settings": {
-            "rounds": args.rounds, "steps": args.steps, "width": args.width, "batch": args.batch,
-            "torch_threads": 1, "idle_seconds": args.idle_seconds, "settle_s": args.settle,
+            "rounds": args.rounds,
+            "steps": args.steps,
+            "width": args.width,
+            "batch": args.batch,
+            "torch_threads": 1,
+            "idle_seconds": args.idle_seconds,
+            "settle_s": args.settle,
             "wattprint": "Tracker('bench-overhead', interval=1.0|0.1, region='FR'); checkpoint every 5 s "
-                         "(default) to SQLite in a temporary WATTPRINT_HOME",
+            "(default) to SQLite in a temporary WATTPRINT_HOME",
             "codecarbon": "OfflineEmissionsTracker(country_iso_code='FRA', save_to_file=False, "
-                          "log_level='error', measure_power_secs=1); no network on this machine",
+            "log_level='error', measure_power_secs=1); no network on this machine",
             "cpu_time": "getrusage user + sys, RUSAGE_SELF + RUSAGE_CHILDREN",
         },
     }
@@ -310,7 +329,7 @@ def main() -> int:
             run_once(cond, warm)
         runs: list[dict[str, Any]] = []
         for rnd in range(args.rounds):
-            order = CONDITIONS[rnd % 4:] + CONDITIONS[: rnd % 4]
+            order = CONDITIONS[rnd % 4 :] + CONDITIONS[: rnd % 4]
             for cond in order:
                 res = run_once(cond, train)
                 res["round"] = rnd
@@ -318,57 +337,90 @@ def main() -> int:
             line = ", ".join(f"{r['condition']} {r['loop_wall_s']:.2f} s" for r in runs[-4:])
             print(f"  round {rnd + 1}/{args.rounds}: {line}", flush=True)
 
-        headers = ["condition", "loop wall s", "x bare (min-max)", "loop CPU s", "x bare (min-max)",
-                   "start+stop ms", "total wall x bare", "total CPU x bare", "energy kWh"]
+        headers = [
+            "condition",
+            "loop wall s",
+            "x bare (min-max)",
+            "loop CPU s",
+            "x bare (min-max)",
+            "start+stop ms",
+            "total wall x bare",
+            "total CPU x bare",
+            "energy kWh",
+        ]
         rows, per_cond = [], {}
         for cond in CONDITIONS:
             mine = [r for r in runs if r["condition"] == cond]
             keys = ("loop_wall_s", "loop_cpu_s", "start_wall_s", "stop_wall_s", "total_wall_s", "total_cpu_s")
             stats = {k: summary([r[k] for r in mine]) for k in keys}
-            ratios = {k: ratio_stats(runs, cond, k) for k in
-                      ("loop_wall_s", "loop_cpu_s", "total_wall_s", "total_cpu_s")}
+            ratios = {
+                k: ratio_stats(runs, cond, k) for k in ("loop_wall_s", "loop_cpu_s", "total_wall_s", "total_cpu_s")
+            }
             energies = [r["energy_kwh"] for r in mine if r.get("energy_kwh") is not None]
-            per_cond[cond] = {"stats": stats, "ratios_to_bare": ratios,
-                              "energy_kwh_median": median(energies) if energies else None,
-                              "samples": [r.get("samples") for r in mine if "samples" in r],
-                              "degraded": [r["degraded"] for r in mine if r.get("degraded")]}
+            per_cond[cond] = {
+                "stats": stats,
+                "ratios_to_bare": ratios,
+                "energy_kwh_median": median(energies) if energies else None,
+                "samples": [r.get("samples") for r in mine if "samples" in r],
+                "degraded": [r["degraded"] for r in mine if r.get("degraded")],
+            }
 
             def rr(k: str, ratios: dict[str, Any] = ratios) -> str:
                 s = ratios[k]
                 return f"{s['median']:.3f} ({s['min']:.3f}-{s['max']:.3f})"
 
             start_stop = (stats["start_wall_s"]["median"] + stats["stop_wall_s"]["median"]) * 1e3
-            rows.append([cond, fmt(stats["loop_wall_s"]["median"]), rr("loop_wall_s"),
-                         fmt(stats["loop_cpu_s"]["median"]), rr("loop_cpu_s"), fmt(start_stop, 1),
-                         f"{ratios['total_wall_s']['median']:.3f}", f"{ratios['total_cpu_s']['median']:.3f}",
-                         f"{median(energies):.3g}" if energies else ""])
+            rows.append(
+                [
+                    cond,
+                    fmt(stats["loop_wall_s"]["median"]),
+                    rr("loop_wall_s"),
+                    fmt(stats["loop_cpu_s"]["median"]),
+                    rr("loop_cpu_s"),
+                    fmt(start_stop, 1),
+                    f"{ratios['total_wall_s']['median']:.3f}",
+                    f"{ratios['total_cpu_s']['median']:.3f}",
+                    f"{median(energies):.3g}" if energies else "",
+                ]
+            )
         # wattprint against CodeCarbon, same rounds
         vs_cc = {}
         for cond in (WP1, WP01):
             mine_r, cc_r = per_cond[cond]["ratios_to_bare"], per_cond[CC]["ratios_to_bare"]
-            vs_cc[cond] = {k: mine_r[k]["median"] / cc_r[k]["median"]
-                           for k in ("loop_wall_s", "loop_cpu_s", "total_wall_s")}
+            vs_cc[cond] = {
+                k: mine_r[k]["median"] / cc_r[k]["median"] for k in ("loop_wall_s", "loop_cpu_s", "total_wall_s")
+            }
         verdicts = {}
         for cond in (WP1, WP01, CC):
             r = per_cond[cond]["ratios_to_bare"]
-            measurable = {k: r[k]["n"] > 0 and r[k]["above_1"] == r[k]["n"]
-                          for k in ("loop_wall_s", "loop_cpu_s")}
+            measurable = {k: r[k]["n"] > 0 and r[k]["above_1"] == r[k]["n"] for k in ("loop_wall_s", "loop_cpu_s")}
             verdicts[cond] = {
                 "slower_in_every_round": measurable,
-                "extra_loop_cpu_ms_median": (per_cond[cond]["stats"]["loop_cpu_s"]["median"]
-                                             - per_cond[BARE]["stats"]["loop_cpu_s"]["median"]) * 1e3,
+                "extra_loop_cpu_ms_median": (
+                    per_cond[cond]["stats"]["loop_cpu_s"]["median"] - per_cond[BARE]["stats"]["loop_cpu_s"]["median"]
+                )
+                * 1e3,
             }
         bare_cv = per_cond[BARE]["stats"]["loop_wall_s"]
         noise = bare_cv["stdev"] / bare_cv["mean"] * 100 if bare_cv.get("mean") else float("nan")
-        title = (f"Training loop, {args.rounds} rounds x 4 conditions, {args.steps} steps "
-                 "(medians; ratios are per-round, vs bare in the same round)")
+        title = (
+            f"Training loop, {args.rounds} rounds x 4 conditions, {args.steps} steps "
+            "(medians; ratios are per-round, vs bare in the same round)"
+        )
         print_table(title, headers, rows)
         print(f"bare loop wall time varies by {noise:.1f}% (stdev/mean) between rounds")
         for cond, v in verdicts.items():
-            print(f"  {cond}: slower than bare in every round? {v['slower_in_every_round']}; "
-                  f"extra loop CPU (median difference) {v['extra_loop_cpu_ms_median']:.1f} ms")
-        data["loop"] = {"runs": runs, "per_condition": per_cond, "verdicts": verdicts,
-                        "bare_wall_cv_pct": noise, "wattprint_over_codecarbon_ratio_of_ratios": vs_cc}
+            print(
+                f"  {cond}: slower than bare in every round? {v['slower_in_every_round']}; "
+                f"extra loop CPU (median difference) {v['extra_loop_cpu_ms_median']:.1f} ms"
+            )
+        data["loop"] = {
+            "runs": runs,
+            "per_condition": per_cond,
+            "verdicts": verdicts,
+            "bare_wall_cv_pct": noise,
+            "wattprint_over_codecarbon_ratio_of_ratios": vs_cc,
+        }
         md_parts += [
             f"## Training loop ({args.rounds} rounds x 4 conditions, {args.steps} steps, torch 1 thread)",
             "Medians over rounds; `x bare` is the median (min-max) over rounds of the ratio to the bare run "
@@ -377,11 +429,13 @@ def main() -> int:
             "bench_startup).",
             markdown_table(headers, rows),
             f"Bare loop wall time varies by {noise:.1f}% (stdev/mean) between rounds.",
-            "\n".join(f"- {c}: slower than bare in every round (wall, CPU): "
-                      f"{v['slower_in_every_round']['loop_wall_s']}, "
-                      f"{v['slower_in_every_round']['loop_cpu_s']}; "
-                      f"median extra loop CPU {v['extra_loop_cpu_ms_median']:.1f} ms"
-                      for c, v in verdicts.items()),
+            "\n".join(
+                f"- {c}: slower than bare in every round (wall, CPU): "
+                f"{v['slower_in_every_round']['loop_wall_s']}, "
+                f"{v['slower_in_every_round']['loop_cpu_s']}; "
+                f"median extra loop CPU {v['extra_loop_cpu_ms_median']:.1f} ms"
+                for c, v in verdicts.items()
+            ),
         ]
 
     if not args.skip_idle:
@@ -391,10 +445,12 @@ def main() -> int:
         keys = list(IDLE_KEYS) + [f"{CHECKPOINT_KEY}{p:g}" for p in args.checkpoint_periods]
         idle: list[dict[str, Any]] = []
         for rep in range(args.idle_reps):
-            order = keys[rep % len(keys):] + keys[: rep % len(keys)]
+            order = keys[rep % len(keys) :] + keys[: rep % len(keys)]
             for key in order:
-                print(f"idle window {rep + 1}/{args.idle_reps}: {idle_condition(key)}, "
-                      f"{args.idle_seconds:g} s ...", flush=True)
+                print(
+                    f"idle window {rep + 1}/{args.idle_reps}: {idle_condition(key)}, {args.idle_seconds:g} s ...",
+                    flush=True,
+                )
                 res = run_idle(key, args.idle_seconds, args.settle, env, tmp)
                 res["rep"] = rep
                 idle.append(res)
@@ -410,8 +466,15 @@ def main() -> int:
                 "errors": [r["error"] for r in idle if r["condition"] == idle_condition(key) and "error" in r],
             }
         bare_pct = per_idle[BARE]["pct_core"].get("median", 0.0)
-        headers = ["condition", "% of one core", "net of bare", "windows min-max %", "5 s chunks min-max %",
-                   "threads", "start ms"]
+        headers = [
+            "condition",
+            "% of one core",
+            "net of bare",
+            "windows min-max %",
+            "5 s chunks min-max %",
+            "threads",
+            "start ms",
+        ]
         rows = []
         for cond, v in per_idle.items():
             p, ch = v["pct_core"], v["chunk_pct_core"]
@@ -419,30 +482,45 @@ def main() -> int:
                 rows.append([cond, "error: " + "; ".join(v["errors"])[:80], "", "", "", "", ""])
                 continue
             v["net_of_bare_pct_core"] = p["median"] - bare_pct
-            rows.append([cond, f"{p['median']:.4f}", f"{p['median'] - bare_pct:.4f}",
-                         f"{p['min']:.4f}-{p['max']:.4f}", f"{ch['min']:.4f}-{ch['max']:.4f}", v["threads"],
-                         fmt(v["start_ms"]["median"], 1)])
+            rows.append(
+                [
+                    cond,
+                    f"{p['median']:.4f}",
+                    f"{p['median'] - bare_pct:.4f}",
+                    f"{p['min']:.4f}-{p['max']:.4f}",
+                    f"{ch['min']:.4f}-{ch['max']:.4f}",
+                    v["threads"],
+                    fmt(v["start_ms"]["median"], 1),
+                ]
+            )
         wp1 = per_idle[WP1].get("net_of_bare_pct_core")
         wp01 = per_idle[WP01].get("net_of_bare_pct_core")
         cc = per_idle[CC].get("net_of_bare_pct_core")
         wake = per_idle[WAKE].get("net_of_bare_pct_core")
-        target = {"wattprint_1s_pct_core": wp1, "target_pct_core": TARGET_IDLE_PCT,
-                  "met": wp1 is not None and wp1 < TARGET_IDLE_PCT,
-                  "codecarbon_1s_over_wattprint_1s": cc / wp1 if cc and wp1 else None,
-                  "codecarbon_1s_over_wattprint_0.1s": cc / wp01 if cc and wp01 else None,
-                  # against the floor of the same run: it moves less than the absolute figure, though it moves
-                  # too (a noisier VM charges more for each page touched, and a tick touches more than a wake-up)
-                  "wattprint_1s_over_empty_thread": wp1 / wake if wp1 and wake and wake > 0 else None}
-        title = (f"Idle: tracker CPU while the tracked code sleeps ({args.idle_reps} x "
-                 f"{args.idle_seconds:g} s windows after {args.settle:g} s settle; fresh process each; "
-                 "medians)")
+        target = {
+            "wattprint_1s_pct_core": wp1,
+            "target_pct_core": TARGET_IDLE_PCT,
+            "met": wp1 is not None and wp1 < TARGET_IDLE_PCT,
+            "codecarbon_1s_over_wattprint_1s": cc / wp1 if cc and wp1 else None,
+            "codecarbon_1s_over_wattprint_0.1s": cc / wp01 if cc and wp01 else None,
+            # against the floor of the same run: it moves less than the absolute figure, though it moves
+            # too (a noisier VM charges more for each page touched, and a tick touches more than a wake-up)
+            "wattprint_1s_over_empty_thread": wp1 / wake if wp1 and wake and wake > 0 else None,
+        }
+        title = (
+            f"Idle: tracker CPU while the tracked code sleeps ({args.idle_reps} x "
+            f"{args.idle_seconds:g} s windows after {args.settle:g} s settle; fresh process each; "
+            "medians)"
+        )
         print_table(title, headers, rows)
         cc_ratio = target["codecarbon_1s_over_wattprint_1s"] or float("nan")
         floor_ratio = target["wattprint_1s_over_empty_thread"] or float("nan")
-        print(f"target: wattprint at 1 s under {TARGET_IDLE_PCT} % of a core: "
-              f"{'MET' if target['met'] else 'MISSED'} ({fmt(wp1 or float('nan'), 4)} %); "
-              f"CodeCarbon 1 s / wattprint 1 s = {fmt(cc_ratio, 2)}; "
-              f"wattprint 1 s / empty thread = {fmt(floor_ratio, 2)}")
+        print(
+            f"target: wattprint at 1 s under {TARGET_IDLE_PCT} % of a core: "
+            f"{'MET' if target['met'] else 'MISSED'} ({fmt(wp1 or float('nan'), 4)} %); "
+            f"CodeCarbon 1 s / wattprint 1 s = {fmt(cc_ratio, 2)}; "
+            f"wattprint 1 s / empty thread = {fmt(floor_ratio, 2)}"
+        )
         data["idle"] = {"results": idle, "per_condition": per_idle, "target": target}
         md_parts += [
             f"## Idle tracker CPU ({args.idle_reps} x {args.idle_seconds:g} s windows per condition, "

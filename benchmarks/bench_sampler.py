@@ -123,8 +123,12 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=5000, help="monitor samples timed")
     ap.add_argument("--saves", type=int, default=300, help="store saves timed")
     ap.add_argument("--children", type=int, default=4, help="idle child processes for the tree variant")
-    ap.add_argument("--paced-seconds", type=float, default=15.0,
-                    help="seconds of paced sampling at each of 1 s and 0.1 s (0 to skip)")
+    ap.add_argument(
+        "--paced-seconds",
+        type=float,
+        default=15.0,
+        help="seconds of paced sampling at each of 1 s and 0.1 s (0 to skip)",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke run: 300 samples, 30 saves")
     ap.add_argument("--out-dir", type=Path, default=None, help="where to write results")
     args = ap.parse_args()
@@ -151,8 +155,16 @@ def main() -> int:
 
     def add(key: str, label: str, res: dict[str, float], note: str = "") -> None:
         results[key] = {**res, "label": label, "note": note}
-        rows.append([label, fmt(res["cpu_us"], 1), fmt(res["wall_us"], 1),
-                     fmt(res["thread_cpu_median_us"], 1), fmt(res["thread_cpu_p99_us"], 1), note])
+        rows.append(
+            [
+                label,
+                fmt(res["cpu_us"], 1),
+                fmt(res["wall_us"], 1),
+                fmt(res["thread_cpu_median_us"], 1),
+                fmt(res["thread_cpu_p99_us"], 1),
+                note,
+            ]
+        )
 
     choice = detect_sources()
     source_names = [f"{s.name}:{','.join(d.name for d in s.domains())}" for s in choice.sources]
@@ -160,36 +172,62 @@ def main() -> int:
     print(f"processes in /proc: {proc_count()}; timing {n} samples ...")
 
     monitor = EnergyMonitor(choice.sources, interval_s=1.0, tree=ProcessTree())
-    add("monitor_sample", "EnergyMonitor.sample() (default sources, this process)", cost(monitor.sample, n),
-        f"read + integrate; tree scan every {REFRESH_EVERY} samples included")
+    add(
+        "monitor_sample",
+        "EnergyMonitor.sample() (default sources, this process)",
+        cost(monitor.sample, n),
+        f"read + integrate; tree scan every {REFRESH_EVERY} samples included",
+    )
     tick = getattr(monitor, "_tick", None)  # private: what the sampler thread runs on time
     if tick is not None:
-        add("monitor_tick", "  sampler tick (on time: read and queue)", cost(tick, n),
-            "integration runs later, in batches")
-    add("tree_sample_known", "  ProcessTree.sample(), known members only",
-        cost(ProcessTree(refresh_every=10**12).sample, n))
+        add(
+            "monitor_tick",
+            "  sampler tick (on time: read and queue)",
+            cost(tick, n),
+            "integration runs later, in batches",
+        )
+    add(
+        "tree_sample_known",
+        "  ProcessTree.sample(), known members only",
+        cost(ProcessTree(refresh_every=10**12).sample, n),
+    )
     me = psutil.Process()
     scan = cost(lambda: me.children(recursive=True), max(100, n // 10))
-    add("tree_scan", "  descendant scan (psutil children(recursive=True))", scan,
-        f"{proc_count()} processes in /proc; ProcessTree does it every {REFRESH_EVERY} samples")
+    add(
+        "tree_scan",
+        "  descendant scan (psutil children(recursive=True))",
+        scan,
+        f"{proc_count()} processes in /proc; ProcessTree does it every {REFRESH_EVERY} samples",
+    )
     stat = MachineCpu()
-    add("machine_cpu_read", "  machine CPU counters: /proc/stat read (kept open)", cost(stat.raw, n),
-        "once per sample, for the tree share and the CPU model")
+    add(
+        "machine_cpu_read",
+        "  machine CPU counters: /proc/stat read (kept open)",
+        cost(stat.raw, n),
+        "once per sample, for the tree share and the CPU model",
+    )
     stat_bytes = stat.raw()
     add("machine_cpu_parse", "  machine CPU counters: parse", cost(lambda: stat.parse(stat_bytes), n))
     stat.close()
     for source in choice.sources:
-        add(f"read_{source.name}_{source.domains()[0].name}", f"  {type(source).__name__}.read()",
-            cost(source.read, n))
+        add(f"read_{source.name}_{source.domains()[0].name}", f"  {type(source).__name__}.read()", cost(source.read, n))
     if args.paced_seconds > 0:
         for interval in (1.0, 0.1):
             k = max(3, round(args.paced_seconds / interval))
             print(f"paced: {k} samples, one every {interval:g} s ...", flush=True)
-            add(f"monitor_sample_paced_{interval:g}s", f"EnergyMonitor.sample(), paced every {interval:g} s",
-                paced(monitor.sample, interval, k), f"{k} samples, cold caches (as in a tracker)")
+            add(
+                f"monitor_sample_paced_{interval:g}s",
+                f"EnergyMonitor.sample(), paced every {interval:g} s",
+                paced(monitor.sample, interval, k),
+                f"{k} samples, cold caches (as in a tracker)",
+            )
             if tick is not None:
-                add(f"monitor_tick_paced_{interval:g}s", f"  sampler tick, paced every {interval:g} s",
-                    paced(tick, interval, k), f"{k} ticks, cold caches")
+                add(
+                    f"monitor_tick_paced_{interval:g}s",
+                    f"  sampler tick, paced every {interval:g} s",
+                    paced(tick, interval, k),
+                    f"{k} ticks, cold caches",
+                )
     monitor.close()
 
     sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
@@ -200,10 +238,17 @@ def main() -> int:
         monitor = EnergyMonitor(choice.sources, interval_s=1.0, tree=tree)
         monitor.sample()
         members = len(monitor.tree_pids)
-        add("monitor_sample_children", f"EnergyMonitor.sample(), tree of {members} processes",
-            cost(monitor.sample, n), f"{args.children} idle children")
-        add("tree_scan_children", f"  descendant scan with {args.children} children",
-            cost(lambda: me.children(recursive=True), max(100, n // 10)))
+        add(
+            "monitor_sample_children",
+            f"EnergyMonitor.sample(), tree of {members} processes",
+            cost(monitor.sample, n),
+            f"{args.children} idle children",
+        )
+        add(
+            "tree_scan_children",
+            f"  descendant scan with {args.children} children",
+            cost(lambda: me.children(recursive=True), max(100, n // 10)),
+        )
     finally:
         for k in kids:
             k.kill()
@@ -216,34 +261,53 @@ def main() -> int:
     time.sleep(1.0)
     live_checkpoint = getattr(tracker, "_checkpoint", None)
     if live_checkpoint is not None:  # private: the periodic checkpoint exactly as the sampler thread runs it
-        add("tracker_checkpoint", "Tracker periodic checkpoint (update record + save)",
-            cost(live_checkpoint, args.saves, warmup=5), "private Tracker._checkpoint, sampler running")
+        add(
+            "tracker_checkpoint",
+            "Tracker periodic checkpoint (update record + save)",
+            cost(live_checkpoint, args.saves, warmup=5),
+            "private Tracker._checkpoint, sampler running",
+        )
     if live_checkpoint is not None and args.paced_seconds > 0:
         k = max(3, round(args.paced_seconds / 3))
-        add("tracker_checkpoint_paced", "Tracker periodic checkpoint, paced every 1 s",
-            paced(live_checkpoint, 1.0, k), f"{k} checkpoints, cold caches")
+        add(
+            "tracker_checkpoint_paced",
+            "Tracker periodic checkpoint, paced every 1 s",
+            paced(live_checkpoint, 1.0, k),
+            f"{k} checkpoints, cold caches",
+        )
     calls = python_calls(tracker) if live_checkpoint is not None else {}
     record = tracker.stop()
     running = record.model_copy(update={"status": "running", "ended_at": None, "timeline": {}})
-    add("save_running", "RunStore.save(), running record (checkpoint)",
+    add(
+        "save_running",
+        "RunStore.save(), running record (checkpoint)",
         cost(lambda: store.save(running, checkpoint_s=5.0), args.saves, warmup=5),
-        f"{len(running.model_dump_json())} B of JSON")
+        f"{len(running.model_dump_json())} B of JSON",
+    )
     points = 1023
     big_timeline = {k: [float(i) for i in range(points)] for k in ("t_s", "cpu_w", "gpu_w", "ram_w")}
     final = record.model_copy(update={"timeline": big_timeline})
-    add("save_final_1024", f"RunStore.save(), final record, {points}-point timeline",
+    add(
+        "save_final_1024",
+        f"RunStore.save(), final record, {points}-point timeline",
         cost(lambda: store.save(final, checkpoint_s=5.0), args.saves, warmup=5),
-        f"{len(final.model_dump_json())} B of JSON")
-    add("serialise_running", "  record.to_json_dict() alone (running record)",
-        cost(running.to_json_dict, args.saves * 5))
+        f"{len(final.model_dump_json())} B of JSON",
+    )
+    add(
+        "serialise_running",
+        "  record.to_json_dict() alone (running record)",
+        cost(running.to_json_dict, args.saves * 5),
+    )
     store.close()
 
     # -- projection: samples per second + one checkpoint per 5 s (the defaults), hot and paced
     checkpoint_s = 5.0
     projection = {}
     for interval in (1.0, 0.1):
-        hot = (results["monitor_sample"]["cpu_us"] / interval
-               + results.get("tracker_checkpoint", results["save_running"])["cpu_us"] / checkpoint_s)
+        hot = (
+            results["monitor_sample"]["cpu_us"] / interval
+            + results.get("tracker_checkpoint", results["save_running"])["cpu_us"] / checkpoint_s
+        )
         row: dict[str, float | None] = {"hot_cpu_us_per_s": hot, "hot_pct_core": hot / 1e4}
         sp = results.get(f"monitor_sample_paced_{interval:g}s")
         cp = results.get("tracker_checkpoint_paced")
@@ -254,13 +318,20 @@ def main() -> int:
     headers = ["operation", "CPU us/call", "wall us/call", "median us", "p99 us", "note"]
     title = f"Sampler and checkpoint cost ({n} samples, {args.saves} saves; this thread's CPU per call)"
     print_table(title, headers, rows)
-    proj_rows = [[k, fmt(v["hot_cpu_us_per_s"] or 0.0, 0), f"{v['hot_pct_core']:.4f} %",
-                  fmt(v.get("paced_cpu_us_per_s") or float("nan"), 0),
-                  f"{v['paced_pct_core']:.4f} %" if v.get("paced_pct_core") else "n/a"]
-                 for k, v in projection.items()]
+    proj_rows = [
+        [
+            k,
+            fmt(v["hot_cpu_us_per_s"] or 0.0, 0),
+            f"{v['hot_pct_core']:.4f} %",
+            fmt(v.get("paced_cpu_us_per_s") or float("nan"), 0),
+            f"{v['paced_pct_core']:.4f} %" if v.get("paced_pct_core") else "n/a",
+        ]
+        for k, v in projection.items()
+    ]
     proj_headers = ["interval", "back-to-back us/s", "% of one core", "paced us/s", "% of one core (paced)"]
-    print_table("Projected tracker CPU (samples + a checkpoint every 5 s), excluding thread wake-ups",
-                proj_headers, proj_rows)
+    print_table(
+        "Projected tracker CPU (samples + a checkpoint every 5 s), excluding thread wake-ups", proj_headers, proj_rows
+    )
     call_headers = ["Python calls", "count"]
     call_labels = {
         "per_tick": "per sampler tick (with the tracker's callback; integration amortised)",
@@ -273,24 +344,32 @@ def main() -> int:
     data = {
         "benchmark": "bench_sampler",
         "machine": info,
-        "settings": {"samples": n, "saves": args.saves, "children": args.children, "sources": source_names,
-                     "measurement": choice.measurement, "processes_in_proc": proc_count(),
-                     "store": "SQLite (WAL, synchronous=NORMAL) in a temporary directory"},
+        "settings": {
+            "samples": n,
+            "saves": args.saves,
+            "children": args.children,
+            "sources": source_names,
+            "measurement": choice.measurement,
+            "processes_in_proc": proc_count(),
+            "store": "SQLite (WAL, synchronous=NORMAL) in a temporary directory",
+        },
         "results": results,
         "projection": projection,
         "python_calls": calls,
     }
-    md = "\n\n".join([
-        "# bench_sampler",
-        machine_markdown(info),
-        f"Sources: {', '.join(source_names)}. {proc_count()} processes in /proc. CPU per call = process CPU "
-        "time over back-to-back calls / calls; median and p99 are per-call thread CPU time.",
-        markdown_table(headers, rows),
-        "## Projected tracker CPU (samples + one checkpoint every 5 s; thread wake-ups not included)",
-        markdown_table(proj_headers, proj_rows),
-        "## Python function calls (cProfile counts, builtins excluded; noise-free)",
-        markdown_table(call_headers, call_rows),
-    ])
+    md = "\n\n".join(
+        [
+            "# bench_sampler",
+            machine_markdown(info),
+            f"Sources: {', '.join(source_names)}. {proc_count()} processes in /proc. CPU per call = process CPU "
+            "time over back-to-back calls / calls; median and p99 are per-call thread CPU time.",
+            markdown_table(headers, rows),
+            "## Projected tracker CPU (samples + one checkpoint every 5 s; thread wake-ups not included)",
+            markdown_table(proj_headers, proj_rows),
+            "## Python function calls (cProfile counts, builtins excluded; noise-free)",
+            markdown_table(call_headers, call_rows),
+        ]
+    )
     path = write_results("bench_sampler", data, md, args.out_dir)
     print(f"\nresults: {path} and {path.with_suffix('.md')}")
     return 0

@@ -194,9 +194,7 @@ def main() -> None:
         ]
         for s in sav
     ]
-    print_table(
-        "Savings against running at once, 2020 (optimum = perfect foresight = 0 % error)", headers, rows
-    )
+    print_table("Savings against running at once, 2020 (optimum = perfect foresight = 0 % error)", headers, rows)
     th_headers = ["jobs", "interr.", "vectorised s", "jobs/s", "Python loop s (scaled)", "speed-up"]
     th_rows = [
         [
@@ -214,8 +212,7 @@ def main() -> None:
         [
             "# Carbon-aware scheduling benchmark",
             __doc__.split("\n\n", 1)[1].rsplit("\n\n", 1)[0],
-            "## Savings against running at once (% of operational CO2e), 2020\n\n"
-            + markdown_table(headers, rows),
+            "## Savings against running at once (% of operational CO2e), 2020\n\n" + markdown_table(headers, rows),
             "## Planning throughput\n\n" + markdown_table(th_headers, th_rows),
             f"Backtests took {sav_s:.1f} s in all. The straightforward loop only tries step boundaries, "
             "E and D - d; it misses the b - d candidates, so it is sometimes worse, too "

@@ -148,17 +148,21 @@ def time_import(code: str, cwd: str, env: dict[str, str]) -> float:
 
 
 WHOLE_SCRIPTS = {
-    "wattprint": ("import sys, time, wattprint\n"
-                  "t = wattprint.Tracker('bench-whole', region='FR').start()\n"
-                  "time.sleep(float(sys.argv[1]))\n"
-                  "t.stop()\n"),
-    "codecarbon": ("import logging, sys, time\n"
-                   "logging.getLogger('codecarbon').setLevel(logging.ERROR)\n"
-                   "from codecarbon import OfflineEmissionsTracker\n"
-                   "t = OfflineEmissionsTracker(country_iso_code='FRA', save_to_file=False, log_level='error')\n"
-                   "t.start()\n"
-                   "time.sleep(float(sys.argv[1]))\n"
-                   "t.stop()\n"),
+    "wattprint": (
+        "import sys, time, wattprint\n"
+        "t = wattprint.Tracker('bench-whole', region='FR').start()\n"
+        "time.sleep(float(sys.argv[1]))\n"
+        "t.stop()\n"
+    ),
+    "codecarbon": (
+        "import logging, sys, time\n"
+        "logging.getLogger('codecarbon').setLevel(logging.ERROR)\n"
+        "from codecarbon import OfflineEmissionsTracker\n"
+        "t = OfflineEmissionsTracker(country_iso_code='FRA', save_to_file=False, log_level='error')\n"
+        "t.start()\n"
+        "time.sleep(float(sys.argv[1]))\n"
+        "t.stop()\n"
+    ),
 }
 
 
@@ -181,19 +185,29 @@ def whole_processes(reps: int, sleep_s: float, cwd: str, env: dict[str, str]) ->
         "python -c pass": [sys.executable, "-c", "pass"],
         "wattprint --help": [*cli, "--help"],
         "wattprint run -q -- true": [*cli, "run", "-q", "--", "true"],
-        f"wattprint Tracker, start, sleep {sleep_s:g} s, stop": [sys.executable, "-c", WHOLE_SCRIPTS["wattprint"],
-                                                               str(sleep_s)],
+        f"wattprint Tracker, start, sleep {sleep_s:g} s, stop": [
+            sys.executable,
+            "-c",
+            WHOLE_SCRIPTS["wattprint"],
+            str(sleep_s),
+        ],
         f"CodeCarbon OfflineEmissionsTracker, start, sleep {sleep_s:g} s, stop": [
-            sys.executable, "-c", WHOLE_SCRIPTS["codecarbon"], str(sleep_s)],
+            sys.executable,
+            "-c",
+            WHOLE_SCRIPTS["codecarbon"],
+            str(sleep_s),
+        ],
     }
     samples: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
     names = list(commands)
     for rep in range(reps):
-        for name in names[rep % len(names):] + names[: rep % len(names)]:
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
             samples[name].append(whole_process(commands[name], cwd, env))
         print(f"  whole processes: repetition {rep + 1}/{reps} done", flush=True)
-    return {name: {"wall": summary([w for w, _ in vals]), "cpu": summary([c for _, c in vals]),
-                   "samples": vals} for name, vals in samples.items()}
+    return {
+        name: {"wall": summary([w for w, _ in vals]), "cpu": summary([c for _, c in vals]), "samples": vals}
+        for name, vals in samples.items()
+    }
 
 
 def _describe_target(target: dict[str, Any]) -> str:
@@ -209,8 +223,12 @@ def main() -> int:
     ap.add_argument("--no-online", action="store_true", help="skip CodeCarbon's online EmissionsTracker")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 repetitions, no online tracker")
     ap.add_argument("--whole-reps", type=int, default=5, help="repetitions of each whole-process measurement")
-    ap.add_argument("--whole-sleep", type=float, default=20.0,
-                    help="seconds the whole-process tracker scripts sleep between start and stop")
+    ap.add_argument(
+        "--whole-sleep",
+        type=float,
+        default=20.0,
+        help="seconds the whole-process tracker scripts sleep between start and stop",
+    )
     ap.add_argument("--out-dir", type=Path, default=None, help="where to write results")
     args = ap.parse_args()
     if args.quick:
@@ -219,8 +237,7 @@ def main() -> int:
     tmp = tempfile.mkdtemp(prefix="wattprint-bench-startup-")
     env = dict(os.environ, WATTPRINT_HOME=os.path.join(tmp, "home"))
     env.pop("WATTPRINT_DB", None)
-    print(f"start-up benchmark: {args.reps} repetitions in fresh processes; "
-          f"WATTPRINT_HOME={env['WATTPRINT_HOME']}")
+    print(f"start-up benchmark: {args.reps} repetitions in fresh processes; WATTPRINT_HOME={env['WATTPRINT_HOME']}")
     print("no network on this machine: CodeCarbon runs as OfflineEmissionsTracker(country_iso_code='FRA')")
 
     # pip compiles the .pyc files of a wheel it installs (CodeCarbon's are); an editable install run with
@@ -241,10 +258,10 @@ def main() -> int:
     t_begin = time.monotonic()
     for rep in range(args.reps):
         names = list(IMPORTS)
-        names = names[rep % len(names):] + names[: rep % len(names)]
+        names = names[rep % len(names) :] + names[: rep % len(names)]
         for name in names:
             import_times[name].append(time_import(IMPORTS[name], tmp, env))
-        order = kinds[rep % len(kinds):] + kinds[: rep % len(kinds)]
+        order = kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]
         for kind in order:
             res = run_child(kind, args.body, tmp, env)
             if "error" in res:
@@ -261,16 +278,21 @@ def main() -> int:
         s = summary(vals)
         added = s["median"] - bare
         imp_json[name] = {**s, "added_over_bare_s": added, "samples": vals}
-        imp_rows.append([name, fmt(s["median"] * 1e3, 1), fmt(s["min"] * 1e3, 1),
-                         "" if name == "python -c pass" else fmt(added * 1e3, 1)])
+        imp_rows.append(
+            [
+                name,
+                fmt(s["median"] * 1e3, 1),
+                fmt(s["min"] * 1e3, 1),
+                "" if name == "python -c pass" else fmt(added * 1e3, 1),
+            ]
+        )
     wp_added = imp_json["import wattprint"]["added_over_bare_s"]
     cc_added = imp_json["import codecarbon"]["added_over_bare_s"]
     imp_headers = ["process", "median ms", "min ms", "added ms (median - bare)"]
 
     # -- tracker start / stop
     phases = ["import", "start_1", "stop_1", "start_2", "stop_2", "run_1"]
-    parts = ["start_1_import", "start_1_construct", "start_1_start_call", "start_2_construct",
-             "start_2_start_call"]
+    parts = ["start_1_import", "start_1_construct", "start_1_start_call", "start_2_construct", "start_2_start_call"]
     tr_json: dict[str, Any] = {}
     for kind, runs in children.items():
         tr_json[kind] = {"n": len(runs), "errors": errors.get(kind, [])}
@@ -303,38 +325,69 @@ def main() -> int:
                 r = med(kind, ph) / med("wattprint", ph)
                 ratios[f"{kind}/{ph}"] = r
                 ratio = f"{r:.1f}x" if ph in phases else ""
-            tr_rows.append([labels[kind], PHASE_LABELS.get(ph, ph), fmt(med(kind, ph) * 1e3, 1),
-                            fmt(mn(kind, ph) * 1e3, 1), fmt(med(kind, ph, "cpu") * 1e3, 1), ratio])
+            tr_rows.append(
+                [
+                    labels[kind],
+                    PHASE_LABELS.get(ph, ph),
+                    fmt(med(kind, ph) * 1e3, 1),
+                    fmt(mn(kind, ph) * 1e3, 1),
+                    fmt(med(kind, ph, "cpu") * 1e3, 1),
+                    ratio,
+                ]
+            )
 
     whole = whole_processes(args.whole_reps, args.whole_sleep, tmp, env)
     bare_whole = whole["python -c pass"]["wall"]["median"]
     wp_script, cc_script = (k for k in whole if "Tracker" in k)
     wh_headers = ["process", "median wall ms", "median CPU ms", "wall / python -c pass"]
-    wh_rows = [[name, fmt(w["wall"]["median"] * 1e3, 1), fmt(w["cpu"]["median"] * 1e3, 1),
-                f"{w['wall']['median'] / bare_whole:.1f}x"] for name, w in whole.items()]
+    wh_rows = [
+        [
+            name,
+            fmt(w["wall"]["median"] * 1e3, 1),
+            fmt(w["cpu"]["median"] * 1e3, 1),
+            f"{w['wall']['median'] / bare_whole:.1f}x",
+        ]
+        for name, w in whole.items()
+    ]
     cpu_ratio = whole[wp_script]["cpu"]["median"] / whole[cc_script]["cpu"]["median"]
 
     start_ms = med("wattprint", "start_1") * 1e3
     targets = {
         "wattprint run -q -- true at most 10x python -c pass (whole process, wall)": {
             "ratio": whole["wattprint run -q -- true"]["wall"]["median"] / bare_whole,
-            "met": whole["wattprint run -q -- true"]["wall"]["median"] <= 10 * bare_whole},
+            "met": whole["wattprint run -q -- true"]["wall"]["median"] <= 10 * bare_whole,
+        },
         "wattprint --help at most 6x python -c pass (whole process, wall)": {
             "ratio": whole["wattprint --help"]["wall"]["median"] / bare_whole,
-            "met": whole["wattprint --help"]["wall"]["median"] <= 6 * bare_whole},
+            "met": whole["wattprint --help"]["wall"]["median"] <= 6 * bare_whole,
+        },
         "tracker script CPU at most 1/8 of CodeCarbon's (whole process)": {
-            "ratio": cpu_ratio, "met": cpu_ratio <= 1 / 8},
+            "ratio": cpu_ratio,
+            "met": cpu_ratio <= 1 / 8,
+        },
         "import no slower than CodeCarbon's (added ms)": {
-            "wattprint": wp_added * 1e3, "codecarbon": cc_added * 1e3, "met": wp_added <= cc_added},
+            "wattprint": wp_added * 1e3,
+            "codecarbon": cc_added * 1e3,
+            "met": wp_added <= cc_added,
+        },
         "first tracker start < 50 ms": {"wattprint_ms": start_ms, "met": start_ms < 50.0},
         "tracker start 20x faster than CodeCarbon": {
-            "ratio": ratios.get("codecarbon/start_1"), "met": (ratios.get("codecarbon/start_1") or 0) >= 20},
+            "ratio": ratios.get("codecarbon/start_1"),
+            "met": (ratios.get("codecarbon/start_1") or 0) >= 20,
+        },
     }
     print_table(f"Interpreter + import, {args.reps} fresh processes each", imp_headers, imp_rows)
-    print_table(f"Tracker start/stop inside a fresh process ({args.reps} processes each; "
-                f"start_1 = first start incl. lazy imports; body {args.body:g} s)", tr_headers, tr_rows)
-    print_table(f"Whole processes ({args.whole_reps} each; CPU = user + system of all threads and children)",
-                wh_headers, wh_rows)
+    print_table(
+        f"Tracker start/stop inside a fresh process ({args.reps} processes each; "
+        f"start_1 = first start incl. lazy imports; body {args.body:g} s)",
+        tr_headers,
+        tr_rows,
+    )
+    print_table(
+        f"Whole processes ({args.whole_reps} each; CPU = user + system of all threads and children)",
+        wh_headers,
+        wh_rows,
+    )
     print("\ntargets:")
     for k, v in targets.items():
         print(f"  {'MET   ' if v['met'] else 'MISSED'}  {k}: {_describe_target(v)}")
@@ -342,11 +395,15 @@ def main() -> int:
     data = {
         "benchmark": "bench_startup",
         "machine": info,
-        "settings": {"reps": args.reps, "body_s": args.body, "online": not args.no_online,
-                     "codecarbon": "OfflineEmissionsTracker(country_iso_code='FRA', save_to_file=False, "
-                                   "log_level='error', measure_power_secs=1); no network on this machine",
-                     "wattprint": "Tracker(name, interval=1.0, region='FR'), default checkpoint 5 s, "
-                                  "SQLite store in a temporary WATTPRINT_HOME"},
+        "settings": {
+            "reps": args.reps,
+            "body_s": args.body,
+            "online": not args.no_online,
+            "codecarbon": "OfflineEmissionsTracker(country_iso_code='FRA', save_to_file=False, "
+            "log_level='error', measure_power_secs=1); no network on this machine",
+            "wattprint": "Tracker(name, interval=1.0, region='FR'), default checkpoint 5 s, "
+            "SQLite store in a temporary WATTPRINT_HOME",
+        },
         "imports": imp_json,
         "whole_processes": whole,
         "trackers": tr_json,
@@ -354,25 +411,26 @@ def main() -> int:
         "targets": targets,
         "duration_s": time.monotonic() - t_begin,
     }
-    md = "\n\n".join([
-        "# bench_startup",
-        machine_markdown(info),
-        f"## Interpreter + import ({args.reps} fresh processes each, wall time seen by the parent)",
-        markdown_table(imp_headers, imp_rows),
-        f"## Tracker start / stop inside a fresh process ({args.reps} processes each)",
-        "`start_1` is the first start in the process, with the lazy imports it triggers; `start_2` a second "
-        f"tracker in the same process. Each tracked block sleeps {args.body:g} s before `stop()`. "
-        "No network here: CodeCarbon runs offline (country FRA).",
-        markdown_table(tr_headers, tr_rows),
-        f"## Whole processes ({args.whole_reps} each, as a user feels them)",
-        "Wall time seen by the parent; CPU = user + system time of the whole process, background threads "
-        f"and reaped children included (`os.wait4`). The tracker scripts sleep {args.whole_sleep:g} s between "
-        "start and stop.",
-        markdown_table(wh_headers, wh_rows),
-        "## Targets",
-        "\n".join(f"- {'MET' if v['met'] else 'MISSED'}: {k}: " + _describe_target(v)
-                  for k, v in targets.items()),
-    ])
+    md = "\n\n".join(
+        [
+            "# bench_startup",
+            machine_markdown(info),
+            f"## Interpreter + import ({args.reps} fresh processes each, wall time seen by the parent)",
+            markdown_table(imp_headers, imp_rows),
+            f"## Tracker start / stop inside a fresh process ({args.reps} processes each)",
+            "`start_1` is the first start in the process, with the lazy imports it triggers; `start_2` a second "
+            f"tracker in the same process. Each tracked block sleeps {args.body:g} s before `stop()`. "
+            "No network here: CodeCarbon runs offline (country FRA).",
+            markdown_table(tr_headers, tr_rows),
+            f"## Whole processes ({args.whole_reps} each, as a user feels them)",
+            "Wall time seen by the parent; CPU = user + system time of the whole process, background threads "
+            f"and reaped children included (`os.wait4`). The tracker scripts sleep {args.whole_sleep:g} s between "
+            "start and stop.",
+            markdown_table(wh_headers, wh_rows),
+            "## Targets",
+            "\n".join(f"- {'MET' if v['met'] else 'MISSED'}: {k}: " + _describe_target(v) for k, v in targets.items()),
+        ]
+    )
     path = write_results("bench_startup", data, md, args.out_dir)
     print(f"\nresults: {path} and {path.with_suffix('.md')}")
     return 0

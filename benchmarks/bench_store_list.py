@@ -65,8 +65,7 @@ def time_command(args: list[str], home: Path) -> tuple[float, float]:
     """(wall s, peak RSS MiB) of one fresh `wattprint ARGS` process (its own rusage, through wait4)."""
     env = dict(os.environ, WATTPRINT_HOME=str(home))
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "wattprint.cli.main", *args], env=env,
-                             stdout=subprocess.DEVNULL)
+    child = subprocess.Popen([sys.executable, "-m", "wattprint.cli.main", *args], env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -88,25 +87,43 @@ def main() -> int:
     info = machine_info()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        built = subprocess.run([sys.executable, __file__, "--runs", str(args.runs), "--build-only", str(home)],
-                               check=True, capture_output=True, text=True, timeout=600)
+        built = subprocess.run(
+            [sys.executable, __file__, "--runs", str(args.runs), "--build-only", str(home)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         record_bytes = int(built.stdout.split()[-1])
         results, rows = {}, []
         for label, argv in COMMANDS.items():
             walls, peaks = zip(*(time_command(argv, home) for _ in range(args.repeats)), strict=True)
-            results[label] = {"wall_s": list(walls), "median_wall_s": statistics.median(walls),
-                              "peak_rss_mib": max(peaks)}
-            rows.append([label, f"{statistics.median(walls):.2f}", f"{min(walls):.2f}-{max(walls):.2f}",
-                         f"{max(peaks):.0f}"])
+            results[label] = {
+                "wall_s": list(walls),
+                "median_wall_s": statistics.median(walls),
+                "peak_rss_mib": max(peaks),
+            }
+            rows.append(
+                [label, f"{statistics.median(walls):.2f}", f"{min(walls):.2f}-{max(walls):.2f}", f"{max(peaks):.0f}"]
+            )
     title = f"wattprint runs list over {args.runs:,} stored runs ({record_bytes} B of JSON each), fresh processes"
     headers = ["command", "median wall s", "range s", "peak RSS MiB"]
     print_table(title, headers, rows)
-    md = "\n\n".join([f"# {title}", "Produced by `benchmarks/bench_store_list.py`; SQLite store, "
-                      f"{args.repeats} runs of each command.", markdown_table(headers, rows),
-                      "Peak RSS: the command's own ru_maxrss (wait4), the largest of its runs.",
-                      "## Machine\n\n" + machine_markdown(info)])
-    path = write_results("store_list", {"machine": info, "args": vars(args) | {"out_dir": str(args.out_dir)},
-                                        "results": results}, md, args.out_dir)
+    md = "\n\n".join(
+        [
+            f"# {title}",
+            f"Produced by `benchmarks/bench_store_list.py`; SQLite store, {args.repeats} runs of each command.",
+            markdown_table(headers, rows),
+            "Peak RSS: the command's own ru_maxrss (wait4), the largest of its runs.",
+            "## Machine\n\n" + machine_markdown(info),
+        ]
+    )
+    path = write_results(
+        "store_list",
+        {"machine": info, "args": vars(args) | {"out_dir": str(args.out_dir)}, "results": results},
+        md,
+        args.out_dir,
+    )
     print(f"results: {path}")
     return 0
 

@@ -55,19 +55,33 @@ def main() -> int:
         env = dict(os.environ, WATTPRINT_DB=url, PYTHONPATH=str(BENCH_DIR.parent / "src"))
         stack = contextlib.ExitStack()  # workers log to files: a pipe nobody reads could fill up and stall them
         logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(args.processes)]  # noqa: SIM115
-        workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(args.seconds), str(i)], env=env,
-                                    stdout=subprocess.PIPE, stderr=logs[i], text=True)
-                   for i in range(args.processes)]
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(args.seconds), str(i)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=logs[i],
+                text=True,
+            )
+            for i in range(args.processes)
+        ]
         list_ok, list_failed, list_s, connections = 0, [], [], []
-        with psycopg.connect(host=base.host, port=base.port, user=base.username, dbname="postgres",
-                             autocommit=True) as admin:
+        with psycopg.connect(
+            host=base.host, port=base.port, user=base.username, dbname="postgres", autocommit=True
+        ) as admin:
             while any(w.poll() is None for w in workers):
-                (count,) = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
-                                         (base.database,)).fetchone()
+                (count,) = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (base.database,)
+                ).fetchone()
                 connections.append(int(count))
                 t0 = time.perf_counter()
-                listed = subprocess.run([sys.executable, "-m", "wattprint.cli.main", "runs", "list", "--json",
-                                         "--limit", "5"], env=env, capture_output=True, text=True, timeout=120)
+                listed = subprocess.run(
+                    [sys.executable, "-m", "wattprint.cli.main", "runs", "list", "--json", "--limit", "5"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
                 list_s.append(time.perf_counter() - t0)
                 if listed.returncode == 0:
                     list_ok += 1
@@ -93,17 +107,32 @@ def main() -> int:
         ["runs list wall s, median (max)", f"{statistics.median(list_s):.2f} ({max(list_s):.2f})"],
         ["connections to the database, max (median)", f"{max(connections)} ({statistics.median(connections):.0f})"],
     ]
-    title = (f"{args.processes} processes x {args.seconds:g} s of short runs on PostgreSQL "
-             f"(max_connections {args.max_connections})")
+    title = (
+        f"{args.processes} processes x {args.seconds:g} s of short runs on PostgreSQL "
+        f"(max_connections {args.max_connections})"
+    )
     print_table(title, ["", "value"], rows)
     verdict = "PASS" if reported == stored and not list_failed else "FAIL"
     print(f"{verdict}  0 runs lost and runs list answered throughout")
-    md = "\n\n".join([f"# {title}", "Produced by `benchmarks/bench_team_store_load.py`.",
-                      markdown_table(["", "value"], rows), f"- {verdict}: 0 runs lost and runs list answered "
-                      "throughout", "## Machine\n\n" + machine_markdown(info)])
-    data = {"machine": info, "args": vars(args) | {"out_dir": str(args.out_dir)}, "finished_per_process": finished,
-            "stored_finished": stored, "list_ok": list_ok, "list_failed": list_failed, "list_s": list_s,
-            "connections": connections}
+    md = "\n\n".join(
+        [
+            f"# {title}",
+            "Produced by `benchmarks/bench_team_store_load.py`.",
+            markdown_table(["", "value"], rows),
+            f"- {verdict}: 0 runs lost and runs list answered throughout",
+            "## Machine\n\n" + machine_markdown(info),
+        ]
+    )
+    data = {
+        "machine": info,
+        "args": vars(args) | {"out_dir": str(args.out_dir)},
+        "finished_per_process": finished,
+        "stored_finished": stored,
+        "list_ok": list_ok,
+        "list_failed": list_failed,
+        "list_s": list_s,
+        "connections": connections,
+    }
     path = write_results("team_store_load", data, md, args.out_dir)
     print(f"results: {path}")
     return 0

@@ -87,8 +87,10 @@ def open_nvml(index: int) -> tuple[Any, Any, dict[str, Any]]:
     try:
         pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
     except Exception as exc:
-        raise Unavailable(NO_GPU, f"GPU {index} ({info['name']}) has no NVML energy counter ({exc}); "
-                                  "the counter exists on Volta and later") from None
+        raise Unavailable(
+            NO_GPU,
+            f"GPU {index} ({info['name']}) has no NVML energy counter ({exc}); the counter exists on Volta and later",
+        ) from None
     info["instant_power_field"] = read_instant_mw(pynvml, handle) is not None
     return pynvml, handle, info
 
@@ -185,8 +187,12 @@ def make_load(torch: Any, device: Any, size: int) -> tuple[Callable[[], int], di
     while time.perf_counter() - t0 < 2.0:  # warm-up, also raises the clocks
         n += step()
     dt = time.perf_counter() - t0
-    return step, {"matrix": size, "dtype": "bfloat16", "matmuls_per_step": batch,
-                  "warmup_tflops": 2 * size**3 * n / dt / 1e12}
+    return step, {
+        "matrix": size,
+        "dtype": "bfloat16",
+        "matmuls_per_step": batch,
+        "warmup_tflops": 2 * size**3 * n / dt / 1e12,
+    }
 
 
 # -- main -------------------------------------------------------------------------------------------------
@@ -284,54 +290,87 @@ def check(args: argparse.Namespace, nvml: Any, handle: Any, gpu: dict[str, Any])
         return [label, fmt(joules, 1), "n/a" if r is None else f"{r * 100:+.3f} %", "yes" if ok else "NO"]
 
     headers = ["quantity", "energy J", "vs counter", f"within {args.tolerance:g} %"]
-    rows = [["NVML energy counter (after - before)", fmt(counter_j, 1), "", ""],
-            row("integrated nvmlDeviceGetPowerUsage", power_j)]
+    rows = [
+        ["NVML energy counter (after - before)", fmt(counter_j, 1), "", ""],
+        row("integrated nvmlDeviceGetPowerUsage", power_j),
+    ]
     if instant_j is not None:
         rows.append(row("integrated NVML_FI_DEV_POWER_INSTANT", instant_j))
     rows.append(row("wattprint NvmlSource (EnergyMonitor, 1 s)", wattprint_j))
     window = {
-        "window_s": t1 - t0, "load_s": load_t1 - load_t0, "idle_each_end_s": args.idle,
-        "samples_in_window": len(in_window), "sampler_errors": sampler.errors,
+        "window_s": t1 - t0,
+        "load_s": load_t1 - load_t0,
+        "idle_each_end_s": args.idle,
+        "samples_in_window": len(in_window),
+        "sampler_errors": sampler.errors,
         "sample_interval_ms_mean": statistics.fmean(gaps) * 1e3 if gaps else None,
         "sample_interval_ms_max": max(gaps) * 1e3 if gaps else None,
         "power_reading_changes_every_ms": (t1 - t0) / changes * 1e3 if changes else None,
         "mean_power_under_load_w": statistics.fmean(load_power) if load_power else None,
         "mean_power_window_w": counter_j / (t1 - t0),
-        "matmuls": matmuls, "load_tflops": 2 * args.size**3 * matmuls / (load_t1 - load_t0) / 1e12,
+        "matmuls": matmuls,
+        "load_tflops": 2 * args.size**3 * matmuls / (load_t1 - load_t0) / 1e12,
     }
     nan = float("nan")
-    print_table(f"NVML energy over {t1 - t0:.1f} s ({args.idle:g} s idle, {load_t1 - load_t0:.1f} s bf16 "
-                f"load, {args.idle:g} s idle), power sampled every {args.interval_ms:g} ms", headers, rows)
-    print(f"mean power under load {fmt(window['mean_power_under_load_w'] or nan, 1)} W; "
-          f"{len(in_window)} power samples, mean gap {fmt(window['sample_interval_ms_mean'] or nan, 1)} ms; "
-          f"the power reading changed every {fmt(window['power_reading_changes_every_ms'] or nan, 0)} ms")
-    note = ("nvmlDeviceGetPowerUsage may report a 1 s trailing average on recent drivers (Ampere, Hopper); "
-            "the window starts and ends idle, so that lag does not move energy out of it.")
+    print_table(
+        f"NVML energy over {t1 - t0:.1f} s ({args.idle:g} s idle, {load_t1 - load_t0:.1f} s bf16 "
+        f"load, {args.idle:g} s idle), power sampled every {args.interval_ms:g} ms",
+        headers,
+        rows,
+    )
+    print(
+        f"mean power under load {fmt(window['mean_power_under_load_w'] or nan, 1)} W; "
+        f"{len(in_window)} power samples, mean gap {fmt(window['sample_interval_ms_mean'] or nan, 1)} ms; "
+        f"the power reading changed every {fmt(window['power_reading_changes_every_ms'] or nan, 0)} ms"
+    )
+    note = (
+        "nvmlDeviceGetPowerUsage may report a 1 s trailing average on recent drivers (Ampere, Hopper); "
+        "the window starts and ends idle, so that lag does not move energy out of it."
+    )
     print(note)
     print(f"result: {'PASS' if passed else 'FAIL'} (tolerance {args.tolerance:g} %)")
 
     data = {
-        "benchmark": "gpu_nvml_check", "machine": info, "gpu": gpu, "device": device_note,
-        "torch_cuda": getattr(torch.version, "cuda", None), "load": load,
-        "settings": {"seconds": args.seconds, "interval_ms": args.interval_ms, "size": args.size,
-                     "idle_s": args.idle, "tolerance_pct": args.tolerance},
-        "energy_j": {"counter": counter_j, "integrated_power": power_j, "integrated_instant_power": instant_j,
-                     "wattprint": wattprint_j},
-        "relative_difference": checks, "window": window, "passed": passed, "note": note,
+        "benchmark": "gpu_nvml_check",
+        "machine": info,
+        "gpu": gpu,
+        "device": device_note,
+        "torch_cuda": getattr(torch.version, "cuda", None),
+        "load": load,
+        "settings": {
+            "seconds": args.seconds,
+            "interval_ms": args.interval_ms,
+            "size": args.size,
+            "idle_s": args.idle,
+            "tolerance_pct": args.tolerance,
+        },
+        "energy_j": {
+            "counter": counter_j,
+            "integrated_power": power_j,
+            "integrated_instant_power": instant_j,
+            "wattprint": wattprint_j,
+        },
+        "relative_difference": checks,
+        "window": window,
+        "passed": passed,
+        "note": note,
         "read_only": "no nvmlDeviceSet* call; clocks, power limits and modes untouched",
     }
-    md = "\n\n".join([
-        "# gpu_nvml_check", machine_markdown(info),
-        f"GPU {args.gpu}: {gpu['name']}, driver {gpu['driver']}, enforced power limit "
-        f"{gpu['enforced_power_limit_w']} W; {device_note}; torch CUDA {data['torch_cuda']}.",
-        f"Window {t1 - t0:.1f} s: {args.idle:g} s idle, {load_t1 - load_t0:.1f} s of {args.size}x{args.size} "
-        f"bf16 matmuls ({window['load_tflops']:.0f} TFLOPS, "
-        f"{fmt(window['mean_power_under_load_w'] or nan, 0)} W under load), {args.idle:g} s idle; power "
-        f"sampled every {args.interval_ms:g} ms ({len(in_window)} samples, reading changed every "
-        f"{fmt(window['power_reading_changes_every_ms'] or nan, 0)} ms).",
-        markdown_table(headers, rows),
-        f"Result: **{'PASS' if passed else 'FAIL'}** (tolerance {args.tolerance:g} %). {note}",
-    ])
+    md = "\n\n".join(
+        [
+            "# gpu_nvml_check",
+            machine_markdown(info),
+            f"GPU {args.gpu}: {gpu['name']}, driver {gpu['driver']}, enforced power limit "
+            f"{gpu['enforced_power_limit_w']} W; {device_note}; torch CUDA {data['torch_cuda']}.",
+            f"Window {t1 - t0:.1f} s: {args.idle:g} s idle, {load_t1 - load_t0:.1f} s of {args.size}x{args.size} "
+            f"bf16 matmuls ({window['load_tflops']:.0f} TFLOPS, "
+            f"{fmt(window['mean_power_under_load_w'] or nan, 0)} W under load), {args.idle:g} s idle; power "
+            f"sampled every {args.interval_ms:g} ms ({len(in_window)} samples, reading changed every "
+            f"{fmt(window['power_reading_changes_every_ms'] or nan, 0)} ms).",
+            markdown_table(headers, rows),
+            f"Result: **{'PASS' if passed else 'FAIL'}** (tolerance {args.tolerance:g} %). {note}",
+        ]
+    )
     path = write_results("gpu_nvml_check", data, md, args.out_dir)
     print(f"results: {path} and {path.with_suffix('.md')}")
     return 0 if passed else 1

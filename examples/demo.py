@@ -103,8 +103,11 @@ def tracked_inference(model: nn.Module, label: str, x_test: torch.Tensor, metric
         started = time.perf_counter()
         for _ in range(INFERENCE_PASSES):
             model(x_test)
-        tracker.log(latency_ms_per_pass=1e3 * (time.perf_counter() - started) / INFERENCE_PASSES,
-                    inferences=INFERENCE_PASSES * len(x_test), **metrics)
+        tracker.log(
+            latency_ms_per_pass=1e3 * (time.perf_counter() - started) / INFERENCE_PASSES,
+            inferences=INFERENCE_PASSES * len(x_test),
+            **metrics,
+        )
     return tracker.record
 
 
@@ -115,19 +118,41 @@ def main() -> None:
     model = train(x_train, y_train, x_test, y_test)
 
     print(f"searching {len(RECIPES)} recipes and their combinations (accuracy budget: 1 point) ...")
-    result = wo.classifier_search(model, x_train, y_train, x_test, y_test, max_metric_drop=0.01,
-                                  recipes=RECIPES, fine_tune_epochs=FINE_TUNE_EPOCHS, example_batch=EXAMPLE_BATCH)
+    result = wo.classifier_search(
+        model,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        max_metric_drop=0.01,
+        recipes=RECIPES,
+        fine_tune_epochs=FINE_TUNE_EPOCHS,
+        example_batch=EXAMPLE_BATCH,
+    )
     wo.print_report(result)
 
     chosen = [c for c in result.pareto if c["feasible"]]
     if result.best is not None and result.best["recipe"] not in {c["recipe"] for c in chosen}:
         chosen.append(result.best)
-    print(f"\ntracking the same inference work ({INFERENCE_PASSES} passes over {len(x_test)} test images) for "
-          f"the baseline and {len(chosen)} candidate(s) on the Pareto front ...")
+    print(
+        f"\ntracking the same inference work ({INFERENCE_PASSES} passes over {len(x_test)} test images) for "
+        f"the baseline and {len(chosen)} candidate(s) on the Pareto front ..."
+    )
     base = result.baseline
-    records = [tracked_inference(model, "fp32", x_test, {
-        "model": "DigitsCNN fp32", "recipe": "baseline", "accuracy": base["metric"],
-        "macs": base["macs"] // EXAMPLE_BATCH, "params": base["params"]})]
+    records = [
+        tracked_inference(
+            model,
+            "fp32",
+            x_test,
+            {
+                "model": "DigitsCNN fp32",
+                "recipe": "baseline",
+                "accuracy": base["metric"],
+                "macs": base["macs"] // EXAMPLE_BATCH,
+                "params": base["params"],
+            },
+        )
+    ]
 
     def fine_tune(candidate: nn.Module) -> None:
         from wattprint.optimize.distill import DistillConfig, train_student
@@ -138,9 +163,20 @@ def main() -> None:
         torch.manual_seed(0)
         optimized = wo.apply(model, cand["recipe"], example_inputs=x_test[:EXAMPLE_BATCH], train_fn=fine_tune)
         accuracy = wo.accuracy_eval(x_test, y_test)(optimized)  # of this very model, not the search's copy
-        records.append(tracked_inference(optimized, cand["recipe"], x_test, {
-            "model": f"DigitsCNN {cand['recipe']}", "recipe": cand["recipe"], "accuracy": accuracy,
-            "macs": cand["macs"] // EXAMPLE_BATCH, "params": cand["params"]}))
+        records.append(
+            tracked_inference(
+                optimized,
+                cand["recipe"],
+                x_test,
+                {
+                    "model": f"DigitsCNN {cand['recipe']}",
+                    "recipe": cand["recipe"],
+                    "accuracy": accuracy,
+                    "macs": cand["macs"] // EXAMPLE_BATCH,
+                    "params": cand["params"],
+                },
+            )
+        )
 
     from wattprint.report.html import comparison_html
     from wattprint.report.tables import runs_table, to_markdown

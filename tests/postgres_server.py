@@ -85,17 +85,11 @@ class _Runner:
             else:
                 _unavailable("running as root and neither runuser nor su is available")
 
-    def __call__(
-        self, args: Sequence[str], timeout: float = _START_TIMEOUT_S
-    ) -> subprocess.CompletedProcess[str]:
+    def __call__(self, args: Sequence[str], timeout: float = _START_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
         command = (
-            ["su", "postgres", "-s", "/bin/sh", "-c", shlex.join(args)]
-            if self.as_shell
-            else [*self.prefix, *args]
+            ["su", "postgres", "-s", "/bin/sh", "-c", shlex.join(args)] if self.as_shell else [*self.prefix, *args]
         )
-        return subprocess.run(
-            command, cwd=self.workdir, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        return subprocess.run(command, cwd=self.workdir, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _check(result: subprocess.CompletedProcess[str], what: str, log: Path | None = None) -> None:

@@ -46,9 +46,7 @@ def test_wattprint_toml_wins_over_pyproject() -> None:
         ({"region": "  "}, {}, "--region"),
     ],
 )
-def test_bad_values_name_their_origin(
-    kwargs: dict, env: dict, field: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_bad_values_name_their_origin(kwargs: dict, env: dict, field: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     with pytest.raises(WattprintInputError) as err:
@@ -83,7 +81,7 @@ def test_bad_boolean_and_bad_types_name_their_origin(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("WATTPRINT_DETECT_CLOUD")
     with pytest.raises(WattprintInputError, match=r"^--interval: got True"):
         load_settings(interval=True)
-    Path("wattprint.toml").write_text('region = 7\n')
+    Path("wattprint.toml").write_text("region = 7\n")
     with pytest.raises(WattprintInputError, match=r"wattprint.toml: region: got 7"):
         load_settings()
 

@@ -21,8 +21,11 @@ def _layers() -> dict[str, int]:
     text = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
     table = text.split("| layer | what it owns |", 1)[1].split("\n\n", 1)[0]
     rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
-    return {name.removesuffix(".py").rstrip("/"): level for level, cell in enumerate(rows)
-            for name in re.findall(r"`([^`]+)`", cell)}
+    return {
+        name.removesuffix(".py").rstrip("/"): level
+        for level, cell in enumerate(rows)
+        for name in re.findall(r"`([^`]+)`", cell)
+    }
 
 
 def _imports(path: Path) -> list[tuple[str, int]]:

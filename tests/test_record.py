@@ -67,8 +67,11 @@ def test_to_json_matches_json_dumps_of_to_json_dict(metrics: dict[str, Any], ene
 
 def test_nan_and_infinity_are_null_and_lone_surrogates_do_not_stop_a_save() -> None:
     record = RunRecord(
-        run_id="r2", name="n", started_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
-        metrics={"loss": math.nan, "best": -math.inf}, command=["python", "caf\udce9.py"],
+        run_id="r2",
+        name="n",
+        started_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        metrics={"loss": math.nan, "best": -math.inf},
+        command=["python", "caf\udce9.py"],
     )
     assert record.to_json_dict()["metrics"] == {"loss": None, "best": None}  # the contract, as before to_json
     text = record.to_json()  # the lone surrogate sends it through json.dumps; still standard JSON, nulls

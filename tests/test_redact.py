@@ -7,17 +7,23 @@ import pytest
 from wattprint.redact import redact, redact_url
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("postgresql://me:s3cret@db.example/runs", "postgresql://me:***@db.example/runs"),
-    ("postgresql+psycopg://me:s3cret@db:5432/runs?sslmode=require", "postgresql+psycopg://me:***@db:5432/runs?sslmode=require"),
-    ("postgresql://me:pa/ss@host/db", "postgresql://me:***@host/db"),  # an unescaped '/' in the password
-    ("postgresql://me:p@ss@host/db", "postgresql://***@host/db"),  # an unescaped '@': hidden whole
-    ("https://TOKEN@host/p", "https://***@host/p"),  # a bare token
-    ("me:pw@host", "me:***@host"),
-    ("postgresql://host/db", "postgresql://host/db"),
-    ("sqlite:///path/with@sign.db", "sqlite:///path/with@sign.db"),
-    ("postgresql://u:p@h/db?note=a@b", "postgresql://u:***@h/db?note=a@b"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://me:s3cret@db.example/runs", "postgresql://me:***@db.example/runs"),
+        (
+            "postgresql+psycopg://me:s3cret@db:5432/runs?sslmode=require",
+            "postgresql+psycopg://me:***@db:5432/runs?sslmode=require",
+        ),
+        ("postgresql://me:pa/ss@host/db", "postgresql://me:***@host/db"),  # an unescaped '/' in the password
+        ("postgresql://me:p@ss@host/db", "postgresql://***@host/db"),  # an unescaped '@': hidden whole
+        ("https://TOKEN@host/p", "https://***@host/p"),  # a bare token
+        ("me:pw@host", "me:***@host"),
+        ("postgresql://host/db", "postgresql://host/db"),
+        ("sqlite:///path/with@sign.db", "sqlite:///path/with@sign.db"),
+        ("postgresql://u:p@h/db?note=a@b", "postgresql://u:***@h/db?note=a@b"),
+    ],
+)
 def test_redact_url_hides_the_password_and_nothing_else(url: str, shown: str) -> None:
     assert redact_url(url) == shown
 

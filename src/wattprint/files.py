@@ -14,8 +14,14 @@ from pathlib import Path
 
 from wattprint.errors import WattprintInputError
 
-_KINDS = ((stat.S_ISLNK, "symbolic link"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
-          (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "directory"))
+_KINDS = (
+    (stat.S_ISLNK, "symbolic link"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISDIR, "directory"),
+)
 
 
 def check_replaceable(path: Path, field: str) -> None:
@@ -28,8 +34,11 @@ def check_replaceable(path: Path, field: str) -> None:
         raise WattprintInputError(field, f"{str(path)!r} cannot be inspected ({exc.strerror})") from None
     if not stat.S_ISREG(mode):
         kind = next((name for test, name in _KINDS if test(mode)), "special file")
-        raise WattprintInputError(field, f"{str(path)!r} is a {kind}; expected a regular file or a new path "
-                                  "(wattprint never replaces anything else)")
+        raise WattprintInputError(
+            field,
+            f"{str(path)!r} is a {kind}; expected a regular file or a new path "
+            "(wattprint never replaces anything else)",
+        )
 
 
 def write_atomic(path: Path, text: str, field: str = "path", mode: int = 0o644) -> None:

@@ -23,7 +23,7 @@ def redact_url(url: str) -> str:
     at = rest.split("?", 1)[0].rfind("@")
     if at < 0 or rest.startswith("/"):  # no credentials, or a file path (sqlite:///...)
         return url
-    credentials, host = rest[:at], rest[at + 1:]
+    credentials, host = rest[:at], rest[at + 1 :]
     user, colon, _password = credentials.partition(":")
     shown = f"{user}:***" if colon and "@" not in credentials and "/" not in user else "***"
     return f"{scheme}{sep}{shown}@{host}"

@@ -140,18 +140,14 @@ def test_estimate_identities(count: int, hours: float, power: float, pue: float,
     out = estimate("H100", count=count, hours=hours, power_w=power, pue=pue, intensity=intensity)
     assert math.isclose(out.energy_kwh, count * power * hours / 1000, rel_tol=1e-12)
     assert math.isclose(out.facility_energy_kwh, out.energy_kwh * pue, rel_tol=1e-12)
-    assert math.isclose(
-        out.co2e_kg.total, out.facility_energy_kwh * intensity / 1000, rel_tol=1e-9, abs_tol=1e-12
-    )
+    assert math.isclose(out.co2e_kg.total, out.facility_energy_kwh * intensity / 1000, rel_tol=1e-9, abs_tol=1e-12)
     assert out.range.co2e_kg_low <= out.co2e_kg.total <= out.range.co2e_kg_high
     days = estimate("H100", count=count, days=hours / 24, power_w=power, pue=pue, intensity=intensity)
     assert math.isclose(days.co2e_kg.total, out.co2e_kg.total, rel_tol=1e-9, abs_tol=1e-12)
 
 
 @given(st.floats(0, 1e6), st.floats(0, 1e8), st.floats(0, 1e8), st.floats(0.1, 50), st.floats(0, 1))
-def test_embodied_is_additive_over_time(
-    total_kg: float, t1: float, t2: float, years: float, share: float
-) -> None:
+def test_embodied_is_additive_over_time(total_kg: float, t1: float, t2: float, years: float, share: float) -> None:
     life = years_to_seconds(years)
     whole = embodied_co2e_kg(total_kg, t1 + t2, life, share)
     parts = embodied_co2e_kg(total_kg, t1, life, share) + embodied_co2e_kg(total_kg, t2, life, share)

@@ -128,11 +128,7 @@ def test_splitting_an_interval_keeps_the_total(
     intensity=st.floats(0, 2000),
     pue=st.floats(1, 3),
 )
-def test_constant_intensity_is_total_energy_times_intensity(
-    energies: list, intensity: float, pue: float
-) -> None:
+def test_constant_intensity_is_total_energy_times_intensity(energies: list, intensity: float, pue: float) -> None:
     segments = [(T0 + i * H, T0 + (i + 1) * H, e) for i, e in enumerate(energies)]
     out = integrate_operational(segments, intensity, pue=pue)
-    assert math.isclose(
-        out.co2e_kg, operational_co2e_kg(sum(energies), intensity, pue), rel_tol=1e-9, abs_tol=1e-9
-    )
+    assert math.isclose(out.co2e_kg, operational_co2e_kg(sum(energies), intensity, pue), rel_tol=1e-9, abs_tol=1e-9)

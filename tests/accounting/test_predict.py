@@ -39,17 +39,13 @@ def test_predict_run_and_progress_line() -> None:
     assert math.isclose(pred.energy_kwh.low, 1.91) and math.isclose(pred.energy_kwh.high, 2.09)
     assert math.isclose(pred.duration_s.value, 36_000.0)
     assert math.isclose(pred.co2e_kg.value, 0.8) and math.isclose(pred.co2e_kg.high, 0.836)
-    assert (
-        progress_line(pred) == "epoch 2/20: predicted total 2.0 kWh (1.9-2.1), 0.80 kgCO2e (0.76-0.84), 10 h"
-    )
+    assert progress_line(pred) == "epoch 2/20: predicted total 2.0 kWh (1.9-2.1), 0.80 kgCO2e (0.76-0.84), 10 h"
 
 
 def test_small_run_uses_small_units() -> None:
     pred = predict_run([(30.0, 0.001)], total_epochs=3, intensity_g_per_kwh=50.0, pue=1.2)
     # 3 Wh (2-4 Wh); 3 Wh x 1.2 x 50 g/kWh = 0.18 g; 90 s
-    assert (
-        progress_line(pred) == "epoch 1/3: predicted total 3.0 Wh (2.0-4.0), 0.18 gCO2e (0.12-0.24), 1.5 min"
-    )
+    assert progress_line(pred) == "epoch 1/3: predicted total 3.0 Wh (2.0-4.0), 0.18 gCO2e (0.12-0.24), 1.5 min"
 
 
 def test_warmup_epochs_count_but_do_not_set_the_mean() -> None:

@@ -19,21 +19,47 @@ kwh = st.floats(0.0, 1e4, allow_nan=False)
 method = st.sampled_from(["measured", "estimated", None])
 
 
-def full(energy: dict[str, float], duration_s: float, share: float, intensity: float, pue: float,
-         methods: dict[str, str | None], gpus: list[str], host: str | None) -> tuple[float, ...]:
+def full(
+    energy: dict[str, float],
+    duration_s: float,
+    share: float,
+    intensity: float,
+    pue: float,
+    methods: dict[str, str | None],
+    gpus: list[str],
+    host: str | None,
+) -> tuple[float, ...]:
     """What the final accounting gives for the same run at a constant intensity."""
     op = integrate_operational([(T0, T0 + timedelta(seconds=duration_s), sum(energy.values()))], intensity, pue)
     emb = run_embodied(duration_s, gpus, host=host, host_share=share)
-    band = record_range(energy, methods, op.intensity_g_per_kwh, pue, embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high),
-                        intensity_range_g_per_kwh=(op.intensity_low_g_per_kwh, op.intensity_high_g_per_kwh))
+    band = record_range(
+        energy,
+        methods,
+        op.intensity_g_per_kwh,
+        pue,
+        embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high),
+        intensity_range_g_per_kwh=(op.intensity_low_g_per_kwh, op.intensity_high_g_per_kwh),
+    )
     return op.co2e_kg, emb.co2e_kg, band["co2e_kg_low"], band["co2e_kg_high"], op.intensity_g_per_kwh, emb.note
 
 
 @settings(max_examples=300, deadline=None)
-@example(cpu=0.0, gpu=0.0, ram=5e-324, duration_s=0.0, share=0.0, intensity=1.5, pue=1.0,  # grams / kWh rounds
-         methods={"cpu": "measured", "gpu": "measured", "ram": "measured"}, gpus=[], host="server")
+@example(
+    cpu=0.0,
+    gpu=0.0,
+    ram=5e-324,
+    duration_s=0.0,
+    share=0.0,
+    intensity=1.5,
+    pue=1.0,  # grams / kWh rounds
+    methods={"cpu": "measured", "gpu": "measured", "ram": "measured"},
+    gpus=[],
+    host="server",
+)
 @given(
-    cpu=kwh, gpu=kwh, ram=kwh,
+    cpu=kwh,
+    gpu=kwh,
+    ram=kwh,
     duration_s=st.floats(0.0, 1e8, allow_nan=False),
     share=st.floats(0.0, 1.0),
     intensity=st.floats(0.0, 2000.0),
@@ -43,8 +69,16 @@ def full(energy: dict[str, float], duration_s: float, share: float, intensity: f
     host=st.sampled_from(["server", None, "no such host"]),
 )
 def test_coefficients_give_what_the_accounting_functions_give(
-    cpu: float, gpu: float, ram: float, duration_s: float, share: float, intensity: float, pue: float,
-    methods: dict[str, str | None], gpus: list[str], host: str | None,
+    cpu: float,
+    gpu: float,
+    ram: float,
+    duration_s: float,
+    share: float,
+    intensity: float,
+    pue: float,
+    methods: dict[str, str | None],
+    gpus: list[str],
+    host: str | None,
 ) -> None:
     energy = {"cpu": cpu, "gpu": gpu, "ram": ram}
     linear = LinearCarbon.derive(intensity, pue, methods, gpus, host=host)

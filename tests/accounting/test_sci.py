@@ -26,9 +26,7 @@ def test_per_epoch_and_run() -> None:
     assert math.isclose(sci(1.0, 0.0, "token", 1e6).kg_per_unit, 1e-6)
 
 
-@pytest.mark.parametrize(
-    "spelling", ["1k-inferences", "1000_inferences", "1,000 Inferences", "1000 inference"]
-)
+@pytest.mark.parametrize("spelling", ["1k-inferences", "1000_inferences", "1,000 Inferences", "1000 inference"])
 def test_unit_spellings(spelling: str) -> None:
     assert functional_unit(spelling) == "1000 inferences"
 

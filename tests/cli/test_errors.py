@@ -23,18 +23,21 @@ def _main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str
     return int(exited.value.code or 0), out, err
 
 
-@pytest.mark.parametrize("argv", [
-    ["estimate", "--hardware", "V100", "--count", "abc", "--hours", "1", "--intensity", "400"],
-    ["run", "--interval", "2x", "--", "true"],
-    ["run", "--interval", "1e-9", "--", "true"],
-    ["run", "--checkpoint", "inf", "--", "true"],
-    ["runs", "list", "--limit", "abc"],
-    ["runs", "list", "--limit", "99999999999999999999"],
-    ["runs", "list", "--nope"],
-    ["run", "--nmae", "x", "--", "true"],
-    ["nosuchcommand"],
-    ["schedule", "backtest", "--trace", "x.csv", "--jobs", "adhoc:1h/8h:99999999999"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["estimate", "--hardware", "V100", "--count", "abc", "--hours", "1", "--intensity", "400"],
+        ["run", "--interval", "2x", "--", "true"],
+        ["run", "--interval", "1e-9", "--", "true"],
+        ["run", "--checkpoint", "inf", "--", "true"],
+        ["runs", "list", "--limit", "abc"],
+        ["runs", "list", "--limit", "99999999999999999999"],
+        ["runs", "list", "--nope"],
+        ["run", "--nmae", "x", "--", "true"],
+        ["nosuchcommand"],
+        ["schedule", "backtest", "--trace", "x.csv", "--jobs", "adhoc:1h/8h:99999999999"],
+    ],
+)
 def test_bad_command_lines_exit_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _main(argv, capsys)
     assert code == 2, (argv, err)
@@ -57,8 +60,10 @@ def test_help_and_version_still_exit_0(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_json_stays_valid_when_a_figure_overflows(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _main(["estimate", "--json", "--hardware", "V100", "--count", "10000", "--days", "1000",
-                            "--intensity", "1e308"], capsys)
+    code, out, err = _main(
+        ["estimate", "--json", "--hardware", "V100", "--count", "10000", "--days", "1000", "--intensity", "1e308"],
+        capsys,
+    )
     if code == 2:  # refused as out of range: fine too, as one line
         assert err.count("\n") == 1
         return
@@ -67,8 +72,25 @@ def test_json_stays_valid_when_a_figure_overflows(capsys: pytest.CaptureFixture[
     assert doc["co2e_kg"]["total"] is None or doc["co2e_kg"]["total"] < float("inf")
 
 
-TOKENS = st.sampled_from(["-1", "0", "1e-9", "1e308", "nan", "inf", "abc", "", "99999999999999999999", "2x",
-                          "9999-12-31T23:59", "1h", "-5m", "FR", "zz"])
+TOKENS = st.sampled_from(
+    [
+        "-1",
+        "0",
+        "1e-9",
+        "1e308",
+        "nan",
+        "inf",
+        "abc",
+        "",
+        "99999999999999999999",
+        "2x",
+        "9999-12-31T23:59",
+        "1h",
+        "-5m",
+        "FR",
+        "zz",
+    ]
+)
 OPTIONS = {
     "estimate": ["--count", "--hours", "--days", "--power-w", "--pue", "--intensity", "--region", "--hardware"],
     "runs list": ["--limit", "--status", "--name"],
@@ -78,8 +100,9 @@ OPTIONS = {
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(command=st.sampled_from(sorted(OPTIONS)), data=st.data())
-def test_fuzzed_options_never_print_a_traceback(command: str, data: st.DataObject,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_fuzzed_options_never_print_a_traceback(
+    command: str, data: st.DataObject, capsys: pytest.CaptureFixture[str]
+) -> None:
     options = data.draw(st.lists(st.sampled_from(OPTIONS[command]), min_size=1, max_size=3, unique=True))
     argv = command.split()
     for option in options:
@@ -105,8 +128,12 @@ def test_output_never_replaces_a_special_file(wattprint_cmd: list[str], tmp_path
     link = tmp_path / "link.json"
     link.symlink_to(real)
     for target, kind in ((link, "symbolic link"), (_fifo(tmp_path), "FIFO")):
-        proc = subprocess.run([*wattprint_cmd, "run", "-o", str(target), "--", sys.executable, "-c", "print(1)"],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [*wattprint_cmd, "run", "-o", str(target), "--", sys.executable, "-c", "print(1)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 2 and proc.stdout == "", proc.stderr  # refused before the job ran
         assert f"is a {kind}" in proc.stderr and proc.stderr.count("\n") == 1
     assert real.read_text() == "keep" and link.is_symlink() and stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
@@ -116,8 +143,12 @@ def test_a_failed_output_write_keeps_the_jobs_exit_code(wattprint_cmd: list[str]
     out_dir = tmp_path / "gone"
     out_dir.mkdir()
     job = f"import shutil, sys; shutil.rmtree({str(out_dir)!r}); sys.exit(7)"  # the folder vanishes meanwhile
-    proc = subprocess.run([*wattprint_cmd, "run", "-o", str(out_dir / "rec.json"), "--", sys.executable, "-c", job],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*wattprint_cmd, "run", "-o", str(out_dir / "rec.json"), "--", sys.executable, "-c", job],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 7, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "wattprint: warning: -o: could not write" in proc.stderr and "in the store as run" in proc.stderr
@@ -130,37 +161,76 @@ def test_run_goes_on_when_the_store_is_down_at_launch(wattprint_cmd: list[str]) 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, WATTPRINT_DB=f"postgresql+psycopg://u:secret@127.0.0.1:{port}/db")
-    proc = subprocess.run([*wattprint_cmd, "run", "--", sys.executable, "-c", "print('ran'); raise SystemExit(3)"],
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [*wattprint_cmd, "run", "--", sys.executable, "-c", "print('ran'); raise SystemExit(3)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 3 and proc.stdout == "ran\n", proc.stderr
     assert "cannot open the store" in proc.stderr and "secret" not in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_times_at_the_end_of_the_calendar_are_refused_in_one_line(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_times_at_the_end_of_the_calendar_are_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     trace = tmp_path / "far.csv"
     trace.write_text("datetime,intensity\n9999-12-31 22:00,100\n9999-12-31 23:00,200\n")
-    for argv in (["schedule", "--json", "--trace", str(trace), "--duration", "1h", "--window", "2h",
-                  "--earliest", "9999-12-31T22:00"],
-                 ["schedule", "--json", "--trace", str(trace), "--duration", "2h", "--window", "12h",
-                  "--earliest", "9999-12-31T23:59"]):
+    for argv in (
+        [
+            "schedule",
+            "--json",
+            "--trace",
+            str(trace),
+            "--duration",
+            "1h",
+            "--window",
+            "2h",
+            "--earliest",
+            "9999-12-31T22:00",
+        ],
+        [
+            "schedule",
+            "--json",
+            "--trace",
+            str(trace),
+            "--duration",
+            "2h",
+            "--window",
+            "12h",
+            "--earliest",
+            "9999-12-31T23:59",
+        ],
+    ):
         code, out, err = _main(argv, capsys)
         assert code == 2 and out == "" and err.count("\n") == 1, (argv, err)
         assert "Traceback" not in err
 
 
-@pytest.mark.parametrize(("argv", "line"), [
-    (["estimate", "--hardware", "V100", "--hours", "1", "--days", "1", "--intensity", "1"],
-     "--days: give either --hours or --days, not both"),
-    (["estimate", "--hardware", "V100", "--hours", "1", "--intensity", "1", "--power-w", "nan"],
-     "--power-w: got nan; expected a positive number"),
-    (["estimate", "--hardware", "V100", "--hours", "1", "--intensity", "1", "--embodied-kg-per-device", "9"],
-     "--lifetime-years: embodied needs both --embodied-kg-per-device and --lifetime-years"),
-    (["estimate", "--hardware", "V100", "--hours", "1", "--region", "FR", "--method", "mlco2", "--pue", "1.2"],
-     "--pue: the mlco2 method uses no PUE; leave --pue out or use the patterson --method"),
-    (["ui", "--port", "70000"], "--port: got 70000; expected 0-65535 (0 picks a free port)"),
-])
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["estimate", "--hardware", "V100", "--hours", "1", "--days", "1", "--intensity", "1"],
+            "--days: give either --hours or --days, not both",
+        ),
+        (
+            ["estimate", "--hardware", "V100", "--hours", "1", "--intensity", "1", "--power-w", "nan"],
+            "--power-w: got nan; expected a positive number",
+        ),
+        (
+            ["estimate", "--hardware", "V100", "--hours", "1", "--intensity", "1", "--embodied-kg-per-device", "9"],
+            "--lifetime-years: embodied needs both --embodied-kg-per-device and --lifetime-years",
+        ),
+        (
+            ["estimate", "--hardware", "V100", "--hours", "1", "--region", "FR", "--method", "mlco2", "--pue", "1.2"],
+            "--pue: the mlco2 method uses no PUE; leave --pue out or use the patterson --method",
+        ),
+        (["ui", "--port", "70000"], "--port: got 70000; expected 0-65535 (0 picks a free port)"),
+    ],
+)
 def test_library_errors_show_the_commands_flags(argv: list[str], line: str, capsys: pytest.CaptureFixture[str]) -> None:
     """The library names its Python parameters (power_w); the CLI shows the flags of the command that ran."""
     code, _out, err = _main(argv, capsys)
@@ -168,7 +238,8 @@ def test_library_errors_show_the_commands_flags(argv: list[str], line: str, caps
 
 
 def test_other_wattprint_errors_are_one_line_with_their_own_exit_code(
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from wattprint.cli import runs as runs_cli
     from wattprint.errors import PowerSourceError
 

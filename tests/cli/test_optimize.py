@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("optuna")
 
-SCRIPT = '''
+SCRIPT = """
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
@@ -47,7 +47,7 @@ def eval_fn(net):
 
 def example_inputs():
     return _x[:8]
-'''
+"""
 
 
 @pytest.fixture
@@ -67,8 +67,20 @@ FAST = ["--energy-min-s", "0.05", "--quiet"]
 @pytest.mark.slow
 def test_json_document_and_sqlite_resume(wattprint_cmd: list[str], script: Path, tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    common = [str(script), "--recipes", "prune:0.5,prune-channels:0.5,prune:0.99", "--no-combine",
-              "--max-drop", "0.02", "--storage", f"sqlite:///{db}", "--study", "cli", "--json", *FAST]
+    common = [
+        str(script),
+        "--recipes",
+        "prune:0.5,prune-channels:0.5,prune:0.99",
+        "--no-combine",
+        "--max-drop",
+        "0.02",
+        "--storage",
+        f"sqlite:///{db}",
+        "--study",
+        "cli",
+        "--json",
+        *FAST,
+    ]
     first = run(wattprint_cmd, *common, "--trials", "1")
     assert first.returncode == 0, first.stderr
     doc = json.loads(first.stdout)
@@ -86,33 +98,48 @@ def test_json_document_and_sqlite_resume(wattprint_cmd: list[str], script: Path,
     assert set(doc["pareto"]) <= {"baseline", "prune:0.5", "prune-channels:0.5"}
     assert by_recipe["prune-channels:0.5"]["ratios"]["macs"] < 0.6
     for c in doc["candidates"]:
-        assert {"metric", "latency_ms", "energy_per_inference_j", "energy_method", "macs", "macs_nonzero", "params",
-                "size_bytes", "recipe", "ratios", "feasible"} <= set(c)
+        assert {
+            "metric",
+            "latency_ms",
+            "energy_per_inference_j",
+            "energy_method",
+            "macs",
+            "macs_nonzero",
+            "params",
+            "size_bytes",
+            "recipe",
+            "ratios",
+            "feasible",
+        } <= set(c)
 
 
 @pytest.mark.slow
 def test_table_output(wattprint_cmd: list[str], script: Path) -> None:
-    proc = run(wattprint_cmd, str(script), "--recipes", "prune-channels:0.25", "--max-drop", "0.05", "--threads", "1",
-               *FAST)
+    proc = run(
+        wattprint_cmd, str(script), "--recipes", "prune-channels:0.25", "--max-drop", "0.05", "--threads", "1", *FAST
+    )
     assert proc.returncode == 0, proc.stderr
     assert "prune-channels:0.25" in proc.stdout and "baseline" in proc.stdout
     assert "best (energy):" in proc.stdout
     assert "ratios to the baseline measured in this run" in proc.stdout
 
 
-@pytest.mark.parametrize(("args", "field"), [
-    (["--recipes", "int4"], "recipe"),
-    (["--recipes", "prune:1.5"], "recipe"),
-    (["--recipes", "prune:0.5,,bf16"], "--recipes"),
-    (["--max-drop", "-1"], "max_metric_drop"),
-    (["--trials", "0"], "n_trials"),
-    (["--batch-sizes", "1,x"], "--batch-sizes"),
-    (["--batch-sizes", "0"], "--batch-sizes"),
-    (["--prefer", "accuracy"], "prefer"),
-    (["--study", "s"], "--study"),
-    (["--storage", "nowhere"], "storage"),
-    (["--threads", "0"], "--threads"),
-])
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--recipes", "int4"], "recipe"),
+        (["--recipes", "prune:1.5"], "recipe"),
+        (["--recipes", "prune:0.5,,bf16"], "--recipes"),
+        (["--max-drop", "-1"], "max_metric_drop"),
+        (["--trials", "0"], "n_trials"),
+        (["--batch-sizes", "1,x"], "--batch-sizes"),
+        (["--batch-sizes", "0"], "--batch-sizes"),
+        (["--prefer", "accuracy"], "prefer"),
+        (["--study", "s"], "--study"),
+        (["--storage", "nowhere"], "storage"),
+        (["--threads", "0"], "--threads"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(wattprint_cmd: list[str], script: Path, args: list[str], field: str) -> None:
     proc = run(wattprint_cmd, str(script), *args, "--quiet")
     assert proc.returncode == 2, proc.stderr

@@ -15,9 +15,18 @@ import pytest
 from wattprint.store import open_store
 
 CONTRACT = {
-    "run_id": str, "name": str, "status": str, "started_at": str, "duration_s": float,
-    "energy_kwh": dict, "facility_energy_kwh": float, "measurement": dict, "region": str,
-    "intensity_g_per_kwh": float, "pue": float, "co2e_kg": dict,
+    "run_id": str,
+    "name": str,
+    "status": str,
+    "started_at": str,
+    "duration_s": float,
+    "energy_kwh": dict,
+    "facility_energy_kwh": float,
+    "measurement": dict,
+    "region": str,
+    "intensity_g_per_kwh": float,
+    "pue": float,
+    "co2e_kg": dict,
 }
 
 
@@ -41,9 +50,26 @@ def test_record_contract_and_pass_through(wattprint_cmd: list[str], wattprint_en
         "sys.exit(3)\n"
     )
     proc = subprocess.run(
-        [*wattprint_cmd, "run", "--name", "job", "--region", "DE", "--interval", "0.1", "-o", str(rec_path),
-         "--", sys.executable, "-c", child],
-        input="hello\n", capture_output=True, text=True, timeout=60,
+        [
+            *wattprint_cmd,
+            "run",
+            "--name",
+            "job",
+            "--region",
+            "DE",
+            "--interval",
+            "0.1",
+            "-o",
+            str(rec_path),
+            "--",
+            sys.executable,
+            "-c",
+            child,
+        ],
+        input="hello\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 3
     assert proc.stdout == "out:HELLO\n"  # stdout untouched: no wattprint output on it
@@ -76,9 +102,22 @@ def test_tracks_the_whole_process_tree(wattprint_cmd: list[str], tmp_path: Path)
     grandchild = "import time\nt=time.process_time()\nwhile time.process_time()-t<1.5: pass"  # 1.5 s of CPU
     script = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {grandchild!r}])"
     proc = subprocess.run(
-        [*wattprint_cmd, "run", "-q", "--interval", "0.1", "-o", str(rec_path), "--", "sh", "-c",
-         f"{sys.executable} -c \"{script}\""],
-        capture_output=True, text=True, timeout=60,
+        [
+            *wattprint_cmd,
+            "run",
+            "-q",
+            "--interval",
+            "0.1",
+            "-o",
+            str(rec_path),
+            "--",
+            "sh",
+            "-c",
+            f'{sys.executable} -c "{script}"',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(rec_path.read_text())
@@ -89,9 +128,24 @@ def test_tracks_the_whole_process_tree(wattprint_cmd: list[str], tmp_path: Path)
 
 def _start(wattprint_cmd: list[str], rec_path: Path, child: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [*wattprint_cmd, "run", "--interval", "0.1", "--checkpoint", "0.2", "-o", str(rec_path),
-         "--", sys.executable, "-u", "-c", child],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            *wattprint_cmd,
+            "run",
+            "--interval",
+            "0.1",
+            "--checkpoint",
+            "0.2",
+            "-o",
+            str(rec_path),
+            "--",
+            sys.executable,
+            "-u",
+            "-c",
+            child,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -180,7 +234,9 @@ def test_unwritable_output_is_refused_before_running(wattprint_cmd: list[str], t
     marker = tmp_path / "ran"
     proc = subprocess.run(
         [*wattprint_cmd, "run", "-o", str(out_dir), "--", "touch", str(marker)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2 and "directory" in proc.stderr and not marker.exists()
 
@@ -195,8 +251,12 @@ def test_short_command_is_charged_its_cpu_time(wattprint_cmd: list[str], tmp_pat
     """A child that ends between two samples has left /proc; its rusage still charges it the interval."""
     rec_path = tmp_path / "rec.json"
     spin = "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass"
-    proc = subprocess.run([*wattprint_cmd, "run", "-q", "--interval", "5", "-o", str(rec_path), "--",
-                           sys.executable, "-c", spin], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*wattprint_cmd, "run", "-q", "--interval", "5", "-o", str(rec_path), "--", sys.executable, "-c", spin],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(rec_path.read_text())
     assert rec["samples"] <= 2  # no sample saw the child busy: only the final one after it exited

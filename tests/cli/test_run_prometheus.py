@@ -42,8 +42,22 @@ def value(found: list[Any], name: str, **labels: str) -> float:
 def test_scrape_while_the_command_runs(wattprint_cmd: list[str], tmp_path: Path) -> None:
     port = free_port()
     out = tmp_path / "run.json"
-    cmd = [*wattprint_cmd, "run", "--name", "scraped", "--interval", "0.2", "--prometheus-port", str(port),
-           "-o", str(out), "--", sys.executable, "-c", BUSY.format(s=4.0)]
+    cmd = [
+        *wattprint_cmd,
+        "run",
+        "--name",
+        "scraped",
+        "--interval",
+        "0.2",
+        "--prometheus-port",
+        str(port),
+        "-o",
+        str(out),
+        "--",
+        sys.executable,
+        "-c",
+        BUSY.format(s=4.0),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     scrapes: list[list[Any]] = []
     deadline = time.monotonic() + 60
@@ -70,12 +84,17 @@ def test_scrape_while_the_command_runs(wattprint_cmd: list[str], tmp_path: Path)
     record = json.loads(out.read_text())
     first, second = scrapes
     cpu = {"component": "cpu", "run_name": "scraped", "run_id": record["run_id"]}
-    cpu_j1, cpu_j2 = (sum(s.value for s in found if s.name == "wattprint_energy_joules_total"
-                          and cpu.items() <= s.labels.items()) for found in (first, second))
+    cpu_j1, cpu_j2 = (
+        sum(s.value for s in found if s.name == "wattprint_energy_joules_total" and cpu.items() <= s.labels.items())
+        for found in (first, second)
+    )
     assert 0 < cpu_j1 < cpu_j2 <= record["energy_kwh"]["cpu"] * 3.6e6 * (1 + 1e-9)
     method = record["methods"]["cpu"]["method"]
-    assert all(s.labels["method"] == method for s in second if s.name == "wattprint_power_watts"
-               and s.labels["component"] == "cpu")
+    assert all(
+        s.labels["method"] == method
+        for s in second
+        if s.name == "wattprint_power_watts" and s.labels["component"] == "cpu"
+    )
     assert value(second, "wattprint_energy_kwh", component="total") <= record["energy_kwh"]["total"] * (1 + 1e-9)
     assert sum(s.value for s in second if s.name == "wattprint_power_watts") > 0
     assert value(second, "wattprint_run_info", run_id=record["run_id"], status="running") == 1.0
@@ -90,20 +109,35 @@ def test_port_in_use_fails_before_the_command_starts(wattprint_cmd: list[str], t
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [*wattprint_cmd, "run", "--prometheus-port", str(port), "--", sys.executable, "-c",
-             f"open({str(marker)!r}, 'w').close()"],
-            capture_output=True, text=True, timeout=60,
+            [
+                *wattprint_cmd,
+                "run",
+                "--prometheus-port",
+                str(port),
+                "--",
+                sys.executable,
+                "-c",
+                f"open({str(marker)!r}, 'w').close()",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and re.match(rf"wattprint: error: --prometheus-port: cannot listen on 127.0.0.1:{port}",
-                                        lines[0]), result.stderr
+    assert len(lines) == 1 and re.match(
+        rf"wattprint: error: --prometheus-port: cannot listen on 127.0.0.1:{port}", lines[0]
+    ), result.stderr
     assert not marker.exists()
 
 
 def test_bad_pushgateway_url_is_bad_input(wattprint_cmd: list[str]) -> None:
-    result = subprocess.run([*wattprint_cmd, "run", "--pushgateway", "pushgw:9091", "--", "true"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*wattprint_cmd, "run", "--pushgateway", "pushgw:9091", "--", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and result.stderr.startswith("wattprint: error: --pushgateway: ")
 
 
@@ -131,10 +165,27 @@ def test_push_to_a_pushgateway(wattprint_cmd: list[str], tmp_path: Path) -> None
     out = tmp_path / "run.json"
     try:
         result = subprocess.run(
-            [*wattprint_cmd, "run", "--name", "pushed", "--interval", "0.2", "--checkpoint", "0.5",
-             "--pushgateway", f"http://127.0.0.1:{server.server_port}", "-o", str(out), "--",
-             sys.executable, "-c", BUSY.format(s=1.5)],
-            capture_output=True, text=True, timeout=60,
+            [
+                *wattprint_cmd,
+                "run",
+                "--name",
+                "pushed",
+                "--interval",
+                "0.2",
+                "--checkpoint",
+                "0.5",
+                "--pushgateway",
+                f"http://127.0.0.1:{server.server_port}",
+                "-o",
+                str(out),
+                "--",
+                sys.executable,
+                "-c",
+                BUSY.format(s=1.5),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     finally:
         server.shutdown()
@@ -143,8 +194,9 @@ def test_push_to_a_pushgateway(wattprint_cmd: list[str], tmp_path: Path) -> None
     record = json.loads(out.read_text())
     pushes = Recorder.requests
     assert len(pushes) >= 2  # periodic pushes and a final one
-    assert all(method == "PUT" and path == f"/metrics/job/wattprint/run_id/{record['run_id']}"
-               for method, path, _ in pushes)
+    assert all(
+        method == "PUT" and path == f"/metrics/job/wattprint/run_id/{record['run_id']}" for method, path, _ in pushes
+    )
     last = samples(pushes[-1][2])
     assert value(last, "wattprint_run_info", status="finished") == 1.0
     assert value(last, "wattprint_energy_kwh", component="total") == pytest.approx(record["energy_kwh"]["total"])

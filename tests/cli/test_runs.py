@@ -76,6 +76,7 @@ def test_many_runs_table_shows_the_newest_and_json_all(wattprint_cmd: list[str],
     table = subprocess.run([*wattprint_cmd, "runs", "list"], capture_output=True, text=True, check=True).stdout
     assert "job054" in table and "job005" in table and "job004" not in table
     assert table.rstrip().endswith("50 newest of 55 runs shown; --limit N for more, --json for all")
-    listed = json.loads(subprocess.run([*wattprint_cmd, "runs", "list", "--json"], capture_output=True, text=True,
-                                       check=True).stdout)
+    listed = json.loads(
+        subprocess.run([*wattprint_cmd, "runs", "list", "--json"], capture_output=True, text=True, check=True).stdout
+    )
     assert len(listed) == 55 and listed[0]["name"] == "job054"

@@ -69,9 +69,7 @@ def test_interruptible_with_min_chunk_and_window(wattprint_cmd: list[str], tmp_p
     inter = json.loads(_run(wattprint_cmd, *args, "--interruptible").stdout)
     chunked = json.loads(_run(wattprint_cmd, *args, "--interruptible", "--min-chunk", "2h").stdout)
     assert inter["mean_intensity"] <= chunked["mean_intensity"] <= flat["mean_intensity"]
-    assert inter["slots"] == [
-        ["2020-03-01T03:00:00Z", "2020-03-01T06:00:00Z"]
-    ]  # 120, 100, 300: one block here
+    assert inter["slots"] == [["2020-03-01T03:00:00Z", "2020-03-01T06:00:00Z"]]  # 120, 100, 300: one block here
     assert all(
         datetime.fromisoformat(b.replace("Z", "+00:00")) - datetime.fromisoformat(a.replace("Z", "+00:00"))
         >= timedelta(hours=2)
@@ -98,9 +96,7 @@ def test_interruptible_with_min_chunk_and_window(wattprint_cmd: list[str], tmp_p
         (["--window", "10h", "--earliest", "2020-03-01T00:00"], "--duration"),
     ],
 )
-def test_bad_input_one_line_exit_2(
-    wattprint_cmd: list[str], tmp_path: Path, args: list[str], field: str
-) -> None:
+def test_bad_input_one_line_exit_2(wattprint_cmd: list[str], tmp_path: Path, args: list[str], field: str) -> None:
     trace = _small_trace(tmp_path / "t.csv")
     proc = _run(wattprint_cmd, "--json", "--trace", str(trace), *args)
     assert proc.returncode == 2, proc.stderr
@@ -109,9 +105,7 @@ def test_bad_input_one_line_exit_2(
 
 
 def test_missing_trace_file(wattprint_cmd: list[str], tmp_path: Path) -> None:
-    proc = _run(
-        wattprint_cmd, "--json", "--trace", str(tmp_path / "none.csv"), "--duration", "1h", "--window", "2h"
-    )
+    proc = _run(wattprint_cmd, "--json", "--trace", str(tmp_path / "none.csv"), "--duration", "1h", "--window", "2h")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--trace" in proc.stderr
 
 
@@ -119,27 +113,17 @@ def test_text_output_with_slurm_and_cron(wattprint_cmd: list[str], tmp_path: Pat
     trace = _small_trace(tmp_path / "t.csv")
     base = ["--trace", str(trace), "--duration", "2h", "--window", "10h", "--earliest", "2020-03-01T00:00"]
     text = _run(wattprint_cmd, *base, "--cluster-tz", "UTC")
-    assert (
-        text.returncode == 0
-        and "sbatch --begin=2020-03-01T03:00:00" in text.stdout
-        and "0 3 1 3 *" in text.stdout
-    )
-    sbatch = _run(
-        wattprint_cmd, *base, "--format", "sbatch", "--command", "train.sh", "--cluster-tz", "Europe/Paris"
-    )
+    assert text.returncode == 0 and "sbatch --begin=2020-03-01T03:00:00" in text.stdout and "0 3 1 3 *" in text.stdout
+    sbatch = _run(wattprint_cmd, *base, "--format", "sbatch", "--command", "train.sh", "--cluster-tz", "Europe/Paris")
     assert sbatch.stdout == "sbatch --begin=2020-03-01T04:00:00 --deadline=2020-03-01T11:00:00 train.sh\n"
-    cron = _run(
-        wattprint_cmd, *base, "--format", "cron", "--command", "cd /w && ./train.sh", "--cluster-tz", "UTC"
-    )
+    cron = _run(wattprint_cmd, *base, "--format", "cron", "--command", "cd /w && ./train.sh", "--cluster-tz", "UTC")
     assert cron.stdout == "0 3 1 3 * cd /w && ./train.sh\n"
 
 
 def test_location_shifting(wattprint_cmd: list[str], tmp_path: Path) -> None:
     dirty = _small_trace(tmp_path / "a.csv")
     clean = tmp_path / "b.csv"
-    clean.write_text(
-        "Time,Carbon Intensity\n" + "\n".join(f"2020-03-01 {h:02d}:00:00,50" for h in range(12)) + "\n"
-    )
+    clean.write_text("Time,Carbon Intensity\n" + "\n".join(f"2020-03-01 {h:02d}:00:00,50" for h in range(12)) + "\n")
     proc = _run(
         wattprint_cmd,
         "--json",

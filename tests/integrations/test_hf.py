@@ -46,8 +46,15 @@ class Samples(torch.utils.data.Dataset):
 
 def tiny_bert() -> BertForSequenceClassification:
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=32, num_labels=2)
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
     return BertForSequenceClassification(config)
 
 
@@ -63,15 +70,23 @@ class Recorder(transformers.TrainerCallback):
 
 def make_trainer(tmp_path: Path, callbacks: list[Any], epochs: int = 3, **extra: Any) -> Trainer:
     args = TrainingArguments(
-        output_dir=str(tmp_path / "out"), num_train_epochs=epochs, per_device_train_batch_size=8,
-        logging_strategy="steps", logging_steps=2, save_strategy="no", report_to="none", use_cpu=True,
-        disable_tqdm=True, **extra,
+        output_dir=str(tmp_path / "out"),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=8,
+        logging_strategy="steps",
+        logging_steps=2,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        **extra,
     )
     return Trainer(model=tiny_bert(), args=args, train_dataset=Samples(), callbacks=callbacks)
 
 
 def values(entries: list[dict[str, Any]], key: str) -> list[float]:
     return [e[key] for e in entries if key in e]
+
 
 def _assert_logged(rec: Any, history: list[dict[str, Any]], recorder: Any) -> None:
     """3 epochs of 4 steps, step figures every 2 steps: what the callback put in the logs matches the record."""
@@ -83,7 +98,8 @@ def _assert_logged(rec: Any, history: list[dict[str, Any]], recorder: Any) -> No
     step_kwh = values(history, "wattprint/step_energy_kwh")
     assert len(step_kwh) == 6 and all(v > 0 for v in step_kwh)
     assert values(history, "wattprint/epoch_co2e_kg")[0] == pytest.approx(
-        epoch_kwh[0] * rec.pue * rec.intensity_g_per_kwh / 1000, rel=1e-6)
+        epoch_kwh[0] * rec.pue * rec.intensity_g_per_kwh / 1000, rel=1e-6
+    )
     # prediction from the second epoch on
     predicted = values(history, "wattprint/predicted_energy_kwh")
     assert len(predicted) == 2 and predicted[0] > sum(epoch_kwh[:2])
@@ -146,8 +162,9 @@ class CtrlC(transformers.TrainerCallback):
 
 @needs_trainer
 @pytest.mark.parametrize(("stopper", "status"), [("boom", "failed"), ("ctrl-c", "interrupted")])
-def test_attach_closes_the_run_when_train_raises(tmp_path: Path, wattprint_env: Path, stopper: str,
-                                                 status: str) -> None:
+def test_attach_closes_the_run_when_train_raises(
+    tmp_path: Path, wattprint_env: Path, stopper: str, status: str
+) -> None:
     trainer = make_trainer(tmp_path, [Exploding() if stopper == "boom" else CtrlC()], epochs=1)
     callback = WattprintTrainerCallback.attach(trainer, interval=0.05)
     with pytest.raises(RuntimeError if stopper == "boom" else KeyboardInterrupt):
@@ -186,9 +203,14 @@ def train_like_trainer(callbacks: list[Any], epochs: int = 3, logging_steps: int
     from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback, TrainerControl, TrainerState
     from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
-    args = SimpleNamespace(logging_strategy=IntervalStrategy.STEPS, logging_steps=logging_steps,
-                           logging_first_step=False, eval_strategy=IntervalStrategy.NO, eval_delay=0,
-                           save_strategy=SaveStrategy.NO)
+    args = SimpleNamespace(
+        logging_strategy=IntervalStrategy.STEPS,
+        logging_steps=logging_steps,
+        logging_first_step=False,
+        eval_strategy=IntervalStrategy.NO,
+        eval_delay=0,
+        save_strategy=SaveStrategy.NO,
+    )
     model = tiny_bert()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     loader = torch.utils.data.DataLoader(Samples(), batch_size=8)

@@ -50,8 +50,14 @@ def loader() -> DataLoader:
 
 def trainer(tmp_path: Path, callback: WattprintCallback, max_epochs: int = 3) -> pl.Trainer:
     return pl.Trainer(
-        max_epochs=max_epochs, accelerator="cpu", devices=1, logger=CSVLogger(tmp_path, name="csv"),
-        callbacks=[callback], enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=CSVLogger(tmp_path, name="csv"),
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
         log_every_n_steps=4,
     )
 
@@ -87,7 +93,8 @@ def test_fit_logs_epoch_step_and_predicted_energy(tmp_path: Path, wattprint_env:
     assert [w["name"] for w in rec.windows] == ["epoch 0", "epoch 1", "epoch 2"]
     # CO2e of an epoch: energy x PUE x the French grid's intensity
     assert column(rows, "wattprint/epoch_co2e_kg")[0] == pytest.approx(
-        epoch_kwh[0] * rec.pue * rec.intensity_g_per_kwh / 1000, rel=1e-6)
+        epoch_kwh[0] * rec.pue * rec.intensity_g_per_kwh / 1000, rel=1e-6
+    )
 
     # a prediction from epoch 2 of 3 on (predict_after_epochs=2): one value, covering what was done
     predicted = column(rows, "wattprint/predicted_energy_kwh")

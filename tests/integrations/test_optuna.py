@@ -35,8 +35,9 @@ def objective(trial: optuna.Trial) -> float:
 
 
 def test_energy_is_a_second_objective(wattprint_env: Path) -> None:
-    study = optuna.create_study(directions=["maximize", "minimize"], study_name="tiny",
-                                sampler=optuna.samplers.RandomSampler(seed=1))
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], study_name="tiny", sampler=optuna.samplers.RandomSampler(seed=1)
+    )
     with energy_objective(objective, interval=0.05) as wrapped:
         study.optimize(wrapped, n_trials=5)
     trials = study.trials
@@ -102,13 +103,17 @@ def test_single_direction_study_is_refused_before_the_trial_runs() -> None:
         return 1.0
 
     study = optuna.create_study(direction="maximize")
-    with pytest.raises(WattprintInputError, match="^directions: the study has 1 objective"), \
-            energy_objective(obj, interval=0.05) as wrapped:
+    with (
+        pytest.raises(WattprintInputError, match="^directions: the study has 1 objective"),
+        energy_objective(obj, interval=0.05) as wrapped,
+    ):
         study.optimize(wrapped, n_trials=1)
     assert ran == []
     two = optuna.create_study(directions=["maximize", "minimize"])
-    with pytest.raises(WattprintInputError, match="^directions: the study has 2 objective.*returns 3"), \
-            energy_objective(lambda t: (1.0, 2.0), interval=0.05) as wrapped:
+    with (
+        pytest.raises(WattprintInputError, match="^directions: the study has 2 objective.*returns 3"),
+        energy_objective(lambda t: (1.0, 2.0), interval=0.05) as wrapped,
+    ):
         two.optimize(wrapped, n_trials=1)
 
 

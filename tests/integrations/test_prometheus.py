@@ -35,8 +35,12 @@ class ConstantPower:
         self._t0 = time.monotonic()
 
     def domains(self) -> Sequence[Domain]:
-        return (Domain("rapl:package-0", "cpu", "measured"), Domain("rapl:core-0", "cpu", "measured", counted=False),
-                Domain("nvml:0", "gpu", "measured"), Domain("nvml:1", "gpu", "measured"))
+        return (
+            Domain("rapl:package-0", "cpu", "measured"),
+            Domain("rapl:core-0", "cpu", "measured", counted=False),
+            Domain("nvml:0", "gpu", "measured"),
+            Domain("nvml:1", "gpu", "measured"),
+        )
 
     def read(self) -> Reading:
         now = time.monotonic()
@@ -57,8 +61,11 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def pick(samples: dict[Any, float], name: str, **labels: str) -> list[float]:
@@ -75,8 +82,9 @@ def test_scrape_shows_power_energy_and_carbon_per_device() -> None:
         second = scrape(exporter.port)
         run_id = tracker.record.run_id
     for device, watts in POWER_W.items():
-        (power,) = pick(second, "wattprint_power_watts", device=device, run_id=run_id, run_name="prom",
-                        method="measured")
+        (power,) = pick(
+            second, "wattprint_power_watts", device=device, run_id=run_id, run_name="prom", method="measured"
+        )
         assert power == pytest.approx(watts, rel=0.05)
         (e1,) = pick(first, "wattprint_energy_joules_total", device=device)
         (e2,) = pick(second, "wattprint_energy_joules_total", device=device)

@@ -46,9 +46,7 @@ def test_gap_is_not_covered() -> None:
     assert mean == pytest.approx((10 + 20 + 30 + 40) / 4) and covered == pytest.approx(4 / 11)
 
 
-points = st.lists(
-    st.tuples(st.integers(1, 240), st.floats(0, 2000, allow_nan=False)), min_size=1, max_size=40
-)
+points = st.lists(st.tuples(st.integers(1, 240), st.floats(0, 2000, allow_nan=False)), min_size=1, max_size=40)
 
 
 @settings(max_examples=200, deadline=None)

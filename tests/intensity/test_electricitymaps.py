@@ -29,9 +29,7 @@ def em(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> ElectricityMapsPr
     return ElectricityMapsProvider(base_url=server.url, **FAST)
 
 
-def test_latest_sends_the_key_in_the_auth_token_header(
-    em: ElectricityMapsProvider, server: FakeServer
-) -> None:
+def test_latest_sends_the_key_in_the_auth_token_header(em: ElectricityMapsProvider, server: FakeServer) -> None:
     found = em.intensity("DE")
     assert found.g_per_kwh == 302 and found.fallback_reason is None
     assert found.source == "Electricity Maps v3 latest, zone DE (lifecycle), 2024-05-01T12:00:00Z"
@@ -68,8 +66,7 @@ def test_answers_are_cached_on_disk_without_the_key(
     em: ElectricityMapsProvider, server: FakeServer, wattprint_env: Path
 ) -> None:
     assert (
-        em.intensity("DE").g_per_kwh
-        == ElectricityMapsProvider(base_url=server.url, **FAST).intensity("DE").g_per_kwh
+        em.intensity("DE").g_per_kwh == ElectricityMapsProvider(base_url=server.url, **FAST).intensity("DE").g_per_kwh
     )
     assert len(server.requests) == 1
     files = list((wattprint_env / "cache" / "electricitymaps").glob("*.json"))
@@ -85,16 +82,13 @@ def test_base_url_from_the_environment(server: FakeServer, monkeypatch: pytest.M
     assert get_provider("electricitymaps", **FAST).intensity("DE").g_per_kwh == 302
 
 
-def test_missing_key_falls_back_without_a_request(
-    server: FakeServer, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_missing_key_falls_back_without_a_request(server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
     p = ElectricityMapsProvider(base_url=server.url, **FAST)
     found = p.intensity("DE")
     assert server.requests == []
     assert found.g_per_kwh == StaticProvider().intensity("DE").g_per_kwh
     assert found.fallback_reason == (
-        "live provider electricitymaps failed (ELECTRICITYMAPS_API_KEY is not set); "
-        "bundled yearly average for DE used"
+        "live provider electricitymaps failed (ELECTRICITYMAPS_API_KEY is not set); bundled yearly average for DE used"
     )
     assert [r.levelname for r in caplog.records] == ["WARNING"]
 
@@ -123,23 +117,17 @@ def test_failures_fall_back_to_bundled_data(
         assert s.fallback_reason is None  # only the broken endpoint falls back
 
 
-def test_series_fallback_is_a_constant_over_the_range(
-    em: ElectricityMapsProvider, server: FakeServer
-) -> None:
+def test_series_fallback_is_a_constant_over_the_range(em: ElectricityMapsProvider, server: FakeServer) -> None:
     server.routes["/v3/carbon-intensity/past-range"] = Reply(502)
     start, end = datetime(2024, 1, 10, tzinfo=UTC), datetime(2024, 1, 11, tzinfo=UTC)
     s = em.series("US-NY-NYIS", start, end)
     assert (s.start, s.end, s.region) == (start, end, "US-NY")
-    assert "HTTP 502" in (s.fallback_reason or "") and "'US-NY-NYIS' mapped to it" in (
-        s.fallback_reason or ""
-    )
+    assert "HTTP 502" in (s.fallback_reason or "") and "'US-NY-NYIS' mapped to it" in (s.fallback_reason or "")
     empty = em.forecast("DE", datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 2, tzinfo=UTC))
     assert "no data for the requested range" in (empty.fallback_reason or "")
 
 
-def test_the_key_never_leaks(
-    em: ElectricityMapsProvider, server: FakeServer, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_key_never_leaks(em: ElectricityMapsProvider, server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     echo = f'{{"message": "bad token {KEY}"}}'.encode()
     results = []

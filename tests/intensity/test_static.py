@@ -64,13 +64,9 @@ def test_aws_region_source_names_the_location_and_grid() -> None:
     found = StaticProvider().intensity("AWS:EU-WEST-1")
     assert found.region == "aws:eu-west-1"
     assert found.source.startswith("AWS eu-west-1 (Ireland) mapped to IE grid: ")
+    assert StaticProvider().intensity("aws:us-east-1").g_per_kwh == StaticProvider().intensity("US-VA").g_per_kwh
     assert (
-        StaticProvider().intensity("aws:us-east-1").g_per_kwh == StaticProvider().intensity("US-VA").g_per_kwh
-    )
-    assert (
-        StaticProvider()
-        .intensity("azure:westeurope")
-        .source.startswith("Azure westeurope (Netherlands) mapped to NL")
+        StaticProvider().intensity("azure:westeurope").source.startswith("Azure westeurope (Netherlands) mapped to NL")
     )
 
 

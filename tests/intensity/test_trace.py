@@ -51,9 +51,7 @@ def test_real_trace_with_a_daylight_saving_zone_is_refused_clearly() -> None:
     path = TRACES / "de-2020.csv"
     if not path.exists():
         pytest.skip(f"shared trace {path} not present")
-    with pytest.raises(
-        WattprintInputError, match=r"line 9610: 2020-03-29 02:00:00 does not exist in Europe/Berlin"
-    ):
+    with pytest.raises(WattprintInputError, match=r"line 9610: 2020-03-29 02:00:00 does not exist in Europe/Berlin"):
         TraceProvider(path, tz="Europe/Berlin")
     shifted = TraceProvider(path, tz="Etc/GMT-1")  # fixed UTC+1
     assert shifted.full_series.start == datetime(2019, 12, 19, 23, tzinfo=UTC)
@@ -83,13 +81,9 @@ def test_naive_timestamps_with_a_zone_and_aware_ones(tmp_path: Path) -> None:
     naive = write(tmp_path, "Time,Carbon Intensity\n2024-07-01 12:00:00,50\n2024-07-01 13:00:00,60\n")
     local = TraceProvider(naive, tz="Europe/Paris")
     assert local.full_series.start == datetime(2024, 7, 1, 10, tzinfo=UTC)
-    assert (
-        local.timezone_note == "timestamps without a zone read as Europe/Paris local time, converted to UTC"
-    )
+    assert local.timezone_note == "timestamps without a zone read as Europe/Paris local time, converted to UTC"
     assert TraceProvider(naive).full_series.start == datetime(2024, 7, 1, 12, tzinfo=UTC)
-    aware = write(
-        tmp_path, "timestamp,g_per_kwh\n2024-07-01T12:00:00+02:00,50\n2024-07-01T11:00:00Z,60\n", "a.csv"
-    )
+    aware = write(tmp_path, "timestamp,g_per_kwh\n2024-07-01T12:00:00+02:00,50\n2024-07-01T11:00:00Z,60\n", "a.csv")
     p = TraceProvider(aware)
     assert p.full_series.starts == (
         datetime(2024, 7, 1, 10, tzinfo=UTC),
@@ -154,9 +148,7 @@ def test_bad_traces_get_a_clear_error(tmp_path: Path, text: str, field: str, mat
 def test_explicit_columns_unknown_column_zone_and_missing_file(tmp_path: Path) -> None:
     path = write(tmp_path, "start,end,co2\n2024-01-01T00:00Z,2024-01-01T01:00Z,7\n")
     assert TraceProvider(path, time_column="start", value_column="co2").intensity().g_per_kwh == 7
-    with pytest.raises(
-        WattprintInputError, match=r"trace: column 'nope': not in t.csv; its columns are 'start'"
-    ):
+    with pytest.raises(WattprintInputError, match=r"trace: column 'nope': not in t.csv; its columns are 'start'"):
         TraceProvider(path, time_column="start", value_column="nope")
     with pytest.raises(WattprintInputError, match="trace: tz: unknown time zone 'Mars/Base'"):
         TraceProvider(path, value_column="co2", tz="Mars/Base")
@@ -176,9 +168,7 @@ def test_parquet_with_timestamp_and_string_columns(tmp_path: Path) -> None:
         tmp_path / "a.parquet",
     )
     p = TraceProvider(tmp_path / "a.parquet", tz="UTC")
-    assert p.full_series.g_per_kwh == (10.0, 20.0, 30.0) and p.full_series.start == naive[0].replace(
-        tzinfo=UTC
-    )
+    assert p.full_series.g_per_kwh == (10.0, 20.0, 30.0) and p.full_series.start == naive[0].replace(tzinfo=UTC)
     aware = [datetime(2024, 1, 1, h, tzinfo=UTC) for h in (0, 1)]
     pq.write_table(
         pa.table({"ts": pa.array(aware, pa.timestamp("us", "UTC")), "carbon_intensity": [1.0, None]}),

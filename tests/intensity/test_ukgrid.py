@@ -47,9 +47,7 @@ def test_fw48h_forecast(uk: UKGridProvider, server: FakeServer) -> None:
 
 
 def test_only_great_britain() -> None:
-    with pytest.raises(
-        WattprintInputError, match="region: the UK Carbon Intensity API covers Great Britain only"
-    ):
+    with pytest.raises(WattprintInputError, match="region: the UK Carbon Intensity API covers Great Britain only"):
         get_provider("ukgrid").intensity("FR")
 
 
@@ -64,9 +62,7 @@ def test_only_great_britain() -> None:
         Reply.json({"data": []}),
     ],
 )
-def test_failures_fall_back_to_the_bundled_gb_figure(
-    uk: UKGridProvider, server: FakeServer, reply: Reply
-) -> None:
+def test_failures_fall_back_to_the_bundled_gb_figure(uk: UKGridProvider, server: FakeServer, reply: Reply) -> None:
     server.routes["/intensity"] = reply
     found = uk.intensity("GB")
     assert found.g_per_kwh == StaticProvider().intensity("GB").g_per_kwh

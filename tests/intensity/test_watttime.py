@@ -37,9 +37,7 @@ def test_login_then_bearer_and_conversion_from_lbs(wt: WattTimeProvider, server:
     assert "marginal" in found.source and "converted from lbs/MWh" in found.source
     login, data = server.requests
     assert login.path == "/login"
-    assert (
-        login.headers["authorization"] == "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    )
+    assert login.headers["authorization"] == "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     assert data.headers["authorization"] == f"Bearer {TOKEN}"
     assert data.query == {"region": ["CAISO_NORTH"], "signal_type": ["co2_moer"], "horizon_hours": ["0"]}
     wt.forecast("CAISO_NORTH", NOW, NOW + timedelta(hours=1))
@@ -47,15 +45,11 @@ def test_login_then_bearer_and_conversion_from_lbs(wt: WattTimeProvider, server:
 
 
 def test_forecast_and_historical(wt: WattTimeProvider, server: FakeServer) -> None:
-    f = wt.forecast(
-        "CAISO_NORTH", datetime(2024, 5, 1, 13, 5, tzinfo=UTC), datetime(2024, 5, 1, 14, tzinfo=UTC)
-    )
+    f = wt.forecast("CAISO_NORTH", datetime(2024, 5, 1, 13, 5, tzinfo=UTC), datetime(2024, 5, 1, 14, tzinfo=UTC))
     assert f.g_per_kwh == tuple(lbs_per_mwh_to_g_per_kwh(v) for v in (880.0, 860.0, 840.0))
     start, end = datetime(2024, 1, 10, tzinfo=UTC), datetime(2024, 1, 10, 0, 20, tzinfo=UTC)
     h = wt.series("CAISO_NORTH", start, end)
-    assert h.mean_over(start, end)[0] == pytest.approx(
-        lbs_per_mwh_to_g_per_kwh((1000 + 950 + 920 + 1010) / 4)
-    )
+    assert h.mean_over(start, end)[0] == pytest.approx(lbs_per_mwh_to_g_per_kwh((1000 + 950 + 920 + 1010) / 4))
     q = server.requests[-1].query
     assert q["start"] == ["2024-01-10T00:00:00Z"] and q["end"] == ["2024-01-10T00:20:00Z"]
 
@@ -66,9 +60,7 @@ def test_expired_token_logs_in_again(wt: WattTimeProvider, server: FakeServer) -
     assert server.paths() == ["/login", "/v3/forecast", "/login", "/v3/forecast"]
 
 
-def test_missing_credentials_and_failures_fall_back(
-    server: FakeServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_credentials_and_failures_fall_back(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     p = WattTimeProvider(base_url=server.url, **FAST)
     found = p.intensity("CAISO_NORTH")
     assert server.requests == [] and found.region == "US-CA"
@@ -91,9 +83,7 @@ def test_missing_credentials_and_failures_fall_back(
         ("/v3/forecast", Reply(200, b"{}", delay_s=1.0), "timeout"),
     ],
 )
-def test_failures_fall_back(
-    wt: WattTimeProvider, server: FakeServer, route: str, reply: Reply, reason: str
-) -> None:
+def test_failures_fall_back(wt: WattTimeProvider, server: FakeServer, route: str, reply: Reply, reason: str) -> None:
     server.routes[route] = reply
     found = wt.intensity("CAISO_NORTH")
     assert reason in (found.fallback_reason or "") and found.region == "US-CA"

@@ -16,14 +16,17 @@ ALDERLAKE = EPYC_MILAN | {"avx_vnni"}  # AVX-VNNI on 256-bit registers
 SAPPHIRE = ICELAKE | {"avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "avx_vnni"}
 
 
-@pytest.mark.parametrize(("flags", "isa", "bf16", "int8_dot"), [
-    (EPYC_MILAN, "avx2", False, None),
-    (EPYC_GENOA, "avx512-vnni", True, "avx512-vnni"),
-    (ICELAKE, "avx512-vnni", False, "avx512-vnni"),
-    (ALDERLAKE, "avx2-vnni", False, "avx-vnni"),
-    (SAPPHIRE, "amx", True, "amx"),
-    (BASE, "sse4", False, None),
-])
+@pytest.mark.parametrize(
+    ("flags", "isa", "bf16", "int8_dot"),
+    [
+        (EPYC_MILAN, "avx2", False, None),
+        (EPYC_GENOA, "avx512-vnni", True, "avx512-vnni"),
+        (ICELAKE, "avx512-vnni", False, "avx512-vnni"),
+        (ALDERLAKE, "avx2-vnni", False, "avx-vnni"),
+        (SAPPHIRE, "amx", True, "amx"),
+        (BASE, "sse4", False, None),
+    ],
+)
 def test_x86_levels(flags: set[str], isa: str, bf16: bool, int8_dot: str | None) -> None:
     caps = capabilities_from(flags, "x86_64", {})
     assert (caps.isa, caps.isa_hardware, caps.bf16_native, caps.int8_dot) == (isa, isa, bf16, int8_dot)
@@ -51,7 +54,11 @@ def test_onednn_limit_lowers_the_level_and_is_recorded() -> None:
 def test_arm_and_unknown() -> None:
     graviton3 = capabilities_from({"fp", "asimd", "asimdhp", "asimddp", "bf16", "sve"}, "aarch64", {})
     assert (graviton3.isa, graviton3.bf16_native, graviton3.fp16_native, graviton3.int8_dot) == (
-        "neon-dotprod", True, True, "neon-dotprod")
+        "neon-dotprod",
+        True,
+        True,
+        "neon-dotprod",
+    )
     assert capabilities_from({"fp", "asimd"}, "aarch64", {}).int8_dot is None
     unknown = capabilities_from(set(), "x86_64", {}, "no /proc/cpuinfo")
     assert unknown.isa == "unknown" and not unknown.bf16_native and unknown.source == "no /proc/cpuinfo"

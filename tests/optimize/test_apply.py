@@ -30,16 +30,30 @@ def test_unknown_recipe_names_field_and_accepted_values(recipe: str) -> None:
     assert "accepted:" in str(err)
 
 
-@pytest.mark.parametrize("recipe", ["prune:0", "prune:1", "prune:1.5", "prune:-0.2", "prune-channels:0",
-                                    "prune-channels:1.0", "prune:nan", "prune:abc", "prune", "prune-channels:"])
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        "prune:0",
+        "prune:1",
+        "prune:1.5",
+        "prune:-0.2",
+        "prune-channels:0",
+        "prune-channels:1.0",
+        "prune:nan",
+        "prune:abc",
+        "prune",
+        "prune-channels:",
+    ],
+)
 def test_fraction_outside_open_interval_is_refused(recipe: str) -> None:
     err = _error(recipe)
     assert err.field == "recipe"
     assert "accepted:" in str(err)
 
 
-@pytest.mark.parametrize("recipe", ["prune:0.5+prune:0.3", "bf16+int8", "int8-dynamic+prune:0.5",
-                                    "fp16+prune-channels:0.5"])
+@pytest.mark.parametrize(
+    "recipe", ["prune:0.5+prune:0.3", "bf16+int8", "int8-dynamic+prune:0.5", "fp16+prune-channels:0.5"]
+)
 def test_invalid_combinations_are_refused(recipe: str) -> None:
     assert _error(recipe).field == "recipe"
 
@@ -96,14 +110,15 @@ def test_train_fn_runs_after_pruning_only() -> None:
     model = trained("mlp")
     apply(model, "prune:0.5", train_fn=lambda m: calls.append(sparsity(m)))
     assert len(calls) == 1
-    apply(model, "prune-channels:0.3", example_inputs=digits()[2][:2],
-          train_fn=lambda m: calls.append(-1.0))
+    apply(model, "prune-channels:0.3", example_inputs=digits()[2][:2], train_fn=lambda m: calls.append(-1.0))
     assert len(calls) == 2
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore::FutureWarning")
-@pytest.mark.parametrize("recipe", ["bf16", "fp16", "int8", "int8-dynamic", "int8-static",
-                                    "prune-channels:0.3+int8-dynamic", "prune:0.5+bf16"])
+@pytest.mark.parametrize(
+    "recipe",
+    ["bf16", "fp16", "int8", "int8-dynamic", "int8-static", "prune-channels:0.3+int8-dynamic", "prune:0.5+bf16"],
+)
 def test_precision_and_quantization_recipes_dispatch(recipe: str) -> None:
     """apply() reaches the precision/quantize recipes by name; each keeps the digits CNN close to fp32."""
     model = trained("cnn")

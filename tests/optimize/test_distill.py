@@ -37,8 +37,9 @@ def test_compare_distillation_trains_student_and_control_from_the_same_start() -
     student = mlp(hidden=16)
     start = {k: v.clone() for k, v in student.state_dict().items()}
     x, y, _, _ = digits()
-    result = compare_distillation(teacher, student, x, y, accuracy, config=DistillConfig(epochs=8, temperature=2.0,
-                                                                                          alpha=0.5))
+    result = compare_distillation(
+        teacher, student, x, y, accuracy, config=DistillConfig(epochs=8, temperature=2.0, alpha=0.5)
+    )
     assert all(torch.equal(v, student.state_dict()[k]) for k, v in start.items())  # caller's student untouched
     assert result.student is not result.control
     assert result.teacher_metric == pytest.approx(accuracy(teacher))
@@ -48,8 +49,9 @@ def test_compare_distillation_trains_student_and_control_from_the_same_start() -
     assert not torch.equal(result.student[1].weight, result.control[1].weight)  # the teacher changed training
 
 
-@pytest.mark.parametrize("config", [DistillConfig(temperature=0), DistillConfig(alpha=1.5), DistillConfig(epochs=0),
-                                    DistillConfig(lr=0.0)])
+@pytest.mark.parametrize(
+    "config", [DistillConfig(temperature=0), DistillConfig(alpha=1.5), DistillConfig(epochs=0), DistillConfig(lr=0.0)]
+)
 def test_bad_settings_are_refused(config: DistillConfig) -> None:
     x, y, _, _ = digits()
     with pytest.raises(WattprintInputError):

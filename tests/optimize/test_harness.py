@@ -65,8 +65,9 @@ def test_pruned_models_show_fewer_nonzero_macs_and_parameters(meter: EnergyMeter
     x = digits()[2][:4]
     base = measure(model, accuracy, x, repeats=3, energy_min_s=0.1, meter=meter)
     sparse = measure(apply(model, "prune:0.8"), accuracy, x, repeats=3, energy_min_s=0.1, meter=meter)
-    slim = measure(apply(model, "prune-channels:0.5", example_inputs=x), accuracy, x, repeats=3, energy_min_s=0.1,
-                   meter=meter)
+    slim = measure(
+        apply(model, "prune-channels:0.5", example_inputs=x), accuracy, x, repeats=3, energy_min_s=0.1, meter=meter
+    )
     assert sparse.macs == base.macs and sparse.macs_nonzero < base.macs_nonzero
     assert sparse.params == base.params and sparse.params_nonzero < 0.25 * base.params
     assert sparse.sparsity == pytest.approx(0.8, abs=0.01)
@@ -87,16 +88,16 @@ def test_a_rapl_machine_is_labelled_measured(tmp_path: Path) -> None:
     choice = detect_sources(powercap_root=str(build_tree(tmp_path)))
     meter = EnergyMeter(choice=choice)
     try:
-        result = measure(nn.Linear(4, 2), lambda m: 1.0, torch.randn(1, 4), repeats=2, energy_min_s=0.05,
-                         meter=meter)
+        result = measure(nn.Linear(4, 2), lambda m: 1.0, torch.randn(1, 4), repeats=2, energy_min_s=0.05, meter=meter)
     finally:
         meter.close()
     assert result.energy_sources == {"cpu": "rapl", "ram": "rapl"}
     assert result.energy_method == "measured"
 
 
-@pytest.mark.parametrize("kwargs", [{"batch_sizes": ()}, {"batch_sizes": (0,)}, {"batch_sizes": (1.5,)},
-                                    {"repeats": 0}, {"energy_min_s": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"batch_sizes": ()}, {"batch_sizes": (0,)}, {"batch_sizes": (1.5,)}, {"repeats": 0}, {"energy_min_s": 0}]
+)
 def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(WattprintInputError):
         measure(nn.Linear(4, 2), lambda m: 1.0, torch.randn(1, 4), **kwargs)  # type: ignore[arg-type]

@@ -189,10 +189,16 @@ def test_a_cpu_without_vnni_through_the_kernel_limits(tmp_path: pytest.TempPathF
         pytest.skip("needs an x86 CPU with AVX2")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     # inductor's cache does not key on these limits: a lesser CPU's process gets a cache of its own
-    env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", PYTHONPATH=root,
-               TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
-    done = subprocess.run([sys.executable, "-c", _LESSER_CPU], env=env, cwd=root, capture_output=True, text=True,
-                          timeout=300)
+    env = dict(
+        os.environ,
+        ATEN_CPU_CAPABILITY="avx2",
+        ONEDNN_MAX_CPU_ISA="AVX2",
+        PYTHONPATH=root,
+        TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _LESSER_CPU], env=env, cwd=root, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["caps"]["isa"] == "avx2" and out["caps"]["int8_dot"] is None and not out["caps"]["bf16_native"]
@@ -208,8 +214,9 @@ EXACT = [k for k in kernels.available_kernels() if kernels.is_exact(k)]
 
 
 @pytest.mark.parametrize("kernel", EXACT)
-@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad", "expanded", "inference_tensor_outside",
-                                  "saved_for_backward"])
+@pytest.mark.parametrize(
+    "mode", ["no_grad", "inference_mode", "grad", "expanded", "inference_tensor_outside", "saved_for_backward"]
+)
 def test_the_callers_input_is_left_as_it_was(kernel: str, mode: str) -> None:
     """Outlier columns are zeroed for the int8 product: in place and restored only for a contiguous inference
     tensor in inference mode, on a copy otherwise. The caller's tensor holds the same bits afterwards, its
@@ -293,8 +300,13 @@ def test_a_model_saved_on_one_cpu_gets_an_exact_kernel_on_another(tmp_path: Path
             err = float((layer(x) - ref).norm() / ref.norm())
         print(layer.kernel, err)
     """)
-    env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", PYTHONPATH=root,
-               TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
+    env = dict(
+        os.environ,
+        ATEN_CPU_CAPABILITY="avx2",
+        ONEDNN_MAX_CPU_ISA="AVX2",
+        PYTHONPATH=root,
+        TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"),
+    )
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     kernel, err = done.stdout.split()

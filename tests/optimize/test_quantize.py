@@ -108,6 +108,7 @@ def test_refusals_name_the_field() -> None:
         quantize.int8_static(convnet, calibration=[])
     with pytest.raises(WattprintInputError, match="^model: has no Conv or Linear layers"):
         quantize.int8_static(nn.Sequential(nn.ReLU()), calibration=[torch.randn(1, 3)])
+
     class Branchy(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -134,9 +135,14 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def _convnet() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 4 * 4, 10),
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 10),
     )
 
 
@@ -160,16 +166,17 @@ def test_int8_static_on_a_digits_convnet_keeps_accuracy() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(4):
         for i in range(0, len(x_train), 64):
-            loss = nn.functional.cross_entropy(model(x_train[i:i + 64]), y_train[i:i + 64])
+            loss = nn.functional.cross_entropy(model(x_train[i : i + 64]), y_train[i : i + 64])
             opt.zero_grad()
             loss.backward()
             opt.step()
     model.eval()
-    batches = [x_train[i:i + 100] for i in range(0, 500, 100)]
+    batches = [x_train[i : i + 100] for i in range(0, 500, 100)]
     q = quantize.int8_static(model, calibration=batches)
     kinds = {type(m).__module__ for m in q.modules()}
-    assert any(k.startswith("torch.ao.nn.quantized") or k.startswith("torch.ao.nn.intrinsic.quantized")
-               for k in kinds), kinds
+    assert any(
+        k.startswith("torch.ao.nn.quantized") or k.startswith("torch.ao.nn.intrinsic.quantized") for k in kinds
+    ), kinds
     with torch.no_grad():
         acc = (model(x_test).argmax(1) == y_test).float().mean().item()
         acc_q = (q(x_test).argmax(1) == y_test).float().mean().item()
@@ -288,8 +295,11 @@ def test_all_minilm_l6_v2_int8_and_bf16_quality() -> None:
     from wattprint.optimize import _int8_kernels
 
     auto = quantize.int8(bert, example_inputs=calib)
-    cosine = {"int8": cos(auto), "int8-dynamic": cos(quantize.int8_dynamic(bert)),
-              "bf16-cast": cos(precision.to_bf16(bert, check_speed=False))}
+    cosine = {
+        "int8": cos(auto),
+        "int8-dynamic": cos(quantize.int8_dynamic(bert)),
+        "bf16-cast": cos(precision.to_bf16(bert, check_speed=False)),
+    }
     # every kernel this CPU runs exactly keeps the quality, with the rest of the model in fp32
     for kernel in _int8_kernels.available_kernels():
         if _int8_kernels.is_exact(kernel):

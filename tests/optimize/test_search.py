@@ -29,9 +29,17 @@ FAST = {"repeats": 3, "energy_min_s": 0.05, "progress": False}
 
 def test_candidate_space_combines_pruning_with_precision() -> None:
     space = candidate_space(["prune:0.5", "prune-channels:0.5", "int8-dynamic", "bf16", "prune:0.3+fp16"])
-    assert space == ["prune:0.5", "prune-channels:0.5", "int8-dynamic", "bf16", "prune:0.3+fp16",
-                     "prune:0.5+int8-dynamic", "prune:0.5+bf16", "prune-channels:0.5+int8-dynamic",
-                     "prune-channels:0.5+bf16"]
+    assert space == [
+        "prune:0.5",
+        "prune-channels:0.5",
+        "int8-dynamic",
+        "bf16",
+        "prune:0.3+fp16",
+        "prune:0.5+int8-dynamic",
+        "prune:0.5+bf16",
+        "prune-channels:0.5+int8-dynamic",
+        "prune-channels:0.5+bf16",
+    ]
     assert candidate_space(["prune:0.5", "bf16"], combine=False) == ["prune:0.5", "bf16"]
     with pytest.raises(WattprintInputError):
         candidate_space(["prune:2"])
@@ -43,8 +51,15 @@ def test_search_keeps_feasible_candidates_and_reports_refusals() -> None:
     model = trained("mlp")
     x = digits()[2][:16]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = search(model, accuracy, x, max_metric_drop=0.02,
-                    recipes=["prune:0.3", "prune:0.97", "prune-channels:0.25", "sdpa"], combine=False, **FAST)
+    result = search(
+        model,
+        accuracy,
+        x,
+        max_metric_drop=0.02,
+        recipes=["prune:0.3", "prune:0.97", "prune-channels:0.25", "sdpa"],
+        combine=False,
+        **FAST,
+    )
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # caller's model untouched
     by_recipe = {c["recipe"]: c for c in result.candidates}
     assert set(by_recipe) == {"prune:0.3", "prune:0.97", "prune-channels:0.25"}
@@ -55,8 +70,9 @@ def test_search_keeps_feasible_candidates_and_reports_refusals() -> None:
     assert by_recipe["prune:0.3"]["feasible"]
     assert all(c["feasible"] for c in result.pareto)
     assert result.best is not None and result.best["feasible"]
-    assert result.best["energy_per_inference_j"] == min(c["energy_per_inference_j"] for c in
-                                                        [result.baseline, *result.candidates] if c["feasible"])
+    assert result.best["energy_per_inference_j"] == min(
+        c["energy_per_inference_j"] for c in [result.baseline, *result.candidates] if c["feasible"]
+    )
     slim = by_recipe["prune-channels:0.25"]
     assert slim["ratios"]["macs"] == pytest.approx(slim["macs"] / result.baseline["macs"])
     assert slim["ratios"]["macs"] < 0.8
@@ -89,19 +105,28 @@ def test_train_fn_fine_tunes_pruned_candidates() -> None:
 
 
 def test_pareto_front_is_non_dominated() -> None:
-    pts = [{"metric": 0.9, "energy_per_inference_j": 1.0, "latency_ms": 1.0},
-           {"metric": 0.95, "energy_per_inference_j": 2.0, "latency_ms": 1.0},
-           {"metric": 0.9, "energy_per_inference_j": 1.5, "latency_ms": 1.5},  # dominated by the first
-           {"metric": 0.8, "energy_per_inference_j": 0.5, "latency_ms": 3.0}]
+    pts = [
+        {"metric": 0.9, "energy_per_inference_j": 1.0, "latency_ms": 1.0},
+        {"metric": 0.95, "energy_per_inference_j": 2.0, "latency_ms": 1.0},
+        {"metric": 0.9, "energy_per_inference_j": 1.5, "latency_ms": 1.5},  # dominated by the first
+        {"metric": 0.8, "energy_per_inference_j": 0.5, "latency_ms": 3.0},
+    ]
     assert _pareto(pts, higher_is_better=True) == [pts[0], pts[1], pts[3]]
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"max_metric_drop": -0.1}, "max_metric_drop"), ({"max_metric_drop": float("nan")}, "max_metric_drop"),
-    ({"prefer": "accuracy"}, "prefer"), ({"n_trials": 0}, "n_trials"), ({"storage": "not a url"}, "storage"),
-    ({"storage": "nosuchdriver://x/y"}, "storage"), ({"recipes": ["prune:1.5"]}, "recipe"),
-    ({"batch_sizes": (0,)}, "batch_sizes"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"max_metric_drop": -0.1}, "max_metric_drop"),
+        ({"max_metric_drop": float("nan")}, "max_metric_drop"),
+        ({"prefer": "accuracy"}, "prefer"),
+        ({"n_trials": 0}, "n_trials"),
+        ({"storage": "not a url"}, "storage"),
+        ({"storage": "nosuchdriver://x/y"}, "storage"),
+        ({"recipes": ["prune:1.5"]}, "recipe"),
+        ({"batch_sizes": (0,)}, "batch_sizes"),
+    ],
+)
 def test_bad_inputs_are_refused_before_any_work(kwargs: dict[str, object], field: str, tmp_path: Path) -> None:
     with pytest.raises(WattprintInputError) as info:
         search(nn.Sequential(nn.Linear(4, 2)), lambda m: 1.0, torch.randn(2, 4), **kwargs)  # type: ignore[arg-type]
@@ -119,8 +144,10 @@ def _trial_rows(db: Path) -> list[tuple[int, str]]:
 
 def _params(db: Path) -> list[tuple[int, str, float]]:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT t.number, t.state, p.param_value FROM trials t JOIN trial_params p "
-                            "ON p.trial_id = t.trial_id ORDER BY t.number").fetchall()
+        return conn.execute(
+            "SELECT t.number, t.state, p.param_value FROM trials t JOIN trial_params p "
+            "ON p.trial_id = t.trial_id ORDER BY t.number"
+        ).fetchall()
 
 
 def test_sqlite_study_resumes_where_it_stopped(tmp_path: Path) -> None:
@@ -170,10 +197,13 @@ def test_study_continues_after_a_worker_is_killed(tmp_path: Path) -> None:
     recipes = ["prune:0.3", "prune-channels:0.25"]
     flag.write_text("1")
     script = tmp_path / "worker.py"
-    script.write_text(textwrap.dedent(CRASHING_WORKER.format(repo=str(REPO), flag=str(flag), recipes=recipes,
-                                                             url=url)))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    script.write_text(textwrap.dedent(CRASHING_WORKER.format(repo=str(REPO), flag=str(flag), recipes=recipes, url=url)))
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "HANG"
@@ -186,8 +216,16 @@ def test_study_continues_after_a_worker_is_killed(tmp_path: Path) -> None:
     assert [state for _, state in _trial_rows(db)].count("RUNNING") == 1
     flag.unlink()
     time.sleep(2.5)  # longer than the grace period (2 heartbeats): the dead worker's trial is stale
-    result = search(trained("mlp"), accuracy, digits()[2][:8], recipes=recipes, storage=url, study_name="crash",
-                    heartbeat_s=1, **FAST)
+    result = search(
+        trained("mlp"),
+        accuracy,
+        digits()[2][:8],
+        recipes=recipes,
+        storage=url,
+        study_name="crash",
+        heartbeat_s=1,
+        **FAST,
+    )
     assert sorted(c["recipe"] for c in result.candidates) == sorted(recipes), _params(db)
     states = [state for _, state in _trial_rows(db)]
     # the killed trial failed (stale heartbeat) and was retried once; the other recipe ran once in all
@@ -210,8 +248,15 @@ def test_postgres_storage_shared_by_two_searches(postgres_url: str) -> None:  # 
 
 def test_storage_password_is_hidden() -> None:
     with pytest.raises(WattprintInputError) as err:
-        search(trained("mlp"), accuracy, digits()[2][:8], recipes=["prune:0.3"], n_trials=1,
-               storage="postgresql+psycopg://alice:s3cret@127.0.0.1:1/studies", **FAST)
+        search(
+            trained("mlp"),
+            accuracy,
+            digits()[2][:8],
+            recipes=["prune:0.3"],
+            n_trials=1,
+            storage="postgresql+psycopg://alice:s3cret@127.0.0.1:1/studies",
+            **FAST,
+        )
     assert "s3cret" not in str(err.value) and "alice:***@127.0.0.1:1/studies" in str(err.value)
 
 
@@ -220,8 +265,15 @@ def test_quantized_candidates_keep_their_mac_count() -> None:
     """int8 changes the precision of the MACs, not their number (the counter cannot see quantized kernels)."""
     model = trained("cnn")
     x = digits()[2][:32]
-    result = search(model, accuracy, x, recipes=["int8-static", "prune-channels:0.5", "int8"], max_metric_drop=0.05,
-                    combine=False, **FAST)
+    result = search(
+        model,
+        accuracy,
+        x,
+        recipes=["int8-static", "prune-channels:0.5", "int8"],
+        max_metric_drop=0.05,
+        combine=False,
+        **FAST,
+    )
     by_recipe = {c["recipe"]: c for c in result.candidates}
     assert set(by_recipe) == {"int8-static", "prune-channels:0.5", "int8"}
     # the int8 candidate names the kernel this CPU ran, on the result and in the notes
@@ -246,8 +298,17 @@ def test_classifier_search_for_tensors() -> None:
     model = trained("mlp")
     x_train, y_train, x_test, y_test = digits()
     assert accuracy_eval(x_test, y_test, batch_size=100)(model) == pytest.approx(accuracy(model))
-    result = classifier_search(model, x_train, y_train, x_test, y_test, recipes=["prune-channels:0.5"],
-                               fine_tune_epochs=3, example_batch=16, **FAST)
+    result = classifier_search(
+        model,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        recipes=["prune-channels:0.5"],
+        fine_tune_epochs=3,
+        example_batch=16,
+        **FAST,
+    )
     (candidate,) = result.candidates
     assert candidate["feasible"] and candidate["ratios"]["macs"] < 0.6
     assert result.baseline["metric"] == pytest.approx(accuracy(model))

@@ -47,8 +47,10 @@ def make_record(
         hardware = {"cpu_model": "Intel Xeon Gold 6338", "cpu_sockets": 2}
     duration_s = 3600.0 * energy_kwh / 0.1 if energy_kwh else 60.0  # about 100 W
     t_s = [round(duration_s * (i + 1) / samples, 3) for i in range(samples)]
-    power = {c: [round(3.6e6 * split[c] / duration_s * (0.9 + 0.05 * (i % 3)), 3) for i in range(samples)]
-             for c in ("cpu", "gpu", "ram")}
+    power = {
+        c: [round(3.6e6 * split[c] / duration_s * (0.9 + 0.05 * (i % 3)), 3) for i in range(samples)]
+        for c in ("cpu", "gpu", "ram")
+    }
     values: dict[str, Any] = dict(
         run_id=run_id,
         name=name,
@@ -85,12 +87,25 @@ def make_record(
 def fixture_records() -> list[RunRecord]:
     """Three runs: a measured GPU run, an estimated CPU run, and one without accuracy or FLOPs."""
     return [
-        make_record("aaaa1111", "resnet-gpu", energy_kwh=0.5, co2e_kg=0.03, gpu=True,
-                    metrics={"accuracy": 0.93, "params": 11_689_512, "macs": 1_820_000_000, "model": "ResNet-18"}),
-        make_record("bbbb2222", "mlp_small", energy_kwh=0.002, co2e_kg=0.00012, minutes=5,
-                    metrics={"accuracy": 0.871, "params": 50_000, "flops": 100_000}),
-        make_record("cccc3333", "baseline & co", energy_kwh=0.01, co2e_kg=0.0006, minutes=10,
-                    region="gcp:europe-west9"),
+        make_record(
+            "aaaa1111",
+            "resnet-gpu",
+            energy_kwh=0.5,
+            co2e_kg=0.03,
+            gpu=True,
+            metrics={"accuracy": 0.93, "params": 11_689_512, "macs": 1_820_000_000, "model": "ResNet-18"},
+        ),
+        make_record(
+            "bbbb2222",
+            "mlp_small",
+            energy_kwh=0.002,
+            co2e_kg=0.00012,
+            minutes=5,
+            metrics={"accuracy": 0.871, "params": 50_000, "flops": 100_000},
+        ),
+        make_record(
+            "cccc3333", "baseline & co", energy_kwh=0.01, co2e_kg=0.0006, minutes=10, region="gcp:europe-west9"
+        ),
     ]
 
 

@@ -38,7 +38,10 @@ def test_crafted_run_name_cannot_write_outside_out_dir(wattprint_cmd: list[str],
     result = run(wattprint_cmd, "evil", "--out-dir", str(out))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "etc_x-evil0001-model-card.md", "etc_x-evil0001.html", "etc_x-evil0001.md", "etc_x-evil0001.tex",
+        "etc_x-evil0001-model-card.md",
+        "etc_x-evil0001.html",
+        "etc_x-evil0001.md",
+        "etc_x-evil0001.tex",
     ]
     written = {p for p in tmp_path.rglob("*") if p.is_file()} - {p for p in (tmp_path / "wp-home").rglob("*")}
     assert written == set(out.iterdir())  # nothing anywhere else, e.g. no tmp_path/a/etc/x*
@@ -62,8 +65,21 @@ def test_explicit_path_outside_out_dir_exits_2(wattprint_cmd: list[str], tmp_pat
 
 def test_each_format_to_chosen_files(wattprint_cmd: list[str], tmp_path: Path) -> None:
     save_records(fixture_records())
-    result = run(wattprint_cmd, "aaaa", "bbbb", "cccc", "--html", "c.html", "--md", "c.md", "--latex", "c.tex",
-                 "--model-card", "README.md", cwd=tmp_path)
+    result = run(
+        wattprint_cmd,
+        "aaaa",
+        "bbbb",
+        "cccc",
+        "--html",
+        "c.html",
+        "--md",
+        "c.md",
+        "--latex",
+        "c.tex",
+        "--model-card",
+        "README.md",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "Comparison of 3 runs" in (tmp_path / "c.html").read_text()
     assert (tmp_path / "c.md").read_text().startswith("| Model |")
@@ -73,8 +89,12 @@ def test_each_format_to_chosen_files(wattprint_cmd: list[str], tmp_path: Path) -
 
 
 def test_metric_option_and_same_file_twice(wattprint_cmd: list[str], tmp_path: Path) -> None:
-    save_records([make_record("l1", "a", energy_kwh=0.1, co2e_kg=0.01, metrics={"loss": 0.3}),
-                  make_record("l2", "b", energy_kwh=0.2, co2e_kg=0.01, metrics={"loss": 0.2})])
+    save_records(
+        [
+            make_record("l1", "a", energy_kwh=0.1, co2e_kg=0.01, metrics={"loss": 0.3}),
+            make_record("l2", "b", energy_kwh=0.2, co2e_kg=0.01, metrics={"loss": 0.2}),
+        ]
+    )
     result = run(wattprint_cmd, "l1", "l2", "--metric", "loss", "--lower-is-better")
     assert result.returncode == 0 and "| Loss ↓ |" in result.stdout
     result = run(wattprint_cmd, "l1", "--md", "x.md", "--latex", "x.md", cwd=tmp_path)

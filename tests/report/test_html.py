@@ -27,9 +27,21 @@ def test_run_page_has_power_and_breakdown_charts_and_the_method() -> None:
     drawn = charts(html)
     assert len(drawn) == 2 and all(svg.count("<path") > 5 for svg in drawn)
     assert 'aria-label="power over time per component"' in html
-    for text in ("ResNet-18", "500 Wh", "30.0 g", "range 15.0 g to 60.0 g", "FR", "explicit: --region",
-                 "1x NVIDIA A100 + AMD EPYC 7763", "rapl", "nvml", "measured", "estimated", "56.0 g/kWh",
-                 "× PUE 1.2"):
+    for text in (
+        "ResNet-18",
+        "500 Wh",
+        "30.0 g",
+        "range 15.0 g to 60.0 g",
+        "FR",
+        "explicit: --region",
+        "1x NVIDIA A100 + AMD EPYC 7763",
+        "rapl",
+        "nvml",
+        "measured",
+        "estimated",
+        "56.0 g/kWh",
+        "× PUE 1.2",
+    ):
         assert text in html, text
     assert "GPU (measured, nvml)" in drawn[0]  # the legend says how each line was obtained
     assert "RAM (estimated, model)" in drawn[0]
@@ -44,8 +56,14 @@ def test_run_without_timeline_says_so() -> None:
 
 def test_user_text_is_escaped_everywhere() -> None:
     evil = '<script>alert("x")</script>'
-    record = make_record("a1", evil, energy_kwh=0.001, co2e_kg=0.0001,
-                         metrics={"accuracy": 0.5, "model": evil, evil: evil}, degraded={"cpu": evil})
+    record = make_record(
+        "a1",
+        evil,
+        energy_kwh=0.001,
+        co2e_kg=0.0001,
+        metrics={"accuracy": 0.5, "model": evil, evil: evil},
+        degraded={"cpu": evil},
+    )
     for html in (run_html(record), comparison_html([record, fixture_records()[1]])):
         assert "<script" not in html
         assert "&lt;script&gt;" in html
@@ -90,10 +108,15 @@ def test_report_of_a_real_tracked_run() -> None:
 
 def test_distributed_run_shows_its_nodes_and_ranks() -> None:
     energy = {"node-a": (0.3, [0.1, 0.2]), "node-b": (0.2, [0.15, 0.05])}
-    nodes = [{"node_id": n, "ranks": [2 * i, 2 * i + 1], "energy_kwh": {"total": e, "cpu": e, "gpu": 0.0, "ram": 0.0}}
-             for i, (n, (e, _)) in enumerate(energy.items())]
-    ranks = [{"rank": 2 * i + j, "node_id": n, "energy_kwh": {"total": r, "cpu": r, "gpu": 0.0, "ram": 0.0}}
-             for i, (n, (_, rs)) in enumerate(energy.items()) for j, r in enumerate(rs)]
+    nodes = [
+        {"node_id": n, "ranks": [2 * i, 2 * i + 1], "energy_kwh": {"total": e, "cpu": e, "gpu": 0.0, "ram": 0.0}}
+        for i, (n, (e, _)) in enumerate(energy.items())
+    ]
+    ranks = [
+        {"rank": 2 * i + j, "node_id": n, "energy_kwh": {"total": r, "cpu": r, "gpu": 0.0, "ram": 0.0}}
+        for i, (n, (_, rs)) in enumerate(energy.items())
+        for j, r in enumerate(rs)
+    ]
     record = make_record("d1", "ddp", energy_kwh=0.5, co2e_kg=0.02).model_copy(update={"nodes": nodes, "ranks": ranks})
     html = run_html(record)
     assert "Distributed job" in html

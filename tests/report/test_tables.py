@@ -65,24 +65,31 @@ def test_markdown_cells_cannot_break_the_table() -> None:
 
 def test_markdown_cells_carry_no_raw_html() -> None:
     named = make_record("ffff6666", "<img src=x onerror=alert(1)>", energy_kwh=0.001, co2e_kg=0.0001)
-    modelled = make_record("ffff7777", "plain", energy_kwh=0.001, co2e_kg=0.0001,
-                           metrics={"model": "<script>x</script> & co"})
+    modelled = make_record(
+        "ffff7777", "plain", energy_kwh=0.001, co2e_kg=0.0001, metrics={"model": "<script>x</script> & co"}
+    )
     table = markdown_table([named, modelled])
     assert "<img" not in table and "<script" not in table
     assert "&lt;img src=x onerror=alert(1)&gt;" in table and "&lt;script&gt;x&lt;/script&gt; & co" in table
 
 
 def test_missing_values_are_dashes_never_zero() -> None:
-    record = make_record("eeee5555", "bare", energy_kwh=0.001, co2e_kg=0.0001,
-                         metrics={"accuracy": "high", "params": float("nan"), "flops": True})
+    record = make_record(
+        "eeee5555",
+        "bare",
+        energy_kwh=0.001,
+        co2e_kg=0.0001,
+        metrics={"accuracy": "high", "params": float("nan"), "flops": True},
+    )
     cells = runs_table([record]).rows[0]
     assert cells[1:4] == ["—", "—", "—"]
     assert "0" not in cells[1:4]
 
 
 def test_other_metric_lower_is_better_header_and_status_mark() -> None:
-    record = make_record("ffff6666", "run", energy_kwh=0.001, co2e_kg=0.0001, status="interrupted",
-                         metrics={"val_loss": 0.25})
+    record = make_record(
+        "ffff6666", "run", energy_kwh=0.001, co2e_kg=0.0001, status="interrupted", metrics={"val_loss": 0.25}
+    )
     table = runs_table([record], metric="val_loss", maximize=False)
     assert table.header[1] == "Val loss ↓"
     assert table.rows[0][0] == "run (interrupted)" and table.rows[0][1] == "0.25"

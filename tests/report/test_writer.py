@@ -39,8 +39,9 @@ def test_crafted_run_name_stays_in_the_directory(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     for template in ("{name}.html", "{run_id}-{name}.tex", "sub{name}.md"):
-        path = output_path(template, field="--html", out_dir=out, default_name="x.html",
-                           name="../../etc/x", run_id="../../id")
+        path = output_path(
+            template, field="--html", out_dir=out, default_name="x.html", name="../../etc/x", run_id="../../id"
+        )
         assert is_inside(path, out)
         assert path.parent == out
     with pytest.raises(WattprintInputError, match="does not exist"):
@@ -67,15 +68,23 @@ def test_symlink_leading_out_is_refused(tmp_path: Path) -> None:
 
 
 def test_without_out_dir_the_files_own_directory_is_chosen(tmp_path: Path) -> None:
-    path = output_path(str(tmp_path / "{name}.html"), field="--html", out_dir=None, default_name="x",
-                       name="../../etc/passwd", run_id="i")
+    path = output_path(
+        str(tmp_path / "{name}.html"),
+        field="--html",
+        out_dir=None,
+        default_name="x",
+        name="../../etc/passwd",
+        run_id="i",
+    )
     assert path == tmp_path / "etc_passwd.html"
     with pytest.raises(WattprintInputError, match="only in the file name"):
-        output_path(str(tmp_path / "{name}" / "r.html"), field="--md", out_dir=None, default_name="x",
-                    name="n", run_id="i")
+        output_path(
+            str(tmp_path / "{name}" / "r.html"), field="--md", out_dir=None, default_name="x", name="n", run_id="i"
+        )
     with pytest.raises(WattprintInputError, match="does not exist"):
-        output_path(str(tmp_path / "nope" / "r.html"), field="--md", out_dir=None, default_name="x",
-                    name="n", run_id="i")
+        output_path(
+            str(tmp_path / "nope" / "r.html"), field="--md", out_dir=None, default_name="x", name="n", run_id="i"
+        )
 
 
 def test_write_is_atomic_and_leaves_nothing_on_failure(tmp_path: Path) -> None:

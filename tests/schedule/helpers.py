@@ -46,9 +46,7 @@ def brute_cleanest(cells: dict[int, float], e: int, dl: int, d: int) -> float | 
     return sum(vals[:d]) if len(vals) >= d else None
 
 
-def brute_chunked(
-    cells: dict[int, float], e: int, dl: int, d: int, m: int, pause_units: float
-) -> float | None:
+def brute_chunked(cells: dict[int, float], e: int, dl: int, d: int, m: int, pause_units: float) -> float | None:
     """Min over sets of d covered unit cells in [e, dl) whose runs are each >= min(m, d) cells long;
     each run after the first costs pause_units x the value of its first cell."""
     avail = [t for t in range(e, dl) if t in cells]

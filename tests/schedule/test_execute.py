@@ -256,9 +256,7 @@ def test_cancel_while_waiting_runs_nothing(
 def test_duration_learned_from_past_runs(wattprint_cmd: list[str], tmp_path: Path) -> None:
     trace = tmp_path / "forecast.csv"
     write_live_trace(trace, [CLEAN] * 20)
-    first = subprocess.run(
-        [*wattprint_cmd, "run", "-q", "--name", "job", "--", "true"], capture_output=True, text=True
-    )
+    first = subprocess.run([*wattprint_cmd, "run", "-q", "--name", "job", "--", "true"], capture_output=True, text=True)
     assert first.returncode == 0
     proc = subprocess.run(
         [
@@ -309,9 +307,7 @@ def test_bad_input_exit_2_nothing_run(
         [*wattprint_cmd, "run", *args, "--", "touch", str(marker)], capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.count("\n") == 1 and field in proc.stderr and "Traceback" not in proc.stderr, (
-        proc.stderr
-    )
+    assert proc.stderr.count("\n") == 1 and field in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not marker.exists() and runs_in(wattprint_env) == []
 
 

@@ -155,9 +155,7 @@ def test_uneven_steps_and_gaps_from_points() -> None:
     p = plan(s, "30m", earliest=at(0), deadline=at(210))
     assert (p.start, p.end) == (at(180), at(210)) and p.mean_intensity == pytest.approx(10)
     p = plan(s, "40m", earliest=at(0), deadline=at(210))  # 40 min cannot fit after the gap
-    assert (
-        p.start == at(35) and p.end == at(75) and p.mean_intensity == pytest.approx((25 * 100 + 15 * 50) / 40)
-    )
+    assert p.start == at(35) and p.end == at(75) and p.mean_intensity == pytest.approx((25 * 100 + 15 * 50) / 40)
     pi = plan(s, "40m", earliest=at(0), deadline=at(210), interruptible=True)
     assert pi.mean_intensity == pytest.approx((30 * 10 + 10 * 50) / 40)
     assert [(a, b) for a, b in pi.slots] == [(at(60), at(70)), (at(180), at(210))]
@@ -168,9 +166,7 @@ def test_contract_document_and_baseline() -> None:
     p = plan(s, "1h", earliest=at(0), window="3h")
     doc = p.to_json()
     assert list(doc) == ["start", "end", "slots", "mean_intensity", "baseline_intensity", "savings_pct"]
-    assert doc["start"] == "2020-01-01T01:00:00Z" and doc["slots"] == [
-        ["2020-01-01T01:00:00Z", "2020-01-01T02:00:00Z"]
-    ]
+    assert doc["start"] == "2020-01-01T01:00:00Z" and doc["slots"] == [["2020-01-01T01:00:00Z", "2020-01-01T02:00:00Z"]]
     assert (doc["mean_intensity"], doc["baseline_intensity"], doc["savings_pct"]) == (100.0, 400.0, 75.0)
     assert p.co2e_kg(energy_kwh=2.0, pue=1.5) == pytest.approx(2.0 * 1.5 * 100 / 1000)
     assert p.baseline_co2e_kg(energy_kwh=2.0) == pytest.approx(0.8)

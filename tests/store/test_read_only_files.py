@@ -37,8 +37,13 @@ def _unprivileged_prefix() -> list[str]:
 
 
 def _cli(prefix: list[str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, sys.executable, "-m", "wattprint.cli.main", *args], capture_output=True,
-                          text=True, timeout=120, env=dict(os.environ))
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "wattprint.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -52,9 +57,17 @@ def read_only_home(wattprint_env: Path) -> Iterator[Path]:
         pass
     with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
         (done,) = store.list()
-        gone = done.model_copy(update={"run_id": "gone0001", "name": "gone", "status": "running", "ended_at": None,
-                                       "pid": 2**22 + 7, "pid_create_time": 1.0,
-                                       "started_at": datetime.now(timezone.utc) - timedelta(minutes=5)})
+        gone = done.model_copy(
+            update={
+                "run_id": "gone0001",
+                "name": "gone",
+                "status": "running",
+                "ended_at": None,
+                "pid": 2**22 + 7,
+                "pid_create_time": 1.0,
+                "started_at": datetime.now(timezone.utc) - timedelta(minutes=5),
+            }
+        )
         store.save(gone, checkpoint_s=5.0)
     for path in wattprint_env.iterdir():  # the WAL checkpointed into the file: nothing beside it
         if path.name != "wattprint.db":
@@ -91,9 +104,13 @@ def test_a_view_of_a_store_never_written_in_a_read_only_folder_is_empty(wattprin
     folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
         env_home = folder / "home"
-        listed = subprocess.run([*prefix, sys.executable, "-m", "wattprint.cli.main", "runs", "list", "--json"],
-                                capture_output=True, text=True, timeout=120,
-                                env=dict(os.environ, WATTPRINT_HOME=str(env_home)))
+        listed = subprocess.run(
+            [*prefix, sys.executable, "-m", "wattprint.cli.main", "runs", "list", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, WATTPRINT_HOME=str(env_home)),
+        )
         assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
         assert not env_home.exists()
     finally:

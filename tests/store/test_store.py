@@ -237,7 +237,8 @@ def test_upsert_updates_in_place(store: RunStore) -> None:
     assert got.status == "finished" and got.duration_s == 3600.0 and got.energy_kwh.total == 1.5
     assert [r.run_id for r in store.list()] == ["up1"]
     assert table_rows(store, "SELECT count(*), status, checkpoint_s FROM runs GROUP BY status, checkpoint_s") == [
-        (1, "finished", 2.0)]
+        (1, "finished", 2.0)
+    ]
 
 
 def test_update_through_the_driver_writes_the_columns_as_sqlalchemy_inserts_them(
@@ -252,8 +253,9 @@ def test_update_through_the_driver_writes_the_columns_as_sqlalchemy_inserts_them
     sqlite_store.save(final.model_copy(update={"run_id": "updated"}), checkpoint_s=3.0)  # UPDATE: the driver path
     columns = "name, status, started_at, ended_at, host, pid, pid_create_time, checkpoint_s"
     inserted, updated = (
-        sqlite_rows(db_path, f"SELECT {columns}, typeof(heartbeat_at), length(heartbeat_at) FROM runs "
-                             f"WHERE run_id = '{run_id}'")[0]
+        sqlite_rows(
+            db_path, f"SELECT {columns}, typeof(heartbeat_at), length(heartbeat_at) FROM runs WHERE run_id = '{run_id}'"
+        )[0]
         for run_id in ("fresh", "updated")
     )
     assert updated == inserted
@@ -378,9 +380,7 @@ def this_process() -> dict[str, Any]:
 
 
 def running_record(run_id: str, name: str = "train", **fields: Any) -> RunRecord:
-    return make_record(
-        run_id, name, status="running", ended_at=None, exit_code=None, duration_s=12.5, **fields
-    )
+    return make_record(run_id, name, status="running", ended_at=None, exit_code=None, duration_s=12.5, **fields)
 
 
 def test_run_of_an_exited_process_is_interrupted_and_persisted(store: RunStore) -> None:
@@ -403,9 +403,7 @@ def test_list_sees_interrupted_runs_through_its_status_filter(store: RunStore) -
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     created = psutil.Process(child.pid).create_time()
     child.wait()
-    store.save(
-        running_record("dead2", minutes=1, host=socket.gethostname(), pid=child.pid, pid_create_time=created)
-    )
+    store.save(running_record("dead2", minutes=1, host=socket.gethostname(), pid=child.pid, pid_create_time=created))
     store.save(running_record("alive2", minutes=2, **this_process()))
 
     assert [r.run_id for r in store.list(status="running")] == ["alive2"]
@@ -718,15 +716,17 @@ def test_configured_host_name_is_this_host(db_path: Path) -> None:
         assert named.get("named-alive").status == "running"
 
 
-def test_read_only_views_show_interrupted_runs_without_writing(sqlite_store: RunStore, db_path: Path,
-                                                                 wattprint_cmd: list[str]) -> None:
+def test_read_only_views_show_interrupted_runs_without_writing(
+    sqlite_store: RunStore, db_path: Path, wattprint_cmd: list[str]
+) -> None:
     """runs list/show, report and the dashboard open the store read-only: a run whose owner is gone shows as
     interrupted everywhere, and the stored row stays as it was (issue 14: a GET of / used to rewrite it)."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     created = psutil.Process(child.pid).create_time()
     child.wait()
-    sqlite_store.save(running_record("dead3", minutes=1, host=socket.gethostname(), pid=child.pid,
-                                     pid_create_time=created))
+    sqlite_store.save(
+        running_record("dead3", minutes=1, host=socket.gethostname(), pid=child.pid, pid_create_time=created)
+    )
     sqlite_store.save(running_record("alive3", minutes=2, **this_process()))
     sqlite_store.save(make_record("done3", minutes=3))
     with open_store(f"sqlite:///{db_path}", read_only=True) as view:
@@ -735,7 +735,10 @@ def test_read_only_views_show_interrupted_runs_without_writing(sqlite_store: Run
         assert [r.run_id for r in view.list(status="running")] == ["alive3"]
         assert [r.run_id for r in view.list(status="running", limit=1)] == ["alive3"]
         assert {r.run_id: r.status for r in view.list()} == {
-            "dead3": "interrupted", "alive3": "running", "done3": "finished"}
+            "dead3": "interrupted",
+            "alive3": "running",
+            "done3": "finished",
+        }
         assert [r.run_id for r in view.list(limit=2)] == ["done3", "alive3"]
         sqlite_store.save(make_record("old-int", minutes=0, status="interrupted"))
         assert [r.run_id for r in view.list(status="interrupted", limit=1)] == ["dead3"]  # newest first
@@ -743,8 +746,9 @@ def test_read_only_views_show_interrupted_runs_without_writing(sqlite_store: Run
     before = sqlite_rows(db_path, "SELECT run_id, status, record, heartbeat_at FROM runs ORDER BY run_id")
     assert ("dead3", "running") in [(r[0], r[1]) for r in before]  # the view above wrote nothing either
     env = dict(os.environ, WATTPRINT_DB=f"sqlite:///{db_path}")
-    listed = subprocess.run([*wattprint_cmd, "runs", "list", "--json"], capture_output=True, text=True, timeout=60,
-                            env=env)
+    listed = subprocess.run(
+        [*wattprint_cmd, "runs", "list", "--json"], capture_output=True, text=True, timeout=60, env=env
+    )
     assert listed.returncode == 0, listed.stderr
     assert {r["run_id"]: r["status"] for r in json.loads(listed.stdout)}["dead3"] == "interrupted"
     from starlette.testclient import TestClient
@@ -757,8 +761,9 @@ def test_read_only_views_show_interrupted_runs_without_writing(sqlite_store: Run
     assert sqlite_rows(db_path, "SELECT run_id, status, record, heartbeat_at FROM runs ORDER BY run_id") == before
 
 
-def test_list_json_documents_are_valid_and_complete_whoever_wrote_the_row(sqlite_store: RunStore,
-                                                                         db_path: Path) -> None:
+def test_list_json_documents_are_valid_and_complete_whoever_wrote_the_row(
+    sqlite_store: RunStore, db_path: Path
+) -> None:
     """Rows written by older code (bare NaN, fields missing) or by the first-row writer come out rebuilt; rows of
     the current writer as stored; every document parses strictly and matches list()."""
     from datetime import datetime, timezone
@@ -770,12 +775,31 @@ def test_list_json_documents_are_valid_and_complete_whoever_wrote_the_row(sqlite
     old.pop("distributed")
     old["intensity_g_per_kwh"] = float("nan")
     with sqlite3.connect(db_path) as con:  # as code before the rust serialiser stored it
-        con.execute("INSERT INTO runs VALUES (?, ?, 'finished', ?, ?, ?, NULL, NULL, 5.0, ?, ?)",
-                    ("old1", "train", "2024-05-01 12:02:00.000000", "2024-05-01 12:05:00.000000", "h",
-                     "2024-05-01 12:05:00.000000", json.dumps(old)))
-    insert_running(db_path, {"run_id": "first1", "name": "early", "host": socket.gethostname(), "pid": os.getpid(),
-                             "pid_create_time": psutil.Process().create_time(),
-                             "started_at": datetime(2024, 5, 1, 12, 1, tzinfo=timezone.utc)}, 5.0, 5.0)
+        con.execute(
+            "INSERT INTO runs VALUES (?, ?, 'finished', ?, ?, ?, NULL, NULL, 5.0, ?, ?)",
+            (
+                "old1",
+                "train",
+                "2024-05-01 12:02:00.000000",
+                "2024-05-01 12:05:00.000000",
+                "h",
+                "2024-05-01 12:05:00.000000",
+                json.dumps(old),
+            ),
+        )
+    insert_running(
+        db_path,
+        {
+            "run_id": "first1",
+            "name": "early",
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "pid_create_time": psutil.Process().create_time(),
+            "started_at": datetime(2024, 5, 1, 12, 1, tzinfo=timezone.utc),
+        },
+        5.0,
+        5.0,
+    )
     texts = sqlite_store.list_json()
     docs = [json.loads(t, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) for t in texts]
     assert docs == [json.loads(r.to_json()) for r in sqlite_store.list()]  # NaN is null in both
@@ -824,8 +848,10 @@ def test_the_trackers_sqlite_writer_writes_rows_as_the_store_does(tmp_path: Path
     writer = SqliteWriter(by_writer)
     for record, checkpoint_s in ((running, 5.0), (running, None), (final, None)):
         writer.save(record, checkpoint_s=checkpoint_s)
-    columns = ("run_id, name, status, started_at, ended_at, host, pid, pid_create_time, checkpoint_s, "
-               "typeof(heartbeat_at), length(heartbeat_at), record")
+    columns = (
+        "run_id, name, status, started_at, ended_at, host, pid, pid_create_time, checkpoint_s, "
+        "typeof(heartbeat_at), length(heartbeat_at), record"
+    )
     assert sqlite_rows(by_writer, f"SELECT {columns} FROM runs") == sqlite_rows(by_store, f"SELECT {columns} FROM runs")
     sqlite_rows(by_writer, "UPDATE runs SET status = 'interrupted'")  # a reader judged the owner gone meanwhile
     writer.save(running, checkpoint_s=5.0)  # the owner checkpoints again: its status comes back

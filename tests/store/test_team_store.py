@@ -37,8 +37,9 @@ def _env(db: str, host: str | None = None) -> dict[str, str]:
 
 
 def _runs_list(db: str) -> list[dict]:
-    result = subprocess.run([*WATTPRINT, "runs", "list", "--json"], capture_output=True, text=True, timeout=60,
-                            env=_env(db))
+    result = subprocess.run(
+        [*WATTPRINT, "runs", "list", "--json"], capture_output=True, text=True, timeout=60, env=_env(db)
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -47,9 +48,27 @@ def test_concurrent_writers_on_several_hosts(team_db: str, tmp_path: Path) -> No
     hosts = [f"node-{i}" for i in range(4)]
     procs = [
         subprocess.Popen(
-            [*WATTPRINT, "run", "--name", f"team-{host}", "--interval", "0.1", "--checkpoint", "0.1", "-q",
-             "-o", str(tmp_path / f"{host}.json"), "--", sys.executable, "-c", BUSY.format(s=1.5)],
-            env=_env(team_db, host), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                *WATTPRINT,
+                "run",
+                "--name",
+                f"team-{host}",
+                "--interval",
+                "0.1",
+                "--checkpoint",
+                "0.1",
+                "-q",
+                "-o",
+                str(tmp_path / f"{host}.json"),
+                "--",
+                sys.executable,
+                "-c",
+                BUSY.format(s=1.5),
+            ],
+            env=_env(team_db, host),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for host in hosts
     ]
@@ -73,9 +92,27 @@ def test_concurrent_writers_on_several_hosts(team_db: str, tmp_path: Path) -> No
 def test_a_run_on_another_host_is_seen_running_not_interrupted(team_db: str, tmp_path: Path) -> None:
     out = tmp_path / "far.json"
     proc = subprocess.Popen(
-        [*WATTPRINT, "run", "--name", "far", "--interval", "0.1", "--checkpoint", "0.2", "-q", "-o", str(out),
-         "--", sys.executable, "-c", BUSY.format(s=4.0)],
-        env=_env(team_db, "far-away"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            *WATTPRINT,
+            "run",
+            "--name",
+            "far",
+            "--interval",
+            "0.1",
+            "--checkpoint",
+            "0.2",
+            "-q",
+            "-o",
+            str(out),
+            "--",
+            sys.executable,
+            "-c",
+            BUSY.format(s=4.0),
+        ],
+        env=_env(team_db, "far-away"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60

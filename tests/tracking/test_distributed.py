@@ -28,7 +28,7 @@ from wattprint.tracking.distributed import merge_parts, node_id, part_id, plan_m
 
 pytest.importorskip("torch")
 
-JOB = r'''
+JOB = r"""
 import json, os, sys, time
 import torch, torch.distributed as dist
 torch.set_num_threads(1)
@@ -72,10 +72,10 @@ with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
 print(f"rank {rank} trained on", flush=True)
 if not os.environ.get("STALL_RANK1"):
     dist.destroy_process_group()
-'''
+"""
 
 
-STEPD = r'''
+STEPD = r"""
 import os, subprocess, sys
 node, tasks, world, job, out = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
 procs = []
@@ -84,7 +84,7 @@ for local in range(tasks):
                SLURM_NODEID=str(node), SLURM_NTASKS=world, SLURMD_NODENAME=f"sim-node{node}")
     procs.append(subprocess.Popen([sys.executable, job, out], env=env))
 sys.exit(max(p.wait() for p in procs))
-'''
+"""
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -99,14 +99,14 @@ def _env(**extra: str) -> dict[str, str]:
     return dict(os.environ) | {"WATTPRINT_INTERVAL": "0.2", "OMP_NUM_THREADS": "1", "PYTHONPATH": path} | extra
 
 
-def _torchrun(tmp_path: Path, args: list[str], env: dict[str, str],
-              new_session: bool = False) -> subprocess.Popen[str]:
+def _torchrun(tmp_path: Path, args: list[str], env: dict[str, str], new_session: bool = False) -> subprocess.Popen[str]:
     script = tmp_path / "job.py"
     script.write_text(JOB)
     (tmp_path / "out").mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "torch.distributed.run", *args, str(script), str(tmp_path / "out")]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=new_session)
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=new_session
+    )
 
 
 def _finish(proc: subprocess.Popen[str]) -> str:
@@ -182,17 +182,33 @@ def test_plan_a_parent_of_ranks_on_two_nodes_is_no_launcher() -> None:
 
 def test_merge_splits_the_node_energy_by_cpu_time_and_memory() -> None:
     def part(rank: int, role: str, cpu: float, ram: float, gpu: float, cpu_s: float, rss: int) -> dict[str, Any]:
-        record = RunRecord(run_id=f"r{rank}", name="job", started_at="2024-05-01T12:00:00Z",
-                           ended_at="2024-05-01T12:01:00Z", duration_s=60.0, status="finished",
-                           energy_kwh={"total": cpu + ram + gpu, "cpu": cpu, "ram": ram, "gpu": gpu},
-                           machine_energy_kwh={"total": 10.0 + gpu, "cpu": 9.0, "ram": 1.0, "gpu": gpu},
-                           measurement={"cpu": "model" if role == "node" else None, "gpu": "nvml", "ram": None},
-                           intensity_g_per_kwh=100.0, facility_energy_kwh=cpu + ram + gpu,
-                           co2e_kg={"operational": (cpu + ram + gpu) / 10, "embodied": 0.0,
-                                    "total": (cpu + ram + gpu) / 10},
-                           hardware={"gpus": [{"index": rank, "name": "NVIDIA H100 80GB HBM3"}]})
-        return {"rank": rank, "node_id": "a", "host": "h", "local_rank": rank, "pid": rank, "role": role,
-                "cpu_s": cpu_s, "rss_bytes": rss, "gpu_rule": "given", "record": record.to_json_dict()}
+        record = RunRecord(
+            run_id=f"r{rank}",
+            name="job",
+            started_at="2024-05-01T12:00:00Z",
+            ended_at="2024-05-01T12:01:00Z",
+            duration_s=60.0,
+            status="finished",
+            energy_kwh={"total": cpu + ram + gpu, "cpu": cpu, "ram": ram, "gpu": gpu},
+            machine_energy_kwh={"total": 10.0 + gpu, "cpu": 9.0, "ram": 1.0, "gpu": gpu},
+            measurement={"cpu": "model" if role == "node" else None, "gpu": "nvml", "ram": None},
+            intensity_g_per_kwh=100.0,
+            facility_energy_kwh=cpu + ram + gpu,
+            co2e_kg={"operational": (cpu + ram + gpu) / 10, "embodied": 0.0, "total": (cpu + ram + gpu) / 10},
+            hardware={"gpus": [{"index": rank, "name": "NVIDIA H100 80GB HBM3"}]},
+        )
+        return {
+            "rank": rank,
+            "node_id": "a",
+            "host": "h",
+            "local_rank": rank,
+            "pid": rank,
+            "role": role,
+            "cpu_s": cpu_s,
+            "rss_bytes": rss,
+            "gpu_rule": "given",
+            "record": record.to_json_dict(),
+        }
 
     parts = [part(0, "node", 4.0, 1.0, 2.0, 1.0, 3), part(1, "gpu", 0.0, 0.0, 5.0, 3.0, 1)]
     plan = plan_measurement([_peer(0, "a", 0, 9), _peer(1, "a", 1, 9)])
@@ -247,8 +263,17 @@ def test_torchrun_four_ranks_one_record_cpu_counted_once(tmp_path: Path, wattpri
 def test_two_simulated_nodes_of_two_ranks(tmp_path: Path, wattprint_env: Path) -> None:
     port = str(_free_port())
     launches = [
-        _torchrun(tmp_path, ["--nnodes=2", f"--node_rank={i}", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-                             f"--master_port={port}"], _env(WORK_S="0.6", WATTPRINT_NODE_ID=f"node-{i}"))
+        _torchrun(
+            tmp_path,
+            [
+                "--nnodes=2",
+                f"--node_rank={i}",
+                "--nproc_per_node=2",
+                "--master_addr=127.0.0.1",
+                f"--master_port={port}",
+            ],
+            _env(WORK_S="0.6", WATTPRINT_NODE_ID=f"node-{i}"),
+        )
         for i in range(2)
     ]
     for proc in launches:
@@ -258,7 +283,9 @@ def test_two_simulated_nodes_of_two_ranks(tmp_path: Path, wattprint_env: Path) -
     with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
         assert [r.run_id for r in store.list()] == [record.run_id]
     assert [(n["node_id"], n["ranks"], n["leader_rank"]) for n in record.nodes] == [
-        ("node-0", [0, 1], 0), ("node-1", [2, 3], 2)]
+        ("node-0", [0, 1], 0),
+        ("node-1", [2, 3], 2),
+    ]
     assert {r["rank"]: r["node_id"] for r in record.ranks} == {0: "node-0", 1: "node-0", 2: "node-1", 3: "node-1"}
     # each node's leader measured its own launcher's tree: two different torchrun agents
     assert record.nodes[0]["tracked_pid"] != record.nodes[1]["tracked_pid"]
@@ -269,8 +296,9 @@ def test_two_simulated_nodes_of_two_ranks(tmp_path: Path, wattprint_env: Path) -
 
 @pytest.mark.slow
 def test_a_rank_missing_the_gather_does_not_crash_training(tmp_path: Path, wattprint_env: Path) -> None:
-    proc = _torchrun(tmp_path, ["--standalone", "--nproc_per_node=2"],
-                     _env(WORK_S="0.3", GATHER_S="3", STALL_RANK1="12"))
+    proc = _torchrun(
+        tmp_path, ["--standalone", "--nproc_per_node=2"], _env(WORK_S="0.3", GATHER_S="3", STALL_RANK1="12")
+    )
     output = _finish(proc)
     assert "rank 0 trained on" in output and "rank 1 trained on" in output
     outs = _outputs(tmp_path, 2)
@@ -290,16 +318,33 @@ def test_slurm_variables_two_nodes_each_with_its_own_stepd(tmp_path: Path, wattp
     (tmp_path / "stepd.py").write_text(STEPD)
     (tmp_path / "out").mkdir()
     env = _env(WORK_S="0.5", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
-    stepds = [subprocess.Popen([sys.executable, str(tmp_path / "stepd.py"), str(node), "2", "4",
-                                str(tmp_path / "job.py"), str(tmp_path / "out")], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for node in range(2)]
+    stepds = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(tmp_path / "stepd.py"),
+                str(node),
+                "2",
+                "4",
+                str(tmp_path / "job.py"),
+                str(tmp_path / "out"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for node in range(2)
+    ]
     for proc in stepds:
         _finish(proc)
     outs = _outputs(tmp_path, 4)
     record = RunRecord.model_validate(outs[0]["record"])
     assert record.distributed["launcher"] == "slurm"
     assert [(n["node_id"], n["ranks"], n["mode"]) for n in record.nodes] == [
-        ("sim-node0", [0, 1], "launcher"), ("sim-node1", [2, 3], "launcher")]
+        ("sim-node0", [0, 1], "launcher"),
+        ("sim-node1", [2, 3], "launcher"),
+    ]
     assert [n["tracked_pid"] for n in record.nodes] == [p.pid for p in stepds]  # each node's own stepd
     assert {r["rank"]: r["local_rank"] for r in record.ranks} == {0: 0, 1: 1, 2: 0, 3: 1}
     assert [n["leader_rank"] for n in record.nodes] == [0, 2]
@@ -329,8 +374,9 @@ def test_each_gpu_is_measured_by_the_rank_that_uses_it(tmp_path: Path, wattprint
 
 @pytest.mark.slow
 def test_a_killed_job_leaves_rank_0s_checkpoint_marked_partial(tmp_path: Path, wattprint_env: Path) -> None:
-    proc = _torchrun(tmp_path, ["--standalone", "--nproc_per_node=2"],
-                     _env(WORK_S="0.2", LINGER_S="60", WATTPRINT_CHECKPOINT="0.2"))
+    proc = _torchrun(
+        tmp_path, ["--standalone", "--nproc_per_node=2"], _env(WORK_S="0.2", LINGER_S="60", WATTPRINT_CHECKPOINT="0.2")
+    )
     url = f"sqlite:///{wattprint_env / 'wattprint.db'}"
     running: list[RunRecord] = []
     try:
@@ -361,10 +407,18 @@ def test_a_job_killed_9_on_every_node_leaves_each_nodes_part(tmp_path: Path, wat
     under the job id and node-1's part as <job>-rank1 are both stored, interrupted and flagged partial."""
     port = str(_free_port())
     launches = [
-        _torchrun(tmp_path, ["--nnodes=2", f"--node_rank={i}", "--nproc_per_node=1", "--master_addr=127.0.0.1",
-                             f"--master_port={port}"],
-                  _env(WORK_S="0.2", LINGER_S="90", WATTPRINT_CHECKPOINT="0.2", WATTPRINT_NODE_ID=f"node-{i}"),
-                  new_session=True)
+        _torchrun(
+            tmp_path,
+            [
+                "--nnodes=2",
+                f"--node_rank={i}",
+                "--nproc_per_node=1",
+                "--master_addr=127.0.0.1",
+                f"--master_port={port}",
+            ],
+            _env(WORK_S="0.2", LINGER_S="90", WATTPRINT_CHECKPOINT="0.2", WATTPRINT_NODE_ID=f"node-{i}"),
+            new_session=True,
+        )
         for i in range(2)
     ]
     url = f"sqlite:///{wattprint_env / 'wattprint.db'}"
@@ -395,8 +449,10 @@ def test_a_job_killed_9_on_every_node_leaves_each_nodes_part(tmp_path: Path, wat
     head, part = stored[job_id], stored[part_id(job_id, 1)]
     assert head.status == part.status == "interrupted"
     assert head.degraded["distributed"].startswith("partial: rank 0's part only")
-    assert part.degraded["distributed"] == f"partial: rank 1's part of job {job_id} (node node-1), until rank 0 " \
-                                           "stores the merged record"
+    assert (
+        part.degraded["distributed"] == f"partial: rank 1's part of job {job_id} (node node-1), until rank 0 "
+        "stores the merged record"
+    )
     assert part.distributed == {"job_id": job_id, "world_size": 2, "rank": 1, "role": "node"}
     assert part.energy_kwh.cpu >= running[part.run_id].energy_kwh.cpu > 0
 
@@ -414,8 +470,9 @@ def test_wattprint_track_in_every_rank_gives_one_record_for_the_job(tmp_path: Pa
     _assert_adds_up(record)
 
 
-def test_track_outside_a_group_is_plain_and_flags_a_launched_rank(wattprint_env: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_track_outside_a_group_is_plain_and_flags_a_launched_rank(
+    wattprint_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import wattprint
     from wattprint.tracking.tracker import Tracker
 
@@ -427,7 +484,8 @@ def test_track_outside_a_group_is_plain_and_flags_a_launched_rank(wattprint_env:
     with wattprint.track("early", interval=0.05) as t:
         pass
     assert t.record.degraded["distributed"].startswith(
-        "launched as rank 1 of 4, tracked alone (no torch.distributed process group was up when tracking started)")
+        "launched as rank 1 of 4, tracked alone (no torch.distributed process group was up when tracking started)"
+    )
     with wattprint.track("opted-out", interval=0.05, distributed=False) as t:
         pass
     assert isinstance(t, Tracker) and "distributed" not in t.record.degraded
@@ -442,7 +500,7 @@ def test_track_outside_a_group_is_plain_and_flags_a_launched_rank(wattprint_env:
     assert decorated.status == "finished" and decorated.degraded["distributed"].startswith("launched as rank 1")
 
 
-DECORATED_JOB = r'''
+DECORATED_JOB = r"""
 import json, os, sys
 import torch.distributed as dist
 import wattprint
@@ -456,15 +514,20 @@ def step() -> int:
 
 print(json.dumps({"ranks": [step(), step()]}), flush=True)
 dist.destroy_process_group()
-'''
+"""
 
 
 @pytest.mark.slow
 def test_a_function_decorated_by_wattprint_track_in_every_rank(tmp_path: Path, wattprint_env: Path) -> None:
     script = tmp_path / "decorated.py"
     script.write_text(DECORATED_JOB)
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(script)], env=_env(), capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
         stored = store.list(name="decorated")

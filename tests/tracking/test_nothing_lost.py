@@ -39,7 +39,7 @@ def test_the_run_is_in_the_store_before_start_returns(wattprint_env: Path, monke
     t = wattprint.Tracker("early", checkpoint=60).start()
     monkeypatch.setattr(Tracker, "_checkpoint", checkpoint)
     try:
-        (run_id, status, record), = _rows(wattprint_env / "wattprint.db")  # read with the standard library
+        ((run_id, status, record),) = _rows(wattprint_env / "wattprint.db")  # read with the standard library
         assert run_id == t.run_id or run_id == t.record.run_id
         assert status == "running" and json.loads(record)["name"] == "early"
         with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:  # and as the store reads it
@@ -56,16 +56,24 @@ def test_first_row_schema_is_the_stores(tmp_path: Path) -> None:
     early, late = tmp_path / "early.db", tmp_path / "late.db"
     from datetime import datetime, timezone
 
-    fields = {"run_id": "r1", "name": "n", "started_at": datetime.now(timezone.utc), "host": "h", "pid": 1,
-              "pid_create_time": 1.0}
+    fields = {
+        "run_id": "r1",
+        "name": "n",
+        "started_at": datetime.now(timezone.utc),
+        "host": "h",
+        "pid": 1,
+        "pid_create_time": 1.0,
+    }
     insert_running(early, fields, 5.0, 5.0)
     open_store(f"sqlite:///{late}").close()
 
     def schema(db: Path) -> tuple:
         with sqlite3.connect(db) as con:
             cols = con.execute("PRAGMA table_info(runs)").fetchall()
-            indexes = sorted((row[1], tuple(c[2] for c in con.execute(f"PRAGMA index_info({row[1]})")))
-                             for row in con.execute("PRAGMA index_list(runs)"))
+            indexes = sorted(
+                (row[1], tuple(c[2] for c in con.execute(f"PRAGMA index_info({row[1]})")))
+                for row in con.execute("PRAGMA index_list(runs)")
+            )
             return cols, indexes
 
     assert schema(early) == schema(late)
@@ -93,8 +101,10 @@ def test_kill_9_at_random_times_in_the_first_seconds_leaves_interrupted_runs(wat
     returned: every run is stored and reads as interrupted."""
     rng = random.Random(14)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    jobs = [subprocess.Popen([sys.executable, "-c", BUSY_JOB], stdout=subprocess.PIPE, text=True, env=env)
-            for _ in range(20)]
+    jobs = [
+        subprocess.Popen([sys.executable, "-c", BUSY_JOB], stdout=subprocess.PIPE, text=True, env=env)
+        for _ in range(20)
+    ]
     try:
         schedule = []
         for job in jobs:
@@ -118,10 +128,21 @@ def test_number_like_metrics_are_stored_as_numbers(wattprint_env: Path) -> None:
     np = pytest.importorskip("numpy")
     torch = pytest.importorskip("torch")
     with wattprint.track("metrics", interval=0.05) as t:
-        t.log(accuracy=np.float32(0.5), step=np.int64(3), loss=torch.tensor(0.25), best=torch.tensor([2.0]),
-              lr=decimal.Decimal("0.125"), frac=fractions.Fraction(1, 4), flag=np.bool_(True),
-              hist=np.array([1, 2]), when=object(), nested={"a": np.float64(1.5)}, wide=np.longdouble(1.5),
-              huge=fractions.Fraction(10**400), snan=decimal.Decimal("sNaN"))
+        t.log(
+            accuracy=np.float32(0.5),
+            step=np.int64(3),
+            loss=torch.tensor(0.25),
+            best=torch.tensor([2.0]),
+            lr=decimal.Decimal("0.125"),
+            frac=fractions.Fraction(1, 4),
+            flag=np.bool_(True),
+            hist=np.array([1, 2]),
+            when=object(),
+            nested={"a": np.float64(1.5)},
+            wide=np.longdouble(1.5),
+            huge=fractions.Fraction(10**400),
+            snan=decimal.Decimal("sNaN"),
+        )
     assert "store" not in t.record.degraded, t.record.degraded
     with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
         metrics = store.get(t.record.run_id).metrics
@@ -158,8 +179,7 @@ def test_finished_trackers_give_their_connections_back(postgres_url: str, monkey
         assert t._store is None  # closed and dropped at stop
     base = make_url(url)
     with psycopg.connect(host=base.host, port=base.port, user=base.username, dbname="postgres") as conn:
-        (count,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
-                                (base.database,)).fetchone()
+        (count,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (base.database,)).fetchone()
     assert count == 0, count
     with open_store(url) as store:
         assert len(store.list(limit=100)) == 12
@@ -176,9 +196,11 @@ class _FlakyStore:
             from sqlalchemy.exc import OperationalError
 
             self.failures -= 1
-            raise OperationalError("UPDATE runs SET record=? WHERE run_id=?\n" + "x" * 2000,
-                                   {"p_record": "{" + "y" * 5000 + "}"},
-                                   Exception("database disk image is malformed"))
+            raise OperationalError(
+                "UPDATE runs SET record=? WHERE run_id=?\n" + "x" * 2000,
+                {"p_record": "{" + "y" * 5000 + "}"},
+                Exception("database disk image is malformed"),
+            )
         self.real.save(record, checkpoint_s)  # type: ignore[attr-defined]
 
 

@@ -19,8 +19,20 @@ from wattprint.store import open_store
 from wattprint.tracking.tracker import Tracker, callback_every
 
 CONTRACT_KEYS = {
-    "run_id", "name", "status", "started_at", "ended_at", "duration_s", "energy_kwh",
-    "facility_energy_kwh", "measurement", "region", "intensity_g_per_kwh", "pue", "co2e_kg", "exit_code",
+    "run_id",
+    "name",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "energy_kwh",
+    "facility_energy_kwh",
+    "measurement",
+    "region",
+    "intensity_g_per_kwh",
+    "pue",
+    "co2e_kg",
+    "exit_code",
 }
 
 
@@ -279,8 +291,14 @@ def test_running_checkpoints_price_carbon_as_the_final_accounting_does() -> None
             methods = {c: (rec.methods.get(c) or {}).get("method") for c in energy}
             op = integrate_operational([(rec.started_at, rec.started_at, rec.energy_kwh.total)], yearly, 1.4)
             emb = run_embodied(rec.duration_s, host="server", host_share=share)
-            band = record_range(energy, methods, yearly, 1.4, embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high),
-                                intensity_range_g_per_kwh=(op.intensity_low_g_per_kwh, op.intensity_high_g_per_kwh))
+            band = record_range(
+                energy,
+                methods,
+                yearly,
+                1.4,
+                embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high),
+                intensity_range_g_per_kwh=(op.intensity_low_g_per_kwh, op.intensity_high_g_per_kwh),
+            )
             assert rec.energy_kwh.total > 0 and 0 < share <= 1
             assert rec.intensity_g_per_kwh == yearly
             assert rec.co2e_kg.operational == pytest.approx(op.co2e_kg, rel=1e-12)
@@ -393,8 +411,12 @@ def test_methods_that_measure_need_start_and_say_so(wattprint_env: Path) -> None
     from wattprint.tracking.distributed import DistributedTracker
 
     for tracker in (wattprint.Tracker("early"), DistributedTracker("early")):
-        for call in (lambda t=tracker: t.begin_window("w"), lambda t=tracker: t.end_window("w"),
-                     lambda t=tracker: t.energy_so_far_kwh(), lambda t=tracker: t.stop()):
+        for call in (
+            lambda t=tracker: t.begin_window("w"),
+            lambda t=tracker: t.end_window("w"),
+            lambda t=tracker: t.energy_so_far_kwh(),
+            lambda t=tracker: t.stop(),
+        ):
             with pytest.raises(TrackerNotStartedError, match="is not started: call start()") as err:
                 call()
             assert isinstance(err.value, RuntimeError) and isinstance(err.value, WattprintError)

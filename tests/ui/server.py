@@ -15,8 +15,9 @@ URL_LINE = re.compile(r"at (http://\S+/) ")
 @contextmanager
 def ui_process(cmd: list[str], *args: str, timeout_s: float = 30.0) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Run `wattprint ui --port 0 --no-browser ARGS`; yield the process and the URL it printed."""
-    proc = subprocess.Popen([*cmd, "ui", "--port", "0", "--no-browser", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*cmd, "ui", "--port", "0", "--no-browser", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + timeout_s
         url = None

@@ -17,8 +17,12 @@ from wattprint.ui.app import create_app
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    save_records([*fixture_records(), make_record("dddd4444", "failed-run", energy_kwh=0.001, co2e_kg=0.0001,
-                                                  status="failed", minutes=60 * 30)])
+    save_records(
+        [
+            *fixture_records(),
+            make_record("dddd4444", "failed-run", energy_kwh=0.001, co2e_kg=0.0001, status="failed", minutes=60 * 30),
+        ]
+    )
     app = create_app(load_settings().db_url, check_every_s=0.0)  # every request asks the store: no waiting
     with TestClient(app, base_url="http://127.0.0.1:8765") as test_client:
         yield test_client
@@ -47,8 +51,9 @@ def test_runs_list_and_filters(client: TestClient) -> None:
     assert "No runs match" in client.get("/?name=zzz").text
 
 
-@pytest.mark.parametrize(("query", "field"), [("status=done", "status"), ("since=yesterday", "since"),
-                                               ("limit=0", "limit")])
+@pytest.mark.parametrize(
+    ("query", "field"), [("status=done", "status"), ("since=yesterday", "since"), ("limit=0", "limit")]
+)
 def test_bad_filters_are_400_naming_the_field(client: TestClient, query: str, field: str) -> None:
     page = client.get(f"/?{query}")
     assert page.status_code == 400 and f"{field}: " in page.text
@@ -102,8 +107,9 @@ def test_pages_follow_the_store(client: TestClient) -> None:
     after = run_ids(client.get("/").text)
     assert "eeee5555" in after and set(before) < set(after)
     assert any(r["run_id"] == "eeee5555" for r in client.get("/api/runs").json()["runs"])
-    save_records([make_record("eeee5555", "late-run", energy_kwh=0.002, co2e_kg=0.0002, minutes=60 * 40,
-                              status="failed")])
+    save_records(
+        [make_record("eeee5555", "late-run", energy_kwh=0.002, co2e_kg=0.0002, minutes=60 * 40, status="failed")]
+    )
     failed = client.get("/api/runs?status=failed").json()["runs"]
     assert "eeee5555" in {r["run_id"] for r in failed}
 

@@ -35,17 +35,20 @@ def test_port_in_use_exits_2_with_one_line(wattprint_cmd: list[str]) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        result = subprocess.run([*wattprint_cmd, "ui", "--port", str(port), "--no-browser"],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [*wattprint_cmd, "ui", "--port", str(port), "--no-browser"], capture_output=True, text=True, timeout=60
+        )
     assert result.returncode == 2
-    assert result.stderr == (f"wattprint: error: --port: port {port} on 127.0.0.1 is already in use; "
-                             "choose another (0 picks a free one)\n")
+    assert result.stderr == (
+        f"wattprint: error: --port: port {port} on 127.0.0.1 is already in use; choose another (0 picks a free one)\n"
+    )
 
 
 def test_bad_port_and_host_exit_2(wattprint_cmd: list[str]) -> None:
     for args, field in ((["--port", "70000"], "--port"), (["--host", "no-such-host.invalid"], "--host")):
-        result = subprocess.run([*wattprint_cmd, "ui", "--no-browser", *args], capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run(
+            [*wattprint_cmd, "ui", "--no-browser", *args], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 2 and result.stderr.startswith(f"wattprint: error: {field}:"), result.stderr
 
 

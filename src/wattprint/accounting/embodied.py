@@ -165,8 +165,9 @@ def run_embodied(
                 "source": figure.source,
             }
         )
-    note = embodied_note([device_note(i["matched"], i["share"], i["method"], i["kgco2e_per_device"]) for i in items],
-                         missing)
+    note = embodied_note(
+        [device_note(i["matched"], i["share"], i["method"], i["kgco2e_per_device"]) for i in items], missing
+    )
     return EmbodiedBreakdown(total, low, high, tuple(items), tuple(missing), note)
 
 

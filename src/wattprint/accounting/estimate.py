@@ -105,9 +105,7 @@ def _duration_hours(hours: float | None, days: float | None) -> float:
     return h if h is not None else d * 24.0  # type: ignore[operator]
 
 
-def _intensity(
-    method: str, intensity: float | None, region: str | None
-) -> tuple[float, str, str | None, float | None]:
+def _intensity(method: str, intensity: float | None, region: str | None) -> tuple[float, str, str | None, float | None]:
     """(g/kWh, source, region, provider default PUE) from --intensity, --region or the method's default."""
     _one_of(("intensity", intensity), ("region", region), required=method != "strubell")
     value = _number("intensity", intensity, strict=False)
@@ -117,9 +115,7 @@ def _intensity(
         from wattprint.intensity.static import StaticProvider
 
         if not region.strip():
-            raise WattprintInputError(
-                "region", "empty region; expected a code such as FR, US-CA, gcp:europe-west9"
-            )
+            raise WattprintInputError("region", "empty region; expected a code such as FR, US-CA, gcp:europe-west9")
         found = StaticProvider().intensity(region, field="region")
         return found.g_per_kwh, found.source, found.region, found.default_pue
     return STRUBELL_G_PER_KWH, STRUBELL_INTENSITY_SOURCE, None, None
@@ -129,8 +125,9 @@ def _pue(method: str, pue: float | None, provider_pue: float | None, region: str
     value = _number("pue", pue, minimum=1.0, strict=False)
     if method == "mlco2":
         if value is not None:
-            raise WattprintInputError("pue", "the mlco2 method uses no PUE; leave `pue` out or use the patterson "
-                                      "`method`")
+            raise WattprintInputError(
+                "pue", "the mlco2 method uses no PUE; leave `pue` out or use the patterson `method`"
+            )
         return 1.0, "mlco2 method: no PUE (ML CO2 Impact calculator), PUE forced to 1.0"
     if method == "strubell":
         if value is not None:
@@ -153,9 +150,7 @@ def _embodied(
     years = _number("lifetime_years", years)
     if (kg is None) != (years is None):
         missing = "lifetime_years" if years is None else "embodied_kg_per_device"
-        raise WattprintInputError(
-            missing, "embodied needs both `embodied_kg_per_device` and `lifetime_years`"
-        )
+        raise WattprintInputError(missing, "embodied needs both `embodied_kg_per_device` and `lifetime_years`")
     if from_table and kg is not None:
         raise WattprintInputError(
             "embodied_from_table", "give either `embodied_from_table` or the two embodied figures"
@@ -177,11 +172,7 @@ def _embodied(
             {"embodied": "not included (give --embodied-kg-per-device and --lifetime-years)"},
         )
     total = count * embodied_co2e_kg(kg, hours * 3600.0, years_to_seconds(years))
-    source = (
-        f"{figure.method}: {figure.source}"
-        if figure
-        else "given (--embodied-kg-per-device, --lifetime-years)"
-    )
+    source = f"{figure.method}: {figure.source}" if figure else "given (--embodied-kg-per-device, --lifetime-years)"
     return (
         total,
         unc.embodied_range_kg(total, figure),
@@ -222,8 +213,9 @@ def estimate(
     duration_h = _duration_hours(hours, days)
     given_power = _number("power_w", power_w)
     if method == "mlco2" and given_power is not None:
-        raise WattprintInputError("power_w", "the mlco2 method uses the TDP; leave `power_w` out or use the "
-                                  "patterson `method`")
+        raise WattprintInputError(
+            "power_w", "the mlco2 method uses the TDP; leave `power_w` out or use the patterson `method`"
+        )
     g_per_kwh, intensity_source, region_code, provider_pue = _intensity(method, intensity, region)
     pue_value, pue_source = _pue(method, pue, provider_pue, region_code)
     embodied_kg, embodied_range, embodied_inputs = _embodied(
@@ -234,9 +226,7 @@ def estimate(
     energy = count * power * duration_h / 1000.0
     operational = operational_co2e_kg(energy, g_per_kwh, pue_value)
     power_band = unc.GIVEN_POWER if given_power is not None else unc.TDP_POWER
-    op_range = unc.operational_range_kg(
-        power_band.apply(energy), unc.YEARLY_INTENSITY.apply(g_per_kwh), pue_value
-    )
+    op_range = unc.operational_range_kg(power_band.apply(energy), unc.YEARLY_INTENSITY.apply(g_per_kwh), pue_value)
     low, high = unc.total_range_kg(op_range, embodied_range)
     co2e = Co2eKg(operational=operational, embodied=embodied_kg, total=operational + embodied_kg)
     inputs: dict[str, Any] = {
@@ -267,9 +257,7 @@ def estimate(
     }
     lbs = None
     if method == "strubell":
-        lbs = Co2eKg(
-            operational=kg_to_lbs(operational), embodied=kg_to_lbs(embodied_kg), total=kg_to_lbs(co2e.total)
-        )
+        lbs = Co2eKg(operational=kg_to_lbs(operational), embodied=kg_to_lbs(embodied_kg), total=kg_to_lbs(co2e.total))
     return EstimateResult(
         energy_kwh=energy,
         facility_energy_kwh=facility_energy_kwh(energy, pue_value),

@@ -141,6 +141,4 @@ def segments_from_cumulative(times: Sequence[datetime], cumulative_kwh: Sequence
     """Checkpoint intervals from cumulative energy readings: (t[i], t[i+1], e[i+1] - e[i])."""
     if len(times) != len(cumulative_kwh):
         raise WattprintInputError("cumulative_kwh", "needs one reading per time")
-    return [
-        (times[i], times[i + 1], cumulative_kwh[i + 1] - cumulative_kwh[i]) for i in range(len(times) - 1)
-    ]
+    return [(times[i], times[i + 1], cumulative_kwh[i + 1] - cumulative_kwh[i]) for i in range(len(times) - 1)]

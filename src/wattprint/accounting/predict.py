@@ -57,9 +57,7 @@ def _betainc(a: float, b: float, x: float) -> float:
         return 0.0
     if x >= 1.0:
         return 1.0
-    front = math.exp(
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
     if x < (a + 1.0) / (a + b + 2.0):
         return front * _betacf(a, b, x) / a
     return 1.0 - front * _betacf(b, a, 1.0 - x) / b
@@ -142,9 +140,7 @@ def predict_run(
     if k == 0:
         raise WattprintInputError("epochs", "needs at least one finished epoch")
     if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < k:
-        raise WattprintInputError(
-            "total_epochs", f"got {total_epochs!r}; expected an integer >= {k} (epochs done)"
-        )
+        raise WattprintInputError("total_epochs", f"got {total_epochs!r}; expected an integer >= {k} (epochs done)")
     for name, value, minimum in (("intensity_g_per_kwh", intensity_g_per_kwh, 0.0), ("pue", pue, 1.0)):
         if not math.isfinite(value) or value < minimum:
             raise WattprintInputError(name, f"got {value!r}; expected a finite number >= {minimum:g}")

@@ -70,8 +70,9 @@ class LinearCarbon:
         band = (unit.intensity_low_g_per_kwh, unit.intensity_high_g_per_kwh)
         ranges = {}
         for component, method in methods.items():
-            r = record_range({component: 1.0}, {component: method}, unit.intensity_g_per_kwh, pue,
-                             intensity_range_g_per_kwh=band)
+            r = record_range(
+                {component: 1.0}, {component: method}, unit.intensity_g_per_kwh, pue, intensity_range_g_per_kwh=band
+            )
             ranges[component] = (r["co2e_kg_low"], r["co2e_kg_high"])
         gpus = run_embodied(1.0, gpu_names, host=None)
         whole_host = run_embodied(1.0, (), host=host, host_share=1.0) if host is not None else None
@@ -84,8 +85,9 @@ class LinearCarbon:
             host_kg_per_s=(
                 (whole_host.co2e_kg, whole_host.co2e_kg_low, whole_host.co2e_kg_high) if whole_host else (0.0,) * 3
             ),
-            gpu_notes=tuple(device_note(i["matched"], i["share"], i["method"], i["kgco2e_per_device"])
-                            for i in gpus.items),
+            gpu_notes=tuple(
+                device_note(i["matched"], i["share"], i["method"], i["kgco2e_per_device"]) for i in gpus.items
+            ),
             host=(host_item["matched"], host_item["method"], host_item["kgco2e_per_device"]) if host_item else None,
             missing=gpus.missing + (whole_host.missing if whole_host is not None else ()),
         )

@@ -74,6 +74,4 @@ def sci(operational_kg: float, embodied_kg: float, unit: str = "run", quantity: 
         raise WattprintInputError("quantity", f"got {quantity!r}; expected a positive number of {unit}s")
     canonical = functional_unit(unit)
     units = quantity / FUNCTIONAL_UNITS[canonical]
-    return SciScore(
-        (operational_kg + embodied_kg) * 1000.0 / units, canonical, units, operational_kg, embodied_kg
-    )
+    return SciScore((operational_kg + embodied_kg) * 1000.0 / units, canonical, units, operational_kg, embodied_kg)

@@ -133,9 +133,7 @@ def embodied_range_kg(co2e_kg: float, figure: EmbodiedFigure | None = None) -> t
     return band.apply(co2e_kg)
 
 
-def total_range_kg(
-    operational: tuple[float, float], embodied: tuple[float, float] = (0.0, 0.0)
-) -> tuple[float, float]:
+def total_range_kg(operational: tuple[float, float], embodied: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
     """(low, high) of operational + embodied."""
     return operational[0] + embodied[0], operational[1] + embodied[1]
 

@@ -15,16 +15,12 @@ from wattprint.cli.common import print_json
 
 
 def estimate(
-    hardware: str = typer.Option(
-        ..., "--hardware", help="Accelerator or CPU: V100, A100-SXM4, h100 sxm, TPUv3, ..."
-    ),
+    hardware: str = typer.Option(..., "--hardware", help="Accelerator or CPU: V100, A100-SXM4, h100 sxm, TPUv3, ..."),
     count: int = typer.Option(1, "--count", help="Number of devices."),
     hours: float = typer.Option(None, "--hours", help="Duration in hours (or --days)."),
     days: float = typer.Option(None, "--days", help="Duration in days (or --hours)."),
     power_w: float = typer.Option(None, "--power-w", help="Average power per device, W (default: TDP)."),
-    pue: float = typer.Option(
-        None, "--pue", help="Power usage effectiveness (default 1.0; GCP regions 1.10)."
-    ),
+    pue: float = typer.Option(None, "--pue", help="Power usage effectiveness (default 1.0; GCP regions 1.10)."),
     intensity: float = typer.Option(None, "--intensity", help="Grid intensity, gCO2e/kWh (or --region)."),
     region: str = typer.Option(None, "--region", help="Grid region: FR, US-CA, gcp:europe-west9, ..."),
     embodied_kg_per_device: float = typer.Option(

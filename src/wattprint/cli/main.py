@@ -33,7 +33,8 @@ app = typer.Typer(
 )
 # short lines for the command list, which an 80-column terminal would cut mid-sentence
 app.command(
-    "run", short_help="Run a command, tracking its energy and carbon.",
+    "run",
+    short_help="Run a command, tracking its energy and carbon.",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
 )(run_cmd.run)
 app.add_typer(runs_cmd.app, name="runs", short_help="List, show and export stored runs.")
@@ -54,8 +55,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
-                                 callback=_print_version),
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
 ) -> None:
     """Measure, account for, report and reduce the energy and carbon of ML work."""
 

@@ -53,8 +53,11 @@ def load_script(path: Path) -> dict[str, Any]:
         fail("MODEL_SCRIPT", f"{str(path)!r} failed to load: {type(exc).__name__}: {exc}".splitlines()[0])
     missing = [n for n in REQUIRED if not callable(namespace.get(n))]
     if missing:
-        fail("MODEL_SCRIPT", f"{str(path)!r} does not define {', '.join(missing)}(); accepted: a Python file "
-             f"defining model(), eval_fn(model), example_inputs() and optionally train_fn(model)")
+        fail(
+            "MODEL_SCRIPT",
+            f"{str(path)!r} does not define {', '.join(missing)}(); accepted: a Python file "
+            f"defining model(), eval_fn(model), example_inputs() and optionally train_fn(model)",
+        )
     train_fn = namespace.get("train_fn")
     if train_fn is not None and not callable(train_fn):
         fail("MODEL_SCRIPT", "train_fn is not a function; accepted: train_fn(model) fine-tuning in place")
@@ -67,22 +70,36 @@ def load_script(path: Path) -> dict[str, Any]:
 
 def optimize(
     script: Path = typer.Argument(..., help="Python file defining model(), eval_fn(model), example_inputs()."),
-    recipes: str = typer.Option(None, "--recipes", help="Comma-separated recipes (default: bf16, fp16, int8, "
-                                "int8-dynamic, prune:0.5, prune:0.8, prune-channels:0.3/0.5/0.7)."),
+    recipes: str = typer.Option(
+        None,
+        "--recipes",
+        help="Comma-separated recipes (default: bf16, fp16, int8, "
+        "int8-dynamic, prune:0.5, prune:0.8, prune-channels:0.3/0.5/0.7).",
+    ),
     no_combine: bool = typer.Option(False, "--no-combine", help="Do not add pruning + precision combinations."),
     max_drop: float = typer.Option(0.01, "--max-drop", help="Largest allowed metric drop, in the metric's units."),
     trials: int = typer.Option(None, "--trials", help="Trials to run now (default: every candidate not yet tried)."),
-    storage: str = typer.Option(None, "--storage", help="Optuna storage URL shared by workers (sqlite:///f.db, "
-                                "postgresql+psycopg://...); default in memory."),
+    storage: str = typer.Option(
+        None,
+        "--storage",
+        help="Optuna storage URL shared by workers (sqlite:///f.db, postgresql+psycopg://...); default in memory.",
+    ),
     study: str = typer.Option(None, "--study", help="Study name to create or continue (with --storage)."),
-    batch_sizes: str = typer.Option("1", "--batch-sizes", help="Comma-separated batch sizes for latency; the "
-                                    "first is also used for energy per inference."),
-    prefer: str = typer.Option("energy", "--prefer", help="What the best candidate minimises: energy, latency, "
-                               "macs or size."),
+    batch_sizes: str = typer.Option(
+        "1",
+        "--batch-sizes",
+        help="Comma-separated batch sizes for latency; the first is also used for energy per inference.",
+    ),
+    prefer: str = typer.Option(
+        "energy", "--prefer", help="What the best candidate minimises: energy, latency, macs or size."
+    ),
     lower_is_better: bool = typer.Option(False, "--lower-is-better", help="The metric is a loss, not a score."),
     energy_min_s: float = typer.Option(1.0, "--energy-min-s", help="Least seconds of the energy window."),
-    threads: int = typer.Option(None, "--threads", help="torch CPU threads while measuring (default: torch's; 1 "
-                                "gives steadier latencies on a shared machine)."),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        help="torch CPU threads while measuring (default: torch's; 1 gives steadier latencies on a shared machine).",
+    ),
     output: Path = typer.Option(None, "-o", "--output", help="Also write the JSON document to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -115,9 +132,20 @@ def optimize(
         torch.set_num_threads(threads)
     loaded = load_script(script)
     result = search(
-        loaded["model"], loaded["eval_fn"], loaded["example_inputs"], max_metric_drop=max_drop, recipes=recipe_list,
-        combine=not no_combine, n_trials=trials, storage=storage, study_name=study, train_fn=loaded["train_fn"],
-        higher_is_better=not lower_is_better, prefer=prefer, batch_sizes=sizes, energy_min_s=energy_min_s,
+        loaded["model"],
+        loaded["eval_fn"],
+        loaded["example_inputs"],
+        max_metric_drop=max_drop,
+        recipes=recipe_list,
+        combine=not no_combine,
+        n_trials=trials,
+        storage=storage,
+        study_name=study,
+        train_fn=loaded["train_fn"],
+        higher_is_better=not lower_is_better,
+        prefer=prefer,
+        batch_sizes=sizes,
+        energy_min_s=energy_min_s,
         progress=not quiet,
     )
     document = result.to_json_dict()

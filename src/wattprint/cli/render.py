@@ -77,8 +77,10 @@ def record_table(r: RunRecord) -> Table:
     rows: list[tuple[str, Any]] = [
         ("name", r.name),
         ("status", r.status + (f" (exit code {r.exit_code})" if r.exit_code is not None else "")),
-        ("started / ended (UTC)", f"{r.started_at:%Y-%m-%d %H:%M:%S} / "
-         + (f"{r.ended_at:%Y-%m-%d %H:%M:%S}" if r.ended_at else "-")),
+        (
+            "started / ended (UTC)",
+            f"{r.started_at:%Y-%m-%d %H:%M:%S} / " + (f"{r.ended_at:%Y-%m-%d %H:%M:%S}" if r.ended_at else "-"),
+        ),
         ("duration", f"{r.duration_s:.2f} s"),
         ("energy (tracked processes)", fmt_energy(r.energy_kwh.total)),
     ]
@@ -86,14 +88,20 @@ def record_table(r: RunRecord) -> Table:
         m = r.methods.get(c) or {}
         if getattr(r.measurement, c):
             rows.append(
-                (f"  {c}", f"{fmt_energy(getattr(r.energy_kwh, c))} of machine "
-                 f"{fmt_energy(getattr(r.machine_energy_kwh, c))}; {m.get('method')}: {m.get('detail')}")
+                (
+                    f"  {c}",
+                    f"{fmt_energy(getattr(r.energy_kwh, c))} of machine "
+                    f"{fmt_energy(getattr(r.machine_energy_kwh, c))}; {m.get('method')}: {m.get('detail')}",
+                )
             )
     rows += [
         ("facility energy (x PUE)", f"{fmt_energy(r.facility_energy_kwh)} (PUE {r.pue:g}, {r.pue_source})"),
         ("region", f"{r.region} ({r.region_source})"),
-        ("intensity", f"{r.intensity_g_per_kwh:.1f} gCO2e/kWh ({r.intensity_source})"
-         + (f"; {r.intensity_note}" if r.intensity_note else "")),
+        (
+            "intensity",
+            f"{r.intensity_g_per_kwh:.1f} gCO2e/kWh ({r.intensity_source})"
+            + (f"; {r.intensity_note}" if r.intensity_note else ""),
+        ),
         ("CO2e operational", fmt_mass(r.co2e_kg.operational)),
         ("CO2e embodied", fmt_mass(r.co2e_kg.embodied) + (f" ({r.embodied_note})" if r.embodied_note else "")),
         ("CO2e total", fmt_mass(r.co2e_kg.total) + fmt_range(r)),
@@ -102,8 +110,12 @@ def record_table(r: RunRecord) -> Table:
         rows.append(("SCI", f"{r.sci['g_per_unit']:.4g} gCO2e per {r.sci['unit']}"))
     if r.attribution:
         share = r.attribution.get("cpu_share")
-        rows.append(("attribution", f"{r.attribution.get('mode')}"
-                     + (f", CPU share {share:.1%}" if isinstance(share, float) else "")))
+        rows.append(
+            (
+                "attribution",
+                f"{r.attribution.get('mode')}" + (f", CPU share {share:.1%}" if isinstance(share, float) else ""),
+            )
+        )
     for component, reason in sorted(r.degraded.items()):
         rows.append((f"degraded: {component}", reason))
     for key, value in sorted(r.metrics.items()):

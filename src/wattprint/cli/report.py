@@ -55,7 +55,9 @@ def report(
         None, "--model-card", help="Write a Hugging Face model card with the Environmental Impact section."
     ),
     out_dir: Path = typer.Option(
-        None, "--out-dir", help="Directory for the reports (created if missing). Alone: write all formats, "
+        None,
+        "--out-dir",
+        help="Directory for the reports (created if missing). Alone: write all formats, "
         "named after the run. File options are then relative to it and may not leave it.",
     ),
     metric: str = typer.Option("accuracy", "--metric", help="Metric to compare (logged with tracker.log)."),
@@ -96,8 +98,9 @@ def report(
         stem = f"comparison-{len(records)}-runs"
     targets: dict[str, Path] = {}
     for kind, value in wanted.items():
-        path = output_path(value, field=_FLAG[kind], out_dir=out_dir, default_name=stem + _SUFFIX[kind],
-                           name=name, run_id=run_id)
+        path = output_path(
+            value, field=_FLAG[kind], out_dir=out_dir, default_name=stem + _SUFFIX[kind], name=name, run_id=run_id
+        )
         for other, taken in targets.items():
             if taken.resolve() == path.resolve():
                 fail(_FLAG[kind], f"{str(path)!r} is also the {_FLAG[other]} file; give different file names")

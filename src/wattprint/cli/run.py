@@ -97,8 +97,10 @@ def run(
         try:
             store = open_store(settings.db_url, host=settings.host)
         except StoreUnavailableError as exc:  # the job runs anyway; the tracker stores the record once it can
-            print(f"wattprint: warning: {exc}; running the command, the record is stored when the store answers",
-                  file=sys.stderr)
+            print(
+                f"wattprint: warning: {exc}; running the command, the record is stored when the store answers",
+                file=sys.stderr,
+            )
     tracker = Tracker(name or Path(command[0]).name, command=command, settings=settings, store=store)
     exporter = _start_exporter(tracker, prometheus_port, prometheus_addr, pushgateway)  # a busy port fails here
     if exporter is not None and exporter.port is not None and not quiet:
@@ -106,8 +108,15 @@ def run(
     from wattprint.cli.schedule import start_when_clean
 
     executor = start_when_clean(  # None unless --within/--deadline: waits for the planned start
-        within=within, deadline=deadline, earliest=earliest, interruptible=interruptible, min_chunk=min_chunk,
-        trace=trace, duration=duration, name=tracker.name, store=store,
+        within=within,
+        deadline=deadline,
+        earliest=earliest,
+        interruptible=interruptible,
+        min_chunk=min_chunk,
+        trace=trace,
+        duration=duration,
+        name=tracker.name,
+        store=store,
     )
 
     reaped_before_s = _reaped_children_cpu_s()
@@ -157,8 +166,11 @@ def run(
             write_atomic(output, json.dumps(record.to_json_dict(), indent=2) + "\n")
         except (OSError, WattprintInputError) as exc:  # the job's exit code stands; the run is in the store
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            print(f"wattprint: warning: -o: could not write {str(output)!r} ({reason}); the record is in the "
-                  f"store as run {record.run_id}", file=sys.stderr)
+            print(
+                f"wattprint: warning: -o: could not write {str(output)!r} ({reason}); the record is in the "
+                f"store as run {record.run_id}",
+                file=sys.stderr,
+            )
     if not quiet:
         from wattprint.cli.render import summary_line
 

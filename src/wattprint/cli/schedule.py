@@ -85,21 +85,15 @@ def schedule(
     ),
     duration: str = typer.Option(None, "--duration", help=f"How long the job runs ({DUR_HELP})."),
     deadline: str = typer.Option(None, "--deadline", help=f"When it must be done ({TIME_HELP})."),
-    window: str = typer.Option(
-        None, "--window", help=f"Or: done within this long after --earliest ({DUR_HELP})."
-    ),
+    window: str = typer.Option(None, "--window", help=f"Or: done within this long after --earliest ({DUR_HELP})."),
     earliest: str = typer.Option(None, "--earliest", help=f"Not before ({TIME_HELP}; default now)."),
     interruptible: bool = typer.Option(False, "--interruptible", help="The job may pause and resume."),
     min_chunk: str = typer.Option(None, "--min-chunk", help="Shortest run between pauses (interruptible)."),
-    pause_cost: str = typer.Option(
-        None, "--pause-cost", help="Each pause costs this much running (interruptible)."
-    ),
+    pause_cost: str = typer.Option(None, "--pause-cost", help="Each pause costs this much running (interruptible)."),
     tz: str = typer.Option(None, "--tz", help="Time zone of the trace's naive timestamps (default UTC)."),
     fmt: str = typer.Option("text", "--format", help="text, sbatch or cron (ignored with --json)."),
     command: str = typer.Option(None, "--command", help="Job script or command for --format sbatch/cron."),
-    cluster_tz: str = typer.Option(
-        None, "--cluster-tz", help="Time zone of the cluster (default: this machine's)."
-    ),
+    cluster_tz: str = typer.Option(None, "--cluster-tz", help="Time zone of the cluster (default: this machine's)."),
 ) -> None:
     """Plan a job: the start (or slots) of least emissions before the deadline."""
     if ctx.invoked_subcommand is not None:
@@ -157,9 +151,7 @@ def _print_plan(lp: Any, traces: dict[str, Any], command: str | None, cluster_tz
 
     p = lp.plan
     where = f" in {lp.region}" if len(traces) > 1 else ""
-    typer.echo(
-        f"Run{where} from {iso(p.start)} to {iso(p.end)} (UTC), {format_duration(p.duration_s)} of work"
-    )
+    typer.echo(f"Run{where} from {iso(p.start)} to {iso(p.end)} (UTC), {format_duration(p.duration_s)} of work")
     if len(p.slots) > 1:
         for a, b in p.slots:
             typer.echo(f"  slot {iso(a)} .. {iso(b)}  ({format_duration((b - a).total_seconds())})")
@@ -186,16 +178,12 @@ def backtest_cmd(
         help="adhoc:DUR/WINDOW[:N] or nightly:DUR@HH:MM-HH:MM; repeatable "
         "(default adhoc:1h/8h:1000 and nightly:2h@22:00-06:00).",
     ),
-    forecast_error: str = typer.Option(
-        "0", "--forecast-error", help="Forecast error, % of the mean intensity."
-    ),
+    forecast_error: str = typer.Option("0", "--forecast-error", help="Forecast error, % of the mean intensity."),
     interruptible: bool = typer.Option(False, "--interruptible", help="Jobs may pause and resume."),
     min_chunk: str = typer.Option(None, "--min-chunk", help="Shortest run between pauses (interruptible)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of arrivals and forecast noise."),
     repeats: int = typer.Option(1, "--repeats", help="Noisy forecasts to average over."),
-    tz: str = typer.Option(
-        None, "--tz", help="Time zone of naive timestamps and of nightly windows (default UTC)."
-    ),
+    tz: str = typer.Option(None, "--tz", help="Time zone of naive timestamps and of nightly windows (default UTC)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as one JSON document."),
 ) -> None:
     """Replay a trace with jobs; savings against running at once and against perfect foresight."""
@@ -274,8 +262,10 @@ def learned_duration_s(store: Any, name: str) -> float | None:
         runs = store.list(status="finished", name=name, limit=5)
     except Exception as exc:  # any store fault: said as such, not taken for "no earlier runs"
         raise WattprintInputError(
-            "--duration", f"needed to plan the run; the run store could not be read to learn it from earlier "
-            f"runs ({type(exc).__name__}: {exc})") from None
+            "--duration",
+            f"needed to plan the run; the run store could not be read to learn it from earlier "
+            f"runs ({type(exc).__name__}: {exc})",
+        ) from None
     durations = [r.duration_s for r in runs if r.duration_s and r.duration_s > 0]
     return statistics.median(durations) if durations else None
 
@@ -316,9 +306,7 @@ def start_when_clean(
             "--min-chunk and --duration need one)",
         )
     if trace is None:
-        fail(
-            "--trace", "required to plan the run: a CSV or Parquet forecast of gCO2e/kWh covering the window"
-        )
+        fail("--trace", "required to plan the run: a CSV or Parquet forecast of gCO2e/kWh covering the window")
     if min_chunk is not None and not interruptible:
         fail("--min-chunk", "only applies with --interruptible")
     with flag_names():
@@ -336,9 +324,7 @@ def start_when_clean(
         now = utc_now()
         e = parse_time(earliest, "earliest") if earliest is not None else now
         if within is not None:
-            w = resolve_window(
-                duration_s, window=parse_duration(within, "within"), earliest=max(e, now), now=now
-            )
+            w = resolve_window(duration_s, window=parse_duration(within, "within"), earliest=max(e, now), now=now)
         else:
             w = resolve_window(duration_s, deadline=deadline, earliest=max(e, now), now=now)
             if w.deadline <= now:

@@ -11,8 +11,12 @@ from wattprint.cli.common import fail
 
 
 def ui(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. Anything but loopback exposes "
-                             "your runs to the network and must be asked for explicitly."),
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        help="Address to listen on. Anything but loopback exposes "
+        "your runs to the network and must be asked for explicitly.",
+    ),
     port: int = typer.Option(8765, "--port", help="TCP port (0 picks a free one)."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a web browser."),
     db: str = typer.Option(None, "--db", help="Store URL (default: WATTPRINT_DB or SQLite in WATTPRINT_HOME)."),
@@ -41,9 +45,12 @@ def ui(
     sock = bind(host, port)
     url = url_of(sock)
     if not loopback:
-        print(f"wattprint ui: warning: listening on {host}, reachable from other machines: anyone who can connect "
-              "can read your runs (names, commands, hosts, metrics). Use --host 127.0.0.1 to keep it local.",
-              file=sys.stderr, flush=True)
+        print(
+            f"wattprint ui: warning: listening on {host}, reachable from other machines: anyone who can connect "
+            "can read your runs (names, commands, hosts, metrics). Use --host 127.0.0.1 to keep it local.",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"wattprint ui: serving {count} run(s) from {where} at {url} (Ctrl-C to stop)", flush=True)
     if not no_browser:
         import webbrowser

@@ -74,8 +74,9 @@ def _int_mm(a_shape: Any, b_shape: Any, *args: Any, out_shape: Any = None, **kwa
     return 2 * m * k * b_shape[1]
 
 
-def _qlinear_pointwise(x: Any, x_scale: Any, x_zero: Any, packed: Any, *args: Any, out_shape: Any = None,
-                       **kwargs: Any) -> int:
+def _qlinear_pointwise(
+    x: Any, x_scale: Any, x_zero: Any, packed: Any, *args: Any, out_shape: Any = None, **kwargs: Any
+) -> int:
     """``onednn::qlinear_pointwise`` (int8 linear on plain u8/s8 tensors; the weight packed as (in, out)):
     rows(X) x in_features x out_features MACs."""
     in_features, out_features = packed

@@ -54,8 +54,9 @@ def flag_fault(tracker: TrackerLike, key: str, where: str, exc: BaseException) -
         record = getattr(tracker, "record", None)
         if record is not None and key in record.degraded:
             return
-        log.warning("wattprint: %s failed, measurement stopped, training goes on: %s: %s",
-                    where, type(exc).__name__, exc)
+        log.warning(
+            "wattprint: %s failed, measurement stopped, training goes on: %s: %s", where, type(exc).__name__, exc
+        )
         tracker.flag(key, f"{where}: {type(exc).__name__}: {exc}")
     except Exception:  # the host job comes first, even when logging breaks
         pass
@@ -86,8 +87,10 @@ class TrainingMeter:
         from wattprint.errors import WattprintInputError
         from wattprint.tracking.tracker import Tracker
 
-        for field, value, least in (("log_every_n_steps", log_every_n_steps, 0),
-                                    ("predict_after_epochs", predict_after_epochs, 1)):
+        for field, value, least in (
+            ("log_every_n_steps", log_every_n_steps, 0),
+            ("predict_after_epochs", predict_after_epochs, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise WattprintInputError(field, f"got {value!r}; expected an integer >= {least}")
         self.owns_tracker = tracker is None

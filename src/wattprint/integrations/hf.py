@@ -55,8 +55,12 @@ class WattprintTrainerCallback(transformers.TrainerCallback):  # type: ignore[na
     ) -> None:
         self._log_every_n_steps = log_every_n_steps
         self.meter = TrainingMeter(
-            name or "transformers", tracker=tracker, log_every_n_steps=log_every_n_steps or 0,
-            predict_after_epochs=predict_after_epochs, flag_key="hf", **tracker_kwargs,
+            name or "transformers",
+            tracker=tracker,
+            log_every_n_steps=log_every_n_steps or 0,
+            predict_after_epochs=predict_after_epochs,
+            flag_key="hf",
+            **tracker_kwargs,
         )
         self._named = name is not None
         self._pending: dict[str, Any] = {}
@@ -139,8 +143,12 @@ class WattprintTrainerCallback(transformers.TrainerCallback):  # type: ignore[na
         extra = self._finish()  # when train() ended without its usual last log
         if extra and self.record is not None:
             state.log_history.append(
-                extra | {"wattprint/measurement": method_label(self.record), "wattprint/run_id": self.record.run_id,
-                         "step": state.global_step}
+                extra
+                | {
+                    "wattprint/measurement": method_label(self.record),
+                    "wattprint/run_id": self.record.run_id,
+                    "step": state.global_step,
+                }
             )
 
     def _close_crashed(self, exc: BaseException) -> None:

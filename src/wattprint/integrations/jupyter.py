@@ -107,8 +107,9 @@ class WattprintMagics(Magics):
         record = tracker.stop(status)
         print(summary(record))
         if error is not None:
-            raise CellFailed(f"wattprint: the cell failed ({type(error).__name__}); run {record.run_id[:8]} recorded "
-                             f"as {status}")
+            raise CellFailed(
+                f"wattprint: the cell failed ({type(error).__name__}); run {record.run_id[:8]} recorded as {status}"
+            )
 
     # -- the whole notebook ----------------------------------------------------------------------
     def _line(self, opts: argparse.Namespace) -> None:
@@ -138,11 +139,16 @@ class WattprintMagics(Magics):
         self._unregister()
         record = tracker.stop("finished")
         print(summary(record))
-        cells = sorted((w for w in record.windows if str(w["name"]).startswith(CELL_PREFIX)),
-                       key=lambda w: w["energy_kwh"]["total"], reverse=True)[:3]
+        cells = sorted(
+            (w for w in record.windows if str(w["name"]).startswith(CELL_PREFIX)),
+            key=lambda w: w["energy_kwh"]["total"],
+            reverse=True,
+        )[:3]
         if cells:
-            print("wattprint: most energy: " + ", ".join(
-                f"{w['name']} {fmt_energy(w['energy_kwh']['total'])}" for w in cells))
+            print(
+                "wattprint: most energy: "
+                + ", ".join(f"{w['name']} {fmt_energy(w['energy_kwh']['total'])}" for w in cells)
+            )
 
     def _status(self) -> None:
         tracker = self.notebook

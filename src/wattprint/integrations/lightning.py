@@ -58,8 +58,12 @@ class WattprintCallback(pl.Callback):  # type: ignore[name-defined]
         super().__init__()
         self._log_every_n_steps = log_every_n_steps
         self.meter = TrainingMeter(
-            name or "lightning", tracker=tracker, log_every_n_steps=log_every_n_steps or 0,
-            predict_after_epochs=predict_after_epochs, flag_key="lightning", **tracker_kwargs,
+            name or "lightning",
+            tracker=tracker,
+            log_every_n_steps=log_every_n_steps or 0,
+            predict_after_epochs=predict_after_epochs,
+            flag_key="lightning",
+            **tracker_kwargs,
         )
         self._named = name is not None
         self.record: Any = None
@@ -91,8 +95,12 @@ class WattprintCallback(pl.Callback):  # type: ignore[name-defined]
         rec = meter.tracker.record
         if rec is None:  # active but not started: nothing to describe yet
             return
-        params = {"wattprint/run_id": rec.run_id, "wattprint/measurement": method_label(rec),
-                  "wattprint/region": rec.region, "wattprint/intensity_g_per_kwh": rec.intensity_g_per_kwh}
+        params = {
+            "wattprint/run_id": rec.run_id,
+            "wattprint/measurement": method_label(rec),
+            "wattprint/region": rec.region,
+            "wattprint/intensity_g_per_kwh": rec.intensity_g_per_kwh,
+        }
         for logger in trainer.loggers:
             try:
                 logger.log_hyperparams(params)

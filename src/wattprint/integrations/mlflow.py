@@ -117,8 +117,8 @@ def log_to_mlflow(record_or_tracker: Any, run: Any = None, prefix: str = "wattpr
     batch = [Metric(k, float(v), now_ms, 0) for k, v in metrics.items()]
     for window in record.windows:
         name = str(window.get("name", ""))
-        if name.startswith(EPOCH_PREFIX) and name[len(EPOCH_PREFIX):].isdigit():
-            step = int(name[len(EPOCH_PREFIX):])
+        if name.startswith(EPOCH_PREFIX) and name[len(EPOCH_PREFIX) :].isdigit():
+            step = int(name[len(EPOCH_PREFIX) :])
             batch.append(Metric(f"{prefix}epoch_energy_kwh", float(window["energy_kwh"]["total"]), now_ms, step))
     tags = [RunTag(k, v) for k, v in mlflow_tags(record, prefix).items()]
     MlflowClient().log_batch(run_id, metrics=batch, tags=tags)
@@ -126,8 +126,9 @@ def log_to_mlflow(record_or_tracker: Any, run: Any = None, prefix: str = "wattpr
 
 
 @contextmanager
-def track_mlflow(name: str | None = None, *, run: Any = None, prefix: str = "wattprint.",
-                 **tracker_kwargs: Any) -> Iterator[Any]:
+def track_mlflow(
+    name: str | None = None, *, run: Any = None, prefix: str = "wattprint.", **tracker_kwargs: Any
+) -> Iterator[Any]:
     """Track the block as a wattprint run and log it to the MLflow run at exit (also on failure).
 
     `name` defaults to the MLflow run's name. Bad settings or no MLflow run raise before the block

@@ -39,8 +39,14 @@ TRIAL_PREFIX = "trial "
 class EnergyObjective:
     """An Optuna objective that also returns each trial's measured energy (kWh) as its last value."""
 
-    def __init__(self, objective: Callable[[Any], Any], *, name: str | None = None, tracker: TrackerLike | None = None,
-                 **tracker_kwargs: Any) -> None:
+    def __init__(
+        self,
+        objective: Callable[[Any], Any],
+        *,
+        name: str | None = None,
+        tracker: TrackerLike | None = None,
+        **tracker_kwargs: Any,
+    ) -> None:
         from wattprint.tracking.tracker import Tracker
 
         if not callable(objective):
@@ -100,9 +106,11 @@ class EnergyObjective:
         directions = len(trial.study.directions)
         if directions != n_values + 1:
             raise WattprintInputError(
-                "directions", f"the study has {directions} objective(s) but the wrapped objective returns "
+                "directions",
+                f"the study has {directions} objective(s) but the wrapped objective returns "
                 f"{n_values + 1} ({n_values} of yours + energy_kwh); create the study with one more direction, "
-                "e.g. directions=['maximize', 'minimize']")
+                "e.g. directions=['maximize', 'minimize']",
+            )
 
     def _begin(self, trial: Any, window: str) -> bool:
         try:
@@ -140,8 +148,10 @@ class EnergyObjective:
                 trial.set_user_attr("wattprint_energy_shared", True)
                 if not self._warned:
                     self._warned = True
-                    log.warning("wattprint: Optuna trials ran at the same time in one process; each trial's "
-                                "energy includes the others' (use n_jobs=1 for per-trial energy)")
+                    log.warning(
+                        "wattprint: Optuna trials ran at the same time in one process; each trial's "
+                        "energy includes the others' (use n_jobs=1 for per-trial energy)"
+                    )
             return energy_kwh
         except Exception as exc:  # the study comes first: the trial's energy is NaN
             with self._lock:
@@ -155,7 +165,12 @@ class EnergyObjective:
             trial.set_user_attr("wattprint_fault", f"{where}: {type(exc).__name__}: {exc}")
 
 
-def energy_objective(objective: Callable[[Any], Any], *, name: str | None = None, tracker: TrackerLike | None = None,
-                     **tracker_kwargs: Any) -> EnergyObjective:
+def energy_objective(
+    objective: Callable[[Any], Any],
+    *,
+    name: str | None = None,
+    tracker: TrackerLike | None = None,
+    **tracker_kwargs: Any,
+) -> EnergyObjective:
     """Wrap `objective(trial)` so that it returns (its value(s)..., energy_kwh); see the module doc."""
     return EnergyObjective(objective, name=name, tracker=tracker, **tracker_kwargs)

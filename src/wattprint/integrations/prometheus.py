@@ -61,16 +61,18 @@ class _Collector:
         record = tracker.record
         run_id = record.run_id if record is not None else ""
         run = [tracker.name, run_id]
-        info = core.GaugeMetricFamily("wattprint_run_info", METRICS["wattprint_run_info"],
-                                      labels=["run_name", "run_id", "status", "region"])
+        info = core.GaugeMetricFamily(
+            "wattprint_run_info", METRICS["wattprint_run_info"], labels=["run_name", "run_id", "status", "region"]
+        )
         info.add_metric([*run, record.status if record else "starting", record.region if record else ""], 1.0)
         yield info
         monitor = tracker.monitor
         if monitor is None or record is None:
             return
         power = core.GaugeMetricFamily("wattprint_power_watts", METRICS["wattprint_power_watts"], labels=DEVICE_LABELS)
-        energy = core.CounterMetricFamily("wattprint_energy_joules", METRICS["wattprint_energy_joules_total"],
-                                          labels=DEVICE_LABELS)
+        energy = core.CounterMetricFamily(
+            "wattprint_energy_joules", METRICS["wattprint_energy_joules_total"], labels=DEVICE_LABELS
+        )
         # per device needs the monitor's domains (Tracker.energy_so_far_kwh has components only); the
         # per-component kWh is summed from this one snapshot, so both families agree within a scrape
         totals = monitor.totals()
@@ -87,14 +89,16 @@ class _Collector:
             by_component_j[domain.component] += joules
         yield power
         yield energy
-        kwh = core.GaugeMetricFamily("wattprint_energy_kwh", METRICS["wattprint_energy_kwh"],
-                                     labels=["run_name", "run_id", "component"])
+        kwh = core.GaugeMetricFamily(
+            "wattprint_energy_kwh", METRICS["wattprint_energy_kwh"], labels=["run_name", "run_id", "component"]
+        )
         for component in COMPONENTS:
             kwh.add_metric([*run, component], joules_to_kwh(by_component_j[component]))
         kwh.add_metric([*run, "total"], joules_to_kwh(sum(by_component_j.values())))
         yield kwh
-        co2e = core.GaugeMetricFamily("wattprint_co2e_kg", METRICS["wattprint_co2e_kg"],
-                                      labels=["run_name", "run_id", "kind"])
+        co2e = core.GaugeMetricFamily(
+            "wattprint_co2e_kg", METRICS["wattprint_co2e_kg"], labels=["run_name", "run_id", "kind"]
+        )
         for kind in ("operational", "embodied", "total"):
             co2e.add_metric([*run, kind], getattr(record.co2e_kg, kind))
         yield co2e
@@ -224,8 +228,9 @@ class PrometheusExporter:
         record = self.tracker.record
         grouping = {"run_id": record.run_id} if record is not None else {}
         try:
-            self._prom.push_to_gateway(self.pushgateway, job=self.job, registry=self.registry,
-                                       grouping_key=grouping, timeout=5.0)
+            self._prom.push_to_gateway(
+                self.pushgateway, job=self.job, registry=self.registry, grouping_key=grouping, timeout=5.0
+            )
         except Exception as exc:  # the host job comes first: counted, logged once
             self.push_errors += 1
             if self.push_errors == 1:

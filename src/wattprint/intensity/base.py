@@ -81,8 +81,10 @@ class IntensitySeries:
                     ends.append(datetime.fromtimestamp(start.timestamp() + min(median, limit), timezone.utc))
                 except (ValueError, OverflowError, OSError):  # past 9999-12-31: datetime's last day
                     raise WattprintInputError(
-                        "trace", f"the point at {start.isoformat()} would hold past the year 9999; expected "
-                        "times that end before 9999-12-31") from None
+                        "trace",
+                        f"the point at {start.isoformat()} would hold past the year 9999; expected "
+                        "times that end before 9999-12-31",
+                    ) from None
         values = tuple(float(v) for _, v in pairs)
         return cls(region, tuple(starts), tuple(ends), values, source, fallback_reason, timezone_note)
 

@@ -57,9 +57,7 @@ def _pick(columns: list[str], wanted: str | None, names: tuple[str, ...], kind: 
     if wanted is not None:
         if wanted in columns:
             return wanted
-        raise WattprintInputError(
-            f"{FIELD}: column {wanted!r}", f"not in {path.name}; its columns are {listed}"
-        )
+        raise WattprintInputError(f"{FIELD}: column {wanted!r}", f"not in {path.name}; its columns are {listed}")
     normed = {c: _norm(c) for c in columns}
     for name in names:
         for column, n in normed.items():
@@ -204,9 +202,7 @@ class TraceProvider:
         self.timezone_note = reader.note(tz)
         label = region or f"trace:{self.path.stem}"
         source = f"trace {self.path.name} ({len(times)} rows, column {self.value_column!r})"
-        self._series = IntensitySeries.from_points(
-            label, times, values, source, timezone_note=self.timezone_note
-        )
+        self._series = IntensitySeries.from_points(label, times, values, source, timezone_note=self.timezone_note)
 
     def _read_csv(self, time_column: str | None, value_column: str | None) -> tuple[list[Any], str, str]:
         try:
@@ -225,14 +221,10 @@ class TraceProvider:
                     if not line or not any(cell.strip() for cell in line):
                         continue
                     if len(line) <= need:
-                        raise WattprintInputError(
-                            FIELD, f"{self.path.name} line {reader.line_num}: missing fields"
-                        )
+                        raise WattprintInputError(FIELD, f"{self.path.name} line {reader.line_num}: missing fields")
                     rows.append((reader.line_num, line[ti], line[vi]))
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise WattprintInputError(
-                FIELD, f"cannot read {self.path.name} as CSV ({type(exc).__name__})"
-            ) from None
+            raise WattprintInputError(FIELD, f"cannot read {self.path.name} as CSV ({type(exc).__name__})") from None
         return rows, tcol, vcol
 
     def _read_parquet(self, time_column: str | None, value_column: str | None) -> tuple[list[Any], str, str]:
@@ -255,9 +247,7 @@ class TraceProvider:
         times = table.column(tcol)
         if pa.types.is_timestamp(times.type) and times.type.unit == "ns":
             times = times.cast(pa.timestamp("us", times.type.tz), safe=False)
-        rows = zip(
-            range(1, table.num_rows + 1), times.to_pylist(), table.column(vcol).to_pylist(), strict=True
-        )
+        rows = zip(range(1, table.num_rows + 1), times.to_pylist(), table.column(vcol).to_pylist(), strict=True)
         return list(rows), tcol, vcol
 
     # -- provider interface ----------------------------------------------------------------------

@@ -82,4 +82,3 @@ class ProcessListing(PowerSource, Protocol):
     def processes(self) -> Mapping[int, set[int]]:
         """PIDs using each device, by device index."""
         ...
-

@@ -33,10 +33,21 @@ _X86_ORDER = [name for name, _ in _X86_LEVELS] + ["baseline"]
 
 # ONEDNN_MAX_CPU_ISA values (upper-case, as oneDNN documents them) -> the best level they allow here
 _ONEDNN_CAP = {
-    "SSE41": "sse4", "AVX": "sse4", "AVX2": "avx2", "AVX2_VNNI": "avx2-vnni", "AVX2_VNNI_2": "avx2-vnni",
-    "AVX512_CORE": "avx512", "AVX512_CORE_VNNI": "avx512-vnni", "AVX512_CORE_BF16": "avx512-vnni",
-    "AVX10_1_512": "avx512-vnni", "AVX512_CORE_FP16": "avx512-vnni", "AVX512_CORE_AMX": "amx",
-    "AVX512_CORE_AMX_FP16": "amx", "AVX10_1_512_AMX": "amx", "AVX10_1_512_AMX_FP16": "amx", "ALL": "amx",
+    "SSE41": "sse4",
+    "AVX": "sse4",
+    "AVX2": "avx2",
+    "AVX2_VNNI": "avx2-vnni",
+    "AVX2_VNNI_2": "avx2-vnni",
+    "AVX512_CORE": "avx512",
+    "AVX512_CORE_VNNI": "avx512-vnni",
+    "AVX512_CORE_BF16": "avx512-vnni",
+    "AVX10_1_512": "avx512-vnni",
+    "AVX512_CORE_FP16": "avx512-vnni",
+    "AVX512_CORE_AMX": "amx",
+    "AVX512_CORE_AMX_FP16": "amx",
+    "AVX10_1_512_AMX": "amx",
+    "AVX10_1_512_AMX_FP16": "amx",
+    "ALL": "amx",
 }
 
 
@@ -98,8 +109,9 @@ def capabilities_from(flags: set[str], arch: str, env: dict[str, str], source: s
     if arch.lower() in ("aarch64", "arm64"):
         level = "neon-dotprod" if "asimddp" in flags else "neon"
         int8_dot = "neon-dotprod" if "asimddp" in flags else None
-        return CpuCapabilities(arch, level, level, "bf16" in flags, "asimdhp" in flags or "fphp" in flags,
-                               int8_dot, limits, source)
+        return CpuCapabilities(
+            arch, level, level, "bf16" in flags, "asimdhp" in flags or "fphp" in flags, int8_dot, limits, source
+        )
     if not flags:
         return CpuCapabilities(arch, "unknown", "unknown", False, False, None, limits, source)
     hardware = _best_level(flags)

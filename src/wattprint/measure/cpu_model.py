@@ -114,7 +114,10 @@ def machine_cpu_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot."""
     t = psutil.cpu_times()  # where there is no /proc: fields differ by platform (Windows has no nice)
     return busy_and_total(
-        t.user, getattr(t, "nice", 0.0), t.system, t.idle,
+        t.user,
+        getattr(t, "nice", 0.0),
+        t.system,
+        t.idle,
         getattr(t, "iowait", 0.0),
         getattr(t, "irq", 0.0) + getattr(t, "interrupt", 0.0),  # Windows names them interrupt and dpc
         getattr(t, "softirq", 0.0) + getattr(t, "dpc", 0.0),

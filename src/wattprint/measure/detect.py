@@ -69,8 +69,7 @@ def detect_sources(
         methods["cpu"] = {
             "method": "estimated",
             "source": "model",
-            "detail": f"utilisation x TDP {info.tdp_w:g} W x {info.sockets} socket(s) ({info.tdp_source}); "
-            f"{rapl_note}",
+            "detail": f"utilisation x TDP {info.tdp_w:g} W x {info.sockets} socket(s) ({info.tdp_source}); {rapl_note}",
         }
     if measurement["ram"] is None:
         ram = RamModelSource()

@@ -261,12 +261,14 @@ class EnergyMonitor:
         DRAIN_EVERY ticks are queued. This runs every second for hours, so it makes few calls."""
         try:
             with self._lock:  # readings are queued in the order taken: a counter never seems to run backwards
-                self._pending.append((
-                    time.monotonic(),
-                    self.tree.read_raw() if self._with_tree else None,  # type: ignore[union-attr]
-                    self._cpu_raw() if self._needs_cpu else None,
-                    self._no_readings if self._all_derived else self._read_counters(),
-                ))
+                self._pending.append(
+                    (
+                        time.monotonic(),
+                        self.tree.read_raw() if self._with_tree else None,  # type: ignore[union-attr]
+                        self._cpu_raw() if self._needs_cpu else None,
+                        self._no_readings if self._all_derived else self._read_counters(),
+                    )
+                )
                 self.ticks += 1
                 if len(self._pending) >= DRAIN_EVERY:
                     self._drain_locked()

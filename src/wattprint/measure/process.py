@@ -26,7 +26,9 @@ from wattprint.measure.procfs import (
 # waitid(2) flags: report a child that exited without reaping it, never block, and (Linux) count every
 # kind of child, including those started with clone() and a non-SIGCHLD exit signal
 _PEEK_CHILDREN = (
-    getattr(os, "WEXITED", 0) | getattr(os, "WNOHANG", 0) | getattr(os, "WNOWAIT", 0)
+    getattr(os, "WEXITED", 0)
+    | getattr(os, "WNOHANG", 0)
+    | getattr(os, "WNOWAIT", 0)
     | (0x40000000 if sys.platform.startswith("linux") else 0)  # __WALL
 )
 

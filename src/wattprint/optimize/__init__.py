@@ -14,9 +14,26 @@ from typing import TYPE_CHECKING
 from wattprint._lazy import lazy_exports
 
 __all__ = [
-    "RECIPE_NAMES", "DistillConfig", "Measurement", "RigL", "SearchResult", "accuracy_eval", "apply",
-    "candidate_space", "classifier_search", "compare_distillation", "lottery_ticket", "magnitude_prune", "measure",
-    "parse_recipe", "print_report", "prune_channels", "search", "sparsity", "to_sdpa", "train_student",
+    "RECIPE_NAMES",
+    "DistillConfig",
+    "Measurement",
+    "RigL",
+    "SearchResult",
+    "accuracy_eval",
+    "apply",
+    "candidate_space",
+    "classifier_search",
+    "compare_distillation",
+    "lottery_ticket",
+    "magnitude_prune",
+    "measure",
+    "parse_recipe",
+    "print_report",
+    "prune_channels",
+    "search",
+    "sparsity",
+    "to_sdpa",
+    "train_student",
 ]
 
 if TYPE_CHECKING:
@@ -37,12 +54,21 @@ from wattprint.optimize.search import (  # noqa: E402
 )
 
 _LAZY = {
-    "apply": "recipes", "parse_recipe": "recipes", "RECIPE_NAMES": "recipes",
-    "measure": "harness", "Measurement": "harness", "accuracy_eval": "harness",
-    "magnitude_prune": "prune", "prune_channels": "prune", "lottery_ticket": "prune", "RigL": "prune",
+    "apply": "recipes",
+    "parse_recipe": "recipes",
+    "RECIPE_NAMES": "recipes",
+    "measure": "harness",
+    "Measurement": "harness",
+    "accuracy_eval": "harness",
+    "magnitude_prune": "prune",
+    "prune_channels": "prune",
+    "lottery_ticket": "prune",
+    "RigL": "prune",
     "sparsity": "prune",
     "to_sdpa": "attention",
-    "DistillConfig": "distill", "compare_distillation": "distill", "train_student": "distill",
+    "DistillConfig": "distill",
+    "compare_distillation": "distill",
+    "train_student": "distill",
 }
 
 

@@ -109,8 +109,11 @@ def pack(layer: Int8Linear) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation notice of quantized tensor types
             qweight = torch._make_per_channel_quantized_tensor(
-                layer.weight_int8.t().contiguous(), layer.weight_scale.double(),
-                torch.zeros(layer.out_features, dtype=torch.long), 0)
+                layer.weight_int8.t().contiguous(),
+                layer.weight_scale.double(),
+                torch.zeros(layer.out_features, dtype=torch.long),
+                0,
+            )
         previous = torch.backends.quantized.engine
         torch.backends.quantized.engine = _DYNAMIC[kernel][0]  # selects the packing only; the op dispatches on it
         try:
@@ -141,8 +144,9 @@ def _onednn_qlinear(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.T
         row_scale = xf.abs().amax(dim=1, keepdim=True).clamp_min(_EPS) / 127.0
         # |x / scale| <= 127 up to rounding: adding 128.5 and truncating rounds into 1..255
         qx = (xf / row_scale).add_(128.5).clamp_max_(255.0).to(torch.uint8)
-        y = torch.ops.onednn.qlinear_pointwise(qx, 1.0, 128, packed, layer.weight_scale, zero_w, None, 1.0, 0,
-                                               torch.float32, "none", [], "")
+        y = torch.ops.onednn.qlinear_pointwise(
+            qx, 1.0, 128, packed, layer.weight_scale, zero_w, None, 1.0, 0, torch.float32, "none", [], ""
+        )
         y.mul_(row_scale)
         return y.add_(layer.bias) if layer.bias is not None else y
     if xf.numel() == 0:
@@ -156,8 +160,9 @@ def _onednn_qlinear(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.T
     # x / scale + zero_point lies in [0, 255] up to rounding: + 0.5 and truncation round it; the clamp keeps
     # a value that rounds to 256 (x = max with a rounded-up zero point) from wrapping to 0
     qx = (xf * (1.0 / scale)).add_(zero_point + 0.5).clamp_max_(255.0).to(torch.uint8)
-    return torch.ops.onednn.qlinear_pointwise(qx, scale, zero_point, packed, layer.weight_scale, zero_w,
-                                              layer.bias, 1.0, 0, torch.float32, "none", [], "")
+    return torch.ops.onednn.qlinear_pointwise(
+        qx, scale, zero_point, packed, layer.weight_scale, zero_w, layer.bias, 1.0, 0, torch.float32, "none", [], ""
+    )
 
 
 def _dynamic(layer: Int8Linear, x2: torch.Tensor, packed: Any, reduce_range: bool) -> torch.Tensor:
@@ -178,8 +183,15 @@ def _exact(layer: Int8Linear, x2: torch.Tensor, int_mm: bool = False) -> torch.T
     the fallback for inputs the fused kernels refuse) or on `torch._int_mm`."""
     from wattprint.optimize._int8_linear import int8_linear_kernel
 
-    return int8_linear_kernel(x2.float(), layer.weight_int8, layer.weight_scale, layer.bias,
-                              torch.empty(0, dtype=torch.long), layer.outlier_weight[:0], int_mm=int_mm)
+    return int8_linear_kernel(
+        x2.float(),
+        layer.weight_int8,
+        layer.weight_scale,
+        layer.bias,
+        torch.empty(0, dtype=torch.long),
+        layer.outlier_weight[:0],
+        int_mm=int_mm,
+    )
 
 
 def _dynamic_product(layer: Int8Linear, x2: torch.Tensor, packed: Any, reduce_range: bool) -> torch.Tensor:
@@ -212,11 +224,19 @@ class KernelChoice:
         return self.fp32_ms / self.time_ms[self.kernel] if self.time_ms.get(self.kernel) else float("nan")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kernel": self.kernel, "reason": self.reason, "full_range": FULL_RANGE[self.kernel],
-                "maintained_api": MAINTAINED[self.kernel], "exact": dict(self.exact),
-                "time_ms": {k: round(v, 4) for k, v in self.time_ms.items()}, "fp32_ms": round(self.fp32_ms, 4),
-                "speedup_vs_fp32": round(self.speedup, 3), "shapes": [list(x) for x in self.shapes],
-                "faster_than_fp32": self.faster_than_fp32, "notes": list(self.notes)}
+        return {
+            "kernel": self.kernel,
+            "reason": self.reason,
+            "full_range": FULL_RANGE[self.kernel],
+            "maintained_api": MAINTAINED[self.kernel],
+            "exact": dict(self.exact),
+            "time_ms": {k: round(v, 4) for k, v in self.time_ms.items()},
+            "fp32_ms": round(self.fp32_ms, 4),
+            "speedup_vs_fp32": round(self.speedup, 3),
+            "shapes": [list(x) for x in self.shapes],
+            "faster_than_fp32": self.faster_than_fp32,
+            "notes": list(self.notes),
+        }
 
 
 _EXACT_CACHE: dict[tuple[str, str], bool] = {}
@@ -227,8 +247,9 @@ def _env_key() -> str:
     return f"{os.environ.get('ONEDNN_MAX_CPU_ISA', '')}|{os.environ.get('ATEN_CPU_CAPABILITY', '')}"
 
 
-def _probe_layer(in_features: int, out_features: int, kernel: str, weight: torch.Tensor | None = None,
-                 per_token: bool = False) -> Int8Linear:
+def _probe_layer(
+    in_features: int, out_features: int, kernel: str, weight: torch.Tensor | None = None, per_token: bool = False
+) -> Int8Linear:
     from wattprint.optimize._int8_linear import Int8Linear
 
     lin = torch.nn.Linear(in_features, out_features, bias=False)
@@ -269,8 +290,9 @@ def _call_each(calls: list[Callable[[], Any]]) -> None:
         call()
 
 
-def choose_kernel(shapes: list[tuple[int, int]], rows: int = 1024,
-                  candidates: tuple[str, ...] | None = None) -> KernelChoice:
+def choose_kernel(
+    shapes: list[tuple[int, int]], rows: int = 1024, candidates: tuple[str, ...] | None = None
+) -> KernelChoice:
     """The fastest exact int8 kernel for layers of these (in_features, out_features) shapes on this CPU (see
     module docs); cached per process, shapes and kernel limits. Timed on one thread, `rows` rows per call (as
     many as the model's calls have, so that memory-bound passes weigh what they will): the question is what
@@ -312,17 +334,22 @@ def choose_kernel(shapes: list[tuple[int, int]], rows: int = 1024,
         reason = f"fastest exact full-range int8 kernel here ({times[chosen]:.3f} ms vs fp32 {fp32_ms:.3f} ms)"
     else:
         chosen = fastest
-        reason = (f"7-bit activations: {times[best_full] / times[fastest]:.2f}x faster than the best full-range "
-                  f"kernel ({best_full}) on this CPU")
-    notes = [f"{n}: not timed, {SEVEN_BIT_TWIN[n]} is exact here (the same kernel with 8-bit activations)"
-             for n in twins]
+        reason = (
+            f"7-bit activations: {times[best_full] / times[fastest]:.2f}x faster than the best full-range "
+            f"kernel ({best_full}) on this CPU"
+        )
+    notes = [
+        f"{n}: not timed, {SEVEN_BIT_TWIN[n]} is exact here (the same kernel with 8-bit activations)" for n in twins
+    ]
     inexact = [n for n in names if not exact[n]]
     if inexact:
-        notes.append(f"{', '.join(inexact)} saturate 16-bit sums on this CPU (no VNNI/AMX int8 instructions in "
-                     "use): excluded")
+        notes.append(
+            f"{', '.join(inexact)} saturate 16-bit sums on this CPU (no VNNI/AMX int8 instructions in use): excluded"
+        )
     if not MAINTAINED[chosen]:
         notes.append(f"{chosen} takes its weights as torch's deprecated quantized tensors: the fastest here")
-    choice = KernelChoice(chosen, reason, exact, times, fp32_ms,
-                          tuple((rows, i, o) for i, o in shapes), times[chosen] < fp32_ms, notes)
+    choice = KernelChoice(
+        chosen, reason, exact, times, fp32_ms, tuple((rows, i, o) for i, o in shapes), times[chosen] < fp32_ms, notes
+    )
     _CHOICE_CACHE[key] = choice
     return choice

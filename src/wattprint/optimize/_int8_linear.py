@@ -33,9 +33,15 @@ _EPS = 1e-12
 _COMPILE_STATE: dict[str, Any] = {"ok": True, "fn": None}
 
 
-def int8_linear_kernel(x2: torch.Tensor, weight_int8: torch.Tensor, weight_scale: torch.Tensor,
-                       bias: torch.Tensor | None, outlier_idx: torch.Tensor, outlier_weight: torch.Tensor,
-                       int_mm: bool = True) -> torch.Tensor:
+def int8_linear_kernel(
+    x2: torch.Tensor,
+    weight_int8: torch.Tensor,
+    weight_scale: torch.Tensor,
+    bias: torch.Tensor | None,
+    outlier_idx: torch.Tensor,
+    outlier_weight: torch.Tensor,
+    int_mm: bool = True,
+) -> torch.Tensor:
     """y = dequant(int8(x_regular) @ W_int8) + x_outlier @ W_outlier + bias, for 2-D x, in x's dtype, with
     per-token activation scales; the product on `torch._int_mm`, or in fp32 (exact while |sum| < 2^24)."""
     out_dtype = x2.dtype
@@ -85,8 +91,16 @@ class Int8Linear(nn.Module):
     outlier_idx: torch.Tensor  # (k,), int64: input columns kept in float
     outlier_weight: torch.Tensor  # (k, out_features), float32
 
-    def __init__(self, in_features: int, out_features: int, weight_int8: torch.Tensor, weight_scale: torch.Tensor,
-                 bias: torch.Tensor | None, outlier_idx: torch.Tensor, outlier_weight: torch.Tensor) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        weight_int8: torch.Tensor,
+        weight_scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        outlier_idx: torch.Tensor,
+        outlier_weight: torch.Tensor,
+    ) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -160,8 +174,15 @@ class Int8Linear(nn.Module):
         scale = regular.abs().amax(dim=1).clamp_min(_EPS) / _QMAX
         weight_int8 = torch.round(regular / scale[:, None]).clamp(-_QMAX, _QMAX).to(torch.int8)
         bias = linear.bias.detach().float().clone() if linear.bias is not None else None
-        return cls(linear.in_features, linear.out_features, weight_int8.t().contiguous(), scale, bias, idx,
-                   weight[:, idx].t().contiguous())
+        return cls(
+            linear.in_features,
+            linear.out_features,
+            weight_int8.t().contiguous(),
+            scale,
+            bias,
+            idx,
+            weight[:, idx].t().contiguous(),
+        )
 
     @property
     def n_outliers(self) -> int:
@@ -172,13 +193,16 @@ class Int8Linear(nn.Module):
         x2 = x.reshape(-1, self.in_features)
         if self.compiled and _COMPILE_STATE["ok"]:
             try:
-                y = _compiled_kernel()(x2, self.weight_int8, self.weight_scale, self.bias, self.outlier_idx,
-                                       self.outlier_weight)
+                y = _compiled_kernel()(
+                    x2, self.weight_int8, self.weight_scale, self.bias, self.outlier_idx, self.outlier_weight
+                )
                 return y.reshape(*lead, self.out_features)
             except Exception as exc:  # noqa: BLE001 - no C++ toolchain, dynamo limits...: fall back to eager
                 _COMPILE_STATE["ok"] = False
-                log.warning("wattprint: int8: torch.compile of the int8 kernel failed (%s); running eager",
-                            str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__)
+                log.warning(
+                    "wattprint: int8: torch.compile of the int8 kernel failed (%s); running eager",
+                    str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__,
+                )
         from wattprint.optimize import _int8_kernels
 
         xf = x2 if x2.dtype == torch.float32 else x2.float()
@@ -204,8 +228,10 @@ class Int8Linear(nn.Module):
         return (y if y.dtype == x.dtype else y.to(x.dtype)).reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"float_columns={self.n_outliers}, kernel={self.kernel}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"float_columns={self.n_outliers}, kernel={self.kernel}"
+        )
 
 
 class ActivationStats:

@@ -92,8 +92,11 @@ def rewrite_graph(graph_module: Any) -> int:
     import torch
     import torch.nn.functional as F  # noqa: N812
 
-    softmaxes = [n for n in graph_module.graph.nodes
-                 if _is(n, (torch.softmax, F.softmax, torch.nn.functional.softmax), ("softmax",))]
+    softmaxes = [
+        n
+        for n in graph_module.graph.nodes
+        if _is(n, (torch.softmax, F.softmax, torch.nn.functional.softmax), ("softmax",))
+    ]
     count = 0
     for node in softmaxes:
         found = _match(node)
@@ -141,9 +144,11 @@ def _switch_hf(model: Any) -> bool:
         else:
             config._attn_implementation = "sdpa"
     except (ValueError, ImportError) as exc:  # architecture without an SDPA path
-        raise WattprintInputError("recipe", f"sdpa: {type(model).__name__} has no SDPA attention in transformers "
-                                  f"({exc}); accepted: models whose architecture supports attn_implementation='sdpa'"
-                                  ) from None
+        raise WattprintInputError(
+            "recipe",
+            f"sdpa: {type(model).__name__} has no SDPA attention in transformers "
+            f"({exc}); accepted: models whose architecture supports attn_implementation='sdpa'",
+        ) from None
     return True
 
 
@@ -172,8 +177,10 @@ def to_sdpa(model: Any, *, example_inputs: Any = None, report: SdpaReport | None
         report.hf_switched = True
         return model
     if example_inputs is None:
-        raise WattprintInputError("example_inputs", "the sdpa rewrite is checked on example inputs; accepted: a "
-                                  "tensor or a tuple of tensors the model accepts")
+        raise WattprintInputError(
+            "example_inputs",
+            "the sdpa rewrite is checked on example inputs; accepted: a tensor or a tuple of tensors the model accepts",
+        )
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     was_training = model.training
     model.eval()
@@ -184,13 +191,19 @@ def to_sdpa(model: Any, *, example_inputs: Any = None, report: SdpaReport | None
         after = rewritten(*args)
     if not _outputs_close(before, after):
         log.warning("sdpa rewrite changed the outputs of %s; left unchanged", type(model).__name__)
-        raise WattprintInputError("recipe", "sdpa: the rewritten attention did not reproduce the model's outputs; "
-                                  "accepted: softmax(Q @ K^T * scale, dim=-1) @ V without masks or dropout")
+        raise WattprintInputError(
+            "recipe",
+            "sdpa: the rewritten attention did not reproduce the model's outputs; "
+            "accepted: softmax(Q @ K^T * scale, dim=-1) @ V without masks or dropout",
+        )
     if not report.changed:
         found = "; could not trace: " + ", ".join(report.untraceable) if report.untraceable else ""
-        raise WattprintInputError("recipe", f"sdpa: no manual attention found in {type(model).__name__}{found}; "
-                                  "accepted: Hugging Face models, or modules computing softmax(Q @ K^T * scale, "
-                                  "dim=-1) @ V that torch.fx can trace")
+        raise WattprintInputError(
+            "recipe",
+            f"sdpa: no manual attention found in {type(model).__name__}{found}; "
+            "accepted: Hugging Face models, or modules computing softmax(Q @ K^T * scale, "
+            "dim=-1) @ V that torch.fx can trace",
+        )
     model.train(was_training)
     rewritten.train(was_training)
     return rewritten

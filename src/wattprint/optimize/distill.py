@@ -106,8 +106,12 @@ class DistillResult:
         return self.student_metric - self.control_metric
 
     def to_dict(self) -> dict[str, float]:
-        return {"student_metric": self.student_metric, "control_metric": self.control_metric,
-                "teacher_metric": self.teacher_metric, "gain": self.gain}
+        return {
+            "student_metric": self.student_metric,
+            "control_metric": self.control_metric,
+            "teacher_metric": self.teacher_metric,
+            "gain": self.gain,
+        }
 
 
 def compare_distillation(
@@ -124,5 +128,6 @@ def compare_distillation(
     distilled = copy.deepcopy(student)
     train_student(distilled, x, y, teacher=teacher, config=config)
     train_student(control, x, y, teacher=None, config=config)
-    return DistillResult(distilled, control, float(eval_fn(distilled)), float(eval_fn(control)),
-                         float(eval_fn(teacher)))
+    return DistillResult(
+        distilled, control, float(eval_fn(distilled)), float(eval_fn(control)), float(eval_fn(teacher))
+    )

@@ -189,8 +189,10 @@ def describe_compute(model: Any) -> dict[str, Any]:
     from wattprint.measure.cpu_caps import cpu_capabilities
     from wattprint.optimize.quantize import KERNEL_ATTR, REST_ATTR
 
-    out: dict[str, Any] = {"cpu": cpu_capabilities().as_dict(),
-                           "param_dtypes": sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()})}
+    out: dict[str, Any] = {
+        "cpu": cpu_capabilities().as_dict(),
+        "param_dtypes": sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()}),
+    }
     kernel = getattr(model, KERNEL_ATTR, None)
     if kernel is not None:
         out["int8_kernel"] = dict(kernel)

@@ -70,8 +70,12 @@ def _device_of(model: Any) -> Any:
     return torch.device("cpu")
 
 
-def best_ms(fns: dict[str, Callable[[], Any]], sync: Callable[[], Any] = lambda: None, rounds: int = 5,
-            give_up: tuple[str, float] | None = None) -> dict[str, float]:
+def best_ms(
+    fns: dict[str, Callable[[], Any]],
+    sync: Callable[[], Any] = lambda: None,
+    rounds: int = 5,
+    give_up: tuple[str, float] | None = None,
+) -> dict[str, float]:
     """Best of `rounds` calls of each function, in ms, the functions called in turn so that all see the same
     load on a shared machine, after two warm-ups each (first calls pay for kernel selection / JIT). With
     `give_up` = (name, ms), stops early once that function's best exceeds ms (an emulated dtype can be 100x
@@ -92,8 +96,13 @@ def best_ms(fns: dict[str, Callable[[], Any]], sync: Callable[[], Any] = lambda:
     return best
 
 
-def probe_dtype(device: Any, dtype: Any, op: str = "matmul", shape: tuple[int, ...] = (256, 384, 384),
-                max_slowdown: float = DEFAULT_MAX_SLOWDOWN) -> ProbeResult:
+def probe_dtype(
+    device: Any,
+    dtype: Any,
+    op: str = "matmul",
+    shape: tuple[int, ...] = (256, 384, 384),
+    max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
+) -> ProbeResult:
     """Run `op` ("matmul": (M,K)x(K,N) with shape (M,K,N); "conv2d": shape (N,C,H,W) with a 3x3, C->C kernel)
     in fp32 and in `dtype` on `device`; ok when it runs and is at most `max_slowdown` times slower than fp32.
     Timed on one thread, fp32 and low dtype alternating, best of five each; results are cached per process
@@ -111,8 +120,14 @@ def probe_dtype(device: Any, dtype: Any, op: str = "matmul", shape: tuple[int, .
         reason = f"{op} in {dtype} fails on {device}: {error}"
         return ProbeResult(op, str(dtype), str(device), False, fp32_ms, low_ms, reason)
     ok = low_ms <= fp32_ms * max_slowdown
-    reason = "" if ok else (f"{op} in {dtype} is {low_ms / fp32_ms:.1f}x slower than fp32 on {device} "
-                            f"({low_ms:.2f} ms vs {fp32_ms:.2f} ms): no native support")
+    reason = (
+        ""
+        if ok
+        else (
+            f"{op} in {dtype} is {low_ms / fp32_ms:.1f}x slower than fp32 on {device} "
+            f"({low_ms:.2f} ms vs {fp32_ms:.2f} ms): no native support"
+        )
+    )
     return ProbeResult(op, str(dtype), str(device), ok, fp32_ms, low_ms, reason)
 
 
@@ -243,15 +258,17 @@ def refusal(name: str, result: ProbeResult, override: str = "check_speed=False c
         figure = result.reason
     else:
         ratio = result.low_ms / result.fp32_ms
-        pace = (f"runs {ratio:.1f}x slower than fp32" if ratio >= 1
-                else f"takes {ratio:.2f}x fp32's time, over the limit")
-        figure = (f"{result.op} {pace} on {result.device} ({result.low_ms:.2f} ms vs {result.fp32_ms:.2f} ms; "
-                  f"no native {name} here)")
+        pace = (
+            f"runs {ratio:.1f}x slower than fp32" if ratio >= 1 else f"takes {ratio:.2f}x fp32's time, over the limit"
+        )
+        figure = (
+            f"{result.op} {pace} on {result.device} ({result.low_ms:.2f} ms vs {result.fp32_ms:.2f} ms; "
+            f"no native {name} here)"
+        )
     return f"{name} refused on this hardware: {figure}; use fp32, or int8 for inference ({override})"
 
 
-def _to_dtype(model: Any, dtype: Any, name: str, example_inputs: Any, max_slowdown: float,
-              check_speed: bool) -> Any:
+def _to_dtype(model: Any, dtype: Any, name: str, example_inputs: Any, max_slowdown: float, check_speed: bool) -> Any:
     import torch
     import torch.nn as nn
 
@@ -272,12 +289,14 @@ def _to_dtype(model: Any, dtype: Any, name: str, example_inputs: Any, max_slowdo
         except (RuntimeError, NotImplementedError) as exc:
             first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
             raise WattprintInputError(
-                "recipe", f"{name} refused: the model does not run in {dtype} on {device} ({first})") from exc
+                "recipe", f"{name} refused: the model does not run in {dtype} on {device} ({first})"
+            ) from exc
     return converted
 
 
-def to_bf16(model: Any, *, example_inputs: Any = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
-            check_speed: bool = True) -> Any:
+def to_bf16(
+    model: Any, *, example_inputs: Any = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN, check_speed: bool = True
+) -> Any:
     """A copy of `model` with floating-point weights in bfloat16, after probing that bf16 is supported and
     not slower than `max_slowdown` x fp32 on the model's device. bf16 keeps fp32's exponent range, so it
     needs no loss scaling and rarely hurts inference quality; it is fast on CPUs with AVX512-BF16/AMX and on
@@ -288,8 +307,9 @@ def to_bf16(model: Any, *, example_inputs: Any = None, max_slowdown: float = DEF
     return _to_dtype(model, torch.bfloat16, "bf16", example_inputs, max_slowdown, check_speed)
 
 
-def to_fp16(model: Any, *, example_inputs: Any = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
-            check_speed: bool = True) -> Any:
+def to_fp16(
+    model: Any, *, example_inputs: Any = None, max_slowdown: float = DEFAULT_MAX_SLOWDOWN, check_speed: bool = True
+) -> Any:
     """A copy of `model` with floating-point weights in float16, after probing that fp16 is supported and
     not slower than `max_slowdown` x fp32 on the model's device (a CPU without native half-precision
     arithmetic emulates it, and is refused when the probe finds it that slow). fp16 has a narrow range

@@ -26,18 +26,25 @@ def _prunable(model: Any) -> list[tuple[Any, str]]:
     kinds = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
     found = [(m, "weight") for m in model.modules() if isinstance(m, kinds) and isinstance(m.weight, torch.Tensor)]
     if not found:
-        raise WattprintInputError("model", f"{type(model).__name__} has no Linear or Conv layers to prune; "
-                                  "accepted: a torch.nn.Module with at least one Linear (or Conv) layer")
+        raise WattprintInputError(
+            "model",
+            f"{type(model).__name__} has no Linear or Conv layers to prune; "
+            "accepted: a torch.nn.Module with at least one Linear (or Conv) layer",
+        )
     if any(not m.weight.is_floating_point() for m, _ in found):
-        raise WattprintInputError("model", "weights are not floating point (already quantized?); accepted: prune "
-                                  "before quantizing, e.g. 'prune:0.5+int8'")
+        raise WattprintInputError(
+            "model",
+            "weights are not floating point (already quantized?); accepted: prune "
+            "before quantizing, e.g. 'prune:0.5+int8'",
+        )
     return found
 
 
 def _check_fraction(fraction: float) -> None:
     if not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
-        raise WattprintInputError("fraction", f"{fraction!r} is outside (0, 1); accepted: a number strictly "
-                                  "between 0 and 1")
+        raise WattprintInputError(
+            "fraction", f"{fraction!r} is outside (0, 1); accepted: a number strictly between 0 and 1"
+        )
 
 
 def magnitude_prune(model: Any, fraction: float, *, train_fn: TrainFn | None = None) -> Any:
@@ -82,8 +89,10 @@ def _output_layers(model: Any, example_inputs: Any) -> list[Any]:
     with torch.no_grad():
         out = model(*_as_tuple(example_inputs))
     if not isinstance(out, torch.Tensor):
-        raise WattprintInputError("model", "structured pruning needs a model returning one tensor; "
-                                  "accepted: model(*example_inputs) -> torch.Tensor")
+        raise WattprintInputError(
+            "model",
+            "structured pruning needs a model returning one tensor; accepted: model(*example_inputs) -> torch.Tensor",
+        )
     width = out.shape[-1] if out.dim() == 2 else out.shape[1]
     heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == width]
     return heads[-1:]  # the last such Linear, in definition order
@@ -101,8 +110,10 @@ def prune_channels(model: Any, fraction: float, example_inputs: Any, *, train_fn
     _check_fraction(fraction)
     _prunable(model)
     if example_inputs is None:
-        raise WattprintInputError("example_inputs", "structured pruning traces the model; accepted: a tensor or a "
-                                  "tuple of tensors the model accepts")
+        raise WattprintInputError(
+            "example_inputs",
+            "structured pruning traces the model; accepted: a tensor or a tuple of tensors the model accepts",
+        )
     tp = require("torch_pruning", extra="optimize", feature="structured pruning (prune-channels)")
     was_training = model.training
     model.eval()
@@ -145,8 +156,11 @@ def lottery_ticket(
     start = {id(m): m.weight.detach().clone() for m, _ in params}
     if rewind_state is not None:
         named = dict(model.named_modules())
-        start = {id(named[k.rsplit(".", 1)[0]]): v.detach().clone() for k, v in rewind_state.items()
-                 if k.endswith(".weight") and k.rsplit(".", 1)[0] in named}
+        start = {
+            id(named[k.rsplit(".", 1)[0]]): v.detach().clone()
+            for k, v in rewind_state.items()
+            if k.endswith(".weight") and k.rsplit(".", 1)[0] in named
+        }
     per_round = 1.0 - (1.0 - fraction) ** (1.0 / rounds)
     for _ in range(rounds):
         train_fn(model)
@@ -267,8 +281,9 @@ class RigL:
                     continue
                 flat = mask.view(-1)
                 # drop: the n active weights of smallest magnitude
-                score = torch.where(flat, layer.weight.detach().abs().view(-1), torch.full_like(flat, math.inf,
-                                                                                                dtype=torch.float))
+                score = torch.where(
+                    flat, layer.weight.detach().abs().view(-1), torch.full_like(flat, math.inf, dtype=torch.float)
+                )
                 drop = torch.topk(score, n, largest=False).indices
                 # grow: the n inactive (before dropping) weights of largest gradient magnitude
                 gscore = torch.where(flat, torch.full_like(flat, -1.0, dtype=torch.float), grad.abs().view(-1))

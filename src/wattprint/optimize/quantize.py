@@ -53,8 +53,9 @@ def _rest_dtype(model: Any, choice: str) -> Any:
     result = probe_dtype(_device_of(model), torch.bfloat16)
     if not result.ok:
         if choice == "bf16":
-            raise WattprintInputError("rest_dtype", f"bf16 refused on this hardware: {result.reason}; "
-                                      "accepted: fp32 or auto")
+            raise WattprintInputError(
+                "rest_dtype", f"bf16 refused on this hardware: {result.reason}; accepted: fp32 or auto"
+            )
         log.info("wattprint: int8: the rest of the model stays in its dtype (%s)", result.reason)
         return None
     return torch.bfloat16
@@ -101,7 +102,8 @@ def _require_linear(model: Any, recipe: str) -> list[str]:
     names = _linear_names(model)
     if not names:
         raise WattprintInputError(
-            "model", f"has no nn.Linear layers to quantize ({recipe}); accepted: a model with Linear layers")
+            "model", f"has no nn.Linear layers to quantize ({recipe}); accepted: a model with Linear layers"
+        )
     return names
 
 
@@ -109,7 +111,8 @@ def _require_cpu(model: Any, recipe: str) -> None:
     devices = {t.device.type for t in list(model.parameters()) + list(model.buffers())}
     if devices - {"cpu"}:
         raise WattprintInputError(
-            "model", f"is on {sorted(devices)}; {recipe} runs on CPU only; accepted: a model on cpu (model.cpu())")
+            "model", f"is on {sorted(devices)}; {recipe} runs on CPU only; accepted: a model on cpu (model.cpu())"
+        )
 
 
 def int8_dynamic(model: Any, *, example_inputs: Any = None) -> Any:
@@ -147,9 +150,17 @@ def _set_child(root: Any, dotted: str, new: Any) -> None:
     setattr(parent, child, new)
 
 
-def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
-         max_outlier_fraction: float = DEFAULT_MAX_OUTLIER_FRACTION, rest_dtype: str = "auto",
-         activation_scales: str = "auto", kernel: str = "auto", compile: bool = False) -> Any:
+def int8(
+    model: Any,
+    *,
+    example_inputs: Any = None,
+    outlier_ratio: float = DEFAULT_OUTLIER_RATIO,
+    max_outlier_fraction: float = DEFAULT_MAX_OUTLIER_FRACTION,
+    rest_dtype: str = "auto",
+    activation_scales: str = "auto",
+    kernel: str = "auto",
+    compile: bool = False,
+) -> Any:
     """Outlier-aware int8 for Linear layers: keeps quality where plain dynamic int8 loses it.
 
     `example_inputs` (a tensor, a tuple of arguments or a dict of keyword arguments) is run once through the
@@ -189,8 +200,9 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
     if not 0.0 <= max_outlier_fraction <= 1.0:
         raise WattprintInputError("max_outlier_fraction", f"must be in [0, 1], got {max_outlier_fraction}")
     if activation_scales not in ("auto", "per-tensor", "per-token"):
-        raise WattprintInputError("activation_scales", f"{activation_scales!r} is not accepted; accepted: "
-                                  "auto, per-tensor, per-token")
+        raise WattprintInputError(
+            "activation_scales", f"{activation_scales!r} is not accepted; accepted: auto, per-tensor, per-token"
+        )
     if activation_scales == "auto":
         activation_scales = "per-tensor" if example_inputs is not None else "per-token"
     _check_kernel(kernel, compile)
@@ -206,8 +218,10 @@ def int8(model: Any, *, example_inputs: Any = None, outlier_ratio: float = DEFAU
             for handle in handles:
                 handle.remove()
     else:
-        log.warning("wattprint: int8 without example_inputs: no outlier calibration, %s activation scales only",
-                    activation_scales)
+        log.warning(
+            "wattprint: int8 without example_inputs: no outlier calibration, %s activation scales only",
+            activation_scales,
+        )
 
     choice = _int8_kernel_choice(model, names, kernel, compile, max(stats.rows.values(), default=0))
     plan: dict[str, dict[str, Any]] = {}
@@ -254,17 +268,22 @@ def _check_kernel(kernel: str, compile: bool) -> None:
     if kernel not in accepted:
         raise WattprintInputError("kernel", f"{kernel!r} is not accepted; accepted: {', '.join(accepted)}")
     if compile and not _int8_kernels.is_exact("int_mm"):
-        raise WattprintInputError("compile", "torch._int_mm saturates full-range int8 sums on this CPU (no "
-                                  "VNNI/AMX); accepted: compile=False")
+        raise WattprintInputError(
+            "compile", "torch._int_mm saturates full-range int8 sums on this CPU (no VNNI/AMX); accepted: compile=False"
+        )
     if kernel == "auto" or compile:
         return
     if kernel not in _int8_kernels.available_kernels():
-        raise WattprintInputError("kernel", f"{kernel!r} is not in this torch build; accepted: auto, "
-                                  f"{', '.join(_int8_kernels.available_kernels())}")
+        raise WattprintInputError(
+            "kernel",
+            f"{kernel!r} is not in this torch build; accepted: auto, {', '.join(_int8_kernels.available_kernels())}",
+        )
     if not _int8_kernels.is_exact(kernel):
         exact = [k for k in _int8_kernels.available_kernels() if _int8_kernels.is_exact(k)]
-        raise WattprintInputError("kernel", f"{kernel!r} saturates full-range int8 sums on this CPU (no VNNI/AMX); "
-                                  f"accepted: auto, {', '.join(exact)}")
+        raise WattprintInputError(
+            "kernel",
+            f"{kernel!r} saturates full-range int8 sums on this CPU (no VNNI/AMX); accepted: auto, {', '.join(exact)}",
+        )
 
 
 def _int8_kernel_choice(model: Any, names: list[str], kernel: str, compile: bool, rows_seen: int) -> dict[str, Any]:
@@ -274,18 +293,27 @@ def _int8_kernel_choice(model: Any, names: list[str], kernel: str, compile: bool
     from wattprint.optimize.precision import _device_of
 
     if compile:
-        return {"kernel": "int_mm", "reason": "compile=True: per-token torch._int_mm under torch.compile",
-                "full_range": True, "maintained_api": True, "compiled": True}
+        return {
+            "kernel": "int_mm",
+            "reason": "compile=True: per-token torch._int_mm under torch.compile",
+            "full_range": True,
+            "maintained_api": True,
+            "compiled": True,
+        }
     device = _device_of(model)
     if device.type != "cpu":
         # off CPU only the generic kernels apply: _int_mm (int32 accumulation on GPUs) where the device runs it
         chosen = "int_mm" if _int8_kernels.int_mm_runs(device) else "fp32-exact"
-        return {"kernel": chosen, "reason": f"on {device}: generic kernel", "full_range": True,
-                "maintained_api": True}
+        return {"kernel": chosen, "reason": f"on {device}: generic kernel", "full_range": True, "maintained_api": True}
     layers = [model.get_submodule(n) for n in names]
     # the widest input and the widest output: memory-bound activation passes weigh most on the former
-    shapes = [(m.in_features, m.out_features) for m in (max(layers, key=lambda m: (m.in_features, m.out_features)),
-                                                        max(layers, key=lambda m: (m.out_features, m.in_features)))]
+    shapes = [
+        (m.in_features, m.out_features)
+        for m in (
+            max(layers, key=lambda m: (m.in_features, m.out_features)),
+            max(layers, key=lambda m: (m.out_features, m.in_features)),
+        )
+    ]
     rows = min(max(rows_seen, 256), 4096) if rows_seen else 1024
     if kernel == "auto":
         choice = _int8_kernels.choose_kernel(shapes, rows)
@@ -293,9 +321,14 @@ def _int8_kernel_choice(model: Any, names: list[str], kernel: str, compile: bool
         choice = _int8_kernels.choose_kernel(shapes, rows, candidates=(kernel,))
     result = choice.as_dict()
     if not choice.faster_than_fp32:
-        log.warning("wattprint: int8: no int8 kernel beats fp32 on this CPU: %s took %.3f ms vs fp32 %.3f ms for "
-                    "layers of %s; int8 still shrinks the weights 4x", choice.kernel, choice.time_ms[choice.kernel],
-                    choice.fp32_ms, ", ".join(f"{r}x{i}x{o}" for r, i, o in choice.shapes))
+        log.warning(
+            "wattprint: int8: no int8 kernel beats fp32 on this CPU: %s took %.3f ms vs fp32 %.3f ms for "
+            "layers of %s; int8 still shrinks the weights 4x",
+            choice.kernel,
+            choice.time_ms[choice.kernel],
+            choice.fp32_ms,
+            ", ".join(f"{r}x{i}x{o}" for r, i, o in choice.shapes),
+        )
     return result
 
 
@@ -310,8 +343,9 @@ def plan_summary(model: Any) -> dict[str, int]:
     return counts
 
 
-def int8_static(model: Any, *, example_inputs: Any = None, calibration: Iterable[Any] | None = None,
-                backend: str = "x86") -> Any:
+def int8_static(
+    model: Any, *, example_inputs: Any = None, calibration: Iterable[Any] | None = None, backend: str = "x86"
+) -> Any:
     """Static int8 (weights and activations) for convolutional models on CPU, via torch.ao FX graph mode.
 
     `calibration` is an iterable of input batches (each a tensor, a tuple of arguments or a dict), run
@@ -328,12 +362,12 @@ def int8_static(model: Any, *, example_inputs: Any = None, calibration: Iterable
     _check_module(model)
     if calibration is None and example_inputs is None:
         raise WattprintInputError(
-            "calibration", "static int8 needs calibration data; accepted: an iterable of input batches")
+            "calibration", "static int8 needs calibration data; accepted: an iterable of input batches"
+        )
     if calibration is None:
         calibration = [example_inputs]
     if not any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) for m in model.modules()):
-        raise WattprintInputError(
-            "model", "has no Conv or Linear layers to quantize; accepted: a convolutional model")
+        raise WattprintInputError("model", "has no Conv or Linear layers to quantize; accepted: a convolutional model")
     _require_cpu(model, "int8 static")
     engines = [e for e in torch.backends.quantized.supported_engines if e != "none"]
     if backend not in engines:
@@ -343,8 +377,9 @@ def int8_static(model: Any, *, example_inputs: Any = None, calibration: Iterable
     if first is None:
         raise WattprintInputError("calibration", "is empty; accepted: an iterable of at least one input batch")
     example = example_inputs if example_inputs is not None else first
-    example_args = tuple(example) if isinstance(example, (tuple, list)) else (
-        () if isinstance(example, dict) else (example,))
+    example_args = (
+        tuple(example) if isinstance(example, (tuple, list)) else (() if isinstance(example, dict) else (example,))
+    )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
@@ -360,8 +395,10 @@ def int8_static(model: Any, *, example_inputs: Any = None, calibration: Iterable
             except Exception as exc:  # torch.fx raises many types on untraceable control flow  # noqa: BLE001
                 first_line = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
                 raise WattprintInputError(
-                    "model", f"cannot be traced by torch.fx for static int8 ({first_line}); accepted: a model "
-                    "without data-dependent control flow, or use int8-dynamic") from exc
+                    "model",
+                    f"cannot be traced by torch.fx for static int8 ({first_line}); accepted: a model "
+                    "without data-dependent control flow, or use int8-dynamic",
+                ) from exc
             n_batches = 0
             with torch.no_grad():
                 for batch in [first, *batches]:

@@ -58,11 +58,15 @@ def _parse_step(text: str) -> Step:
         try:
             fraction = float(value)
         except ValueError:
-            raise WattprintInputError("recipe", f"fraction {value.strip()!r} of {name!r} is not a number; "
-                                      "accepted: a number strictly between 0 and 1") from None
+            raise WattprintInputError(
+                "recipe",
+                f"fraction {value.strip()!r} of {name!r} is not a number; accepted: a number strictly between 0 and 1",
+            ) from None
         if not 0.0 < fraction < 1.0:
-            raise WattprintInputError("recipe", f"fraction {fraction:g} of {name!r} is outside (0, 1); "
-                                      "accepted: a number strictly between 0 and 1")
+            raise WattprintInputError(
+                "recipe",
+                f"fraction {fraction:g} of {name!r} is outside (0, 1); accepted: a number strictly between 0 and 1",
+            )
         return Step(name, fraction)
     if sep or name not in (*_NUMERIC, *_OTHER):
         raise WattprintInputError("recipe", f"unknown recipe {text.strip()!r}; accepted: {ACCEPTED}")
@@ -76,22 +80,30 @@ def parse_recipe(recipe: str | Sequence[str]) -> list[Step]:
     elif isinstance(recipe, Sequence) and all(isinstance(r, str) for r in recipe):
         parts = [p for r in recipe for p in r.split("+")]
     else:
-        raise WattprintInputError("recipe", f"expected a string or a list of strings, got {type(recipe).__name__}; "
-                                  f"accepted: {ACCEPTED}")
+        raise WattprintInputError(
+            "recipe", f"expected a string or a list of strings, got {type(recipe).__name__}; accepted: {ACCEPTED}"
+        )
     if not parts or any(not p.strip() for p in parts):
         raise WattprintInputError("recipe", f"empty recipe in {recipe!r}; accepted: {ACCEPTED}")
     steps = [_parse_step(p) for p in parts]
     names = [s.name for s in steps]
     if len(set(names)) != len(names):
-        raise WattprintInputError("recipe", f"a recipe appears twice in {format_recipe(steps)!r}; "
-                                  "accepted: each recipe at most once")
+        raise WattprintInputError(
+            "recipe", f"a recipe appears twice in {format_recipe(steps)!r}; accepted: each recipe at most once"
+        )
     numeric = [s for s in steps if s.is_numeric]
     if len(numeric) > 1:
-        raise WattprintInputError("recipe", f"{format_recipe(steps)!r} combines {', '.join(map(str, numeric))}; "
-                                  "accepted: at most one of " + ", ".join(_NUMERIC))
-    if numeric and any(s.is_pruning for s in steps[names.index(numeric[0].name):]):
-        raise WattprintInputError("recipe", f"pruning after {numeric[0]} in {format_recipe(steps)!r}; "
-                                  "accepted: pruning steps before the precision/quantization step")
+        raise WattprintInputError(
+            "recipe",
+            f"{format_recipe(steps)!r} combines {', '.join(map(str, numeric))}; "
+            "accepted: at most one of " + ", ".join(_NUMERIC),
+        )
+    if numeric and any(s.is_pruning for s in steps[names.index(numeric[0].name) :]):
+        raise WattprintInputError(
+            "recipe",
+            f"pruning after {numeric[0]} in {format_recipe(steps)!r}; "
+            "accepted: pruning steps before the precision/quantization step",
+        )
     return steps
 
 
@@ -104,11 +116,17 @@ def check_model(model: Any) -> None:
     import torch
 
     if not isinstance(model, torch.nn.Module):
-        raise WattprintInputError("model", f"expected a torch.nn.Module, got {type(model).__name__}; "
-                                  "accepted: a torch.nn.Module with at least one Linear layer")
+        raise WattprintInputError(
+            "model",
+            f"expected a torch.nn.Module, got {type(model).__name__}; "
+            "accepted: a torch.nn.Module with at least one Linear layer",
+        )
     if not has_layers(model, (torch.nn.Linear, torch.nn.modules.conv._ConvNd)):
-        raise WattprintInputError("model", f"{type(model).__name__} has no Linear or Conv layers, nothing to "
-                                  "optimize; accepted: a torch.nn.Module with at least one Linear (or Conv) layer")
+        raise WattprintInputError(
+            "model",
+            f"{type(model).__name__} has no Linear or Conv layers, nothing to "
+            "optimize; accepted: a torch.nn.Module with at least one Linear (or Conv) layer",
+        )
 
 
 def has_layers(model: Any, kinds: tuple[type, ...]) -> bool:

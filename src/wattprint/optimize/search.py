@@ -31,8 +31,15 @@ from wattprint.redact import redact_url
 log = logging.getLogger("wattprint")
 
 DEFAULT_RECIPES: tuple[str, ...] = (
-    "int8-dynamic", "int8", "bf16", "fp16",
-    "prune:0.5", "prune:0.8", "prune-channels:0.3", "prune-channels:0.5", "prune-channels:0.7",
+    "int8-dynamic",
+    "int8",
+    "bf16",
+    "fp16",
+    "prune:0.5",
+    "prune:0.8",
+    "prune-channels:0.3",
+    "prune-channels:0.5",
+    "prune-channels:0.7",
 )
 PREFER = ("energy", "latency", "macs", "size")
 _PREFER_KEY = {"energy": "energy_per_inference_j", "latency": "latency_ms", "macs": "macs", "size": "size_bytes"}
@@ -58,10 +65,17 @@ class SearchResult:
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
-            "baseline": self.baseline, "candidates": self.candidates, "refused": self.refused,
-            "pareto": [c["recipe"] for c in self.pareto], "best": self.best,
-            "max_metric_drop": self.max_metric_drop, "prefer": self.prefer, "energy": self.energy,
-            "study_name": self.study_name, "storage": self.storage, "notes": self.notes,
+            "baseline": self.baseline,
+            "candidates": self.candidates,
+            "refused": self.refused,
+            "pareto": [c["recipe"] for c in self.pareto],
+            "best": self.best,
+            "max_metric_drop": self.max_metric_drop,
+            "prefer": self.prefer,
+            "energy": self.energy,
+            "study_name": self.study_name,
+            "storage": self.storage,
+            "notes": self.notes,
         }
 
     def table(self) -> Any:
@@ -83,14 +97,28 @@ class SearchResult:
         def mark(recipe: str) -> str:
             return recipe + (" *" if recipe == best else "") + (" ●" if recipe in front else "")
 
-        table.add_row(mark("baseline"), f"{b['metric']:.4f}", f"{b['latency_ms']:.3f} ms",
-                      f"{b['energy_per_inference_j'] * 1e3:.3g} mJ", f"{b['macs']:,}", f"{b['macs_nonzero']:,}",
-                      f"{b['size_bytes'] / 1024:.1f} KiB", "yes")
+        table.add_row(
+            mark("baseline"),
+            f"{b['metric']:.4f}",
+            f"{b['latency_ms']:.3f} ms",
+            f"{b['energy_per_inference_j'] * 1e3:.3g} mJ",
+            f"{b['macs']:,}",
+            f"{b['macs_nonzero']:,}",
+            f"{b['size_bytes'] / 1024:.1f} KiB",
+            "yes",
+        )
         for c in self.candidates:
             r = c["ratios"]
-            table.add_row(mark(c["recipe"]), f"{c['metric']:.4f} ({-c['metric_drop']:+.4f})", _x(r["latency"]),
-                          _x(r["energy"]), _x(r["macs"]), _x(r["macs_nonzero"]), _x(r["size"]),
-                          "yes" if c["feasible"] else "no")
+            table.add_row(
+                mark(c["recipe"]),
+                f"{c['metric']:.4f} ({-c['metric_drop']:+.4f})",
+                _x(r["latency"]),
+                _x(r["energy"]),
+                _x(r["macs"]),
+                _x(r["macs_nonzero"]),
+                _x(r["size"]),
+                "yes" if c["feasible"] else "no",
+            )
         for c in self.refused:
             table.add_row(c["recipe"], "failed", "", "", "", "", "", c["error"][:60])
         return table
@@ -107,9 +135,11 @@ def print_report(result: SearchResult, file: Any = None) -> None:
     best = result.best
     if best is not None:
         r = best["ratios"]
-        console.print(f"best ({result.prefer}): {best['recipe']}  metric {best['metric']:.4f}  "
-                      f"energy x{r['energy']:.2f}  latency x{r['latency']:.2f}  MACs x{r['macs']:.3f}  "
-                      f"size x{r['size']:.3f}")
+        console.print(
+            f"best ({result.prefer}): {best['recipe']}  metric {best['metric']:.4f}  "
+            f"energy x{r['energy']:.2f}  latency x{r['latency']:.2f}  MACs x{r['macs']:.3f}  "
+            f"size x{r['size']:.3f}"
+        )
     for note in result.notes:
         console.print(f"note: {note}")
 
@@ -152,15 +182,23 @@ def _ratios(c: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
         b = base[key]
         return c[key] / b if b else math.nan
 
-    return {"latency": ratio("latency_ms"), "energy": ratio("energy_per_inference_j"), "macs": ratio("macs"),
-            "macs_nonzero": ratio("macs_nonzero"), "params": ratio("params"), "size": ratio("size_bytes")}
+    return {
+        "latency": ratio("latency_ms"),
+        "energy": ratio("energy_per_inference_j"),
+        "macs": ratio("macs"),
+        "macs_nonzero": ratio("macs_nonzero"),
+        "params": ratio("params"),
+        "size": ratio("size_bytes"),
+    }
 
 
 def check_storage_url(storage: str | None) -> None:
     """The form of a storage URL (reachability is checked when it is opened)."""
     if storage is not None and (not isinstance(storage, str) or "://" not in storage):
-        raise WattprintInputError("storage", f"{storage!r}; accepted: a database URL such as "
-                                  "sqlite:///study.db or postgresql+psycopg://user@host/db")
+        raise WattprintInputError(
+            "storage",
+            f"{storage!r}; accepted: a database URL such as sqlite:///study.db or postgresql+psycopg://user@host/db",
+        )
 
 
 def _open_storage(optuna: Any, storage: str | None, heartbeat_s: float) -> Any:
@@ -171,12 +209,17 @@ def _open_storage(optuna: Any, storage: str | None, heartbeat_s: float) -> Any:
 
     try:
         # optuna annotates these as int; it uses them as timedelta seconds, where a float works too
-        return RDBStorage(storage, heartbeat_interval=heartbeat_s, grace_period=2 * heartbeat_s,  # type: ignore[arg-type]
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+        timing: dict[str, Any] = {"heartbeat_interval": heartbeat_s, "grace_period": 2 * heartbeat_s}
+        return RDBStorage(
+            storage, heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1), **timing
+        )
     except Exception as exc:  # bad driver, host, database: the user's input
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WattprintInputError("storage", f"cannot open {redact_url(storage)}: {msg}; accepted: a reachable "
-                                  "database URL (sqlite:///FILE, postgresql+psycopg://...)") from None
+        raise WattprintInputError(
+            "storage",
+            f"cannot open {redact_url(storage)}: {msg}; accepted: a reachable "
+            "database URL (sqlite:///FILE, postgresql+psycopg://...)",
+        ) from None
 
 
 class _Refused(Exception):
@@ -185,8 +228,11 @@ class _Refused(Exception):
 
 def _check(max_metric_drop: float, prefer: str, n_trials: int | None) -> None:
     if not isinstance(max_metric_drop, (int, float)) or not math.isfinite(max_metric_drop) or max_metric_drop < 0:
-        raise WattprintInputError("max_metric_drop", f"{max_metric_drop!r}; accepted: a finite number >= 0, in the "
-                                  "metric's units (0.01 = one point of accuracy in [0, 1])")
+        raise WattprintInputError(
+            "max_metric_drop",
+            f"{max_metric_drop!r}; accepted: a finite number >= 0, in the "
+            "metric's units (0.01 = one point of accuracy in [0, 1])",
+        )
     if prefer not in PREFER:
         raise WattprintInputError("prefer", f"{prefer!r}; accepted: {', '.join(PREFER)}")
     if n_trials is not None and (not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1):
@@ -237,8 +283,10 @@ def search(
     check_model(model)
     check_measure_inputs(batch_sizes, 0, repeats, energy_min_s)
     if example_inputs is None:
-        raise WattprintInputError("example_inputs", "missing; accepted: a tensor or a tuple of tensors the model "
-                                  "accepts, batched along dimension 0")
+        raise WattprintInputError(
+            "example_inputs",
+            "missing; accepted: a tensor or a tuple of tensors the model accepts, batched along dimension 0",
+        )
     space = candidate_space(recipes, combine=combine)
     optuna = require("optuna", extra="optuna", feature="wattprint.optimize.search")
     verbosity = optuna.logging.get_verbosity()
@@ -246,28 +294,59 @@ def search(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return _search(optuna, model, eval_fn, example_inputs, max_metric_drop=max_metric_drop, space=space,
-                           n_trials=n_trials, storage=storage, study_name=study_name, train_fn=train_fn,
-                           higher_is_better=higher_is_better, prefer=prefer, batch_sizes=batch_sizes,
-                           repeats=repeats, energy_min_s=energy_min_s, progress=progress, seed=seed,
-                           heartbeat_s=heartbeat_s)
+            return _search(
+                optuna,
+                model,
+                eval_fn,
+                example_inputs,
+                max_metric_drop=max_metric_drop,
+                space=space,
+                n_trials=n_trials,
+                storage=storage,
+                study_name=study_name,
+                train_fn=train_fn,
+                higher_is_better=higher_is_better,
+                prefer=prefer,
+                batch_sizes=batch_sizes,
+                repeats=repeats,
+                energy_min_s=energy_min_s,
+                progress=progress,
+                seed=seed,
+                heartbeat_s=heartbeat_s,
+            )
     finally:
         optuna.logging.set_verbosity(verbosity)
 
 
 def _search(
-    optuna: Any, model: Any, eval_fn: Callable[[Any], float], example_inputs: Any, *, max_metric_drop: float,
-    space: list[str], n_trials: int | None, storage: str | None, study_name: str | None,
-    train_fn: Callable[[Any], Any] | None, higher_is_better: bool, prefer: str, batch_sizes: Sequence[int],
-    repeats: int, energy_min_s: float, progress: bool, seed: int, heartbeat_s: int,
+    optuna: Any,
+    model: Any,
+    eval_fn: Callable[[Any], float],
+    example_inputs: Any,
+    *,
+    max_metric_drop: float,
+    space: list[str],
+    n_trials: int | None,
+    storage: str | None,
+    study_name: str | None,
+    train_fn: Callable[[Any], Any] | None,
+    higher_is_better: bool,
+    prefer: str,
+    batch_sizes: Sequence[int],
+    repeats: int,
+    energy_min_s: float,
+    progress: bool,
+    seed: int,
+    heartbeat_s: int,
 ) -> SearchResult:
     opt_storage = _open_storage(optuna, storage, heartbeat_s)
     name = study_name or (DEFAULT_STUDY if storage is not None else None)
     directions = ["maximize" if higher_is_better else "minimize", "minimize", "minimize"]
     sampler = optuna.samplers.BruteForceSampler(seed=seed)
     try:
-        study = optuna.create_study(storage=opt_storage, sampler=sampler, study_name=name, directions=directions,
-                                    load_if_exists=True)
+        study = optuna.create_study(
+            storage=opt_storage, sampler=sampler, study_name=name, directions=directions, load_if_exists=True
+        )
     except ValueError as exc:  # e.g. the study exists with other directions
         raise WattprintInputError("study", f"{name!r}: {exc}; accepted: a new study name") from None
     _check_study(study, space, directions)
@@ -275,17 +354,33 @@ def _search(
     meter = EnergyMeter()
     was_training = model.training
     try:
-        base = measure(model, eval_fn, example_inputs, recipe="baseline", batch_sizes=batch_sizes,
-                       repeats=repeats, energy_min_s=energy_min_s, meter=meter).to_dict()
+        base = measure(
+            model,
+            eval_fn,
+            example_inputs,
+            recipe="baseline",
+            batch_sizes=batch_sizes,
+            repeats=repeats,
+            energy_min_s=energy_min_s,
+            meter=meter,
+        ).to_dict()
         model.train(was_training)
         host, started = socket.gethostname(), datetime.now(timezone.utc).isoformat()
 
         def objective(trial: Any) -> tuple[float, float, float]:
             recipe = trial.suggest_categorical("recipe", space)
             try:
-                candidate = apply_and_measure(model, recipe, eval_fn, example_inputs, train_fn=train_fn,
-                                              batch_sizes=batch_sizes, repeats=repeats, energy_min_s=energy_min_s,
-                                              meter=meter)
+                candidate = apply_and_measure(
+                    model,
+                    recipe,
+                    eval_fn,
+                    example_inputs,
+                    train_fn=train_fn,
+                    batch_sizes=batch_sizes,
+                    repeats=repeats,
+                    energy_min_s=energy_min_s,
+                    meter=meter,
+                )
             except Exception as exc:  # a recipe may fail in any way: recorded on its trial, the search goes on
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}".splitlines()[0])
                 raise _Refused(recipe) from exc
@@ -331,8 +426,14 @@ def classifier_search(
     def fine_tune(candidate: Any) -> None:
         train_student(candidate, x_train, y_train, config=config)
 
-    return search(model, accuracy_eval(x_test, y_test), x_test[:example_batch], max_metric_drop=max_metric_drop,
-                  train_fn=fine_tune, **kwargs)
+    return search(
+        model,
+        accuracy_eval(x_test, y_test),
+        x_test[:example_batch],
+        max_metric_drop=max_metric_drop,
+        train_fn=fine_tune,
+        **kwargs,
+    )
 
 
 def apply_and_measure(
@@ -356,14 +457,24 @@ def apply_and_measure(
     steps = parse_recipe(recipe)
     if not steps[-1].is_numeric:
         candidate_model = apply(model, recipe, example_inputs, train_fn=train_fn)
-        return measure(candidate_model, eval_fn, example_inputs, recipe=recipe, meter=meter,
-                       **measure_kwargs).to_dict()
-    before = apply(model, [str(s) for s in steps[:-1]], example_inputs, train_fn=train_fn) if len(steps) > 1 \
+        return measure(candidate_model, eval_fn, example_inputs, recipe=recipe, meter=meter, **measure_kwargs).to_dict()
+    before = (
+        apply(model, [str(s) for s in steps[:-1]], example_inputs, train_fn=train_fn)
+        if len(steps) > 1
         else copy.deepcopy(model)
+    )
     candidate_model = apply(before, str(steps[-1]), example_inputs)
     note = f"counted before {steps[-1]}: it changes the precision of the MACs, not their number"
-    return measure(candidate_model, eval_fn, example_inputs, recipe=recipe, meter=meter, macs_model=before,
-                   macs_note=note, **measure_kwargs).to_dict()
+    return measure(
+        candidate_model,
+        eval_fn,
+        example_inputs,
+        recipe=recipe,
+        meter=meter,
+        macs_model=before,
+        macs_note=note,
+        **measure_kwargs,
+    ).to_dict()
 
 
 def _check_study(study: Any, space: list[str], directions: list[str]) -> None:
@@ -373,16 +484,22 @@ def _check_study(study: Any, space: list[str], directions: list[str]) -> None:
         study.set_user_attr("wattprint_space", space)
         study.set_user_attr("wattprint_directions", directions)
     elif list(known) != space:
-        raise WattprintInputError("study", f"{study.study_name!r} was created for other recipes ({', '.join(known)});"
-                                  " accepted: the same recipes, or a new study name")
+        raise WattprintInputError(
+            "study",
+            f"{study.study_name!r} was created for other recipes ({', '.join(known)});"
+            " accepted: the same recipes, or a new study name",
+        )
 
 
 def _tried(study: Any) -> set[str]:
     from optuna.trial import TrialState
 
     states = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING, TrialState.PRUNED)
-    return {t.params["recipe"] for t in study.get_trials(deepcopy=False, states=states) if "recipe" in t.params
-            and (t.state != TrialState.FAIL or "error" in t.user_attrs)}  # a crashed trial is retried
+    return {
+        t.params["recipe"]
+        for t in study.get_trials(deepcopy=False, states=states)
+        if "recipe" in t.params and (t.state != TrialState.FAIL or "error" in t.user_attrs)
+    }  # a crashed trial is retried
 
 
 def _run(study: Any, objective: Callable[[Any], Any], count: int, progress: bool) -> None:
@@ -403,8 +520,16 @@ def _run(study: Any, objective: Callable[[Any], Any], count: int, progress: bool
 
 
 def _collect(
-    study: Any, base: dict[str, Any], space: list[str], max_drop: float, higher_is_better: bool, prefer: str,
-    meter: EnergyMeter, storage: str | None, name: str | None, session: str,
+    study: Any,
+    base: dict[str, Any],
+    space: list[str],
+    max_drop: float,
+    higher_is_better: bool,
+    prefer: str,
+    meter: EnergyMeter,
+    storage: str | None,
+    name: str | None,
+    session: str,
 ) -> SearchResult:
     from optuna.trial import TrialState
 
@@ -434,25 +559,47 @@ def _collect(
     best = min(feasible, key=lambda c: (c[key], c["latency_ms"]))
     notes = []
     if any(not c["measured_in_this_run"] for c in ordered):
-        notes.append("some candidates come from earlier runs or other workers of the study: their ratios compare "
-                     "with this run's baseline and are only as comparable as the machines are")
+        notes.append(
+            "some candidates come from earlier runs or other workers of the study: their ratios compare "
+            "with this run's baseline and are only as comparable as the machines are"
+        )
     cpu = base.get("compute", {}).get("cpu")
     if cpu:
         limits = ", ".join(f"{k}={v}" for k, v in cpu["limits"].items())
-        notes.append(f"CPU: {cpu['isa']}" + (f" (limited by {limits})" if limits else "")
-                     + f", bf16 {'native' if cpu['bf16_native'] else 'not native'}, int8 dot products: "
-                     f"{cpu['int8_dot'] or 'none (16-bit sums saturate)'}")
-    kernels = sorted({f"{k['kernel']} ({'full range' if k['full_range'] else '7-bit activations'})"
-                      for c in ordered if (k := c.get("compute", {}).get("int8_kernel"))})
+        notes.append(
+            f"CPU: {cpu['isa']}"
+            + (f" (limited by {limits})" if limits else "")
+            + f", bf16 {'native' if cpu['bf16_native'] else 'not native'}, int8 dot products: "
+            f"{cpu['int8_dot'] or 'none (16-bit sums saturate)'}"
+        )
+    kernels = sorted(
+        {
+            f"{k['kernel']} ({'full range' if k['full_range'] else '7-bit activations'})"
+            for c in ordered
+            if (k := c.get("compute", {}).get("int8_kernel"))
+        }
+    )
     if kernels:
-        notes.append(f"int8 kernel on this CPU: {', '.join(kernels)}; the rest of those models in "
-                     + ", ".join(sorted({c["compute"]["int8_rest_dtype"] for c in ordered
-                                         if "int8_rest_dtype" in c.get("compute", {})})))
+        notes.append(
+            f"int8 kernel on this CPU: {', '.join(kernels)}; the rest of those models in "
+            + ", ".join(
+                sorted({c["compute"]["int8_rest_dtype"] for c in ordered if "int8_rest_dtype" in c.get("compute", {})})
+            )
+        )
     if base["energy_method"] != "measured":
-        notes.append("energy per inference is estimated by wattprint's CPU/RAM model (no hardware counter here), "
-                     "not measured")
+        notes.append(
+            "energy per inference is estimated by wattprint's CPU/RAM model (no hardware counter here), not measured"
+        )
     return SearchResult(
-        baseline=base, candidates=ordered, refused=[refused[r] for r in space if r in refused], pareto=front,
-        best=best, max_metric_drop=max_drop, prefer=prefer, energy=meter.describe(), study_name=name,
-        storage=redact_url(storage) if storage is not None else None, notes=notes,
+        baseline=base,
+        candidates=ordered,
+        refused=[refused[r] for r in space if r in refused],
+        pareto=front,
+        best=best,
+        max_metric_drop=max_drop,
+        prefer=prefer,
+        energy=meter.describe(),
+        study_name=name,
+        storage=redact_url(storage) if storage is not None else None,
+        notes=notes,
     )

@@ -39,8 +39,9 @@ def environment(*extra_dirs: Path) -> Any:
     """A Jinja2 environment over `extra_dirs` then the report templates, HTML-escaping by default."""
     jinja2 = require("jinja2", extra="report", feature="HTML reports")
     loader = jinja2.FileSystemLoader([*map(str, extra_dirs), str(TEMPLATES)])
-    env = jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined
+    )
     env.globals.update(fmt_energy=fmt_energy, fmt_mass=fmt_mass, sig=sig, missing=MISSING, when=_when)
     return env
 
@@ -73,11 +74,16 @@ def run_context(record: RunRecord) -> dict[str, Any]:
     """Everything the run page shows, as plain values (also used by the dashboard's JSON)."""
     components = []
     for c, source, method, detail in component_sources(record):
-        components.append({
-            "name": c, "source": source, "method": method, "detail": detail,
-            "energy": fmt_energy(getattr(record.energy_kwh, c)),
-            "machine_energy": fmt_energy(getattr(record.machine_energy_kwh, c)),
-        })
+        components.append(
+            {
+                "name": c,
+                "source": source,
+                "method": method,
+                "detail": detail,
+                "energy": fmt_energy(getattr(record.energy_kwh, c)),
+                "machine_energy": fmt_energy(getattr(record.machine_energy_kwh, c)),
+            }
+        )
     band = co2e_range_kg(record)
     return {
         "record": record,
@@ -89,8 +95,11 @@ def run_context(record: RunRecord) -> dict[str, Any]:
         "metrics": [(k, _flat(v)) for k, v in sorted(record.metrics.items())],
         "co2e_range": None if band is None else f"{fmt_mass(band[0])} to {fmt_mass(band[1])}",
         "windows": [
-            {"name": str(w.get("name", "")), "duration_s": number(w.get("duration_s")),
-             "energy": fmt_energy(number(_window_kwh(w.get("energy_kwh"))) or 0.0)}
+            {
+                "name": str(w.get("name", "")),
+                "duration_s": number(w.get("duration_s")),
+                "energy": fmt_energy(number(_window_kwh(w.get("energy_kwh"))) or 0.0),
+            }
             for w in record.windows
         ],
         "nodes": [_part(n, ", ".join(str(r) for r in n.get("ranks", []))) for n in record.nodes],
@@ -102,7 +111,8 @@ def _part(part: dict[str, Any], label: str) -> dict[str, Any]:
     """One node or rank of a distributed run, for the breakdown table."""
     energy = part.get("energy_kwh") or {}
     return {
-        "node_id": str(part.get("node_id", "")), "label": label,
+        "node_id": str(part.get("node_id", "")),
+        "label": label,
         "energy": {c: fmt_energy(number(energy.get(c)) or 0.0) for c in ("total", "cpu", "gpu", "ram")},
     }
 
@@ -139,10 +149,14 @@ def comparison_html(
     on_energy, on_flops = set(by_energy.on_front), set(by_flops.on_front)
     rows = []
     for i, (r, cells) in enumerate(zip(records, table.rows, strict=True)):
-        rows.append({
-            "cells": cells, "href": run_href(r) if run_href else None, "run_id": r.run_id,
-            "front": ", ".join(n for n, s in (("energy", on_energy), ("FLOPs", on_flops)) if i in s) or "",
-        })
+        rows.append(
+            {
+                "cells": cells,
+                "href": run_href(r) if run_href else None,
+                "run_id": r.run_id,
+                "front": ", ".join(n for n, s in (("energy", on_energy), ("FLOPs", on_flops)) if i in s) or "",
+            }
+        )
     without_metric = [model_name(r) for r in records if metric_value(r, metric) is None]
     placed_flops = by_flops.on_front + by_flops.dominated
     return env.get_template("comparison.html.j2").render(
@@ -158,8 +172,11 @@ def comparison_html(
         front_energy=[model_name(records[i]) for i in by_energy.on_front],
         front_flops=[model_name(records[i]) for i in by_flops.on_front],
         without_metric=without_metric,
-        without_flops=[model_name(r) for i, r in enumerate(records)
-                       if i not in placed_flops and metric_value(r, metric) is not None],
+        without_flops=[
+            model_name(r)
+            for i, r in enumerate(records)
+            if i not in placed_flops and metric_value(r, metric) is not None
+        ],
         total_energy=fmt_energy(sum(r.energy_kwh.total for r in records)),
         total_co2e=fmt_mass(sum(r.co2e_kg.total for r in records)),
         methods=sorted({energy_method(r) for r in records}),

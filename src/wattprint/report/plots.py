@@ -23,8 +23,9 @@ def _style() -> Any:
     """The charts' matplotlib settings, for a `with` block: text stays text in the SVG, a small font."""
     import matplotlib
 
-    return matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
-                                  "axes.spines.right": False})
+    return matplotlib.rc_context(
+        {"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+    )
 
 
 def _figure(width_in: float, height_in: float) -> Any:
@@ -41,7 +42,7 @@ def _svg(fig: Any, label: str) -> str:
     with _style():
         fig.savefig(buf, format="svg")
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     safe = label.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
     return text.replace("<svg ", f'<svg class="chart" role="img" aria-label="{safe}" ', 1)
 
@@ -66,9 +67,14 @@ def power_svg(record: RunRecord) -> str | None:
             if len(power_w) != len(t_s) or not (getattr(record.measurement, c) or any(power_w)):
                 continue
             # a sample holds the mean power over the interval that ends at its time: draw it as a step
-            ax.step([0.0, *t_s], [power_w[0], *power_w], where="pre", color=COLORS[c],
-                    linestyle="-" if _method(record, c) == "measured" else "--",
-                    label=f"{c.upper()} ({_method(record, c)}, {getattr(record.measurement, c) or '?'})")
+            ax.step(
+                [0.0, *t_s],
+                [power_w[0], *power_w],
+                where="pre",
+                color=COLORS[c],
+                linestyle="-" if _method(record, c) == "measured" else "--",
+                label=f"{c.upper()} ({_method(record, c)}, {getattr(record.measurement, c) or '?'})",
+            )
             drawn += 1
         if not drawn:
             return None
@@ -97,8 +103,14 @@ def breakdown_svg(record: RunRecord) -> str:
         values = [energies.get(c, record.energy_kwh.total) * e_scale.factor for c in names]
         for i, (c, v) in enumerate(zip(names, values, strict=True)):
             estimated = _method(record, c) != "measured"
-            ax1.barh(i, v, color=COLORS.get(c, "#777777"), hatch="//" if estimated else None,
-                     edgecolor="white" if estimated else None, label=f"{c.upper()} ({_method(record, c)})")
+            ax1.barh(
+                i,
+                v,
+                color=COLORS.get(c, "#777777"),
+                hatch="//" if estimated else None,
+                edgecolor="white" if estimated else None,
+                label=f"{c.upper()} ({_method(record, c)})",
+            )
             ax1.annotate(sig(v), (v, i), textcoords="offset points", xytext=(3, 0), va="center", fontsize=8)
         ax1.xaxis.set_major_locator(MaxNLocator(4))
         ax1.set_xlim(0.0, (max(values) or 1.0) * 1.25)
@@ -107,13 +119,26 @@ def breakdown_svg(record: RunRecord) -> str:
         ax1.set_xlabel(f"energy at the hardware ({e_scale.unit})")
         ax1.set_title("Energy by component (hatched: estimated)", loc="left")
         ax2.bar(0, co2.operational * m_scale.factor, color=COLORS["operational"], label="operational")
-        ax2.bar(0, co2.embodied * m_scale.factor, bottom=co2.operational * m_scale.factor,
-                color=COLORS["embodied"], label="embodied")
+        ax2.bar(
+            0,
+            co2.embodied * m_scale.factor,
+            bottom=co2.operational * m_scale.factor,
+            color=COLORS["embodied"],
+            label="embodied",
+        )
         if "low" in band and "high" in band:
             total = co2.total * m_scale.factor
-            ax2.errorbar(0, total, yerr=[[max(total - band["low"] * m_scale.factor, 0.0)],
-                                         [max(band["high"] * m_scale.factor - total, 0.0)]],
-                         color="black", capsize=6, label="range")
+            ax2.errorbar(
+                0,
+                total,
+                yerr=[
+                    [max(total - band["low"] * m_scale.factor, 0.0)],
+                    [max(band["high"] * m_scale.factor - total, 0.0)],
+                ],
+                color="black",
+                capsize=6,
+                label="range",
+            )
         ax2.set_xticks([0], ["CO2e"])
         ax2.set_xlim(-1.2, 1.2)
         ax2.set_ylabel(f"CO2e ({m_scale.unit})")
@@ -152,8 +177,14 @@ def tradeoff_svg(
             r = records[i]
             estimated = any(_method(r, c) == "estimated" for c in COMPONENTS if getattr(r.measurement, c))
             color = "#d62728" if i in on else "#1f77b4"
-            ax.scatter([xs[i]], [ys[i]], s=46, zorder=3, edgecolors=color,
-                       facecolors="none" if estimated and cost == "energy" else color)
+            ax.scatter(
+                [xs[i]],
+                [ys[i]],
+                s=46,
+                zorder=3,
+                edgecolors=color,
+                facecolors="none" if estimated and cost == "energy" else color,
+            )
             ax.annotate(model_name(r), (xs[i], ys[i]), textcoords="offset points", xytext=(5, 4), fontsize=8)
         fx = [xs[i] for i in front.on_front]
         fy = [ys[i] for i in front.on_front]

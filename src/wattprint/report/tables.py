@@ -74,17 +74,19 @@ def runs_table(records: Sequence[RunRecord], *, metric: str = "accuracy", maximi
         if band is not None:
             co2 += f" [{scaled(band[0], m_scale)}, {scaled(band[1], m_scale)}]"
         model = model_name(r) + ("" if r.status == "finished" else f" ({r.status})")
-        rows.append([
-            model,
-            fmt_metric(metric_value(r, metric)),
-            _count(p, p_scale),
-            _count(f, f_scale),
-            scaled(energy, e_scale),
-            co2,
-            hardware_label(r),
-            r.region or MISSING,
-            energy_method(r),
-        ])
+        rows.append(
+            [
+                model,
+                fmt_metric(metric_value(r, metric)),
+                _count(p, p_scale),
+                _count(f, f_scale),
+                scaled(energy, e_scale),
+                co2,
+                hardware_label(r),
+                r.region or MISSING,
+                energy_method(r),
+            ]
+        )
     return Table(header, rows)
 
 

@@ -33,9 +33,7 @@ from wattprint.schedule.batch import plan_many
 from wattprint.schedule.grid import Grid
 from wattprint.schedule.timeparse import parse_duration
 
-JOBS_EXAMPLES = (
-    "adhoc:DUR/WINDOW[:N] (e.g. adhoc:1h/8h:1000) or nightly:DUR@HH:MM-HH:MM (e.g. nightly:2h@22:00-06:00)"
-)
+JOBS_EXAMPLES = "adhoc:DUR/WINDOW[:N] (e.g. adhoc:1h/8h:1000) or nightly:DUR@HH:MM-HH:MM (e.g. nightly:2h@22:00-06:00)"
 DEFAULT_JOBS = ("adhoc:1h/8h:1000", "nightly:2h@22:00-06:00")
 MAX_ADHOC_COUNT = 1_000_000  # plenty for a distribution; 10^11 jobs tried to allocate 745 GiB
 DEFAULT_ADHOC_COUNT = 1000
@@ -197,22 +195,16 @@ def backtest(
     specs = [j if isinstance(j, JobSpec) else JobSpec.parse(j) for j in (jobs or DEFAULT_JOBS)]
     modes = [interruptible] if isinstance(interruptible, bool) else list(interruptible)
     start, end = grid.to_dt(grid.start_s), grid.to_dt(grid.end_s)
-    forecasts = [
-        noisy_forecast(grid, forecast_error_pct, np.random.default_rng([seed, 1, r])) for r in range(repeats)
-    ]
+    forecasts = [noisy_forecast(grid, forecast_error_pct, np.random.default_rng([seed, 1, r])) for r in range(repeats)]
     rows = []
     for index, spec in enumerate(specs):
         e, dl = spec.windows(start, end, np.random.default_rng([seed, 0, index]), tz)
         d = np.full(e.shape, spec.duration_s)
-        covered = (
-            grid.fully_covered(grid.epochs_to_s(e), grid.epochs_to_s(e) + d) if e.size else np.empty(0, bool)
-        )
+        covered = grid.fully_covered(grid.epochs_to_s(e), grid.epochs_to_s(e) + d) if e.size else np.empty(0, bool)
         e, dl, d = e[covered], dl[covered], d[covered]
         skipped = int(np.sum(~covered))
         for mode in modes:
-            best = plan_many(
-                grid, e, dl, d, interruptible=mode, min_chunk=min_chunk, pause_cost_s=pause_cost_s
-            )
+            best = plan_many(grid, e, dl, d, interruptible=mode, min_chunk=min_chunk, pause_cost_s=pause_cost_s)
             ok = best.feasible
             base_f = float(np.sum(best.baseline_intensity[ok] * d[ok]))
             opt_f = float(np.sum(best.mean_intensity[ok] * d[ok]))

@@ -89,11 +89,7 @@ def plan_many(
     m = parse_duration(min_chunk, "min_chunk").total_seconds() if min_chunk not in (None, 0, "0") else 0.0
     e = grid.epochs_to_s(e_ep)
     dl = grid.epochs_to_s(d_ep)
-    inside = (
-        (e >= max(grid.start_s, ev.start_s) - 1e-6)
-        & (dl <= min(grid.end_s, ev.end_s) + 1e-6)
-        & (dl - e >= dur)
-    )
+    inside = (e >= max(grid.start_s, ev.start_s) - 1e-6) & (dl <= min(grid.end_s, ev.end_s) + 1e-6) & (dl - e >= dur)
     e_c = np.where(inside, e, grid.start_s)
     dl_c = np.where(inside, dl, grid.start_s)  # an empty window: infeasible
     shift = grid.origin_epoch - ev.origin_epoch  # grid seconds -> evaluation-grid seconds
@@ -109,9 +105,7 @@ def plan_many(
             weights=ev.integral(pieces.lo + shift, pieces.lo + pieces.taken + shift),
             minlength=e.size,
         )
-        better = np.isfinite(fi) & (
-            fi < f_plan - solvers._rel_tol(np.where(np.isfinite(f_plan), f_plan, 0.0))
-        )
+        better = np.isfinite(fi) & (fi < f_plan - solvers._rel_tol(np.where(np.isfinite(f_plan), f_plan, 0.0)))
         start, end = np.where(better, first, start), np.where(better, last, end)
         f_plan, f_act = np.where(better, fi, f_plan), np.where(better, fi_act, f_act)
     elif interruptible:
@@ -125,9 +119,7 @@ def plan_many(
     feasible = np.isfinite(f_plan) & inside
     base_cov = ev.covered(e_c + shift, e_c + dur + shift)
     with np.errstate(divide="ignore", invalid="ignore"):
-        baseline = np.where(
-            feasible & (base_cov > 0), ev.integral(e_c + shift, e_c + dur + shift) / base_cov, np.nan
-        )
+        baseline = np.where(feasible & (base_cov > 0), ev.integral(e_c + shift, e_c + dur + shift) / base_cov, np.nan)
         mean = np.where(feasible, f_plan / dur, np.nan)
         actual = np.where(feasible, f_act / dur, np.nan)
     origin = grid.origin_epoch

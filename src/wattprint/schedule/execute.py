@@ -245,9 +245,7 @@ class Executor:
             pass
 
     def _describe(self, p: Plan) -> str:
-        return (
-            f"{p.mean_intensity:.0f} gCO2e/kWh vs {p.baseline_intensity:.0f} at once ({-p.savings_pct:+.0f}%)"
-        )
+        return f"{p.mean_intensity:.0f} gCO2e/kWh vs {p.baseline_intensity:.0f} at once ({-p.savings_pct:+.0f}%)"
 
     def _refresh(self, remaining_s: float) -> bool:
         """Re-plan from now if a fresher forecast arrived. True when the plan changed."""
@@ -291,9 +289,7 @@ class Executor:
     def _wait(self) -> None:
         start = self.plan.start
         if start <= self.clock():
-            self._say(
-                f"starting now, the cleanest time before {_t(self.deadline)}: {self._describe(self.plan)}"
-            )
+            self._say(f"starting now, the cleanest time before {_t(self.deadline)}: {self._describe(self.plan)}")
             return
         live = None
         tty = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -373,11 +369,7 @@ class Executor:
                                 if until
                                 else f"paused at {_t(now)}"
                             )
-                timeout = (
-                    self.poll_s
-                    if until is None
-                    else max(0.01, min(self.poll_s, (until - now).total_seconds()))
-                )
+                timeout = self.poll_s if until is None else max(0.01, min(self.poll_s, (until - now).total_seconds()))
                 try:
                     return child.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:

@@ -73,9 +73,7 @@ class Grid:
         if np.any(np.diff(lo) <= 0) or np.any(hi[:-1] > lo[1:] + TIME_TOL_S):
             raise WattprintInputError(field, "the steps of the intensity series overlap or are not sorted")
         if np.any(val < 0):
-            raise WattprintInputError(
-                field, "the intensity series has negative values; expected gCO2e/kWh >= 0"
-            )
+            raise WattprintInputError(field, "the intensity series has negative values; expected gCO2e/kWh >= 0")
         hi = np.minimum(hi, np.append(lo[1:], np.inf))
         length = hi - lo
         c_hi = np.cumsum(val * length)

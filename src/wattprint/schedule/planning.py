@@ -182,9 +182,7 @@ def plan(
     m = parse_duration(min_chunk, "min_chunk").total_seconds() if min_chunk not in (None, 0, "0") else 0.0
     if pause_cost_s < 0 or not np.isfinite(pause_cost_s):
         raise WattprintInputError("pause_cost_s", f"got {pause_cost_s!r}; expected a number of seconds >= 0")
-    return plan_window(
-        _grid(series), w, interruptible=interruptible, min_chunk_s=m, pause_cost_s=pause_cost_s
-    )
+    return plan_window(_grid(series), w, interruptible=interruptible, min_chunk_s=m, pause_cost_s=pause_cost_s)
 
 
 def plan_window(
@@ -216,9 +214,7 @@ def plan_window(
                 slots, fval = solvers.merge_slots(pieces.lo, pieces.lo + pieces.taken), float(fi[0])
         else:
             res = solvers.chunked(grid, e, dl, d, min_chunk_s, pause_cost_s)
-            if res is not None and (
-                single is None or res.objective < fval - solvers._rel_tol(np.array(fval))
-            ):
+            if res is not None and (single is None or res.objective < fval - solvers._rel_tol(np.array(fval))):
                 slots, fval, resolution = res.slots, res.f, res.resolution_s
     if slots is None:
         raise WattprintInputError(

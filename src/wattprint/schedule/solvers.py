@@ -172,9 +172,7 @@ def cleanest(
             kept.append(Pieces(job_s[use] + a, plo_s[use], taken[use], idx_s[use]))
     pieces = None
     if want_pieces:
-        pieces = Pieces(
-            *(np.concatenate([getattr(p, n) for p in kept]) for n in ("job", "lo", "taken", "step"))
-        )
+        pieces = Pieces(*(np.concatenate([getattr(p, n) for p in kept]) for n in ("job", "lo", "taken", "step")))
     return f_out, f_eval, first_out, last_out, pieces
 
 

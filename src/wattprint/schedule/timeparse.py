@@ -51,9 +51,7 @@ def _parse_duration_text(text: str, field: str) -> float:
         raise WattprintInputError(field, f"got {text!r}; expected {DURATION_EXAMPLES}")
     units = [u.lower() for _, u in parts]
     if len(set(units)) != len(units) or units != sorted(units, key=list(_UNIT_S).index):
-        raise WattprintInputError(
-            field, f"got {text!r}; expected units largest first, each once ({DURATION_EXAMPLES})"
-        )
+        raise WattprintInputError(field, f"got {text!r}; expected units largest first, each once ({DURATION_EXAMPLES})")
     return sum(float(n) * _UNIT_S[u.lower()] for n, u in parts)
 
 

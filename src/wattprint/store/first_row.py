@@ -41,7 +41,7 @@ def sqlite_file(url: str) -> Path | None:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or "?" in url:
         return None
-    path = unquote(url[len(prefix):])
+    path = unquote(url[len(prefix) :])
     if path in ("", ":memory:") or path.startswith("file:"):
         return None
     return Path(path).expanduser()
@@ -52,8 +52,9 @@ def refuse_directory(path: Path, field: str = "WATTPRINT_DB") -> None:
     if path.is_dir():
         from wattprint.errors import WattprintInputError
 
-        raise WattprintInputError(field, f"{str(path)!r} is a directory; give the SQLite file's path, e.g. "
-                                         f"sqlite:///{path / 'wattprint.db'}")
+        raise WattprintInputError(
+            field, f"{str(path)!r} is a directory; give the SQLite file's path, e.g. sqlite:///{path / 'wattprint.db'}"
+        )
 
 
 def absolute_sqlite_url(url: str) -> str:
@@ -75,8 +76,9 @@ def insert_running(path: Path, fields: dict[str, Any], checkpoint_s: float, time
 
     Raises OSError or sqlite3.Error on failure; the caller flags it and the background store retries."""
     started_at: datetime = fields["started_at"]
-    doc = dict(fields, started_at=started_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
-               status="running")
+    doc = dict(
+        fields, started_at=started_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"), status="running"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
     try:
@@ -87,11 +89,20 @@ def insert_running(path: Path, fields: dict[str, Any], checkpoint_s: float, time
         try:
             for statement in RUNS_DDL:
                 con.execute(statement)
-            con.execute(_INSERT, (
-                fields["run_id"], fields["name"], sqlite_time(started_at), fields.get("host") or "",
-                fields.get("pid"), fields.get("pid_create_time"), checkpoint_s,
-                sqlite_time(datetime.now(timezone.utc)), json.dumps(doc, default=str, allow_nan=False),
-            ))
+            con.execute(
+                _INSERT,
+                (
+                    fields["run_id"],
+                    fields["name"],
+                    sqlite_time(started_at),
+                    fields.get("host") or "",
+                    fields.get("pid"),
+                    fields.get("pid_create_time"),
+                    checkpoint_s,
+                    sqlite_time(datetime.now(timezone.utc)),
+                    json.dumps(doc, default=str, allow_nan=False),
+                ),
+            )
             con.execute("COMMIT")
         except BaseException:  # Ctrl-C too: never leave the write transaction open; re-raised
             con.execute("ROLLBACK")

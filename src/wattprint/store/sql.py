@@ -323,8 +323,9 @@ class RunStore:
                 self._create_schema()
         except Exception as exc:  # the URL is fine; the database does not answer (or cannot be written) now
             self._engine.dispose()
-            raise StoreUnavailableError(DB_FIELD, f"cannot open the store at {self.url} now: "
-                                        f"{_exc_text(exc, self._secret)}") from None
+            raise StoreUnavailableError(
+                DB_FIELD, f"cannot open the store at {self.url} now: {_exc_text(exc, self._secret)}"
+            ) from None
         self._prepare()
 
     # -- opening ----------------------------------------------------------------------------------
@@ -644,20 +645,21 @@ class RunStore:
         with self._lock:
             return self._retry(remove)
 
-    def list(
-        self, *, status: str | None = None, name: str | None = None, limit: int | None = None
-    ) -> list[RunRecord]:
+    def list(self, *, status: str | None = None, name: str | None = None, limit: int | None = None) -> list[RunRecord]:
         """Runs, newest first, optionally only those with this status and/or exact name, at most `limit`."""
-        return [record or self._to_record(row, check_liveness=False)
-                for row, record in self._select(status, name, limit)]
+        return [
+            record or self._to_record(row, check_liveness=False) for row, record in self._select(status, name, limit)
+        ]
 
     def list_json(
         self, *, status: str | None = None, name: str | None = None, limit: int | None = None
     ) -> builtins.list[str]:
         """The same runs as `list`, as their record documents' JSON text: stored rows are passed on as stored,
         without building a RunRecord each (100,000 runs: seconds instead of 38 s and 4.9 GB)."""
-        return [record.to_json() if record is not None else self._as_stored(row)
-                for row, record in self._select(status, name, limit)]
+        return [
+            record.to_json() if record is not None else self._as_stored(row)
+            for row, record in self._select(status, name, limit)
+        ]
 
     def _as_stored(self, row: Any) -> str:
         """A row's document: its text when the current writer made it (every field, the last one included,
@@ -733,8 +735,10 @@ class RunStore:
                     return [row for q in queries for row in conn.execute(q)]
 
             rows = self._retry(fetch)
-            judged = [(row, self._to_record(row, check_liveness=True)
-                       if self.read_only and row.status == "running" else None) for row in rows]
+            judged = [
+                (row, self._to_record(row, check_liveness=True) if self.read_only and row.status == "running" else None)
+                for row in rows
+            ]
         if judge:
             judged = [(row, rec) for row, rec in judged if (rec.status if rec else row.status) == status]
             if len(queries) > 1:  # merge the two fetches back into the newest-first order, then cut

@@ -24,14 +24,20 @@ if TYPE_CHECKING:
     from wattprint.record import RunRecord
 
 _COLUMNS = "name = ?, status = ?, started_at = ?, ended_at = ?, host = ?, pid = ?, pid_create_time = ?"
-_UPDATE = (f"UPDATE runs SET {_COLUMNS}, checkpoint_s = coalesce(?, checkpoint_s), heartbeat_at = ?, record = ? "
-           "WHERE run_id = ?")
+_UPDATE = (
+    f"UPDATE runs SET {_COLUMNS}, checkpoint_s = coalesce(?, checkpoint_s), heartbeat_at = ?, record = ? "
+    "WHERE run_id = ?"
+)
 # a checkpoint of a run stored as running: status and started_at (indexed) unchanged, one page written
-_RUNNING_UPDATE = ("UPDATE runs SET name = ?, ended_at = ?, host = ?, pid = ?, pid_create_time = ?, "
-                   "checkpoint_s = coalesce(?, checkpoint_s), heartbeat_at = ?, record = ? "
-                   "WHERE run_id = ? AND status = 'running'")
-_INSERT = ("INSERT INTO runs (name, status, started_at, ended_at, host, pid, pid_create_time, checkpoint_s, "
-           "heartbeat_at, record, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_RUNNING_UPDATE = (
+    "UPDATE runs SET name = ?, ended_at = ?, host = ?, pid = ?, pid_create_time = ?, "
+    "checkpoint_s = coalesce(?, checkpoint_s), heartbeat_at = ?, record = ? "
+    "WHERE run_id = ? AND status = 'running'"
+)
+_INSERT = (
+    "INSERT INTO runs (name, status, started_at, ended_at, host, pid, pid_create_time, checkpoint_s, "
+    "heartbeat_at, record, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class SqliteWriter:
@@ -49,8 +55,9 @@ class SqliteWriter:
     def _connect(self) -> sqlite3.Connection:
         if self._con is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(str(self.path), timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None,
-                                  check_same_thread=False)
+            con = sqlite3.connect(
+                str(self.path), timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
             try:
                 con.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
                 con.execute("PRAGMA journal_mode=WAL")  # as the store sets it; persistent in the file
@@ -73,27 +80,64 @@ class SqliteWriter:
                 self._upsert(record, checkpoint_s, started, ended, beat, doc)
             except (sqlite3.Error, OSError) as exc:  # a broken connection is not reused: the next save reopens
                 self._drop()
-                raise StoreUnavailableError(
-                    "WATTPRINT_DB", f"cannot write the store at {self.url} now: {exc}") from exc
+                raise StoreUnavailableError("WATTPRINT_DB", f"cannot write the store at {self.url} now: {exc}") from exc
 
-    def _upsert(self, record: RunRecord, checkpoint_s: float | None, started: str, ended: str | None, beat: str,
-                doc: str) -> None:
+    def _upsert(
+        self, record: RunRecord, checkpoint_s: float | None, started: str, ended: str | None, beat: str, doc: str
+    ) -> None:
         con = self._connect()
         con.execute("BEGIN IMMEDIATE")
         try:
             updated = 0
             if record.status == "running":
-                updated = con.execute(_RUNNING_UPDATE, (
-                    record.name, ended, record.host, record.pid, record.pid_create_time, checkpoint_s, beat,
-                    doc, record.run_id)).rowcount
+                updated = con.execute(
+                    _RUNNING_UPDATE,
+                    (
+                        record.name,
+                        ended,
+                        record.host,
+                        record.pid,
+                        record.pid_create_time,
+                        checkpoint_s,
+                        beat,
+                        doc,
+                        record.run_id,
+                    ),
+                ).rowcount
             if not updated:
-                updated = con.execute(_UPDATE, (
-                    record.name, record.status, started, ended, record.host, record.pid,
-                    record.pid_create_time, checkpoint_s, beat, doc, record.run_id)).rowcount
+                updated = con.execute(
+                    _UPDATE,
+                    (
+                        record.name,
+                        record.status,
+                        started,
+                        ended,
+                        record.host,
+                        record.pid,
+                        record.pid_create_time,
+                        checkpoint_s,
+                        beat,
+                        doc,
+                        record.run_id,
+                    ),
+                ).rowcount
             if not updated:
-                con.execute(_INSERT, (
-                    record.name, record.status, started, ended, record.host, record.pid, record.pid_create_time,
-                    checkpoint_s, beat, doc, record.run_id))
+                con.execute(
+                    _INSERT,
+                    (
+                        record.name,
+                        record.status,
+                        started,
+                        ended,
+                        record.host,
+                        record.pid,
+                        record.pid_create_time,
+                        checkpoint_s,
+                        beat,
+                        doc,
+                        record.run_id,
+                    ),
+                )
             con.execute("COMMIT")
         except BaseException:  # Ctrl-C too: never leave the write transaction open; re-raised
             with contextlib.suppress(sqlite3.Error):  # a dead connection has no transaction left to end

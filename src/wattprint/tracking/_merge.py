@@ -54,9 +54,13 @@ def _merge_windows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
             n = seen[window["name"]] = seen.get(window["name"], -1) + 1
             key = (window["name"], n)
             if key not in merged:
-                merged[key] = {"name": window["name"], "started_at": window["started_at"],
-                               "duration_s": window["duration_s"], "energy_kwh": dict(window["energy_kwh"]),
-                               "ranks": 1}
+                merged[key] = {
+                    "name": window["name"],
+                    "started_at": window["started_at"],
+                    "duration_s": window["duration_s"],
+                    "energy_kwh": dict(window["energy_kwh"]),
+                    "ranks": 1,
+                }
                 continue
             into = merged[key]
             into["started_at"] = min(into["started_at"], window["started_at"])
@@ -79,18 +83,30 @@ def _split_node(node_id: str, members: Sequence[dict[str, Any]], records: dict[i
     rows = []
     for p in members:
         rec = records[p["rank"]]
-        rows.append({
-            "rank": p["rank"], "node_id": node_id, "local_rank": p["local_rank"], "host": p["host"], "pid": p["pid"],
-            "role": p["role"], "status": rec.status, "duration_s": rec.duration_s, "cpu_s": p["cpu_s"],
-            "rss_bytes": p["rss_bytes"], "energy_kwh": _energy(own[p["rank"]]),
-            "measured_energy_kwh": dict(rec.energy_kwh),
-            "gpus": [g.get("name") for g in rec.hardware.get("gpus", [])], "gpu_rule": p["gpu_rule"],
-        })
+        rows.append(
+            {
+                "rank": p["rank"],
+                "node_id": node_id,
+                "local_rank": p["local_rank"],
+                "host": p["host"],
+                "pid": p["pid"],
+                "role": p["role"],
+                "status": rec.status,
+                "duration_s": rec.duration_s,
+                "cpu_s": p["cpu_s"],
+                "rss_bytes": p["rss_bytes"],
+                "energy_kwh": _energy(own[p["rank"]]),
+                "measured_energy_kwh": dict(rec.energy_kwh),
+                "gpus": [g.get("name") for g in rec.hardware.get("gpus", [])],
+                "gpu_rule": p["gpu_rule"],
+            }
+        )
     return rows
 
 
-def _node_row(node_id: str, node: dict[str, Any], rows: list[dict[str, Any]], records: list[RunRecord],
-              leader: RunRecord) -> dict[str, Any]:
+def _node_row(
+    node_id: str, node: dict[str, Any], rows: list[dict[str, Any]], records: list[RunRecord], leader: RunRecord
+) -> dict[str, Any]:
     """One node's energy (sum of its ranks), machine energy, and carbon with the host's embodied counted once."""
     from wattprint.accounting.embodied import run_embodied
     from wattprint.accounting.uncertainty import record_range
@@ -99,27 +115,48 @@ def _node_row(node_id: str, node: dict[str, Any], rows: list[dict[str, Any]], re
     for row in rows:
         energy = _add(energy, row["energy_kwh"])
     # GPUs are each read by one rank: a sum; CPU/RAM readings all describe the same machine: the largest
-    machine = {"gpu": sum(r.machine_energy_kwh.gpu for r in records),
-               "cpu": max(r.machine_energy_kwh.cpu for r in records),
-               "ram": max(r.machine_energy_kwh.ram for r in records)}
-    share = 1.0 if node["mode"] == "machine" else min(
-        1.0, sum(float(r.attribution.get("cpu_share") or 0.0) for r in records if r.measurement.cpu is not None))
+    machine = {
+        "gpu": sum(r.machine_energy_kwh.gpu for r in records),
+        "cpu": max(r.machine_energy_kwh.cpu for r in records),
+        "ram": max(r.machine_energy_kwh.ram for r in records),
+    }
+    share = (
+        1.0
+        if node["mode"] == "machine"
+        else min(
+            1.0, sum(float(r.attribution.get("cpu_share") or 0.0) for r in records if r.measurement.cpu is not None)
+        )
+    )
     gpu_names = [g["name"] for r in records for g in r.hardware.get("gpus", []) if "name" in g]
     emb = run_embodied(max(r.duration_s for r in records), gpu_names=gpu_names, host="server", host_share=share)
     operational = sum(r.co2e_kg.operational for r in records)
     methods: dict[str, str | None] = {c: (leader.methods.get(c) or {}).get("method") for c in COMPONENTS}
     if any(r.measurement.gpu for r in records):
         methods["gpu"] = "measured"
-    band = record_range({c: energy[c] for c in COMPONENTS}, methods, leader.intensity_g_per_kwh, leader.pue,
-                        embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high))
+    band = record_range(
+        {c: energy[c] for c in COMPONENTS},
+        methods,
+        leader.intensity_g_per_kwh,
+        leader.pue,
+        embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high),
+    )
     return {
-        "node_id": node_id, "host": leader.host, "ranks": node["ranks"], "leader_rank": node["leader"],
-        "energy_kwh": energy, "machine_energy_kwh": _energy(machine),
+        "node_id": node_id,
+        "host": leader.host,
+        "ranks": node["ranks"],
+        "leader_rank": node["leader"],
+        "energy_kwh": energy,
+        "machine_energy_kwh": _energy(machine),
         "facility_energy_kwh": sum(r.facility_energy_kwh for r in records),
         "co2e_kg": {"operational": operational, "embodied": emb.co2e_kg, "total": operational + emb.co2e_kg},
-        "co2e_kg_range": {"low": band["co2e_kg_low"], "high": band["co2e_kg_high"]}, "embodied_note": emb.note,
-        "measurement": leader.measurement.model_dump(), "region": leader.region, "pue": leader.pue,
-        "intensity_g_per_kwh": leader.intensity_g_per_kwh, "mode": node["mode"], "tracked_pid": node["tree_pid"],
+        "co2e_kg_range": {"low": band["co2e_kg_low"], "high": band["co2e_kg_high"]},
+        "embodied_note": emb.note,
+        "measurement": leader.measurement.model_dump(),
+        "region": leader.region,
+        "pue": leader.pue,
+        "intensity_g_per_kwh": leader.intensity_g_per_kwh,
+        "mode": node["mode"],
+        "tracked_pid": node["tree_pid"],
         "cpu_ram_measured_by": _MODE_TEXT[node["mode"]].format(pid=node["tree_pid"]),
     }
 
@@ -167,28 +204,45 @@ def merge_parts(parts: Sequence[dict[str, Any]], *, job_id: str, name: str, plan
     started = min(r.started_at for r in all_records)
     ended = [r.ended_at for r in all_records if r.ended_at is not None]
     t_total = total["total"]
-    return first.model_copy(update={
-        "run_id": job_id, "name": name, "status": status, "started_at": started,
-        "ended_at": max(ended) if ended else None,
-        "duration_s": (max(ended) - started).total_seconds() if ended else max(r.duration_s for r in all_records),
-        "energy_kwh": EnergyKwh(**total), "machine_energy_kwh": EnergyKwh(**machine_total),
-        "facility_energy_kwh": facility, "measurement": Measurement(**measurement), "methods": methods,
-        "pue": facility / t_total if t_total > 0 else first.pue,
-        "intensity_g_per_kwh": operational * 1000.0 / facility if facility > 0 else first.intensity_g_per_kwh,
-        "co2e_kg": Co2eKg(operational=operational, embodied=embodied, total=operational + embodied),
-        "co2e_kg_range": {"low": sum(n["co2e_kg_range"]["low"] for n in node_rows),
-                          "high": sum(n["co2e_kg_range"]["high"] for n in node_rows)},
-        "embodied_note": "; ".join(f"{n['node_id']}: {n['embodied_note']}" for n in node_rows),
-        "degraded": degraded, "exit_code": exit_code, "metrics": metrics,
-        "samples": sum(r.samples for r in all_records), "windows": _merge_windows(all_records),
-        "timeline": {}, "nodes": node_rows, "ranks": rank_rows,
-        "hardware": first.hardware | {"gpus": [g | {"rank": p["rank"]} for p in parts
-                                               for g in records[p["rank"]].hardware.get("gpus", [])]},
-        "distributed": {
-            "job_id": job_id, "world_size": len(parts), "gather": "ok",
-            "launcher": plan["peers"][0].get("launcher") if plan.get("peers") else None,
-            "rank_split": "a node's CPU energy is divided among its ranks by their CPU time, RAM energy by "
-                          "resident memory; GPU energy stays with the rank that uses the GPU",
-            "timeline": "per-rank timelines are not merged",
-        },
-    })
+    return first.model_copy(
+        update={
+            "run_id": job_id,
+            "name": name,
+            "status": status,
+            "started_at": started,
+            "ended_at": max(ended) if ended else None,
+            "duration_s": (max(ended) - started).total_seconds() if ended else max(r.duration_s for r in all_records),
+            "energy_kwh": EnergyKwh(**total),
+            "machine_energy_kwh": EnergyKwh(**machine_total),
+            "facility_energy_kwh": facility,
+            "measurement": Measurement(**measurement),
+            "methods": methods,
+            "pue": facility / t_total if t_total > 0 else first.pue,
+            "intensity_g_per_kwh": operational * 1000.0 / facility if facility > 0 else first.intensity_g_per_kwh,
+            "co2e_kg": Co2eKg(operational=operational, embodied=embodied, total=operational + embodied),
+            "co2e_kg_range": {
+                "low": sum(n["co2e_kg_range"]["low"] for n in node_rows),
+                "high": sum(n["co2e_kg_range"]["high"] for n in node_rows),
+            },
+            "embodied_note": "; ".join(f"{n['node_id']}: {n['embodied_note']}" for n in node_rows),
+            "degraded": degraded,
+            "exit_code": exit_code,
+            "metrics": metrics,
+            "samples": sum(r.samples for r in all_records),
+            "windows": _merge_windows(all_records),
+            "timeline": {},
+            "nodes": node_rows,
+            "ranks": rank_rows,
+            "hardware": first.hardware
+            | {"gpus": [g | {"rank": p["rank"]} for p in parts for g in records[p["rank"]].hardware.get("gpus", [])]},
+            "distributed": {
+                "job_id": job_id,
+                "world_size": len(parts),
+                "gather": "ok",
+                "launcher": plan["peers"][0].get("launcher") if plan.get("peers") else None,
+                "rank_split": "a node's CPU energy is divided among its ranks by their CPU time, RAM energy by "
+                "resident memory; GPU energy stays with the rank that uses the GPU",
+                "timeline": "per-rank timelines are not merged",
+            },
+        }
+    )

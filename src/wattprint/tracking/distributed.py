@@ -50,8 +50,16 @@ from wattprint.record import RunRecord, Status
 from wattprint.tracking._merge import merge_parts
 from wattprint.tracking.tracker import Tracker, exit_status
 
-__all__ = ["DistributedTracker", "in_process_group", "launched_rank", "merge_parts", "node_id", "part_id",
-           "plan_measurement", "track_distributed"]
+__all__ = [
+    "DistributedTracker",
+    "in_process_group",
+    "launched_rank",
+    "merge_parts",
+    "node_id",
+    "part_id",
+    "plan_measurement",
+    "track_distributed",
+]
 
 log = logging.getLogger("wattprint")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,8 +68,10 @@ NODE_ID_ENV = "WATTPRINT_NODE_ID"
 DEFAULT_GATHER_TIMEOUT_S = 120.0
 SLURM_VARS = ("SLURM_JOB_ID", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_NTASKS")
 # on rank 0's checkpoints while the job runs; dropped once the parts are gathered
-PARTIAL_NOTE = ("partial: rank 0's part only, until the ranks' results are gathered at the end (the other "
-                "measuring ranks checkpoint theirs as <job id>-rank<N>)")
+PARTIAL_NOTE = (
+    "partial: rank 0's part only, until the ranks' results are gathered at the end (the other "
+    "measuring ranks checkpoint theirs as <job id>-rank<N>)"
+)
 # on the other measuring ranks' checkpoints; those records are removed once the merged one is stored
 PART_NOTE = "partial: rank {rank}'s part of job {job_id} (node {node}), until rank 0 stores the merged record"
 
@@ -130,8 +140,12 @@ def plan_measurement(peers: Sequence[dict[str, Any]], attribution: str = "proces
             mode, tree_pid = "launcher", parent[1]
         else:
             mode, tree_pid = "each-rank", None
-        nodes[nid] = {"leader": leader["rank"], "ranks": sorted(p["rank"] for p in members), "mode": mode,
-                      "tree_pid": tree_pid}
+        nodes[nid] = {
+            "leader": leader["rank"],
+            "ranks": sorted(p["rank"] for p in members),
+            "mode": mode,
+            "tree_pid": tree_pid,
+        }
         for p in members:
             roles[p["rank"]] = "own" if mode == "each-rank" else ("node" if p is leader else "gpu")
     return {"nodes": nodes, "roles": roles}
@@ -274,14 +288,17 @@ class DistributedTracker:
             note = PART_NOTE.format(rank=self.rank, job_id=self.job_id, node=info["node_id"])
         else:  # measures nothing: its part (windows, metrics) waits in memory for the gather
             store, run_id, note = _NoStore(), None, None
-        self.tracker = Tracker(self.name, pid=pid, settings=self.settings, store=store, sources=sources,
-                               run_id=run_id)
+        self.tracker = Tracker(self.name, pid=pid, settings=self.settings, store=store, sources=sources, run_id=run_id)
         if note is not None:
             self.tracker.flag("distributed", note)
         self.tracker.start()
         if self.tracker.record is not None:
-            self.tracker.record.distributed = {"job_id": self.job_id, "world_size": self.world_size,
-                                               "rank": self.rank, "role": self.role}
+            self.tracker.record.distributed = {
+                "job_id": self.job_id,
+                "world_size": self.world_size,
+                "rank": self.rank,
+                "role": self.role,
+            }
         return self
 
     def _all_gather(self, obj: Any) -> list[Any]:
@@ -320,8 +337,11 @@ class DistributedTracker:
                 keep.append(gpu)
                 measurement["gpu"] = "nvml"
                 hardware["gpus"] = gpu.gpus()
-                methods["gpu"] = {"method": "measured", "source": "nvml",
-                                  "detail": f"GPU(s) {indices} of this rank ({self._gpu_rule})"}
+                methods["gpu"] = {
+                    "method": "measured",
+                    "source": "nvml",
+                    "detail": f"GPU(s) {indices} of this rank ({self._gpu_rule})",
+                }
             except Exception as exc:  # NVML unusable: this rank measures no GPU; tracking goes on
                 methods["gpu"] = {"method": None, "source": None, "detail": f"NVML unusable: {exc}"}
         elif nvml_gpus:
@@ -440,8 +460,9 @@ class DistributedTracker:
         try:  # the parts go only once the merged record is stored: a fault in between keeps them
             saved = bool(self._all_gather(saved)[0])
         except Exception as exc:  # unconfirmed: the parts stay stored; never into training
-            log.warning("wattprint: ranks could not confirm the merged record (%s); parts kept as "
-                        "%s-rank<N>", exc, self.job_id)
+            log.warning(
+                "wattprint: ranks could not confirm the merged record (%s); parts kept as %s-rank<N>", exc, self.job_id
+            )
             saved = False
         if saved and self._part_id is not None:
             self._drop_part()
@@ -492,17 +513,26 @@ class DistributedTracker:
 
     def _gather_failed(self, exc: BaseException, local: RunRecord) -> RunRecord:
         """Each rank keeps its own part: rank 0 under the job id, the others as <job id>-rank<N>."""
-        reason = f"gathering the ranks' results failed ({type(exc).__name__}: {exc}); this record is rank " \
-                 f"{self.rank}'s part only ({self.role}); other parts are stored as {self.job_id}-rank<N>"
+        reason = (
+            f"gathering the ranks' results failed ({type(exc).__name__}: {exc}); this record is rank "
+            f"{self.rank}'s part only ({self.role}); other parts are stored as {self.job_id}-rank<N>"
+        )
         log.error("wattprint: %s", reason)
         assert self.tracker is not None
         self.tracker.flag("distributed", reason)  # `local` is the stopped tracker's record: flagged there
         run_id = str(self.job_id) if self.rank == 0 else f"{self.job_id}-rank{self.rank}"
-        record = local.model_copy(update={
-            "run_id": run_id,
-            "distributed": {"job_id": self.job_id, "world_size": self.world_size, "rank": self.rank,
-                            "role": self.role, "gather": "failed"},
-        })
+        record = local.model_copy(
+            update={
+                "run_id": run_id,
+                "distributed": {
+                    "job_id": self.job_id,
+                    "world_size": self.world_size,
+                    "rank": self.rank,
+                    "role": self.role,
+                    "gather": "failed",
+                },
+            }
+        )
         measured_something = self.role in ("node", "own") or record.energy_kwh.total > 0
         if self.rank == 0 or measured_something:
             self._save(record)
@@ -521,9 +551,15 @@ class DistributedTracker:
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with DistributedTracker(self.name, settings=self.settings, store=self._store, gpus=self._gpus,
-                                    gather_timeout_s=self.gather_timeout_s, nvml_module=self._nvml_module,
-                                    tracked_by=self.tracked_by):
+            with DistributedTracker(
+                self.name,
+                settings=self.settings,
+                store=self._store,
+                gpus=self._gpus,
+                gather_timeout_s=self.gather_timeout_s,
+                nvml_module=self._nvml_module,
+                tracked_by=self.tracked_by,
+            ):
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

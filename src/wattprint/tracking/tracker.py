@@ -218,8 +218,12 @@ class Tracker:
                     self._save()
         except Exception as exc:  # the background store retries; it flags a fault that lasts
             where = self._db_url if sqlite_file(self._db_url) else "the configured store"  # a URL may hold a password
-            log.warning("wattprint: could not store run %s in %s at start (%s); retrying in the background",
-                        self._fields["run_id"], where, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            log.warning(
+                "wattprint: could not store run %s in %s at start (%s); retrying in the background",
+                self._fields["run_id"],
+                where,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
 
     @property
     def record(self) -> RunRecord | None:
@@ -253,8 +257,11 @@ class Tracker:
 
         if self.record is None:
             raise TrackerNotStartedError()
-        epochs = [(w["duration_s"], w["energy_kwh"]["total"]) for w in self.record.windows
-                  if str(w["name"]).startswith(prefix)]
+        epochs = [
+            (w["duration_s"], w["energy_kwh"]["total"])
+            for w in self.record.windows
+            if str(w["name"]).startswith(prefix)
+        ]
         return predict_run(epochs, total_epochs, self.record.intensity_g_per_kwh, self.record.pue)
 
     def log(self, **metrics: Any) -> None:
@@ -371,8 +378,14 @@ class Tracker:
         methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
         if not final:  # one constant intensity until the end: the same figures by arithmetic (see LinearCarbon)
             figures = self._linear_carbon(yearly, pue, methods, used).at(energy, rec.duration_s, share)
-            self._set_carbon(rec, figures.operational_kg, figures.embodied_kg, figures.intensity_g_per_kwh,
-                             (figures.low_kg, figures.high_kg), figures.embodied_note)
+            self._set_carbon(
+                rec,
+                figures.operational_kg,
+                figures.embodied_kg,
+                figures.intensity_g_per_kwh,
+                (figures.low_kg, figures.high_kg),
+                figures.embodied_note,
+            )
             return
         from wattprint.accounting.embodied import run_embodied
         from wattprint.accounting.footprint import integrate_operational, segments_from_cumulative
@@ -394,12 +407,16 @@ class Tracker:
             op = integrate_operational(segments, yearly, pue)
         emb = run_embodied(rec.duration_s, gpu_names=used, host="server", host_share=share)
         band = record_range(
-            energy, methods, op.intensity_g_per_kwh, pue,
+            energy,
+            methods,
+            op.intensity_g_per_kwh,
+            pue,
             embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high),
             intensity_range_g_per_kwh=(op.intensity_low_g_per_kwh, op.intensity_high_g_per_kwh),
         )
-        self._set_carbon(rec, op.co2e_kg, emb.co2e_kg, op.intensity_g_per_kwh,
-                         (band["co2e_kg_low"], band["co2e_kg_high"]), emb.note)
+        self._set_carbon(
+            rec, op.co2e_kg, emb.co2e_kg, op.intensity_g_per_kwh, (band["co2e_kg_low"], band["co2e_kg_high"]), emb.note
+        )
 
     def _linear_carbon(
         self, intensity_g_per_kwh: float, pue: float, methods: dict[str, Any], gpu_names: list[str]
@@ -412,8 +429,13 @@ class Tracker:
         return self._linear[1]
 
     def _set_carbon(
-        self, rec: RunRecord, operational_kg: float, embodied_kg: float, intensity_g_per_kwh: float,
-        range_kg: tuple[float, float], embodied_note: str,
+        self,
+        rec: RunRecord,
+        operational_kg: float,
+        embodied_kg: float,
+        intensity_g_per_kwh: float,
+        range_kg: tuple[float, float],
+        embodied_note: str,
     ) -> None:
         kit = _kit()
         rec.intensity_g_per_kwh = intensity_g_per_kwh
@@ -539,8 +561,11 @@ class Tracker:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             # made by track(): distributed or not is decided at each call, when a process group may be up
-            tracker = (_tracker_for(self.name, None, {"settings": self.settings}) if self._auto_distributed
-                       else Tracker(self.name, settings=self.settings))
+            tracker = (
+                _tracker_for(self.name, None, {"settings": self.settings})
+                if self._auto_distributed
+                else Tracker(self.name, settings=self.settings)
+            )
             with tracker:
                 return func(*args, **kwargs)
 
@@ -612,11 +637,17 @@ def _tracker_for(name: str, distributed: bool | None, kwargs: dict[str, Any]) ->
     launched = dist_tracking.launched_rank()
     if distributed is None and launched is not None:
         rank, world = launched
-        why = (f"given {', '.join(plain_only)}" if plain_only and wanted else
-               "no torch.distributed process group was up when tracking started")
-        tracker.flag("distributed", f"launched as rank {rank} of {world}, tracked alone ({why}): this record "
-                     "is this rank's only and counts the machine's CPU as its own; start tracking after "
-                     "init_process_group for one record per job, or pass distributed=False to keep this")
+        why = (
+            f"given {', '.join(plain_only)}"
+            if plain_only and wanted
+            else "no torch.distributed process group was up when tracking started"
+        )
+        tracker.flag(
+            "distributed",
+            f"launched as rank {rank} of {world}, tracked alone ({why}): this record "
+            "is this rank's only and counts the machine's CPU as its own; start tracking after "
+            "init_process_group for one record per job, or pass distributed=False to keep this",
+        )
     return tracker
 
 

@@ -65,8 +65,11 @@ def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.store = open_store(db_url, read_only=True)  # the dashboard never writes
-        app.state.cache = (RunsCache(app.state.store) if check_every_s is None else
-                           RunsCache(app.state.store, check_every_s=check_every_s))
+        app.state.cache = (
+            RunsCache(app.state.store)
+            if check_every_s is None
+            else RunsCache(app.state.store, check_every_s=check_every_s)
+        )
         try:
             try:
                 app.state.cache.records()  # read the runs once now, not in the first request of a burst
@@ -88,8 +91,12 @@ def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float 
 
     def error_page(status: int, message: str) -> HTMLResponse:
         html = env.get_template("error.html.j2").render(
-            title=f"wattprint: error {status}", nav=[("All runs", "/")], status=status, message=message,
-            generated=_now())
+            title=f"wattprint: error {status}",
+            nav=[("All runs", "/")],
+            status=status,
+            message=message,
+            generated=_now(),
+        )
         return HTMLResponse(html, status_code=status)
 
     def runs_page(request: Request) -> Response:
@@ -98,14 +105,22 @@ def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float 
             run_filter = RunFilter.from_params(request.query_params)
         except WattprintInputError as exc:
             return error_page(400, str(exc))
+
         def make(everything: list[RunRecord]) -> str:
             records, truncated = select_runs(everything, run_filter)
             regions = sorted({r.region for r in everything if r.region})
             return env.get_template("runs.html.j2").render(
-                title="wattprint runs", nav=[("Runs", "/"), ("JSON", "/api/runs?" + str(request.query_params))],
-                rows=[_row(r, metric) for r in records], truncated=truncated, filt=run_filter,
-                since=request.query_params.get("since", ""), until=request.query_params.get("until", ""),
-                statuses=STATUSES, regions=regions, metric=metric, generated=_now(),
+                title="wattprint runs",
+                nav=[("Runs", "/"), ("JSON", "/api/runs?" + str(request.query_params))],
+                rows=[_row(r, metric) for r in records],
+                truncated=truncated,
+                filt=run_filter,
+                since=request.query_params.get("since", ""),
+                until=request.query_params.get("until", ""),
+                statuses=STATUSES,
+                regions=regions,
+                metric=metric,
+                generated=_now(),
             )
 
         return HTMLResponse(cache(request).page(page_key(request, run_filter, metric), make))
@@ -143,8 +158,14 @@ def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float 
             records.append(record)
         metric = (request.query_params.get("metric") or "accuracy").strip() or "accuracy"
         maximize = request.query_params.get("lower_is_better") not in ("1", "true", "on")
-        html = comparison_html(records, metric=metric, maximize=maximize, nav=[("All runs", "/")],
-                               run_href=lambda r: f"/runs/{quote(r.run_id, safe='')}", env=env)
+        html = comparison_html(
+            records,
+            metric=metric,
+            maximize=maximize,
+            nav=[("All runs", "/")],
+            run_href=lambda r: f"/runs/{quote(r.run_id, safe='')}",
+            env=env,
+        )
         return HTMLResponse(html)
 
     def api_runs(request: Request) -> Response:
@@ -152,12 +173,14 @@ def create_app(db_url: str, *, loopback_only: bool = True, check_every_s: float 
             run_filter = RunFilter.from_params(request.query_params)
         except WattprintInputError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+
         def make(everything: list[RunRecord]) -> bytes:
             records, truncated = select_runs(everything, run_filter)
             return bytes(JSONResponse({"runs": [r.to_json_dict() for r in records], "truncated": truncated}).body)
 
-        return Response(cache(request).page("/api/runs" + page_key(request, run_filter, ""), make),
-                        media_type="application/json")
+        return Response(
+            cache(request).page("/api/runs" + page_key(request, run_filter, ""), make), media_type="application/json"
+        )
 
     def api_run(request: Request) -> Response:
         try:

@@ -28,8 +28,13 @@ Version = tuple[Any, ...]
 class RunsCache:
     """The store's runs, newest first, and pages made from them, shared by the app's request threads."""
 
-    def __init__(self, store: Any, max_age_s: float = MAX_AGE_S, check_every_s: float = CHECK_EVERY_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: Any,
+        max_age_s: float = MAX_AGE_S,
+        check_every_s: float = CHECK_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._max_age_s = max_age_s
         self._check_every_s = check_every_s
