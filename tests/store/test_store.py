@@ -26,7 +26,8 @@ from tests.postgres_server import create_database, postgres_url  # noqa: F401  (
 from wattprint.errors import StoreUnavailableError, WattprintError, WattprintInputError
 from wattprint.record import RunRecord
 from wattprint.store import CSV_COLUMNS, RunStore, export_csv, export_json, open_store
-from wattprint.store.sql import owner_gone, runs
+from wattprint.store.liveness import owner_gone
+from wattprint.store.sql import runs
 
 SRC = Path(wattprint.__file__).resolve().parents[1]
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)

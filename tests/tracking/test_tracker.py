@@ -285,7 +285,7 @@ def test_running_checkpoints_price_carbon_as_the_final_accounting_does() -> None
             busy(0.3)
             t.monitor.sample()  # type: ignore[union-attr]
             rec = t._update_record("running")
-            kept.append(t._linear[1])  # type: ignore[index]
+            kept.append(t._carbon._linear[1])  # type: ignore[index]
             share = rec.attribution["cpu_share"]
             energy = {"cpu": rec.energy_kwh.cpu, "gpu": rec.energy_kwh.gpu, "ram": rec.energy_kwh.ram}
             methods = {c: (rec.methods.get(c) or {}).get("method") for c in energy}

@@ -16,9 +16,19 @@ from typing import TYPE_CHECKING
 from wattprint._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from wattprint.store.sql import CSV_COLUMNS, RunStore, export_csv, export_json, open_store
+    from wattprint.store.export import CSV_COLUMNS, export_csv, export_json
+    from wattprint.store.sql import RunStore, open_store
 
 __all__ = ["CSV_COLUMNS", "RunStore", "export_csv", "export_json", "open_store"]
 
 
-__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "wattprint.store.sql"))
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "RunStore": "wattprint.store.sql",
+        "open_store": "wattprint.store.sql",
+        "CSV_COLUMNS": "wattprint.store.export",
+        "export_csv": "wattprint.store.export",
+        "export_json": "wattprint.store.export",
+    },
+)

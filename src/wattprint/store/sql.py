@@ -11,24 +11,20 @@ another) is reported, and persisted, as "interrupted" by `get` and `list`.
 from __future__ import annotations
 
 import builtins
-import csv
-import io
 import json
 import logging
-import math
 import os
 import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import psutil
 from sqlalchemy import (
     Column,
     DateTime,
@@ -47,28 +43,22 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from wattprint.errors import StoreUnavailableError, WattprintError, WattprintInputError
 from wattprint.record import STATUSES, RunRecord
-from wattprint.redact import redact_url
+from wattprint.store.export import export_csv, export_json
 from wattprint.store.first_row import SQLITE_BUSY_TIMEOUT_S, refuse_directory
+from wattprint.store.liveness import as_utc, owner_gone
+from wattprint.store.urls import ACCEPTED_URLS, DB_FIELD, describe_url, exc_text, one_line, parse_url
 
-__all__ = ["CSV_COLUMNS", "RunStore", "export_csv", "export_json", "open_store"]
+__all__ = ["RunStore", "open_store"]
 
 log = logging.getLogger(__name__)
 
-DB_FIELD = "WATTPRINT_DB"
 RUN_ID_FIELD = "RUN_ID"
-ACCEPTED_URLS = (
-    "an SQLAlchemy URL such as sqlite:///path/to/wattprint.db or postgresql+psycopg://user@host:5432/db "
-    "(postgresql:// and postgres:// use psycopg)"
-)
 PG_CONNECT_TIMEOUT_S = 5
-DEFAULT_CHECKPOINT_S = 5.0  # assumed when a running row does not say how often it checkpoints
-MIN_STALE_S = 60.0  # a run on another host is gone after max(3 x checkpoint_s, this) without heartbeat
-PID_REUSE_TOLERANCE_S = 1.0
 _RETRIES = 6
 _BACKOFF_S = 0.02
 
@@ -110,30 +100,6 @@ _ROW_COLUMNS = (
     runs.c.record,
 )
 
-CSV_COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "name",
-    "status",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "energy_kwh_total",
-    "energy_kwh_cpu",
-    "energy_kwh_gpu",
-    "energy_kwh_ram",
-    "facility_energy_kwh",
-    "measurement_cpu",
-    "measurement_gpu",
-    "measurement_ram",
-    "region",
-    "intensity_g_per_kwh",
-    "pue",
-    "co2e_kg_operational",
-    "co2e_kg_embodied",
-    "co2e_kg_total",
-    "exit_code",
-)
-
 
 # --------------------------------------------------------------------------------------------------
 # URL handling
@@ -141,98 +107,6 @@ CSV_COLUMNS: tuple[str, ...] = (
 
 # rows, each with its record where a running row had to be judged (else None); `list` is a RunStore method
 _Judged = list[tuple[Any, RunRecord | None]]
-
-
-def _one_line(text: str, secret: str | None) -> str:
-    """A driver message on one line, with the password (if any) blanked out."""
-    text = " ".join(str(text).split())
-    text = text.split("(Background on this error at:")[0].strip()
-    if secret:
-        text = text.replace(secret, "***")
-    return text[:300]
-
-
-def _exc_text(exc: BaseException, secret: str | None) -> str:
-    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    return _one_line(str(inner) or type(inner).__name__, secret)
-
-
-def _parse_url(raw: str) -> URL:
-    """Parse a store URL; postgresql:// and postgres:// map to the psycopg (3) driver."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise WattprintInputError(DB_FIELD, f"empty database URL; expected {ACCEPTED_URLS}")
-    text = raw.strip()
-    try:
-        url = make_url(text)
-    except (ArgumentError, ValueError, TypeError):
-        hint = "" if "://" in text else " (a file path needs the sqlite:/// prefix)"
-        raise WattprintInputError(
-            DB_FIELD, f"cannot parse {redact_url(text)!r} as a database URL{hint}; expected {ACCEPTED_URLS}"
-        ) from None
-    if url.host and "@" in url.host:
-        raise WattprintInputError(
-            DB_FIELD,
-            f"cannot parse {redact_url(text)!r}: an '@' in the user name or password must be written %40; "
-            f"expected {ACCEPTED_URLS}",
-        )
-    backend, _, driver = url.drivername.partition("+")
-    if backend in ("postgres", "postgresql"):
-        url = url.set(drivername=f"postgresql+{driver or 'psycopg'}")
-    return url
-
-
-def _describe(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# Liveness
-
-
-def _as_utc(value: datetime) -> datetime:
-    """Aware UTC datetime; naive values (SQLite) are UTC already."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def _pid_is_owner(pid: int, create_time: float | None) -> bool:
-    """Whether `pid` is still the process that wrote the run (alive, not a zombie, not a reused pid)."""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if create_time is not None and abs(proc.create_time() - create_time) > PID_REUSE_TOLERANCE_S:
-            return False
-    except psutil.NoSuchProcess:
-        return False
-    except (psutil.AccessDenied, psutil.Error):
-        return True  # exists but cannot be inspected: assume it is still the owner
-    return True
-
-
-def owner_gone(
-    *,
-    host: str,
-    pid: int | None,
-    pid_create_time: float | None,
-    heartbeat_at: datetime,
-    checkpoint_s: float | None,
-    now: datetime | None = None,
-    this_host: str | None = None,
-) -> bool:
-    """Whether the process that saved a "running" run is gone.
-
-    On this host the pid tells (dead, zombie, or reused: create time differs by > 1 s); elsewhere,
-    or without a pid, the heartbeat is stale after max(3 x checkpoint_s, 60 s).
-    """
-    this_host = socket.gethostname() if this_host is None else this_host
-    if host and host == this_host and pid is not None:
-        return not _pid_is_owner(pid, pid_create_time)
-    interval = checkpoint_s if checkpoint_s and math.isfinite(checkpoint_s) and checkpoint_s > 0 else None
-    stale_after = max(3.0 * (interval or DEFAULT_CHECKPOINT_S), MIN_STALE_S)
-    now = now or datetime.now(timezone.utc)
-    return (now - _as_utc(heartbeat_at)) > timedelta(seconds=stale_after)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -298,9 +172,9 @@ class RunStore:
     """
 
     def __init__(self, url: str, host: str | None = None, *, read_only: bool = False) -> None:
-        parsed = _parse_url(url)
+        parsed = parse_url(url)
         self._secret = parsed.password if isinstance(parsed.password, str) else None
-        self.url: str = _describe(parsed)
+        self.url: str = describe_url(parsed)
         """The URL with its password hidden, for messages."""
         self._lock = threading.RLock()
         self._closed = False
@@ -313,7 +187,7 @@ class RunStore:
         except WattprintInputError:
             raise
         except Exception as exc:  # an engine that cannot be built from a parsed URL: bad input, one line
-            reason = _exc_text(exc, self._secret)
+            reason = exc_text(exc, self._secret)
             raise WattprintInputError(
                 DB_FIELD, f"cannot open the store at {self.url}: {reason}; expected {ACCEPTED_URLS}"
             ) from None
@@ -324,7 +198,7 @@ class RunStore:
         except Exception as exc:  # the URL is fine; the database does not answer (or cannot be written) now
             self._engine.dispose()
             raise StoreUnavailableError(
-                DB_FIELD, f"cannot open the store at {self.url} now: {_exc_text(exc, self._secret)}"
+                DB_FIELD, f"cannot open the store at {self.url} now: {exc_text(exc, self._secret)}"
             ) from None
         self._prepare()
 
@@ -347,7 +221,7 @@ class RunStore:
                 DB_FIELD, f"unknown database kind {url.drivername!r} in {self.url}; expected {ACCEPTED_URLS}"
             ) from None
         except ImportError as exc:
-            missing = getattr(exc, "name", None) or _one_line(str(exc), self._secret)
+            missing = getattr(exc, "name", None) or one_line(str(exc), self._secret)
             raise WattprintInputError(
                 DB_FIELD,
                 f"the driver for {url.drivername!r} is not installed (missing module {missing}); install it "
@@ -439,7 +313,7 @@ class RunStore:
             except DBAPIError as exc:
                 if attempt == _RETRIES + 3 or not _schema_race(exc):
                     raise
-                log.debug("schema creation raced (%s); retrying", _exc_text(exc, self._secret))
+                log.debug("schema creation raced (%s); retrying", exc_text(exc, self._secret))
                 _sleep(min(attempt, 4))
 
     def _has_table(self) -> bool:
@@ -518,7 +392,7 @@ class RunStore:
             except DBAPIError as exc:
                 if attempt == _RETRIES - 1 or not _transient(exc):
                     raise
-                log.debug("store busy (%s); retry %d", _exc_text(exc, self._secret), attempt + 1)
+                log.debug("store busy (%s); retry %d", exc_text(exc, self._secret), attempt + 1)
                 _sleep(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -535,8 +409,8 @@ class RunStore:
             "p_run_id": record.run_id,
             "p_name": record.name,
             "p_status": record.status,
-            "p_started_at": _as_utc(record.started_at),
-            "p_ended_at": _as_utc(record.ended_at) if record.ended_at is not None else None,
+            "p_started_at": as_utc(record.started_at),
+            "p_ended_at": as_utc(record.ended_at) if record.ended_at is not None else None,
             "p_host": record.host,
             "p_pid": record.pid,
             "p_pid_create_time": record.pid_create_time,
@@ -596,7 +470,7 @@ class RunStore:
             finally:
                 cursor.close()
         except Exception as exc:  # the usual path, with its retries, decides what this was
-            log.debug("direct update failed (%s); saving the usual way", _exc_text(exc, self._secret))
+            log.debug("direct update failed (%s); saving the usual way", exc_text(exc, self._secret))
             self._drop_saver()
             return False
 
@@ -742,7 +616,7 @@ class RunStore:
         if judge:
             judged = [(row, rec) for row, rec in judged if (rec.status if rec else row.status) == status]
             if len(queries) > 1:  # merge the two fetches back into the newest-first order, then cut
-                judged.sort(key=lambda pair: (_as_utc(pair[0].started_at), pair[0].run_id), reverse=True)
+                judged.sort(key=lambda pair: (as_utc(pair[0].started_at), pair[0].run_id), reverse=True)
             judged = judged[:limit]
         return judged
 
@@ -752,7 +626,7 @@ class RunStore:
             try:
                 saver.close()
             except Exception as exc:  # closing a dead connection may fail too
-                log.debug("closing the save connection failed: %s", _exc_text(exc, self._secret))
+                log.debug("closing the save connection failed: %s", exc_text(exc, self._secret))
 
     def close(self) -> None:
         """Release the connections. The store cannot be used afterwards."""
@@ -823,12 +697,12 @@ class RunStore:
         last heartbeat."""
         if record is None:
             record = RunRecord.model_validate(json.loads(row.record))
-        return record.model_copy(update={"status": "interrupted", "ended_at": _as_utc(row.heartbeat_at)})
+        return record.model_copy(update={"status": "interrupted", "ended_at": as_utc(row.heartbeat_at)})
 
     def _interrupt(self, row: Any, record: RunRecord | None = None) -> RunRecord:
         """Mark a run whose owner is gone interrupted, ended at its last heartbeat; persist it."""
         record = self._interrupted(row, record)
-        last_seen = _as_utc(row.heartbeat_at)
+        last_seen = as_utc(row.heartbeat_at)
         params = {
             "p_run_id": row.run_id,
             "p_heartbeat_at": row.heartbeat_at,
@@ -866,50 +740,3 @@ def open_store(url: str, host: str | None = None, *, read_only: bool = False) ->
     `read_only=True` (the views: runs list/show/export, report, ui) never writes to an existing store.
     """
     return RunStore(url, host=host, read_only=read_only)
-
-
-# --------------------------------------------------------------------------------------------------
-# Export
-
-
-def export_json(records: Iterable[RunRecord]) -> str:
-    """The records as one JSON array of run-record documents (the contract JSON)."""
-    return json.dumps([record.to_json_dict() for record in records], indent=2)
-
-
-def _csv_row(record: RunRecord) -> Sequence[Any]:
-    data = record.to_json_dict()
-    energy, measurement, co2e = data["energy_kwh"], data["measurement"], data["co2e_kg"]
-    return (
-        data["run_id"],
-        data["name"],
-        data["status"],
-        data["started_at"],
-        data["ended_at"],
-        data["duration_s"],
-        energy["total"],
-        energy["cpu"],
-        energy["gpu"],
-        energy["ram"],
-        data["facility_energy_kwh"],
-        measurement["cpu"],
-        measurement["gpu"],
-        measurement["ram"],
-        data["region"],
-        data["intensity_g_per_kwh"],
-        data["pue"],
-        co2e["operational"],
-        co2e["embodied"],
-        co2e["total"],
-        data["exit_code"],
-    )
-
-
-def export_csv(records: Iterable[RunRecord]) -> str:
-    """The records as CSV with a header of `CSV_COLUMNS`; empty cells for nulls."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for record in records:
-        writer.writerow(_csv_row(record))
-    return buffer.getvalue()

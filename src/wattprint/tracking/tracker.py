@@ -11,22 +11,18 @@ store or of the sampler are logged and flagged on the record (`degraded`).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import logging
 import math
 import numbers
 import os
-import signal
 import socket
-import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psutil
 
@@ -38,10 +34,11 @@ from wattprint.measure.base import COMPONENTS, ProcessListing
 from wattprint.measure.detect import SourceChoice, detect_sources
 from wattprint.measure.monitor import EnergyMonitor, WindowResult
 from wattprint.measure.process import ProcessTree
+from wattprint.tracking import exit_hooks
+from wattprint.tracking.carbon import RunCarbon
 from wattprint.units import joules_to_kwh
 
 if TYPE_CHECKING:
-    from wattprint.accounting.running import LinearCarbon
     from wattprint.record import RunRecord, Status
     from wattprint.tracking.distributed import DistributedTracker
 
@@ -51,27 +48,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 _PLAIN_ONLY = ("pid", "command", "sources", "run_id")
 
 GPU_PROCESS_CHECK_EVERY = 10  # at most this many samples between NVML process listings
-
-
-class _Kit(NamedTuple):
-    """What a checkpoint builds the record with. Imported on first use (pydantic stays off the start path),
-    then kept: an import statement costs ~0.4 ms with the cold caches of a thread that wakes once a second."""
-
-    EnergyKwh: Any
-    Co2eKg: Any
-    LinearCarbon: Any
-    facility_energy_kwh: Callable[[float, float], float]
-    sci: Callable[..., Any]
-
-
-@functools.cache
-def _kit() -> _Kit:
-    from wattprint.accounting.footprint import facility_energy_kwh
-    from wattprint.accounting.running import LinearCarbon
-    from wattprint.accounting.sci import sci
-    from wattprint.record import Co2eKg, EnergyKwh
-
-    return _Kit(EnergyKwh, Co2eKg, LinearCarbon, facility_energy_kwh, sci)
 
 
 class Tracker:
@@ -114,10 +90,10 @@ class Tracker:
         self._last_checkpoint = 0.0
         self._store_lock = threading.Lock()
         self._stopped = False
-        self._functional_unit: tuple[str, float] | None = None
         self._flags: dict[str, str] = {}  # degraded parts flagged through flag()
         self._owner_pid = os.getpid()  # set again by start(); a forked child never stops or saves the run
         self._region = self._resolve_region()
+        self._carbon = RunCarbon(self.settings, self._region)
 
     # -- set-up ----------------------------------------------------------------------------------
     def _resolve_region(self) -> dict[str, Any]:
@@ -191,9 +167,7 @@ class Tracker:
         self._owner_pid = os.getpid()
         self._last_checkpoint = self._t0
         self._cumulative: list[tuple[datetime, float]] = [(self._fields["started_at"], 0.0)]
-        self._linear: tuple[Any, LinearCarbon] | None = None  # (inputs, coefficients) of the running carbon
-        _ACTIVE.add(self)
-        _install_exit_hooks()
+        exit_hooks.watch(self)
         self._first_row()
         self.monitor.start()
         # the store proper opens in the background: importing SQLAlchemy and connecting must not delay the job
@@ -249,7 +223,7 @@ class Tracker:
             number = None
         if isinstance(quantity, bool) or number is None or not math.isfinite(number) or number <= 0:
             raise WattprintInputError("quantity", f"got {quantity!r}; expected a finite number > 0 of {unit!r}")
-        self._functional_unit = (unit, number)
+        self._carbon.functional_unit = (unit, number)
 
     def predict(self, total_epochs: int, prefix: str = "epoch") -> Any:
         """Predict the whole run from the closed windows named `prefix...` (one per epoch so far)."""
@@ -339,7 +313,9 @@ class Tracker:
             monitor.note_gpu_processes(used)
 
     def _update_record(self, status: Status, exit_code: int | None = None) -> RunRecord:
-        kit = _kit()
+        from wattprint.accounting.footprint import facility_energy_kwh
+        from wattprint.record import EnergyKwh  # here, not at import: pydantic stays off the start path
+
         rec, monitor = self.record, self.monitor
         assert monitor is not None and rec is not None
         attributed_j, machine_j = monitor.by_component(monitor.totals())  # totals() integrates queued samples
@@ -350,11 +326,11 @@ class Tracker:
         rec.status = status
         rec.duration_s = time.monotonic() - self._t0
         self._cumulative.append((datetime.now(timezone.utc), total))
-        rec.energy_kwh = kit.EnergyKwh(total=total, **energy)
-        rec.machine_energy_kwh = kit.EnergyKwh(total=sum(machine.values()), **machine)
-        rec.facility_energy_kwh = kit.facility_energy_kwh(total, rec.pue)
+        rec.energy_kwh = EnergyKwh(total=total, **energy)
+        rec.machine_energy_kwh = EnergyKwh(total=sum(machine.values()), **machine)
+        rec.facility_energy_kwh = facility_energy_kwh(total, rec.pue)
         cpu_share = monitor.mean_cpu_share()  # read once: the record's share and the embodied host share agree
-        self._account_carbon(rec, cpu_share, energy, gpus, final=status != "running")
+        self._carbon.account(rec, cpu_share, energy, gpus, self._cumulative, final=status != "running")
         rec.samples = monitor.samples
         rec.attribution.update(
             cpu_share=cpu_share,
@@ -366,106 +342,6 @@ class Tracker:
         if exit_code is not None:
             rec.exit_code = exit_code
         return rec
-
-    def _account_carbon(
-        self, rec: RunRecord, cpu_share: float, energy: dict[str, float], gpus: set[str], final: bool
-    ) -> None:
-        """Operational (time-resolved where the provider has a series), embodied, range and SCI."""
-        pue = rec.pue
-        yearly = self._region["intensity_g_per_kwh"]
-        used = [g["name"] for g in rec.hardware.get("gpus", []) if f"nvml:{g.get('index')}" in gpus]
-        share = 1.0 if self.settings.attribution == "machine" else cpu_share
-        methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
-        if not final:  # one constant intensity until the end: the same figures by arithmetic (see LinearCarbon)
-            figures = self._linear_carbon(yearly, pue, methods, used).at(energy, rec.duration_s, share)
-            self._set_carbon(
-                rec,
-                figures.operational_kg,
-                figures.embodied_kg,
-                figures.intensity_g_per_kwh,
-                (figures.low_kg, figures.high_kg),
-                figures.embodied_note,
-            )
-            return
-        from wattprint.accounting.embodied import run_embodied
-        from wattprint.accounting.footprint import integrate_operational, segments_from_cumulative
-        from wattprint.accounting.uncertainty import record_range
-
-        intensity: Any = yearly
-        if final and self.settings.intensity_provider != "static":
-            intensity = self._intensity_series(rec.started_at, self._cumulative[-1][0])
-        if isinstance(intensity, float):
-            # a constant intensity needs one interval: checkpoints stay O(1) however long the run
-            (first_t, _), (last_t, last_kwh) = self._cumulative[0], self._cumulative[-1]
-            segments = segments_from_cumulative((first_t, last_t), (0.0, last_kwh))
-        else:
-            segments = segments_from_cumulative(*zip(*self._cumulative, strict=True))
-        try:
-            op = integrate_operational(segments, intensity, pue, fallback_g_per_kwh=yearly)
-        except Exception as exc:  # a bad series must not lose the record
-            rec.intensity_note = f"series unusable ({exc}); yearly average used"
-            op = integrate_operational(segments, yearly, pue)
-        emb = run_embodied(rec.duration_s, gpu_names=used, host="server", host_share=share)
-        band = record_range(
-            energy,
-            methods,
-            op.intensity_g_per_kwh,
-            pue,
-            embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high),
-            intensity_range_g_per_kwh=(op.intensity_low_g_per_kwh, op.intensity_high_g_per_kwh),
-        )
-        self._set_carbon(
-            rec, op.co2e_kg, emb.co2e_kg, op.intensity_g_per_kwh, (band["co2e_kg_low"], band["co2e_kg_high"]), emb.note
-        )
-
-    def _linear_carbon(
-        self, intensity_g_per_kwh: float, pue: float, methods: dict[str, Any], gpu_names: list[str]
-    ) -> LinearCarbon:
-        """The running run's carbon coefficients, derived again only when one of their inputs changes."""
-        key = (intensity_g_per_kwh, pue, tuple(methods.items()), tuple(gpu_names))
-        if self._linear is None or self._linear[0] != key:
-            linear = _kit().LinearCarbon.derive(intensity_g_per_kwh, pue, methods, gpu_names, host="server")
-            self._linear = (key, linear)
-        return self._linear[1]
-
-    def _set_carbon(
-        self,
-        rec: RunRecord,
-        operational_kg: float,
-        embodied_kg: float,
-        intensity_g_per_kwh: float,
-        range_kg: tuple[float, float],
-        embodied_note: str,
-    ) -> None:
-        kit = _kit()
-        rec.intensity_g_per_kwh = intensity_g_per_kwh
-        rec.co2e_kg = kit.Co2eKg(operational=operational_kg, embodied=embodied_kg, total=operational_kg + embodied_kg)
-        rec.embodied_note = embodied_note
-        rec.co2e_kg_range = {"low": range_kg[0], "high": range_kg[1]}
-        if self._functional_unit is not None:
-            unit, quantity = self._functional_unit
-            score = kit.sci(operational_kg, embodied_kg, unit, quantity)
-            rec.sci = {"unit": score.unit, "units": score.units, "g_per_unit": score.g_per_unit}
-
-    def _intensity_series(self, start: datetime, end: datetime) -> Any:
-        """The configured provider's series over the run; the yearly figure (said on the record) on failure."""
-        from wattprint.intensity import get_provider
-
-        assert self.record is not None
-        kw: dict[str, Any] = {}
-        if self.settings.intensity_provider == "trace":
-            kw["path"] = self.settings.intensity_trace
-        else:
-            kw["cache_dir"] = self.settings.home / "cache"
-        try:
-            series = get_provider(self.settings.intensity_provider, **kw).series(self.record.region, start, end)
-        except Exception as exc:  # any provider fault: the yearly average, said on the record
-            self.record.intensity_note = f"{self.settings.intensity_provider} failed ({exc}); yearly average used"
-            return self._region["intensity_g_per_kwh"]
-        self.record.intensity_source = series.source
-        notes = [n for n in (getattr(series, "fallback_reason", None), getattr(series, "timezone_note", None)) if n]
-        self.record.intensity_note = "; ".join(notes) or f"time-resolved from {self.settings.intensity_provider}"
-        return series
 
     def _degraded_components(self, monitor: EnergyMonitor) -> dict[str, str]:
         out = dict(self._flags)  # the tracker's own faults and those flagged by integrations
@@ -519,7 +395,7 @@ class Tracker:
             return self.record
         with self._store_lock:
             self._stopped = True
-        _ACTIVE.discard(self)
+        exit_hooks.forget(self)
         try:
             self.monitor.stop()
             for name in self.monitor.open_windows():
@@ -649,38 +525,3 @@ def _tracker_for(name: str, distributed: bool | None, kwargs: dict[str, Any]) ->
             "init_process_group for one record per job, or pass distributed=False to keep this",
         )
     return tracker
-
-
-# -- process exit: nothing is lost on SIGTERM or a forgotten stop() ------------------------------
-_ACTIVE: weakref.WeakSet[Tracker] = weakref.WeakSet()
-
-
-def _stop_all(status: Status, exit_code: int | None = None) -> None:
-    for tracker in list(_ACTIVE):  # in a forked child, stop() leaves the parent's runs alone
-        try:
-            tracker.stop(status, exit_code)
-        except Exception as exc:  # at exit: one run's fault must not keep the others from finishing
-            log.error("wattprint: could not finish run %s: %s", tracker.name, exc)
-
-
-def _on_exit() -> None:
-    _stop_all("failed" if hasattr(sys, "last_value") else "finished")
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    _stop_all("interrupted", exit_code=128 + signum)
-    # then die of the signal as the process would have without us
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-@functools.cache
-def _install_exit_hooks() -> None:
-    """Once per process: finish open runs at exit, and on SIGTERM when nobody else handles it."""
-    atexit.register(_on_exit)
-    if threading.current_thread() is threading.main_thread():
-        try:
-            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-                signal.signal(signal.SIGTERM, _on_sigterm)
-        except (ValueError, OSError):
-            pass

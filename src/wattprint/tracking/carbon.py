@@ -1,0 +1,134 @@
+"""A run's carbon, from its energy: operational (time-resolved at the end where the provider has a series,
+one constant intensity while it runs), embodied, the total's range and the SCI per functional unit. The
+tracker measures energy; this turns it into the record's carbon figures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from wattprint.measure.base import COMPONENTS
+
+if TYPE_CHECKING:
+    from wattprint.accounting.running import LinearCarbon
+    from wattprint.config import Settings
+    from wattprint.record import RunRecord
+
+
+class RunCarbon:
+    """The carbon accounting of one run, for the settings and grid region it was started with."""
+
+    def __init__(self, settings: Settings, region: dict[str, Any]) -> None:
+        self.settings = settings
+        self.region = region
+        self.functional_unit: tuple[str, float] | None = None  # (unit, quantity) for the SCI
+        self._linear: tuple[Any, LinearCarbon] | None = None  # (inputs, coefficients) of the running carbon
+
+    def account(
+        self,
+        rec: RunRecord,
+        cpu_share: float,
+        energy: dict[str, float],
+        gpus: set[str],
+        cumulative: list[tuple[datetime, float]],
+        final: bool,
+    ) -> None:
+        """Set `rec`'s carbon from its energy so far; `cumulative` is (time, total kWh) at each checkpoint."""
+        pue = rec.pue
+        yearly = self.region["intensity_g_per_kwh"]
+        used = [g["name"] for g in rec.hardware.get("gpus", []) if f"nvml:{g.get('index')}" in gpus]
+        share = 1.0 if self.settings.attribution == "machine" else cpu_share
+        methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
+        if not final:  # one constant intensity until the end: the same figures by arithmetic (see LinearCarbon)
+            figures = self._linear_coefficients(yearly, pue, methods, used).at(energy, rec.duration_s, share)
+            self._set(
+                rec,
+                figures.operational_kg,
+                figures.embodied_kg,
+                figures.intensity_g_per_kwh,
+                (figures.low_kg, figures.high_kg),
+                figures.embodied_note,
+            )
+            return
+        from wattprint.accounting.embodied import run_embodied
+        from wattprint.accounting.footprint import integrate_operational, segments_from_cumulative
+        from wattprint.accounting.uncertainty import record_range
+
+        intensity: Any = yearly
+        if final and self.settings.intensity_provider != "static":
+            intensity = self._series(rec, rec.started_at, cumulative[-1][0])
+        if isinstance(intensity, float):
+            # a constant intensity needs one interval: checkpoints stay O(1) however long the run
+            (first_t, _), (last_t, last_kwh) = cumulative[0], cumulative[-1]
+            segments = segments_from_cumulative((first_t, last_t), (0.0, last_kwh))
+        else:
+            segments = segments_from_cumulative(*zip(*cumulative, strict=True))
+        try:
+            op = integrate_operational(segments, intensity, pue, fallback_g_per_kwh=yearly)
+        except Exception as exc:  # a bad series must not lose the record
+            rec.intensity_note = f"series unusable ({exc}); yearly average used"
+            op = integrate_operational(segments, yearly, pue)
+        emb = run_embodied(rec.duration_s, gpu_names=used, host="server", host_share=share)
+        band = record_range(
+            energy,
+            methods,
+            op.intensity_g_per_kwh,
+            pue,
+            embodied_kg=(emb.co2e_kg_low, emb.co2e_kg_high),
+            intensity_range_g_per_kwh=(op.intensity_low_g_per_kwh, op.intensity_high_g_per_kwh),
+        )
+        self._set(
+            rec, op.co2e_kg, emb.co2e_kg, op.intensity_g_per_kwh, (band["co2e_kg_low"], band["co2e_kg_high"]), emb.note
+        )
+
+    def _linear_coefficients(
+        self, intensity_g_per_kwh: float, pue: float, methods: dict[str, Any], gpu_names: list[str]
+    ) -> LinearCarbon:
+        """The running run's carbon coefficients, derived again only when one of their inputs changes."""
+        key = (intensity_g_per_kwh, pue, tuple(methods.items()), tuple(gpu_names))
+        if self._linear is None or self._linear[0] != key:
+            from wattprint.accounting.running import LinearCarbon
+
+            linear = LinearCarbon.derive(intensity_g_per_kwh, pue, methods, gpu_names, host="server")
+            self._linear = (key, linear)
+        return self._linear[1]
+
+    def _set(
+        self,
+        rec: RunRecord,
+        operational_kg: float,
+        embodied_kg: float,
+        intensity_g_per_kwh: float,
+        range_kg: tuple[float, float],
+        embodied_note: str,
+    ) -> None:
+        from wattprint.accounting.sci import sci
+        from wattprint.record import Co2eKg
+
+        rec.intensity_g_per_kwh = intensity_g_per_kwh
+        rec.co2e_kg = Co2eKg(operational=operational_kg, embodied=embodied_kg, total=operational_kg + embodied_kg)
+        rec.embodied_note = embodied_note
+        rec.co2e_kg_range = {"low": range_kg[0], "high": range_kg[1]}
+        if self.functional_unit is not None:
+            unit, quantity = self.functional_unit
+            score = sci(operational_kg, embodied_kg, unit, quantity)
+            rec.sci = {"unit": score.unit, "units": score.units, "g_per_unit": score.g_per_unit}
+
+    def _series(self, rec: RunRecord, start: datetime, end: datetime) -> Any:
+        """The configured provider's series over the run; the yearly figure (said on the record) on failure."""
+        from wattprint.intensity import get_provider
+
+        kw: dict[str, Any] = {}
+        if self.settings.intensity_provider == "trace":
+            kw["path"] = self.settings.intensity_trace
+        else:
+            kw["cache_dir"] = self.settings.home / "cache"
+        try:
+            series = get_provider(self.settings.intensity_provider, **kw).series(rec.region, start, end)
+        except Exception as exc:  # any provider fault: the yearly average, said on the record
+            rec.intensity_note = f"{self.settings.intensity_provider} failed ({exc}); yearly average used"
+            return self.region["intensity_g_per_kwh"]
+        rec.intensity_source = series.source
+        notes = [n for n in (getattr(series, "fallback_reason", None), getattr(series, "timezone_note", None)) if n]
+        rec.intensity_note = "; ".join(notes) or f"time-resolved from {self.settings.intensity_provider}"
+        return series
