@@ -85,59 +85,19 @@ class SqliteWriter:
     def _upsert(
         self, record: RunRecord, checkpoint_s: float | None, started: str, ended: str | None, beat: str, doc: str
     ) -> None:
+        # every column in the order of _UPDATE and _INSERT; the running checkpoint leaves out status and started_at
+        row = (record.name, record.status, started, ended, record.host, record.pid, record.pid_create_time,
+               checkpoint_s, beat, doc, record.run_id)  # fmt: skip
         con = self._connect()
         con.execute("BEGIN IMMEDIATE")
         try:
             updated = 0
             if record.status == "running":
-                updated = con.execute(
-                    _RUNNING_UPDATE,
-                    (
-                        record.name,
-                        ended,
-                        record.host,
-                        record.pid,
-                        record.pid_create_time,
-                        checkpoint_s,
-                        beat,
-                        doc,
-                        record.run_id,
-                    ),
-                ).rowcount
+                updated = con.execute(_RUNNING_UPDATE, (row[0], *row[3:])).rowcount
             if not updated:
-                updated = con.execute(
-                    _UPDATE,
-                    (
-                        record.name,
-                        record.status,
-                        started,
-                        ended,
-                        record.host,
-                        record.pid,
-                        record.pid_create_time,
-                        checkpoint_s,
-                        beat,
-                        doc,
-                        record.run_id,
-                    ),
-                ).rowcount
+                updated = con.execute(_UPDATE, row).rowcount
             if not updated:
-                con.execute(
-                    _INSERT,
-                    (
-                        record.name,
-                        record.status,
-                        started,
-                        ended,
-                        record.host,
-                        record.pid,
-                        record.pid_create_time,
-                        checkpoint_s,
-                        beat,
-                        doc,
-                        record.run_id,
-                    ),
-                )
+                con.execute(_INSERT, row)
             con.execute("COMMIT")
         except BaseException:  # Ctrl-C too: never leave the write transaction open; re-raised
             with contextlib.suppress(sqlite3.Error):  # a dead connection has no transaction left to end
