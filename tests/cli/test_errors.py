@@ -249,3 +249,18 @@ def test_other_wattprint_errors_are_one_line_with_their_own_exit_code(
     monkeypatch.setattr(runs_cli, "open_configured_store", broken)
     code, _out, err = _main(["runs", "list"], capsys)
     assert (code, err) == (1, "wattprint: error: no RAPL zones under /sys/class/powercap\n")
+
+
+COMMANDS = [["run"], ["estimate"], ["optimize"], ["report"], ["ui"], ["runs", "list"], ["runs", "show"],
+            ["runs", "export"], ["schedule"], ["schedule", "backtest"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_refuses_an_unknown_option_in_one_line(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The parser's own errors, for every command: one line on stderr naming the option, exit 2."""
+    code, out, err = _main([*command, "--no-such-option"], capsys)
+    assert code == 2, (command, err)
+    assert err.count("\n") == 1 and err.startswith("wattprint: error: ") and "--no-such-option" in err, err
+    assert out == ""
