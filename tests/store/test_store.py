@@ -871,3 +871,13 @@ def test_the_sqlite_writer_names_the_file_it_cannot_write(tmp_path: Path) -> Non
     with pytest.raises(StoreUnavailableError, match=r"^WATTPRINT_DB: cannot write the store at sqlite:///.*runs\.db"):
         writer.save(make_record("x"))
     writer.close()
+
+
+def test_a_database_fault_after_opening_is_one_store_error_not_the_drivers(store: RunStore) -> None:
+    """Back-end failures are wrapped where they cross into the caller: one line naming the store."""
+    store.save(make_record("r1"))
+    table_exec(store, "DROP TABLE runs")  # the database changed under the store
+    for call in (store.list, lambda: store.get("r1"), lambda: store.save(make_record("r2")), store.count):
+        with pytest.raises(StoreUnavailableError, match=r"^WATTPRINT_DB: the store at .* failed: ") as err:
+            call()
+        assert "\n" not in str(err.value)

@@ -385,13 +385,17 @@ class RunStore:
         return self._write_engine.begin()
 
     def _retry(self, operation: Callable[[], _T]) -> _T:
-        """Run `operation` again on lock contention or a dropped connection, with short back-off."""
+        """Run `operation` again on lock contention or a dropped connection, with short back-off. A database
+        fault that lasts reaches the caller as `StoreUnavailableError` (one line, no password), never as the
+        driver's own exception."""
         for attempt in range(_RETRIES):
             try:
                 return operation()
             except DBAPIError as exc:
                 if attempt == _RETRIES - 1 or not _transient(exc):
-                    raise
+                    raise StoreUnavailableError(
+                        DB_FIELD, f"the store at {self.url} failed: {exc_text(exc, self._secret)}"
+                    ) from exc
                 log.debug("store busy (%s); retry %d", exc_text(exc, self._secret), attempt + 1)
                 _sleep(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
