@@ -222,3 +222,29 @@ def test_a_store_fault_is_one_line_and_unflagged_once_the_store_recovers(wattpri
     assert "store" not in record.degraded
     assert "store" not in real.get(record.run_id).degraded and real.get(record.run_id).status == "finished"
     real.close()
+
+
+def test_a_run_the_store_never_took_is_kept_and_stored_by_the_next(
+    wattprint_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that never answers while a run is tracked: the record waits on disk (WATTPRINT_HOME/unsaved),
+    and the next tracked run that reaches a store stores it there, flagged, and removes the file."""
+    from wattprint.tracking.spool import SPOOL_NOTE
+
+    wattprint_env.mkdir(parents=True)
+    blocker = wattprint_env / "blocker"
+    blocker.write_text("")  # a file where the database's folder should be: the store can never open
+    monkeypatch.setenv("WATTPRINT_DB", f"sqlite:///{blocker}/runs.db")
+    with wattprint.track("unstored", interval=0.05) as lost:
+        lost.log(accuracy=0.9)
+    assert [p.stem for p in (wattprint_env / "unsaved").glob("*.json")] == [lost.record.run_id]
+    assert "record kept in" in lost.record.degraded["store"]
+
+    monkeypatch.delenv("WATTPRINT_DB")  # the default store, which answers
+    with wattprint.track("next", interval=0.05):
+        pass
+    with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
+        stored = store.get(lost.record.run_id)
+    assert stored.status == "finished" and stored.metrics["accuracy"] == 0.9
+    assert stored.degraded["store"].startswith(SPOOL_NOTE)
+    assert not list((wattprint_env / "unsaved").glob("*.json"))

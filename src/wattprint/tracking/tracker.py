@@ -79,6 +79,7 @@ class Tracker:
         self._store = store
         self._owns_store = store is None  # a store it opened itself is closed when the run ends
         self._auto_distributed = False  # set by track(): a decorated function re-decides at each call
+        self._spool_checked = False  # records spooled by earlier runs are stored after this run's first save
         self._db_url = self.settings.db_url  # made absolute at start(): the first row and the store agree
         self._choice = sources
         self.monitor: EnergyMonitor | None = None
@@ -369,11 +370,35 @@ class Tracker:
         if self._store is None:
             self._store = _open_writer(self._db_url, self.settings.host)
         self._store.save(self.record, checkpoint_s=self.settings.checkpoint)
+        if not self._spool_checked:  # the store answers: records that earlier runs could not store go there too
+            self._spool_checked = True
+            from wattprint.tracking.spool import store_spooled
+
+            store_spooled(self._store, self.settings.home)
         if "store" in self._flags:  # it answers again: the record is whole, so the fault is no longer flagged
             log.warning("wattprint: run store available again; run %s saved", self.record.run_id)
             self._flags.pop("store")
             self.record.degraded.pop("store", None)
             self._store.save(self.record, checkpoint_s=self.settings.checkpoint)
+
+    def _spool(self, rec: RunRecord) -> None:
+        from wattprint.tracking.spool import spool
+
+        path = spool(rec, self.settings.home)
+        if path is None:
+            log.error(
+                "wattprint: run %s is lost: neither the store nor %s could be written",
+                rec.run_id,
+                self.settings.home / "unsaved",
+            )
+            return
+        rec.degraded["store"] = f"{rec.degraded.get('store', 'store unavailable')}; record kept in {path}"
+        log.warning(
+            "wattprint: run %s could not be stored; its record is kept in %s and goes to the store with "
+            "the next tracked run that reaches it",
+            rec.run_id,
+            path,
+        )
 
     def _flag_store(self, exc: BaseException) -> None:
         if "store" not in self._flags:
@@ -413,8 +438,9 @@ class Tracker:
         try:
             with self._store_lock:
                 self._save()
-        except Exception as exc:  # the record stays in memory, flagged; stop() still returns it
+        except Exception as exc:  # the record is kept on disk for a later run to store; stop() still returns it
             self._flag_store(exc)
+            self._spool(rec)
         if self._owns_store and self._store is not None:
             # give the connections back now, not at garbage collection: many short runs against one
             # PostgreSQL server exhausted its connection slots
