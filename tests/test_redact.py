@@ -15,13 +15,19 @@ from wattprint.redact import redact, redact_url
             "postgresql+psycopg://me:s3cret@db:5432/runs?sslmode=require",
             "postgresql+psycopg://me:***@db:5432/runs?sslmode=require",
         ),
-        ("postgresql://me:pa/ss@host/db", "postgresql://me:***@host/db"),  # an unescaped '/' in the password
+        ("postgresql://me:pa/ss@host/db", "postgresql://***@host/db"),  # an unescaped '/' in the password
+        ("postgresql://me:pa?ss@host/db", "postgresql://***@host/db"),  # SQLAlchemy takes this one as it is
+        ("postgresql://me:se?cr@et@host/db", "postgresql://***@host/db"),
+        (
+            "postgresql://host/db?user=me&password=s3cret&sslmode=require",
+            "postgresql://host/db?user=me&password=***&sslmode=require",
+        ),
         ("postgresql://me:p@ss@host/db", "postgresql://***@host/db"),  # an unescaped '@': hidden whole
         ("https://TOKEN@host/p", "https://***@host/p"),  # a bare token
         ("me:pw@host", "me:***@host"),
         ("postgresql://host/db", "postgresql://host/db"),
         ("sqlite:///path/with@sign.db", "sqlite:///path/with@sign.db"),
-        ("postgresql://u:p@h/db?note=a@b", "postgresql://u:***@h/db?note=a@b"),
+        ("postgresql://u:p@h/db?note=a@b", "postgresql://***@b"),  # more hidden than needed, never less
     ],
 )
 def test_redact_url_hides_the_password_and_nothing_else(url: str, shown: str) -> None:

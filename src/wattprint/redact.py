@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 
@@ -13,17 +14,23 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
+_SECRET_QUERY = re.compile(r"(?i)([?&;](?:password|passwd|pwd|secret|token|api_?key|key)=)[^&;#]*")
+
+
 def redact_url(url: str) -> str:
-    """`url` with its credentials' password hidden (`postgresql://me:***@host/db`); credentials that cannot be
-    told apart (an '@' inside them, a bare token) are hidden whole. Everything up to the last '@' before the
-    query counts as credentials, so a password holding '/' or '@' is hidden too; a file path has none."""
+    """`url` with its secrets hidden: the password of its credentials (`postgresql://me:***@host/db`) and
+    query values such as `?password=`. Everything up to the last '@' counts as credentials, so a password
+    holding '/', '?', '#' or '@' is hidden too (credentials that cannot be told apart are hidden whole; a
+    query holding an '@' hides more than it must, never less). A file path (sqlite:///...) has none."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "", url
-    at = rest.split("?", 1)[0].rfind("@")
-    if at < 0 or rest.startswith("/"):  # no credentials, or a file path (sqlite:///...)
-        return url
+    rest = _SECRET_QUERY.sub(r"\1***", rest)
+    at = rest.rfind("@")
+    if at < 0 or rest.startswith("/"):
+        return f"{scheme}{sep}{rest}"
     credentials, host = rest[:at], rest[at + 1 :]
     user, colon, _password = credentials.partition(":")
-    shown = f"{user}:***" if colon and "@" not in credentials and "/" not in user else "***"
+    plain_user = colon and not any(c in credentials for c in "@/?#")
+    shown = f"{user}:***" if plain_user else "***"
     return f"{scheme}{sep}{shown}@{host}"

@@ -264,3 +264,26 @@ def test_every_command_refuses_an_unknown_option_in_one_line(
     assert code == 2, (command, err)
     assert err.count("\n") == 1 and err.startswith("wattprint: error: ") and "--no-such-option" in err, err
     assert out == ""
+
+
+def test_a_group_option_with_a_value_before_the_subcommand_keeps_the_subcommands_flags(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _out, err = _main(["schedule", "--trace", str(tmp_path / "t.csv"), "backtest", "--jobs", "garbage"], capsys)
+    assert code == 2 and err.startswith("wattprint: error: --jobs: got 'garbage'"), err
+
+
+def test_run_refuses_an_sqlite_path_it_can_never_create_before_the_job(
+    wattprint_cmd: list[str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "f"
+    blocker.write_text("")  # a file where the database's folder should be
+    marker = tmp_path / "ran"
+    env = dict(os.environ, WATTPRINT_DB=f"sqlite:///{blocker}/x.db")
+    done = subprocess.run([*wattprint_cmd, "run", "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')"],
+                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and not marker.exists(), done.stderr
+    assert (
+        done.stderr.startswith("wattprint: error: WATTPRINT_DB: cannot create the directory")
+        and done.stderr.count("\n") == 1
+    )

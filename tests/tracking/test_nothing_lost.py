@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,27 @@ def test_a_run_the_store_never_took_is_kept_and_stored_by_the_next(
     assert stored.status == "finished" and stored.metrics["accuracy"] == 0.9
     assert stored.degraded["store"].startswith(SPOOL_NOTE)
     assert not list((wattprint_env / "unsaved").glob("*.json"))
+
+
+def test_the_spool_is_left_alone_by_a_tracker_with_its_own_store_and_never_raises(
+    wattprint_env: Path, tmp_path: Path
+) -> None:
+    """Only a tracker saving to the configured store empties the spool there (a distributed rank's part, or a
+    store given by hand, is somewhere else); a spool that cannot be written loses the record in one line,
+    and stop() does not raise."""
+    from wattprint.record import RunRecord
+    from wattprint.tracking.spool import spool, spool_dir
+
+    waiting = RunRecord(run_id="waiting1", name="w", status="finished", host="h", started_at=datetime.now(timezone.utc))
+    assert spool(waiting, wattprint_env) == spool_dir(wattprint_env) / "waiting1.json"
+    with (
+        open_store(f"sqlite:///{tmp_path / 'other.db'}") as other,
+        wattprint.Tracker("own", interval=0.05, store=other),
+    ):
+        pass
+    assert (spool_dir(wattprint_env) / "waiting1.json").exists()  # not emptied into a store given by hand
+
+    (spool_dir(wattprint_env) / "waiting1.json").unlink()
+    spool_dir(wattprint_env).rmdir()
+    spool_dir(wattprint_env).write_text("")  # a file where the spool folder should be
+    assert spool(waiting, wattprint_env) is None

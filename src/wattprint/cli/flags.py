@@ -18,11 +18,17 @@ def command_flags(app: Any, argv: Sequence[str]) -> dict[str, str]:
     import typer.main
 
     command = typer.main.get_command(app)
-    for token in argv:
+    tokens = iter(argv)
+    for token in tokens:
         commands = getattr(command, "commands", None)
-        if not commands or token not in commands:
-            if commands and token.startswith("-"):  # a group's own option (--version)
-                continue
+        if not commands:
+            break
+        if token.startswith("-"):  # a group's own option; one that takes a value takes the next token too
+            option = next((p for p in command.params if token.split("=", 1)[0] in p.opts), None)
+            if option is not None and "=" not in token and not getattr(option, "is_flag", False):
+                next(tokens, None)
+            continue
+        if token not in commands:
             break
         command = commands[token]
     flags = {}

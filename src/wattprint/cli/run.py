@@ -79,7 +79,7 @@ def run(
         fail(command[0], "no such option of wattprint run; usage: wattprint run [OPTIONS] -- CMD [ARGS...]")
 
     from wattprint.config import load_settings
-    from wattprint.store.first_row import refuse_directory, sqlite_file
+    from wattprint.store.first_row import check_sqlite_path, sqlite_file
     from wattprint.tracking.tracker import Tracker
 
     settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint)
@@ -90,7 +90,7 @@ def run(
     if sqlite_path is not None and within is None and deadline is None:
         # the default SQLite file: the tracker writes it itself, without the store's SQLAlchemy (a third of a
         # short run's CPU); a fault is said when it happens, and the job runs anyway
-        refuse_directory(sqlite_path)
+        check_sqlite_path(sqlite_path)  # what the store would refuse at opening, refused before the job
     else:  # another URL, or a plan that reads past runs: the store, checked before the job starts
         from wattprint.store import open_store
 

@@ -47,14 +47,24 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path).expanduser()
 
 
-def refuse_directory(path: Path, field: str = "WATTPRINT_DB") -> None:
-    """A lasting mistake, not an outage: an SQLite "file" that is a directory is refused in one line."""
-    if path.is_dir():
-        from wattprint.errors import WattprintInputError
+def check_sqlite_path(path: Path, field: str = "WATTPRINT_DB", create_folder: bool = True) -> None:
+    """Lasting mistakes, not outages, refused in one line: an SQLite "file" that is a directory, or whose folder
+    cannot be created (a file in its way, no permission)."""
+    from wattprint.errors import WattprintInputError
 
+    if path.is_dir():
         raise WattprintInputError(
             field, f"{str(path)!r} is a directory; give the SQLite file's path, e.g. sqlite:///{path / 'wattprint.db'}"
         )
+    if create_folder:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WattprintInputError(
+                field,
+                f"cannot create the directory {str(path.parent)!r} for the SQLite file "
+                f"({exc.strerror or type(exc).__name__}); give a writable path, e.g. sqlite:///path/to/wattprint.db",
+            ) from None
 
 
 def absolute_sqlite_url(url: str) -> str:

@@ -49,7 +49,7 @@ from sqlalchemy.pool import StaticPool
 from wattprint.errors import StoreUnavailableError, WattprintError, WattprintInputError
 from wattprint.record import STATUSES, RunRecord
 from wattprint.store.export import export_csv, export_json
-from wattprint.store.first_row import SQLITE_BUSY_TIMEOUT_S, refuse_directory
+from wattprint.store.first_row import SQLITE_BUSY_TIMEOUT_S, check_sqlite_path
 from wattprint.store.liveness import as_utc, owner_gone
 from wattprint.store.urls import ACCEPTED_URLS, DB_FIELD, describe_url, exc_text, one_line, parse_url
 
@@ -240,7 +240,7 @@ class RunStore:
         connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
         path = None if in_memory or url.query.get("uri") else Path(database).expanduser()
         if path is not None:
-            refuse_directory(path, DB_FIELD)
+            check_sqlite_path(path, DB_FIELD, create_folder=False)
         if path is not None and self.read_only:
             if path.is_file():
                 url, path = self._sqlite_read_only_url(path, connect_args), None
@@ -251,15 +251,7 @@ class RunStore:
             engine = create_engine(url, poolclass=StaticPool, connect_args=connect_args)
         else:
             if path is not None:
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise WattprintInputError(
-                        DB_FIELD,
-                        f"cannot create the directory {str(path.parent)!r} for the SQLite file "
-                        f"({exc.strerror or type(exc).__name__}); give a writable path, e.g. "
-                        f"sqlite:///path/to/wattprint.db, or {ACCEPTED_URLS}",
-                    ) from None
+                check_sqlite_path(path, DB_FIELD)
                 url = url.set(database=str(path))
             engine = create_engine(url, pool_size=2, max_overflow=4, connect_args=connect_args)
         busy_ms = int(SQLITE_BUSY_TIMEOUT_S * 1000)

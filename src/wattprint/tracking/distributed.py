@@ -48,6 +48,7 @@ from wattprint.measure.detect import SourceChoice, detect_sources
 from wattprint.measure.process import ProcessTree
 from wattprint.record import RunRecord, Status
 from wattprint.tracking._merge import merge_parts
+from wattprint.tracking.spool import spool
 from wattprint.tracking.tracker import Tracker, exit_status
 
 __all__ = [
@@ -289,6 +290,7 @@ class DistributedTracker:
         else:  # measures nothing: its part (windows, metrics) waits in memory for the gather
             store, run_id, note = _NoStore(), None, None
         self.tracker = Tracker(self.name, pid=pid, settings=self.settings, store=store, sources=sources, run_id=run_id)
+        self.tracker.spool_unsaved = False  # a part spooled under its id would later overwrite the merged record
         if note is not None:
             self.tracker.flag("distributed", note)
         self.tracker.start()
@@ -499,9 +501,14 @@ class DistributedTracker:
         try:
             self._open_store().save(record, checkpoint_s=self.settings.checkpoint)
             return True
-        except Exception as exc:  # a store fault must not reach training: the record stays in memory
-            log.error("wattprint: run store unavailable, record kept in memory: %s", exc)
+        except Exception as exc:  # a store fault must not reach training: the record waits in the spool
             record.degraded.setdefault("store", f"{type(exc).__name__}: {exc}")
+            where = spool(record, self.settings.home) if self._owns_store else None
+            log.error(
+                "wattprint: run store unavailable (%s); record %s",
+                exc,
+                f"kept in {where} for the next tracked run" if where else "kept in memory only",
+            )
             return False
 
     def _drop_part(self) -> None:

@@ -36,7 +36,7 @@ def spool(record: RunRecord, home: Path) -> Path | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(path, record.to_json(), "spool", mode=0o600)  # may hold a command line: the owner's only
-    except OSError as exc:  # said by the caller: never an error in the user's job
+    except Exception as exc:  # a folder in the way, no permission...: said by the caller, never raised
         log.debug("cannot spool run %s to %s: %s", record.run_id, folder, exc)
         return None
     return path

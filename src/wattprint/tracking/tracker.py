@@ -80,6 +80,9 @@ class Tracker:
         self._owns_store = store is None  # a store it opened itself is closed when the run ends
         self._auto_distributed = False  # set by track(): a decorated function re-decides at each call
         self._spool_checked = False  # records spooled by earlier runs are stored after this run's first save
+        # the unsaved-record spool belongs to the configured store: a tracker given its own store (a
+        # distributed rank's part, a test's store) neither spools into it nor empties it there
+        self.spool_unsaved = self._owns_store
         self._db_url = self.settings.db_url  # made absolute at start(): the first row and the store agree
         self._choice = sources
         self.monitor: EnergyMonitor | None = None
@@ -370,7 +373,7 @@ class Tracker:
         if self._store is None:
             self._store = _open_writer(self._db_url, self.settings.host)
         self._store.save(self.record, checkpoint_s=self.settings.checkpoint)
-        if not self._spool_checked:  # the store answers: records that earlier runs could not store go there too
+        if self.spool_unsaved and not self._spool_checked:  # the store answers: earlier runs' records go there too
             self._spool_checked = True
             from wattprint.tracking.spool import store_spooled
 
@@ -384,7 +387,7 @@ class Tracker:
     def _spool(self, rec: RunRecord) -> None:
         from wattprint.tracking.spool import spool
 
-        path = spool(rec, self.settings.home)
+        path = spool(rec, self.settings.home)  # never raises
         if path is None:
             log.error(
                 "wattprint: run %s is lost: neither the store nor %s could be written",
@@ -440,7 +443,8 @@ class Tracker:
                 self._save()
         except Exception as exc:  # the record is kept on disk for a later run to store; stop() still returns it
             self._flag_store(exc)
-            self._spool(rec)
+            if self.spool_unsaved:
+                self._spool(rec)
         if self._owns_store and self._store is not None:
             # give the connections back now, not at garbage collection: many short runs against one
             # PostgreSQL server exhausted its connection slots
