@@ -48,6 +48,7 @@ from wattprint.measure.detect import SourceChoice, detect_sources
 from wattprint.measure.process import ProcessTree
 from wattprint.record import RunRecord, Status
 from wattprint.tracking._merge import merge_parts
+from wattprint.tracking.launch import in_process_group, launched_rank
 from wattprint.tracking.spool import spool
 from wattprint.tracking.tracker import Tracker, exit_status
 
@@ -167,28 +168,6 @@ def _dist_if_initialised() -> Any:
     if not dist.is_available() or not dist.is_initialized():
         return None
     return dist
-
-
-def in_process_group() -> bool:
-    """Whether this process is a rank of an initialised torch.distributed group of more than one rank. Asked
-    without importing torch: a process that has not imported torch.distributed is in no group."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is None:
-        return False
-    try:
-        return bool(dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)
-    except Exception:  # a half-torn-down group answers nothing reliable: not one we can gather over
-        return False
-
-
-def launched_rank(env: dict[str, str] | None = None) -> tuple[int, int] | None:
-    """(rank, world size) where a launcher (torchrun, Slurm) started this process as one of several ranks."""
-    env = dict(os.environ) if env is None else env
-    for rank_var, world_var in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
-        rank, world = env.get(rank_var, ""), env.get(world_var, "")
-        if rank.isdigit() and world.isdigit() and int(world) > 1:
-            return int(rank), int(world)
-    return None
 
 
 class DistributedTracker:

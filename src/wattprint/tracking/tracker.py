@@ -36,6 +36,7 @@ from wattprint.measure.monitor import EnergyMonitor, WindowResult
 from wattprint.measure.process import ProcessTree
 from wattprint.tracking import exit_hooks
 from wattprint.tracking.carbon import RunCarbon
+from wattprint.tracking.launch import in_process_group, launched_rank
 from wattprint.units import joules_to_kwh
 
 if TYPE_CHECKING:
@@ -532,15 +533,16 @@ def track(name: str = "run", *, distributed: bool | None = None, **kwargs: Any) 
 def _tracker_for(name: str, distributed: bool | None, kwargs: dict[str, Any]) -> Tracker | DistributedTracker:
     """The tracker for this process now: distributed in a process group (unless opted out), else plain,
     flagged where a launcher started several ranks but no group is up to gather them."""
-    from wattprint.tracking import distributed as dist_tracking
-
     plain_only = [k for k in _PLAIN_ONLY if k in kwargs]
-    wanted = dist_tracking.in_process_group() if distributed is None else distributed
+    wanted = in_process_group() if distributed is None else distributed
     if wanted and not plain_only:
+        # imported only here: it merges into the record model, which a plain run loads off its start path
+        from wattprint.tracking.distributed import DistributedTracker
+
         tracked_by = "wattprint.track (process group found)" if distributed is None else "wattprint.track"
-        return dist_tracking.DistributedTracker(name, tracked_by=tracked_by, **kwargs)
+        return DistributedTracker(name, tracked_by=tracked_by, **kwargs)
     tracker = Tracker(name, **kwargs)
-    launched = dist_tracking.launched_rank()
+    launched = launched_rank()
     if distributed is None and launched is not None:
         rank, world = launched
         why = (
