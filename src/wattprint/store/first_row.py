@@ -81,6 +81,29 @@ def sqlite_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def open_runs_db(path: Path, timeout_s: float) -> sqlite3.Connection:
+    """A connection to the SQLite store at `path` set up as the store sets its own (WAL, busy timeout), with
+    the runs table created if missing; usable from any thread (its user serialises the calls)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
+    try:
+        con.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+        con.execute("PRAGMA journal_mode=WAL")  # as the store sets it; persistent in the file
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.execute("BEGIN IMMEDIATE")  # one writer creates the schema; the others find it
+        try:
+            for statement in RUNS_DDL:
+                con.execute(statement)
+            con.execute("COMMIT")
+        except BaseException:  # Ctrl-C too: never leave the write transaction open; re-raised
+            con.execute("ROLLBACK")
+            raise
+    except BaseException:  # a file that cannot be set up is not kept half open; re-raised
+        con.close()
+        raise
+    return con
+
+
 def insert_running(path: Path, fields: dict[str, Any], checkpoint_s: float, timeout_s: float) -> None:
     """Insert the running row for a record's `fields` (as Tracker.start() builds them) unless one exists.
 
@@ -89,16 +112,10 @@ def insert_running(path: Path, fields: dict[str, Any], checkpoint_s: float, time
     doc = dict(
         fields, started_at=started_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"), status="running"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+    con = open_runs_db(path, timeout_s)
     try:
-        con.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-        con.execute("PRAGMA journal_mode=WAL")  # as the store sets it; persistent in the file
-        con.execute("PRAGMA synchronous=NORMAL")
         con.execute("BEGIN IMMEDIATE")
         try:
-            for statement in RUNS_DDL:
-                con.execute(statement)
             con.execute(
                 _INSERT,
                 (

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wattprint.errors import StoreUnavailableError
-from wattprint.store.first_row import RUNS_DDL, SQLITE_BUSY_TIMEOUT_S, sqlite_time
+from wattprint.store.first_row import SQLITE_BUSY_TIMEOUT_S, open_runs_db, sqlite_time
 
 if TYPE_CHECKING:
     from wattprint.record import RunRecord
@@ -54,20 +54,7 @@ class SqliteWriter:
 
     def _connect(self) -> sqlite3.Connection:
         if self._con is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(
-                str(self.path), timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            try:
-                con.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-                con.execute("PRAGMA journal_mode=WAL")  # as the store sets it; persistent in the file
-                con.execute("PRAGMA synchronous=NORMAL")
-                for statement in RUNS_DDL:
-                    con.execute(statement)
-            except BaseException:  # a file that cannot be set up: not kept half open; re-raised
-                con.close()
-                raise
-            self._con = con
+            self._con = open_runs_db(self.path, SQLITE_BUSY_TIMEOUT_S)
         return self._con
 
     def save(self, record: RunRecord, checkpoint_s: float | None = None) -> None:
