@@ -86,6 +86,9 @@ class RunRecord(BaseModel):
     command: list[str] | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     windows: list[dict[str, Any]] = Field(default_factory=list)
+    bench: dict[str, Any] = Field(
+        default_factory=dict, description="an inference benchmark's figures per batch size (wattprint.bench)"
+    )
     timeline: dict[str, list[float]] = Field(default_factory=dict)
     interval_s: float = 1.0
     samples: int = 0

@@ -17,6 +17,30 @@ def fail(field: str, message: str) -> NoReturn:
     raise WattprintInputError(field, message)
 
 
+def split_list(text: str | None, field: str) -> list[str] | None:
+    """A comma-separated option as a list (None when not given); an empty item is bad input."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if not all(parts):
+        fail(field, f"{text!r} has an empty item; accepted: a comma-separated list")
+    return parts
+
+
+def parse_batch_sizes(text: str | None, field: str = "--batch-sizes") -> list[int] | None:
+    """`--batch-sizes 1,8,32` as integers (None when not given); range checks are the library's."""
+    parts = split_list(text, field)
+    if parts is None:
+        return None
+    sizes = []
+    for part in parts:
+        try:
+            sizes.append(int(part))
+        except ValueError:
+            fail(field, f"{part!r} is not an integer; accepted: integers >= 1, e.g. 1,32")
+    return sizes
+
+
 def check_output_path(path: Path, field: str = "-o") -> Path:
     """Fail early (before any work) if `path` cannot be written."""
     from wattprint.files import check_replaceable

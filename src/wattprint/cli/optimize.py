@@ -19,28 +19,9 @@ from typing import Any
 
 import typer
 
-from wattprint.cli.common import check_output_path, fail, print_json, write_atomic
+from wattprint.cli.common import check_output_path, fail, parse_batch_sizes, print_json, split_list, write_atomic
 
 REQUIRED = ("model", "eval_fn", "example_inputs")
-
-
-def _split(text: str | None, field: str) -> list[str] | None:
-    if text is None:
-        return None
-    parts = [p.strip() for p in text.split(",")]
-    if not all(parts):
-        fail(field, f"{text!r} has an empty item; accepted: a comma-separated list")
-    return parts
-
-
-def _batch_sizes(text: str) -> list[int]:
-    sizes = []
-    for part in _split(text, "--batch-sizes") or []:
-        try:
-            sizes.append(int(part))
-        except ValueError:
-            fail("--batch-sizes", f"{part!r} is not an integer; accepted: integers >= 1, e.g. 1,32")
-    return sizes
 
 
 def load_script(path: Path) -> dict[str, Any]:
@@ -114,8 +95,8 @@ def optimize(
     from wattprint.optimize.search import _check, check_storage_url
 
     # validate everything before loading (and training) the user's model
-    recipe_list = _split(recipes, "--recipes")
-    sizes = _batch_sizes(batch_sizes)
+    recipe_list = split_list(recipes, "--recipes")
+    sizes = parse_batch_sizes(batch_sizes) or []
     _check(max_drop, prefer, trials)
     check_measure_inputs(sizes, 0, 1, energy_min_s)
     candidate_space(recipe_list, combine=not no_combine)

@@ -413,8 +413,17 @@ class Tracker:
             self.flag("store", f"{type(cause).__name__}: {text}")
 
     # -- the end ---------------------------------------------------------------------------------
-    def stop(self, status: Status = "finished", exit_code: int | None = None) -> RunRecord:
-        """Stop measuring, write the final record to the store and return it."""
+    def stop(
+        self,
+        status: Status = "finished",
+        exit_code: int | None = None,
+        *,
+        annotate: Callable[[RunRecord], None] | None = None,
+    ) -> RunRecord:
+        """Stop measuring, write the final record to the store and return it.
+
+        `annotate` is called with the final record (energy and carbon accounted) before it is saved, for
+        fields derived from them, such as a benchmark's per-query figures; a fault in it is flagged."""
         if self._owner_pid != os.getpid():
             # a forked child leaving the tracked block: the run, its locks and its store belong to the parent
             return self._record  # type: ignore[return-value]
@@ -439,6 +448,12 @@ class Tracker:
             "gpu_w": [round(p[2], 3) for p in self.monitor.timeline],
             "ram_w": [round(p[3], 3) for p in self.monitor.timeline],
         }
+        if annotate is not None:
+            try:
+                annotate(rec)
+            except Exception as exc:  # the caller's derived fields must not cost the record
+                log.error("wattprint: could not annotate run %s: %s", rec.run_id, exc)
+                self.flag("annotate", f"{type(exc).__name__}: {exc}")
         try:
             with self._store_lock:
                 self._save()

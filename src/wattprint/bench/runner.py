@@ -1,0 +1,361 @@
+"""Measure an inference workload per batch size: energy per query (and per token), latency, throughput.
+
+How a benchmark runs, in order:
+  1. inputs are cycled to `queries` and cut into batches per batch size (tokenised) by the workload;
+  2. the machine's idle power is read over `idle_s` seconds with nothing running (a monitor of its own);
+  3. every batch size runs `warmup_batches` batches (allocators, kernel choice, caches);
+  4. the run starts (a Tracker: the record is in the store from here on) and each batch size is measured in
+     one window, named `batch_size=N`, that holds its batches and nothing else. The batches are split into
+     `repeats` consecutive groups measured in windows of their own: the relative spread of their joules per
+     query says how stable the figure is. Generation runs every prefill of a group, then every decode, in
+     two windows, so that each phase's energy comes from a window long enough to read, not from slices of
+     one request shorter than the power source resolves;
+  5. the run stops; the per-query figures go on its record (`bench`).
+Steps 1-3 happen before the run starts, so the run's total energy is the sum of the measured windows plus
+the few milliseconds between them.
+
+Energy is what the tracker attributes to this process (the default) or the whole machine
+(`attribution="machine"`), measured or estimated as the record states per component. Idle power is
+reported always and subtracted only when asked (`subtract_idle=True`): then `net_energy_j_per_query`
+= energy per query - idle power x the window's duration / queries, beside the gross figure.
+Latency is per query: every query of a batch waits for the whole batch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from wattprint.bench.workloads import Done, PhasedWorkload, Workload
+from wattprint.errors import WattprintInputError
+from wattprint.units import joules_to_kwh
+
+if TYPE_CHECKING:
+    from wattprint.config import Settings
+    from wattprint.record import RunRecord
+    from wattprint.tracking.tracker import Tracker
+
+Progress = Callable[[str, int, int], None]  # (what, done, total): called after every batch
+
+
+@dataclass
+class _Measured:
+    """One batch size's raw measurement."""
+
+    batch_size: int
+    energy_j: dict[str, float] = field(default_factory=dict)  # per component, the whole window
+    duration_s: float = 0.0
+    latencies_s: list[float] = field(default_factory=list)  # per query
+    ttft_s: list[float] = field(default_factory=list)  # per query, generation only
+    group_j_per_query: list[float] = field(default_factory=list)
+    done: list[Done] = field(default_factory=list)
+    prefill_j: float = 0.0
+    decode_j: float = 0.0
+
+
+@dataclass
+class BenchResult:
+    """A finished benchmark: its JSON document (the `wattprint bench --json` contract) and its run record."""
+
+    document: dict[str, Any]
+    record: RunRecord
+
+    @property
+    def run_id(self) -> str:
+        return str(self.document["run_id"])
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return list(self.document["results"])
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise WattprintInputError(name, f"got {value!r}; expected an integer >= {minimum}")
+    return value
+
+
+def check_batch_sizes(batch_sizes: Sequence[Any]) -> list[int]:
+    sizes = [_positive_int("batch_sizes", size) for size in batch_sizes]
+    if not sizes or len(set(sizes)) != len(sizes):
+        raise WattprintInputError("batch_sizes", f"got {list(batch_sizes)!r}; expected distinct integers >= 1")
+    return sizes
+
+
+def _queries(inputs: Sequence[Any], queries: int | None) -> list[Any]:
+    items = list(inputs)
+    if not items:
+        raise WattprintInputError("inputs", "got no inputs; expected at least one")
+    count = len(items) if queries is None else _positive_int("queries", queries)
+    return [items[i % len(items)] for i in range(count)]  # cycled when more queries than inputs are asked
+
+
+def _groups(batches: list[Any], repeats: int) -> list[list[Any]]:
+    """`batches` in `repeats` consecutive groups of near-equal size (fewer when there are fewer batches)."""
+    count = min(repeats, len(batches))
+    size, extra = divmod(len(batches), count)
+    out, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        out.append(batches[start:end])
+        start = end
+    return out
+
+
+def _percentiles_ms(values_s: list[float]) -> dict[str, float]:
+    import numpy as np
+
+    if not values_s:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    p50, p95, p99 = np.percentile(np.asarray(values_s) * 1000.0, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
+
+
+def measure_idle_power_w(settings: Settings, seconds: float) -> float | None:
+    """Power attributed (as the run will attribute it) while this process does nothing, over `seconds`."""
+    if seconds <= 0:
+        return None
+    from wattprint.measure.detect import detect_sources
+    from wattprint.measure.monitor import EnergyMonitor
+    from wattprint.measure.process import ProcessTree
+
+    monitor = EnergyMonitor(
+        detect_sources(settings.cpu_tdp_w).sources,
+        interval_s=min(settings.interval, seconds),
+        tree=ProcessTree(os.getpid()),
+        attribution=settings.attribution,
+    )
+    try:
+        monitor.begin_window("idle")
+        time.sleep(seconds)
+        window = monitor.end_window("idle")
+    finally:
+        monitor.close()
+    return window.total_j / window.duration_s if window.duration_s > 0 else None
+
+
+def _window_j(tracker: Tracker, name: str, *, record: bool = False) -> tuple[dict[str, float], float]:
+    result = tracker.end_window(name, record=record)
+    return dict(result.energy_j), result.duration_s
+
+
+class _Runner:
+    """Runs the measured part of one benchmark inside a started tracker."""
+
+    def __init__(self, workload: Workload, tracker: Tracker, progress: Progress | None, total_batches: int) -> None:
+        self.workload = workload
+        self.tracker = tracker
+        self.progress = progress
+        self.total = total_batches
+        self.finished = 0
+        self.phased = isinstance(workload, PhasedWorkload)
+
+    def _tick(self, batch_size: int) -> None:
+        self.finished += 1
+        if self.progress is not None:
+            self.progress(f"batch size {batch_size}", self.finished, self.total)
+
+    def measure(self, batch_size: int, batches: list[Any], repeats: int) -> _Measured:
+        out = _Measured(batch_size)
+        window = f"batch_size={batch_size}"
+        self.tracker.begin_window(window)
+        for index, group in enumerate(_groups(batches, repeats)):
+            name = f"{window} group={index}"
+            self.tracker.begin_window(name)
+            before = len(out.done)
+            if self.phased:
+                self._phased_group(name, group, batch_size, out)
+            else:
+                for batch in group:
+                    t0 = time.perf_counter()
+                    done = self.workload.run(batch)
+                    out.latencies_s += [time.perf_counter() - t0] * done.queries
+                    out.done.append(done)
+                    self._tick(batch_size)
+            group_j, _ = _window_j(self.tracker, name)
+            queries = sum(d.queries for d in out.done[before:])
+            out.group_j_per_query.append(sum(group_j.values()) / max(queries, 1))
+        out.energy_j, out.duration_s = _window_j(self.tracker, window, record=True)
+        return out
+
+    def _phased_group(self, name: str, group: list[Any], batch_size: int, out: _Measured) -> None:
+        workload = self.workload
+        assert isinstance(workload, PhasedWorkload)
+        states, prefill_s = [], []
+        self.tracker.begin_window(f"{name} prefill")
+        for batch in group:
+            t0 = time.perf_counter()
+            states.append(workload.prefill(batch))
+            prefill_s.append(time.perf_counter() - t0)
+        prefill_j, _ = _window_j(self.tracker, f"{name} prefill")
+        self.tracker.begin_window(f"{name} decode")
+        for state, first_s in zip(states, prefill_s):
+            t0 = time.perf_counter()
+            done = workload.decode(state)
+            total_s = first_s + time.perf_counter() - t0
+            out.latencies_s += [total_s] * done.queries
+            out.ttft_s += [first_s] * done.queries
+            out.done.append(done)
+            self._tick(batch_size)
+        decode_j, _ = _window_j(self.tracker, f"{name} decode")
+        out.prefill_j += sum(prefill_j.values())
+        out.decode_j += sum(decode_j.values())
+
+
+def run_bench(
+    workload: Workload,
+    inputs: Sequence[Any],
+    *,
+    batch_sizes: Sequence[int] = (1, 8, 32),
+    queries: int | None = None,
+    repeats: int = 4,
+    warmup_batches: int = 2,
+    idle_s: float = 2.0,
+    subtract_idle: bool = False,
+    name: str | None = None,
+    inputs_id: str = "user",
+    settings: Settings | None = None,
+    store: Any = None,
+    progress: Progress | None = None,
+) -> BenchResult:
+    """Measure `workload` on `inputs` at each batch size; one run in the store, one window per batch size.
+
+    `queries` (default: every input once) inputs are answered at each batch size, cycling through `inputs`
+    when it asks for more. `inputs_id` names the input set, so that star ratings compare only runs on the same
+    inputs. Bad arguments raise WattprintInputError before anything runs.
+    """
+    from wattprint.config import load_settings
+    from wattprint.tracking.tracker import Tracker, exit_status
+
+    if not isinstance(workload, Workload):
+        raise WattprintInputError("workload", f"got {type(workload).__name__}; expected prepare() and run()")
+    sizes = check_batch_sizes(batch_sizes)
+    repeats = _positive_int("repeats", repeats)
+    warmup_batches = _positive_int("warmup_batches", warmup_batches, minimum=0)
+    if isinstance(idle_s, bool) or not isinstance(idle_s, (int, float)) or not math.isfinite(idle_s) or idle_s < 0:
+        raise WattprintInputError("idle_s", f"got {idle_s!r}; expected a number of seconds >= 0")
+    if subtract_idle and idle_s <= 0:
+        raise WattprintInputError("subtract_idle", "needs idle_s > 0: the idle power is measured over idle_s")
+    items = _queries(inputs, queries)
+    settings = settings if settings is not None else load_settings()
+
+    prepared = {size: workload.prepare(items, size) for size in sizes}
+    idle_power_w = measure_idle_power_w(settings, float(idle_s))
+    for size in sizes:
+        for batch in prepared[size][:warmup_batches]:
+            workload.run(batch)
+
+    tracker = Tracker(name or f"bench {workload.task} {workload.model}", settings=settings, store=store)
+    tracker.start()
+    runner = _Runner(workload, tracker, progress, sum(len(b) for b in prepared.values()))
+    measured: list[_Measured] = []
+    try:
+        for size in sizes:
+            measured.append(runner.measure(size, prepared[size], repeats))
+    except BaseException as exc:  # the user's model failed or Ctrl-C: the run is kept, marked as such
+        status, _code = exit_status(type(exc), exc)
+        tracker.stop(status)
+        raise
+    head = {
+        "task": workload.task,
+        "model": workload.model,
+        "inputs": {"id": inputs_id, "queries": len(items)},
+        "repeats": repeats,
+        "warmup_batches": warmup_batches,
+        "warmup": "outside the run: every batch size ran its warm-up batches before the run started",
+        "idle_power_w": idle_power_w,
+        "idle_subtracted": subtract_idle,
+    }
+    document: dict[str, Any] = {}
+
+    def annotate(rec: RunRecord) -> None:
+        document.update(_document(rec, head, measured, idle_power_w, subtract_idle))
+        rec.bench = {k: v for k, v in document.items() if k != "run_id"}
+
+    record = tracker.stop(annotate=annotate)
+    if not document:  # annotate failed and was flagged on the record: build the figures again to return them
+        document.update(_document(record, head, measured, idle_power_w, subtract_idle))
+    return BenchResult(document, record)
+
+
+def _document(
+    rec: RunRecord,
+    head: dict[str, Any],
+    measured: list[_Measured],
+    idle_power_w: float | None,
+    subtract_idle: bool,
+) -> dict[str, Any]:
+    """The benchmark's JSON document from the finished record (its carbon factors) and the measurements."""
+    from wattprint.accounting.uncertainty import energy_range_kwh, power_band
+
+    methods = {c: (rec.methods.get(c) or {}).get("method") for c in ("cpu", "gpu", "ram")}
+    sources = {c: (rec.methods.get(c) or {}).get("source") for c in ("cpu", "gpu", "ram")}
+    # the run's own gCO2e per kWh at the hardware: PUE and a time-resolved intensity included
+    total_kwh = rec.energy_kwh.total
+    g_per_kwh = rec.co2e_kg.operational * 1000.0 / total_kwh if total_kwh > 0 else rec.pue * rec.intensity_g_per_kwh
+    results = []
+    for m in measured:
+        queries = sum(d.queries for d in m.done)
+        total_j = sum(m.energy_j.values())
+        used = [c for c, j in m.energy_j.items() if j > 0]
+        estimated = any(methods.get(c) != "measured" for c in used)
+        low_kwh, high_kwh = energy_range_kwh(
+            (joules_to_kwh(j), power_band(methods.get(c))) for c, j in m.energy_j.items() if j > 0
+        )
+        j_per_query = total_j / queries
+        kwh_per_1k = joules_to_kwh(total_j) * 1000.0 / queries
+        mean_group = sum(m.group_j_per_query) / len(m.group_j_per_query)
+        spread = (max(m.group_j_per_query) - min(m.group_j_per_query)) / mean_group * 100 if mean_group > 0 else 0.0
+        result: dict[str, Any] = {
+            "batch_size": m.batch_size,
+            "queries": queries,
+            "energy_j_per_query": j_per_query,
+            "energy_j_per_query_range": [low_kwh * 3.6e6 / queries, high_kwh * 3.6e6 / queries],
+            "kwh_per_1k_queries": kwh_per_1k,
+            "facility_kwh_per_1k_queries": kwh_per_1k * rec.pue,
+            "co2e_g_per_1k_queries": kwh_per_1k * g_per_kwh,
+            "latency_ms": _percentiles_ms(m.latencies_s),
+            "throughput_qps": queries / m.duration_s if m.duration_s > 0 else 0.0,
+            "energy_method": "estimated" if estimated else "measured",
+            "energy_sources": {c: sources[c] for c in used},
+            "spread_pct": spread,
+            "repeats": len(m.group_j_per_query),
+            "duration_s": m.duration_s,
+            "energy_j": total_j,
+            "energy_j_by_component": m.energy_j,
+        }
+        if subtract_idle and idle_power_w is not None:
+            result["net_energy_j_per_query"] = (total_j - idle_power_w * m.duration_s) / queries
+        if m.ttft_s:
+            tokens_in = sum(d.tokens_in for d in m.done)
+            tokens_out = sum(d.tokens_out for d in m.done)
+            decode_tokens = tokens_out - queries  # prefill makes each query's first new token
+            result.update(
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                j_per_prefill_token=m.prefill_j / tokens_in if tokens_in else 0.0,
+                j_per_decode_token=m.decode_j / decode_tokens if decode_tokens else 0.0,
+                prefill_energy_j=m.prefill_j,
+                decode_energy_j=m.decode_j,
+                decode_share=m.decode_j / (m.prefill_j + m.decode_j) if m.prefill_j + m.decode_j > 0 else 0.0,
+                ttft_ms=_percentiles_ms(m.ttft_s)["p50"],
+                ttft_percentiles_ms=_percentiles_ms(m.ttft_s),
+            )
+        elif any(d.tokens_in for d in m.done):
+            result["tokens_in"] = sum(d.tokens_in for d in m.done)
+        results.append(result)
+    return {
+        "run_id": rec.run_id,
+        **head,
+        "energy_method": "estimated" if any(r["energy_method"] == "estimated" for r in results) else "measured",
+        "run_energy_kwh": rec.energy_kwh.total,
+        "g_co2e_per_kwh": g_per_kwh,
+        "pue": rec.pue,
+        "region": rec.region,
+        "hardware": rec.hardware,
+        "results": results,
+    }

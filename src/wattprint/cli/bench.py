@@ -1,0 +1,224 @@
+"""`wattprint bench`: energy per query (and per token) of a model on a fixed task, per batch size.
+
+Thin: check the options, load the workload, call `wattprint.bench.run_bench`, rate it against a reference
+table, write the label, print. `--json` prints exactly one JSON document (the contract in README).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from wattprint.cli.common import check_output_path, fail, parse_batch_sizes, print_json, write_atomic
+
+
+def bench(
+    task: str = typer.Option(
+        "feature-extraction",
+        "--task",
+        help="feature-extraction, text-classification, fill-mask or text-generation.",
+    ),
+    model: str = typer.Option(
+        None,
+        "--model",
+        help="all-MiniLM-L6-v2, tiny-gpt, or a local model directory (default: the task's suite model).",
+    ),
+    batch_sizes: str = typer.Option(None, "--batch-sizes", help="Comma-separated batch sizes (default 1,8,32)."),
+    queries: int = typer.Option(None, "--queries", help="Queries per batch size (default: the task's suite count)."),
+    repeats: int = typer.Option(4, "--repeats", help="Groups per batch size whose spread is reported."),
+    warmup: int = typer.Option(2, "--warmup", help="Warm-up batches per batch size, before the run starts."),
+    new_tokens: int = typer.Option(32, "--new-tokens", help="Tokens generated per prompt (text-generation)."),
+    max_length: int = typer.Option(128, "--max-length", help="Longest input in tokens; longer ones are cut."),
+    idle_s: float = typer.Option(2.0, "--idle-s", help="Seconds over which idle power is read first (0: skip)."),
+    subtract_idle: bool = typer.Option(False, "--subtract-idle", help="Also report energy above idle power."),
+    threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1, ..."),
+    reference: str = typer.Option(
+        "store",
+        "--reference",
+        help="Star ratings against: 'store' (past bench runs of the task), a CSV file, or 'none'.",
+    ),
+    label: Path = typer.Option(None, "--label", help="Write an SVG energy label to this file."),
+    label_batch_size: int = typer.Option(None, "--label-batch-size", help="Batch size the label shows (default: largest)."),
+    name: str = typer.Option(None, "--name", help="Run name (default 'bench TASK')."),
+    output: Path = typer.Option(None, "-o", "--output", help="Also write the JSON document to this file."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Measure energy per query (and per token), latency and throughput of a model on a fixed task.
+
+    Every result is one run in the store, with one window per batch size; warm-up happens before the run.
+    Energy per query says whether it was measured or estimated.
+    """
+    from wattprint.bench.models import BUILT_IN, check_task, load_workload
+    from wattprint.bench.runner import check_batch_sizes, run_bench
+    from wattprint.bench.suite import inputs_id, sentences, suite_task
+
+    # everything is checked before the model loads: a typo costs no time and writes nothing
+    check_task(task)
+    spec = suite_task(task)
+    model = model or spec.model
+    sizes = check_batch_sizes(parse_batch_sizes(batch_sizes) or list(spec.batch_sizes))
+    count = spec.queries if queries is None else queries
+    if count < 1:
+        fail("--queries", f"{count}; accepted: an integer >= 1")
+    if threads is not None and threads < 1:
+        fail("--threads", f"{threads}; accepted: an integer >= 1")
+    if model not in BUILT_IN and not (Path(model).expanduser() / "config.json").is_file():
+        fail("--model", f"{model!r}; accepted: {', '.join(BUILT_IN)} or a local model directory holding a config.json")
+    if label_batch_size is not None and label_batch_size not in sizes:
+        fail("--label-batch-size", f"{label_batch_size}; accepted: one of the measured batch sizes {sizes}")
+    references = _references(reference, task)
+    for path, flag in ((output, "-o"), (label, "--label")):
+        if path is not None:
+            check_output_path(path, flag)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    workload = load_workload(task, model, max_length=max_length, new_tokens=new_tokens, device=device)
+    result = run_bench(
+        workload,
+        sentences(),
+        batch_sizes=sizes,
+        queries=count,
+        repeats=repeats,
+        warmup_batches=warmup,
+        idle_s=idle_s,
+        subtract_idle=subtract_idle,
+        name=name or f"bench {task}",
+        inputs_id=inputs_id(task, count, new_tokens),
+        progress=None if quiet or as_json and not _stderr_tty() else _bar(),
+    )
+    document = result.document
+    _rate(document, references)
+    if output is not None:
+        write_atomic(output, json.dumps(document, indent=2) + "\n", "-o")
+    if label is not None:
+        from wattprint.bench.label import render_label
+
+        write_atomic(label, render_label(document, batch_size=label_batch_size), "--label")
+    if as_json:
+        print_json(document)
+        return
+    from wattprint.cli.render import print_table
+
+    print_table(_table(document))
+
+
+def _stderr_tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def _references(reference: str, task: str) -> list[Any] | None:
+    """The reference rows for star ratings, read (and checked) before anything runs; None for 'none'."""
+    from wattprint.bench import stars
+
+    if reference == "none":
+        return None
+    if reference == "store":
+        from wattprint.cli.common import open_configured_store
+
+        try:
+            with open_configured_store() as store:
+                return stars.references_from_records(store.list(status="finished", name=f"bench {task}"))
+        except Exception as exc:  # no store yet, or one that cannot be read: rate without references
+            from wattprint.errors import WattprintInputError
+
+            if isinstance(exc, WattprintInputError):
+                raise
+            return []
+    if not Path(reference).expanduser().is_file():
+        fail("--reference", f"{reference!r} is not a file; accepted: store, none, or a CSV file")
+    return stars.references_from_csv(Path(reference).expanduser())
+
+
+def _rate(document: dict[str, Any], references: list[Any] | None) -> None:
+    """Add a "rating" to every result (None when no reference table was asked for)."""
+    from wattprint.bench.stars import rate
+
+    for result in document["results"]:
+        result["rating"] = (
+            None
+            if references is None
+            else rate(
+                document["model"],
+                document["task"],
+                document["inputs"]["id"],
+                result["batch_size"],
+                result["kwh_per_1k_queries"],
+                references,
+            )
+        )
+
+
+def _bar() -> Any:
+    """A rich progress bar on stderr, refreshed twice a second (it runs inside the measured process)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        refresh_per_second=2,
+        transient=True,
+    )
+    state: dict[str, Any] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        if "task" not in state:
+            bar.start()
+            state["task"] = bar.add_task(what, total=total)
+        bar.update(state["task"], completed=done, description=what)
+        if done >= total:
+            bar.stop()
+
+    return update
+
+
+def _table(doc: dict[str, Any]) -> Any:
+    """One row per batch size."""
+    from rich.table import Table
+
+    gen = any("j_per_decode_token" in r for r in doc["results"])
+    table = Table(title=f"wattprint bench: {doc['task']} on {doc['model']} ({doc['energy_method']})")
+    columns = ["batch", "queries", "J/query", "range", "kWh/1k", "gCO2e/1k", "p50 ms", "p95 ms", "q/s", "spread"]
+    if gen:
+        columns += ["J/prefill tok", "J/decode tok", "TTFT ms"]
+    columns.append("stars")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for r in doc["results"]:
+        rating = r.get("rating") or {}
+        row = [
+            str(r["batch_size"]),
+            f"{r['queries']:,}",
+            f"{r['energy_j_per_query']:.3g}",
+            f"{r['energy_j_per_query_range'][0]:.2g}-{r['energy_j_per_query_range'][1]:.2g}",
+            f"{r['kwh_per_1k_queries']:.3g}",
+            f"{r['co2e_g_per_1k_queries']:.3g}",
+            f"{r['latency_ms']['p50']:.1f}",
+            f"{r['latency_ms']['p95']:.1f}",
+            f"{r['throughput_qps']:.1f}",
+            f"{r['spread_pct']:.1f}%",
+        ]
+        if gen:
+            row += [f"{r['j_per_prefill_token']:.3g}", f"{r['j_per_decode_token']:.3g}", f"{r['ttft_ms']:.1f}"]
+        row.append("-" if rating.get("stars") is None else "*" * rating["stars"])
+        table.add_row(*row)
+    idle = doc.get("idle_power_w")
+    table.caption = (
+        f"run {doc['run_id'][:12]}; idle power {idle:.2f} W ({'subtracted' if doc['idle_subtracted'] else 'not subtracted'}); "
+        f"spread = (max - min) / mean of J/query over {doc['repeats']} groups"
+        if idle is not None
+        else f"run {doc['run_id'][:12]}"
+    )
+    return table
