@@ -1,4 +1,4 @@
-"""An SVG energy label for one benchmark: model, task, hardware, kWh per 1,000 queries, stars, method, date.
+"""An SVG energy label for one benchmark: model, task, hardware, energy per 1,000 queries, stars, method, date.
 
 The label shows one batch size (the headline, by default the largest measured) large, and every measured
 batch size in a small table below. It is plain SVG 1.1 with no scripts or external references, so it can be
@@ -11,6 +11,8 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 from xml.sax.saxutils import escape
+
+from wattprint.report.values import fmt_energy, fmt_mass, sig
 
 WIDTH, HEIGHT = 380, 520
 GREEN, GREY, INK = "#2e7d32", "#c9c9c9", "#1b1b1b"
@@ -67,10 +69,11 @@ def render_label(doc: dict[str, Any], *, batch_size: int | None = None, when: da
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="Helvetica, Arial, sans-serif">',
-        f'<rect x="1" y="1" width="{WIDTH - 2}" height="{HEIGHT - 2}" rx="10" fill="#ffffff" stroke="{INK}" stroke-width="2"/>',
+        f'<rect x="1" y="1" width="{WIDTH - 2}" height="{HEIGHT - 2}" rx="10" fill="#ffffff" '
+        f'stroke="{INK}" stroke-width="2"/>',
         f'<rect x="1" y="1" width="{WIDTH - 2}" height="46" rx="10" fill="{GREEN}"/>',
         f'<rect x="1" y="30" width="{WIDTH - 2}" height="17" fill="{GREEN}"/>',  # square lower corners
-        f'<text x="20" y="31" font-size="19" font-weight="bold" fill="#ffffff">{escape("Inference energy label")}</text>',
+        '<text x="20" y="31" font-size="19" font-weight="bold" fill="#ffffff">Inference energy label</text>',
         _text(20, 76, "Model", 11),
         _text(20, 94, str(doc.get("model", "")), 15, "bold"),
         _text(20, 118, "Task", 11),
@@ -78,12 +81,14 @@ def render_label(doc: dict[str, Any], *, batch_size: int | None = None, when: da
         _text(20, 160, "Hardware", 11),
         _text(20, 178, _hardware(doc)[:52], 13),
         f'<line x1="20" y1="196" x2="{WIDTH - 20}" y2="196" stroke="{GREY}"/>',
-        _text(WIDTH / 2, 236, f"{main['kwh_per_1k_queries']:.3g} kWh", 30, "bold", "middle"),
+        _text(WIDTH / 2, 236, fmt_energy(main["kwh_per_1k_queries"]), 30, "bold", "middle"),
         _text(WIDTH / 2, 258, "per 1,000 queries, at the hardware", 12, anchor="middle"),
     ]
     if stars is not None:
         parts += [_star(WIDTH / 2 + (i - 2) * 38, 294, 15, i < stars) for i in range(5)]
-        parts.append(_text(WIDTH / 2, 328, f"{stars} of 5 stars among {rating.get('models')} models", 11, anchor="middle"))
+        parts.append(
+            _text(WIDTH / 2, 328, f"{stars} of 5 stars among {rating.get('models')} models", 11, anchor="middle")
+        )
     else:
         parts.append(_text(WIDTH / 2, 300, "not rated", 14, "bold", "middle"))
         reason = str(rating.get("reason") or "no reference table asked for")
@@ -92,23 +97,29 @@ def render_label(doc: dict[str, Any], *, batch_size: int | None = None, when: da
             parts.append(_text(WIDTH / 2, 332, reason[64:128], 10, anchor="middle"))
     parts.append(f'<line x1="20" y1="344" x2="{WIDTH - 20}" y2="344" stroke="{GREY}"/>')
     parts.append(_text(20, 364, "batch", 11, "bold"))
-    parts.append(_text(180, 364, "kWh / 1,000 queries", 11, "bold", "end"))
+    parts.append(_text(180, 364, "energy / 1,000 queries", 11, "bold", "end"))
     parts.append(_text(270, 364, "J / query", 11, "bold", "end"))
-    parts.append(_text(WIDTH - 20, 364, "gCO2e / 1,000", 11, "bold", "end"))
+    parts.append(_text(WIDTH - 20, 364, "CO2e / 1,000", 11, "bold", "end"))
     y = 382
     for result in doc["results"][:5]:
         parts += [
             _text(20, y, str(result["batch_size"]), 11),
-            _text(180, y, f"{result['kwh_per_1k_queries']:.3g}", 11, anchor="end"),
-            _text(270, y, f"{result['energy_j_per_query']:.3g}", 11, anchor="end"),
-            _text(WIDTH - 20, y, f"{result['co2e_g_per_1k_queries']:.3g}", 11, anchor="end"),
+            _text(180, y, fmt_energy(result["kwh_per_1k_queries"]), 11, anchor="end"),
+            _text(270, y, sig(result["energy_j_per_query"]), 11, anchor="end"),
+            _text(WIDTH - 20, y, fmt_mass(result["co2e_g_per_1k_queries"] / 1000.0), 11, anchor="end"),
         ]
         y += 17
     method = f"{main['energy_method']} ({sources})" if sources else main["energy_method"]
     parts += [
         f'<line x1="20" y1="{y + 2}" x2="{WIDTH - 20}" y2="{y + 2}" stroke="{GREY}"/>',
         _text(20, y + 22, f"Energy: {method}"[:62], 11),
-        _text(20, y + 40, f"Region {doc.get('region', '')}: {doc.get('g_co2e_per_kwh', 0):.0f} gCO2e/kWh incl. PUE {doc.get('pue', 1):g}", 11),
+        _text(
+            20,
+            y + 40,
+            f"Region {doc.get('region', '')}: {doc.get('g_co2e_per_kwh', 0):.0f} gCO2e/kWh "
+            f"incl. PUE {doc.get('pue', 1):g}",
+            11,
+        ),
         _text(20, y + 58, f"{when:%Y-%m-%d} · run {str(doc.get('run_id', ''))[:12]} · wattprint", 11),
         "</svg>",
     ]

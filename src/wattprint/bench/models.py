@@ -57,7 +57,7 @@ def _offline() -> Iterator[None]:
     try:
         yield
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
         if bars_were_on:
             bars.enable_progress_bar()
@@ -89,8 +89,12 @@ def load_workload(
     check_task(task)
     if model in BUILT_IN and task not in BUILT_IN[model]:
         raise WattprintInputError("task", f"got {task!r} for {model}; it runs {', '.join(BUILT_IN[model])}")
-    if task == "text-generation" and (isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 2):
-        raise WattprintInputError("new_tokens", f"got {new_tokens!r}; expected an integer >= 2 (prefill makes the first)")
+    if task == "text-generation" and (
+        isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 2
+    ):
+        raise WattprintInputError(
+            "new_tokens", f"got {new_tokens!r}; expected an integer >= 2 (prefill makes the first)"
+        )
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8:
         raise WattprintInputError("max_length", f"got {max_length!r}; expected an integer >= 8")
     torch = require("torch", extra="bench", feature="wattprint bench on a Hugging Face model")
@@ -129,6 +133,7 @@ class _Generation:
     last: Any
     queries: int
     tokens_in: int
+    generated: Any = None  # the new token ids, (queries, new_tokens), once decoded
 
 
 class HfWorkload:
@@ -222,21 +227,30 @@ class HfGeneration(HfWorkload):
             out = self.net(input_ids=batch["input_ids"], attention_mask=mask, position_ids=position, use_cache=True)
             last = out.logits[:, -1].argmax(-1, keepdim=True)
         self._sync()
-        return _Generation(getattr(out, self._cache_arg), mask, position[:, -1:], last, int(mask.shape[0]), int(mask.sum()))
+        return _Generation(
+            getattr(out, self._cache_arg), mask, position[:, -1:], last, int(mask.shape[0]), int(mask.sum())
+        )
 
     def decode(self, state: Any) -> Done:
         torch = require("torch", extra="bench")
         cache, mask, position, last = state.cache, state.mask, state.position, state.last
         ones = torch.ones_like(mask[:, :1])
+        tokens = [last]
         with torch.inference_mode():
             for _ in range(self.new_tokens - 1):
                 mask = torch.cat([mask, ones], dim=1)
                 position = position + 1
                 out = self.net(
-                    input_ids=last, attention_mask=mask, position_ids=position, use_cache=True, **{self._cache_arg: cache}
+                    input_ids=last,
+                    attention_mask=mask,
+                    position_ids=position,
+                    use_cache=True,
+                    **{self._cache_arg: cache},
                 )
                 cache = getattr(out, self._cache_arg)
                 last = out.logits[:, -1].argmax(-1, keepdim=True)
+                tokens.append(last)
+        state.generated = torch.cat(tokens, dim=1)
         self._sync()
         return Done(queries=state.queries, tokens_in=state.tokens_in, tokens_out=state.queries * self.new_tokens)
 

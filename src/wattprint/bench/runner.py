@@ -12,7 +12,8 @@ How a benchmark runs, in order:
      one request shorter than the power source resolves;
   5. the run stops; the per-query figures go on its record (`bench`).
 Steps 1-3 happen before the run starts, so the run's total energy is the sum of the measured windows plus
-the few milliseconds between them.
+the tracker's own start-up (its first store write, waited for before measuring) and the gaps between
+windows, reported as `outside_windows_j`.
 
 Energy is what the tracker attributes to this process (the default) or the whole machine
 (`attribution="machine"`), measured or estimated as the record states per component. Idle power is
@@ -193,7 +194,7 @@ class _Runner:
             prefill_s.append(time.perf_counter() - t0)
         prefill_j, _ = _window_j(self.tracker, f"{name} prefill")
         self.tracker.begin_window(f"{name} decode")
-        for state, first_s in zip(states, prefill_s):
+        for state, first_s in zip(states, prefill_s, strict=True):
             t0 = time.perf_counter()
             done = workload.decode(state)
             total_s = first_s + time.perf_counter() - t0
@@ -251,6 +252,7 @@ def run_bench(
 
     tracker = Tracker(name or f"bench {workload.task} {workload.model}", settings=settings, store=store)
     tracker.start()
+    tracker.wait_stored()  # the store's first write runs on a thread of this process: not in a window
     runner = _Runner(workload, tracker, progress, sum(len(b) for b in prepared.values()))
     measured: list[_Measured] = []
     try:
@@ -353,6 +355,8 @@ def _document(
         **head,
         "energy_method": "estimated" if any(r["energy_method"] == "estimated" for r in results) else "measured",
         "run_energy_kwh": rec.energy_kwh.total,
+        # the tracker's own start and stop and the gaps between windows: in the run, in no result
+        "outside_windows_j": rec.energy_kwh.total * 3.6e6 - sum(r["energy_j"] for r in results),
         "g_co2e_per_kwh": g_per_kwh,
         "pue": rec.pue,
         "region": rec.region,

@@ -62,18 +62,24 @@ def references_from_csv(path: str | Path) -> list[Reference]:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise WattprintInputError("reference", f"cannot read {file}: {exc.strerror or exc}") from None
-    rows = list(csv.DictReader(text.splitlines()))
-    missing = [c for c in CSV_COLUMNS if rows and c not in rows[0]] or ([] if rows else list(CSV_COLUMNS))
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise WattprintInputError("reference", f"{file} lacks the column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}")
+        raise WattprintInputError(
+            "reference", f"{file} lacks the column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}"
+        )
     out = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in enumerate(reader, start=2):
         try:
             size, kwh = int(row["batch_size"]), float(row["kwh_per_1k_queries"])
         except (TypeError, ValueError):
-            raise WattprintInputError("reference", f"{file} line {line}: batch_size and kwh_per_1k_queries must be numbers") from None
+            raise WattprintInputError(
+                "reference", f"{file} line {line}: batch_size and kwh_per_1k_queries must be numbers"
+            ) from None
         if not math.isfinite(kwh) or kwh < 0:
-            raise WattprintInputError("reference", f"{file} line {line}: kwh_per_1k_queries must be a finite number >= 0")
+            raise WattprintInputError(
+                "reference", f"{file} line {line}: kwh_per_1k_queries must be a finite number >= 0"
+            )
         out.append(Reference(row["model"], row["task"], row["inputs_id"], size, kwh))
     return out
 
@@ -112,7 +118,10 @@ def rate(
         }
     bins = star_bins(figures.values())
     # the top edge belongs to the last bin: the most-energy model gets 1 star, not none
-    index = min(int((kwh_per_1k - bins[0]["from_kwh_per_1k"]) / (bins[0]["to_kwh_per_1k"] - bins[0]["from_kwh_per_1k"])), BINS - 1)
+    index = min(
+        int((kwh_per_1k - bins[0]["from_kwh_per_1k"]) / (bins[0]["to_kwh_per_1k"] - bins[0]["from_kwh_per_1k"])),
+        BINS - 1,
+    )
     return {
         "stars": BINS - index,
         "reason": f"equal-width bins over {len(figures)} models, least energy = 5 stars",

@@ -42,7 +42,9 @@ def bench(
         help="Star ratings against: 'store' (past bench runs of the task), a CSV file, or 'none'.",
     ),
     label: Path = typer.Option(None, "--label", help="Write an SVG energy label to this file."),
-    label_batch_size: int = typer.Option(None, "--label-batch-size", help="Batch size the label shows (default: largest)."),
+    label_batch_size: int = typer.Option(
+        None, "--label-batch-size", help="Batch size the label shows (default: largest)."
+    ),
     name: str = typer.Option(None, "--name", help="Run name (default 'bench TASK')."),
     output: Path = typer.Option(None, "-o", "--output", help="Also write the JSON document to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
@@ -188,9 +190,11 @@ def _table(doc: dict[str, Any]) -> Any:
     """One row per batch size."""
     from rich.table import Table
 
+    from wattprint.report.values import fmt_energy, fmt_mass, sig
+
     gen = any("j_per_decode_token" in r for r in doc["results"])
     table = Table(title=f"wattprint bench: {doc['task']} on {doc['model']} ({doc['energy_method']})")
-    columns = ["batch", "queries", "J/query", "range", "kWh/1k", "gCO2e/1k", "p50 ms", "p95 ms", "q/s", "spread"]
+    columns = ["batch", "queries", "J/query", "range", "energy/1k q", "CO2e/1k q", "p50 ms", "p95 ms", "q/s", "spread"]
     if gen:
         columns += ["J/prefill tok", "J/decode tok", "TTFT ms"]
     columns.append("stars")
@@ -201,22 +205,23 @@ def _table(doc: dict[str, Any]) -> Any:
         row = [
             str(r["batch_size"]),
             f"{r['queries']:,}",
-            f"{r['energy_j_per_query']:.3g}",
-            f"{r['energy_j_per_query_range'][0]:.2g}-{r['energy_j_per_query_range'][1]:.2g}",
-            f"{r['kwh_per_1k_queries']:.3g}",
-            f"{r['co2e_g_per_1k_queries']:.3g}",
+            sig(r["energy_j_per_query"]),
+            f"{sig(r['energy_j_per_query_range'][0], 2)}-{sig(r['energy_j_per_query_range'][1], 2)}",
+            fmt_energy(r["kwh_per_1k_queries"]),
+            fmt_mass(r["co2e_g_per_1k_queries"] / 1000.0),
             f"{r['latency_ms']['p50']:.1f}",
             f"{r['latency_ms']['p95']:.1f}",
             f"{r['throughput_qps']:.1f}",
             f"{r['spread_pct']:.1f}%",
         ]
         if gen:
-            row += [f"{r['j_per_prefill_token']:.3g}", f"{r['j_per_decode_token']:.3g}", f"{r['ttft_ms']:.1f}"]
+            row += [sig(r["j_per_prefill_token"]), sig(r["j_per_decode_token"]), f"{r['ttft_ms']:.1f}"]
         row.append("-" if rating.get("stars") is None else "*" * rating["stars"])
         table.add_row(*row)
     idle = doc.get("idle_power_w")
     table.caption = (
-        f"run {doc['run_id'][:12]}; idle power {idle:.2f} W ({'subtracted' if doc['idle_subtracted'] else 'not subtracted'}); "
+        f"run {doc['run_id'][:12]}; idle power {idle:.2f} W "
+        f"({'subtracted' if doc['idle_subtracted'] else 'not subtracted'}); "
         f"spread = (max - min) / mean of J/query over {doc['repeats']} groups"
         if idle is not None
         else f"run {doc['run_id'][:12]}"

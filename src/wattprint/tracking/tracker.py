@@ -176,8 +176,18 @@ class Tracker:
         self._first_row()
         self.monitor.start()
         # the store proper opens in the background: importing SQLAlchemy and connecting must not delay the job
-        threading.Thread(target=self._checkpoint, name="wattprint-store", daemon=True).start()
+        self._store_thread = threading.Thread(target=self._checkpoint, name="wattprint-store", daemon=True)
+        self._store_thread.start()
         return self
+
+    def wait_stored(self, timeout_s: float = 30.0) -> bool:
+        """Wait until the first full record is stored (start() returns before, to not delay the job); True when
+        it was. A benchmark waits, so that the store's work is not charged to its first measured window."""
+        thread = getattr(self, "_store_thread", None)
+        if thread is None:
+            return False
+        thread.join(timeout_s)
+        return not thread.is_alive()
 
     def _first_row(self) -> None:
         """Put the run in the store, as running, before start() returns: a kill -9 at any time after it
