@@ -126,7 +126,7 @@ def test_bad_arguments_name_the_field_and_store_nothing(kwargs: dict, field: str
     with pytest.raises(WattprintInputError) as info:
         run_bench(work, INPUTS, **kwargs)
     assert info.value.field == field
-    assert work.calls == 0 and not (wattprint_env / "runs.db").exists()
+    assert work.calls == 0 and not (wattprint_env / "wattprint.db").exists()
 
 
 def test_no_inputs_and_not_a_workload() -> None:

@@ -90,4 +90,4 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
-    assert proc.stdout == "" and not (wattprint_env / "runs.db").exists()
+    assert proc.stdout == "" and not (wattprint_env / "wattprint.db").exists()

@@ -44,7 +44,7 @@ Progress = Callable[[str, int, int], None]  # (what, done, total): called after 
 
 
 @dataclass
-class _Measured:
+class Measured:
     """One batch size's raw measurement."""
 
     batch_size: int
@@ -56,6 +56,7 @@ class _Measured:
     done: list[Done] = field(default_factory=list)
     prefill_j: float = 0.0
     decode_j: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # figures of one kind of workload (an endpoint's)
 
 
 @dataclass
@@ -87,6 +88,16 @@ def check_batch_sizes(batch_sizes: Sequence[Any]) -> list[int]:
     return sizes
 
 
+def check_measure_args(repeats: Any, warmup_batches: Any, idle_s: Any, subtract_idle: bool = False) -> None:
+    """The measuring arguments every benchmark takes; checked before anything loads or runs."""
+    _positive_int("repeats", repeats)
+    _positive_int("warmup_batches", warmup_batches, minimum=0)
+    if isinstance(idle_s, bool) or not isinstance(idle_s, (int, float)) or not math.isfinite(idle_s) or idle_s < 0:
+        raise WattprintInputError("idle_s", f"got {idle_s!r}; expected a number of seconds >= 0")
+    if subtract_idle and idle_s <= 0:
+        raise WattprintInputError("subtract_idle", "needs `idle_s` > 0: the idle power is measured over it")
+
+
 def _queries(inputs: Sequence[Any], queries: int | None) -> list[Any]:
     items = list(inputs)
     if not items:
@@ -116,8 +127,9 @@ def _percentiles_ms(values_s: list[float]) -> dict[str, float]:
     return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
 
 
-def measure_idle_power_w(settings: Settings, seconds: float) -> float | None:
-    """Power attributed (as the run will attribute it) while this process does nothing, over `seconds`."""
+def measure_idle_power_w(settings: Settings, seconds: float, pid: int | None = None) -> float | None:
+    """Power attributed (as the run will attribute it) to the process tree of `pid` (default: this process)
+    while it is given nothing to do, over `seconds`."""
     if seconds <= 0:
         return None
     from wattprint.measure.detect import detect_sources
@@ -127,7 +139,7 @@ def measure_idle_power_w(settings: Settings, seconds: float) -> float | None:
     monitor = EnergyMonitor(
         detect_sources(settings.cpu_tdp_w).sources,
         interval_s=min(settings.interval, seconds),
-        tree=ProcessTree(os.getpid()),
+        tree=ProcessTree(os.getpid() if pid is None else pid),
         attribution=settings.attribution,
     )
     try:
@@ -160,8 +172,8 @@ class _Runner:
         if self.progress is not None:
             self.progress(f"batch size {batch_size}", self.finished, self.total)
 
-    def measure(self, batch_size: int, batches: list[Any], repeats: int) -> _Measured:
-        out = _Measured(batch_size)
+    def measure(self, batch_size: int, batches: list[Any], repeats: int) -> Measured:
+        out = Measured(batch_size)
         window = f"batch_size={batch_size}"
         self.tracker.begin_window(window)
         for index, group in enumerate(_groups(batches, repeats)):
@@ -183,7 +195,7 @@ class _Runner:
         out.energy_j, out.duration_s = _window_j(self.tracker, window, record=True)
         return out
 
-    def _phased_group(self, name: str, group: list[Any], batch_size: int, out: _Measured) -> None:
+    def _phased_group(self, name: str, group: list[Any], batch_size: int, out: Measured) -> None:
         workload = self.workload
         assert isinstance(workload, PhasedWorkload)
         states, prefill_s = [], []
@@ -235,12 +247,7 @@ def run_bench(
     if not isinstance(workload, Workload):
         raise WattprintInputError("workload", f"got {type(workload).__name__}; expected prepare() and run()")
     sizes = check_batch_sizes(batch_sizes)
-    repeats = _positive_int("repeats", repeats)
-    warmup_batches = _positive_int("warmup_batches", warmup_batches, minimum=0)
-    if isinstance(idle_s, bool) or not isinstance(idle_s, (int, float)) or not math.isfinite(idle_s) or idle_s < 0:
-        raise WattprintInputError("idle_s", f"got {idle_s!r}; expected a number of seconds >= 0")
-    if subtract_idle and idle_s <= 0:
-        raise WattprintInputError("subtract_idle", "needs idle_s > 0: the idle power is measured over idle_s")
+    check_measure_args(repeats, warmup_batches, idle_s, subtract_idle)
     items = _queries(inputs, queries)
     settings = settings if settings is not None else load_settings()
 
@@ -254,7 +261,7 @@ def run_bench(
     tracker.start()
     tracker.wait_stored()  # the store's first write runs on a thread of this process: not in a window
     runner = _Runner(workload, tracker, progress, sum(len(b) for b in prepared.values()))
-    measured: list[_Measured] = []
+    measured: list[Measured] = []
     try:
         for size in sizes:
             measured.append(runner.measure(size, prepared[size], repeats))
@@ -275,19 +282,19 @@ def run_bench(
     document: dict[str, Any] = {}
 
     def annotate(rec: RunRecord) -> None:
-        document.update(_document(rec, head, measured, idle_power_w, subtract_idle))
+        document.update(build_document(rec, head, measured, idle_power_w, subtract_idle))
         rec.bench = {k: v for k, v in document.items() if k != "run_id"}
 
     record = tracker.stop(annotate=annotate)
     if not document:  # annotate failed and was flagged on the record: build the figures again to return them
-        document.update(_document(record, head, measured, idle_power_w, subtract_idle))
+        document.update(build_document(record, head, measured, idle_power_w, subtract_idle))
     return BenchResult(document, record)
 
 
-def _document(
+def build_document(
     rec: RunRecord,
     head: dict[str, Any],
-    measured: list[_Measured],
+    measured: list[Measured],
     idle_power_w: float | None,
     subtract_idle: bool,
 ) -> dict[str, Any]:
@@ -347,8 +354,13 @@ def _document(
                 ttft_ms=_percentiles_ms(m.ttft_s)["p50"],
                 ttft_percentiles_ms=_percentiles_ms(m.ttft_s),
             )
-        elif any(d.tokens_in for d in m.done):
-            result["tokens_in"] = sum(d.tokens_in for d in m.done)
+        else:
+            tokens_in, tokens_out = sum(d.tokens_in for d in m.done), sum(d.tokens_out for d in m.done)
+            if tokens_in:
+                result["tokens_in"] = tokens_in
+            if tokens_out:  # generation seen from outside (an endpoint): no phases, J per token written
+                result.update(tokens_out=tokens_out, j_per_output_token=total_j / tokens_out)
+        result.update(m.extra)
         results.append(result)
     return {
         "run_id": rec.run_id,

@@ -29,13 +29,21 @@ def bench(
     batch_sizes: str = typer.Option(None, "--batch-sizes", help="Comma-separated batch sizes (default 1,8,32)."),
     queries: int = typer.Option(None, "--queries", help="Queries per batch size (default: the task's suite count)."),
     repeats: int = typer.Option(4, "--repeats", help="Groups per batch size whose spread is reported."),
-    warmup: int = typer.Option(2, "--warmup", help="Warm-up batches per batch size, before the run starts."),
+    warmup_batches: int = typer.Option(2, "--warmup", help="Warm-up batches per batch size, before the run starts."),
     new_tokens: int = typer.Option(32, "--new-tokens", help="Tokens generated per prompt (text-generation)."),
     max_length: int = typer.Option(128, "--max-length", help="Longest input in tokens; longer ones are cut."),
     idle_s: float = typer.Option(2.0, "--idle-s", help="Seconds over which idle power is read first (0: skip)."),
     subtract_idle: bool = typer.Option(False, "--subtract-idle", help="Also report energy above idle power."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1, ..."),
+    url: str = typer.Option(
+        None, "--endpoint", help="Benchmark a running OpenAI-compatible server at this URL instead (with --pid)."
+    ),
+    pid: int = typer.Option(None, "--pid", help="The server's process id: its process tree is measured."),
+    api: str = typer.Option("embeddings", "--api", help="With --endpoint: embeddings or completions."),
+    concurrency: int = typer.Option(4, "--concurrency", help="With --endpoint: requests in flight at most."),
+    rate_qps: float = typer.Option(None, "--rate", help="With --endpoint: requests per second (open loop)."),
+    max_tokens: int = typer.Option(16, "--max-tokens", help="With --endpoint --api completions: tokens per prompt."),
     reference: str = typer.Option(
         "store",
         "--reference",
@@ -56,24 +64,35 @@ def bench(
     Energy per query says whether it was measured or estimated.
     """
     from wattprint.bench.models import BUILT_IN, check_task, load_workload
-    from wattprint.bench.runner import check_batch_sizes, run_bench
+    from wattprint.bench.runner import check_batch_sizes, check_measure_args, run_bench
     from wattprint.bench.suite import inputs_id, sentences, suite_task
 
+    if (url is None) != (pid is None):
+        fail("--pid" if pid is None else "--endpoint", "--endpoint and --pid go together; accepted: both or neither")
+    target = None
+    if url is not None:
+        from wattprint.bench.endpoint import Endpoint
+
+        target = Endpoint(url, pid, api=api, model=model or "default", max_tokens=max_tokens)
+        task = "text-generation" if api == "completions" else "feature-extraction"  # the suite's inputs
     # everything is checked before the model loads: a typo costs no time and writes nothing
     check_task(task)
     spec = suite_task(task)
     model = model or spec.model
     sizes = check_batch_sizes(parse_batch_sizes(batch_sizes) or list(spec.batch_sizes))
+    check_measure_args(repeats, warmup_batches, idle_s, subtract_idle)
     count = spec.queries if queries is None else queries
     if count < 1:
         fail("--queries", f"{count}; accepted: an integer >= 1")
     if threads is not None and threads < 1:
         fail("--threads", f"{threads}; accepted: an integer >= 1")
-    if model not in BUILT_IN and not (Path(model).expanduser() / "config.json").is_file():
+    if target is None and model not in BUILT_IN and not (Path(model).expanduser() / "config.json").is_file():
         fail("--model", f"{model!r}; accepted: {', '.join(BUILT_IN)} or a local model directory holding a config.json")
     if label_batch_size is not None and label_batch_size not in sizes:
         fail("--label-batch-size", f"{label_batch_size}; accepted: one of the measured batch sizes {sizes}")
-    references = _references(reference, task)
+    references_csv: list[Any] | None = None
+    if reference not in ("store", "none"):  # a CSV is read now: a bad one stops everything before the run
+        references_csv = _references(reference, "")
     for path, flag in ((output, "-o"), (label, "--label")):
         if path is not None:
             check_output_path(path, flag)
@@ -81,6 +100,33 @@ def bench(
         import torch
 
         torch.set_num_threads(threads)
+
+    def refs() -> list[Any] | None:
+        """The reference table; the store's is read after the run, which may be the store's first."""
+        if reference in ("store", "none"):
+            return _references(reference, f"endpoint {api}" if target is not None else task)
+        return references_csv
+
+    bar = None if quiet or as_json and not _stderr_tty() else _bar()
+    if target is not None:
+        from wattprint.bench.endpoint import run_endpoint_bench
+
+        result = run_endpoint_bench(
+            target,
+            sentences(),
+            batch_sizes=sizes,
+            queries=count,
+            concurrency=concurrency,
+            rate_qps=rate_qps,
+            repeats=repeats,
+            warmup_batches=warmup_batches,
+            idle_s=idle_s,
+            name=name or f"bench endpoint {api}",
+            inputs_id=inputs_id(task, count, max_tokens if api == "completions" else None),
+            progress=bar,
+        )
+        _finish(result.document, refs(), output, label, label_batch_size, as_json)
+        return
     workload = load_workload(task, model, max_length=max_length, new_tokens=new_tokens, device=device)
     result = run_bench(
         workload,
@@ -88,14 +134,25 @@ def bench(
         batch_sizes=sizes,
         queries=count,
         repeats=repeats,
-        warmup_batches=warmup,
+        warmup_batches=warmup_batches,
         idle_s=idle_s,
         subtract_idle=subtract_idle,
         name=name or f"bench {task}",
         inputs_id=inputs_id(task, count, new_tokens),
-        progress=None if quiet or as_json and not _stderr_tty() else _bar(),
+        progress=bar,
     )
-    document = result.document
+    _finish(result.document, refs(), output, label, label_batch_size, as_json)
+
+
+def _finish(
+    document: dict[str, Any],
+    references: list[Any] | None,
+    output: Path | None,
+    label: Path | None,
+    label_batch_size: int | None,
+    as_json: bool,
+) -> None:
+    """Rate, write the files asked for, print."""
     _rate(document, references)
     if output is not None:
         write_atomic(output, json.dumps(document, indent=2) + "\n", "-o")
@@ -117,7 +174,7 @@ def _stderr_tty() -> bool:
     return sys.stderr.isatty()
 
 
-def _references(reference: str, task: str) -> list[Any] | None:
+def _references(reference: str, runs_of: str) -> list[Any] | None:
     """The reference rows for star ratings, read (and checked) before anything runs; None for 'none'."""
     from wattprint.bench import stars
 
@@ -128,7 +185,7 @@ def _references(reference: str, task: str) -> list[Any] | None:
 
         try:
             with open_configured_store() as store:
-                return stars.references_from_records(store.list(status="finished", name=f"bench {task}"))
+                return stars.references_from_records(store.list(status="finished", name=f"bench {runs_of}"))
         except Exception as exc:  # no store yet, or one that cannot be read: rate without references
             from wattprint.errors import WattprintInputError
 
