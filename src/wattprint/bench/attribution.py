@@ -67,6 +67,7 @@ class EnergySlicer:
     read_j: Callable[[], float]
     slice_s: float = 0.1
     on_final: Callable[[Span], None] | None = None
+    on_tick: Callable[[], None] | None = None  # after each slice is split and its finished spans handed over
     unattributed_j: float = 0.0
     total_j: float = 0.0
     _spans: list[Span] = field(default_factory=list)
@@ -74,6 +75,7 @@ class EnergySlicer:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _last: tuple[float, float] | None = None
+    _power_w: float = 0.0  # over the last slice: the estimate of the slice not yet split
 
     def start(self) -> EnergySlicer:
         self._last = (time.monotonic(), self.read_j())
@@ -94,6 +96,16 @@ class EnergySlicer:
         with self._lock:
             return sum(1 for s in self._spans if s.end_s is None)
 
+    def estimate_j(self, span: Span) -> float:
+        """The span's energy so far: its split slices, plus its share of the slice under way estimated at the
+        last slice's power (a request still in flight has no final figure yet)."""
+        now = time.monotonic()
+        with self._lock:
+            last_t = self._last[0] if self._last is not None else span.start_s
+            in_flight = max(1, sum(1 for s in self._spans if s.end_s is None))
+            since = max(0.0, now - max(last_t, span.start_s))
+            return span.energy_j + since * self._power_w / in_flight
+
     def tick(self) -> None:
         """Split the slice since the last tick; finish the spans that ended before it."""
         energy = self.read_j()
@@ -105,6 +117,7 @@ class EnergySlicer:
             t0, e0 = self._last
             self._last = (now, energy)
             delta = max(energy - e0, 0.0)
+            self._power_w = delta / (now - t0) if now > t0 else self._power_w
             self.total_j += delta
             self.unattributed_j += split_slice(t0, now, delta, self._spans)
             done = [s for s in self._spans if s.end_s is not None and s.end_s <= now]
@@ -113,6 +126,8 @@ class EnergySlicer:
             span.final = True
             if self.on_final is not None:
                 self.on_final(span)
+        if self.on_tick is not None:
+            self.on_tick()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.slice_s):
