@@ -35,6 +35,7 @@ test-avx2: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_overhead.py
 	$(PY) benchmarks/bench_startup.py
+	$(PY) benchmarks/bench_inference.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

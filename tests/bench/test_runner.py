@@ -31,10 +31,11 @@ def test_one_run_a_window_per_batch_size_and_the_figures_add_up_to_the_run() -> 
     assert [w["name"] for w in rec.windows] == ["batch_size=1", "batch_size=8"]  # the groups are not recorded
     assert rec.bench["results"] == doc["results"] and rec.bench["task"] == "callable"
     # J per query x queries, summed, is the run's energy: warm-up and idle happened before it started
-    # (the MiniLM test holds it to 2 %; this run is short, so the tracker's start-up weighs more)
     total_j = sum(r["energy_j_per_query"] * r["queries"] for r in doc["results"])
     assert total_j + doc["outside_windows_j"] == pytest.approx(rec.energy_kwh.total * 3.6e6, rel=1e-9)
-    assert 0 <= doc["outside_windows_j"] < 0.25 * total_j  # ~30 ms of CPU: the first record stored
+    # the tracker's own start (its first row written: ~10 ms of CPU) is in the run, in no window; on this
+    # ~0.3 s run that is a few %, on the MiniLM suite run (test_models) under 0.1 %
+    assert 0 <= doc["outside_windows_j"] < 0.12 * total_j
     for r, window in zip(doc["results"], rec.windows, strict=True):
         assert r["energy_j"] == pytest.approx(window["energy_kwh"]["total"] * 3.6e6, rel=1e-9)
         assert r["kwh_per_1k_queries"] == pytest.approx(r["energy_j"] / 3.6e6 * 1000 / 96)

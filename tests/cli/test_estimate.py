@@ -76,3 +76,53 @@ def test_bad_input_exit_2_one_line(wattprint_cmd: list[str], args: str, expected
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+def test_lifetime_from_an_estimate(wattprint_cmd: list[str]) -> None:
+    args = "--json --hardware V100 --count 8 --days 10 --region FR --queries-per-day 1000000 --serving-days 365"
+    proc = run(wattprint_cmd, *args.split(), "--j-per-query", "2")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["training"]["energy_kwh"] == pytest.approx(8 * 0.3 * 240)  # 8 V100 at 300 W for 240 h
+    assert doc["inference"]["energy_kwh"] == pytest.approx(2 * 1e6 * 365 / 3.6e6)
+    assert doc["crossover_day"] == 1037 and doc["within_period"] is False  # 576 kWh / (5/9 kWh per day)
+    assert doc["inference"]["g_co2e_per_kwh"] == pytest.approx(doc["training"]["co2e_kg"] * 1000 / 576)
+
+
+def test_lifetime_from_stored_training_and_bench_runs(wattprint_cmd: list[str]) -> None:
+    import time
+
+    import wattprint
+    from tests.bench.workloads import Overhead
+    from wattprint.bench import run_bench
+
+    with wattprint.track("train", region="FR") as tracker:
+        time.sleep(0.2)
+    training = tracker.record
+    bench = run_bench(Overhead(), ["q"] * 8, batch_sizes=(1, 4), queries=8, idle_s=0).document
+    args = ["--json", "--training-run", training.run_id[:10], "--bench-run", bench["run_id"][:10]]
+    proc = run(wattprint_cmd, *args, "--queries-per-day", "1000", "--serving-days", "30")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["training"]["energy_kwh"] == pytest.approx(training.energy_kwh.total)
+    assert doc["inference"]["j_per_query"] == pytest.approx(bench["results"][1]["energy_j_per_query"])  # batch 4
+    assert doc["inference"]["g_co2e_per_kwh"] == pytest.approx(bench["g_co2e_per_kwh"])
+    assert "batch size 4" in doc["inference"]["source"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("--queries-per-day 10 --j-per-query 1 --hardware V100 --days 1", "--serving-days: missing"),
+        ("--queries-per-day 10 --serving-days 5 --hardware V100 --days 1", "--j-per-query: give one of"),
+        ("--queries-per-day 10 --serving-days 5 --j-per-query 1", "--training-run: give one of"),
+        ("--queries-per-day 10 --serving-days 5 --j-per-query 1 --training-run nope", "nope"),
+        ("--queries-per-day -1 --serving-days 5 --j-per-query 1 --hardware V100 --days 1 --region FR",
+         "--queries-per-day: got -1.0"),
+    ],
+)  # fmt: skip
+def test_lifetime_bad_input(wattprint_cmd: list[str], args: str, message: str) -> None:
+    proc = run(wattprint_cmd, *args.split())
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr

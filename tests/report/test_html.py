@@ -8,6 +8,7 @@ import time
 from tests.report.records import fixture_records, make_record
 from wattprint.record import RunRecord
 from wattprint.report.html import comparison_html, run_html
+from wattprint.report.values import fmt_energy
 
 
 def charts(html: str) -> list[str]:
@@ -123,3 +124,29 @@ def test_distributed_run_shows_its_nodes_and_ranks() -> None:
     for text in ("node-a", "node-b", "<td>0, 1</td>", "<td>2, 3</td>", "300 Wh", "200 Wh", "150 Wh", "50 Wh"):
         assert text in html, text
     assert "Distributed job" not in run_html(fixture_records()[0])  # single-process runs: no such section
+
+
+def test_a_bench_run_shows_its_figures_per_batch_size() -> None:
+    from tests.bench.workloads import FakeGenerator
+    from wattprint.bench import run_bench
+
+    result = run_bench(FakeGenerator(4, 40, 30), ["a b c", "d e"], batch_sizes=(1, 2), queries=4, idle_s=0)
+    html = run_html(result.record)
+    assert "Inference benchmark" in html and "J / decode token" in html
+    for r in result.results:
+        assert f'<td class="num">{r["batch_size"]}</td><td class="num">4</td>' in html
+    assert "Serving" not in html and "Inference benchmark" not in run_html(fixture_records()[0])
+
+
+def test_a_served_run_shows_its_routes() -> None:
+    serving = {
+        "rule": "each slice of time split among the requests in flight, by time in flight",
+        "routes": {"/items/{id}": {"requests": 4, "energy_j": 2.0, "tokens": 10}, "/<b>": {"requests": 0}},
+        "unattributed_j": 0.5,
+    }
+    record = make_record("s1", "api", energy_kwh=0.001, co2e_kg=0.0).model_copy(update={"bench": {"serving": serving}})
+    html = run_html(record)
+    assert "<h2>Serving</h2>" in html and "/items/{id}" in html and '<td class="num">0.500 J</td>' in html
+    assert fmt_energy(0.5 / 3.6e6) in html  # the unattributed energy
+    assert "/&lt;b&gt;" in html  # a route is user text: escaped
+    assert "Inference benchmark" not in html

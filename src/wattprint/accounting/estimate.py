@@ -142,6 +142,14 @@ def _pue(method: str, pue: float | None, provider_pue: float | None, region: str
     return 1.0, "default 1.0 (no --pue given; a local machine; pass --pue for a data centre)"
 
 
+def grid_factor(intensity: float | None, region: str | None, pue: float | None) -> tuple[float, str]:
+    """(gCO2e per kWh at the hardware, PUE included; where it comes from) from `intensity` or `region` and
+    `pue`, resolved as the patterson estimate resolves them (one of intensity or region is required)."""
+    g_per_kwh, source, found_region, provider_pue = _intensity("patterson", intensity, region)
+    pue_value, pue_source = _pue("patterson", pue, provider_pue, found_region or region)
+    return g_per_kwh * pue_value, f"{source}; PUE {pue_value:g} ({pue_source})"
+
+
 def _embodied(
     hardware_name: str, count: int, hours: float, kg: float | None, years: float | None, from_table: bool
 ) -> tuple[float, tuple[float, float], dict[str, Any]]:

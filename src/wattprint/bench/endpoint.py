@@ -169,7 +169,7 @@ def run_endpoint_bench(
 
     from wattprint.bench.runner import _groups, _positive_int, _queries, check_measure_args, measure_idle_power_w
     from wattprint.config import load_settings
-    from wattprint.tracking.tracker import Tracker
+    from wattprint.tracking.tracker import Tracker, preload
 
     sizes = check_batch_sizes(batch_sizes)
     concurrency = _positive_int("concurrency", concurrency)
@@ -193,6 +193,7 @@ def run_endpoint_bench(
             _usage(endpoint, httpx.post(endpoint.route, json=endpoint.body(batch), timeout=endpoint.timeout_s))
 
     tracker = Tracker(name or f"bench endpoint {endpoint.api}", pid=endpoint.pid, settings=settings, store=store)
+    preload()  # the tracker's lazy imports, before the run: not in its first window
     tracker.start()
     tracker.wait_stored()
     total = sum(len(b) for b in batches.values())

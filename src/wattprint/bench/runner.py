@@ -242,7 +242,7 @@ def run_bench(
     inputs. Bad arguments raise WattprintInputError before anything runs.
     """
     from wattprint.config import load_settings
-    from wattprint.tracking.tracker import Tracker, exit_status
+    from wattprint.tracking.tracker import Tracker, exit_status, preload
 
     if not isinstance(workload, Workload):
         raise WattprintInputError("workload", f"got {type(workload).__name__}; expected prepare() and run()")
@@ -258,6 +258,7 @@ def run_bench(
             workload.run(batch)
 
     tracker = Tracker(name or f"bench {workload.task} {workload.model}", settings=settings, store=store)
+    preload()  # the tracker's lazy imports, before the run: not in its first window
     tracker.start()
     tracker.wait_stored()  # the store's first write runs on a thread of this process: not in a window
     runner = _Runner(workload, tracker, progress, sum(len(b) for b in prepared.values()))

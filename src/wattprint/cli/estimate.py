@@ -15,7 +15,9 @@ from wattprint.cli.common import print_json
 
 
 def estimate(
-    hardware: str = typer.Option(..., "--hardware", help="Accelerator or CPU: V100, A100-SXM4, h100 sxm, TPUv3, ..."),
+    hardware: str = typer.Option(
+        None, "--hardware", help="Accelerator or CPU: V100, A100-SXM4, h100 sxm, TPUv3, ... (or --training-run)."
+    ),
     count: int = typer.Option(1, "--count", help="Number of devices."),
     hours: float = typer.Option(None, "--hours", help="Duration in hours (or --days)."),
     days: float = typer.Option(None, "--days", help="Duration in days (or --hours)."),
@@ -31,11 +33,46 @@ def estimate(
         False, "--embodied-table", help="Use the bundled embodied figure of the hardware."
     ),
     method: str = typer.Option("patterson", "--method", help="patterson (default), mlco2 or strubell."),
+    queries_per_day: float = typer.Option(
+        None, "--queries-per-day", help="Lifetime: queries served per day after training (with --serving-days)."
+    ),
+    serving_days: float = typer.Option(None, "--serving-days", help="Lifetime: days the model is served."),
+    j_per_query: float = typer.Option(None, "--j-per-query", help="Lifetime: energy per query, J (or --bench-run)."),
+    bench_run: str = typer.Option(None, "--bench-run", help="Lifetime: a stored `wattprint bench` run (id or prefix)."),
+    bench_batch_size: int = typer.Option(
+        None, "--bench-batch-size", help="Lifetime: which batch size of --bench-run (default: the largest)."
+    ),
+    training_run: str = typer.Option(
+        None, "--training-run", help="Lifetime: a stored training run (id or prefix) instead of --hardware."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """Estimate energy and CO2e of COUNT devices for a duration, before running anything."""
+    """Estimate energy and CO2e of COUNT devices for a duration, before running anything.
+
+    With --queries-per-day and --serving-days: the lifetime footprint, training (this estimate or
+    --training-run) plus serving (--j-per-query or --bench-run), and the day inference overtakes training.
+    """
     from wattprint.accounting.estimate import estimate as compute
 
+    lifetime_asked = any(v is not None for v in (queries_per_day, serving_days, j_per_query, bench_run, training_run))
+    if lifetime_asked:
+        document = _lifetime(
+            queries_per_day, serving_days, j_per_query, bench_run, bench_batch_size, training_run,
+            dict(hardware=hardware, count=count, hours=hours, days=days, power_w=power_w, pue=pue,
+                 intensity=intensity, region=region, embodied_kg_per_device=embodied_kg_per_device,
+                 lifetime_years=lifetime_years, embodied_from_table=embodied_from_table, method=method),
+        )  # fmt: skip
+        if as_json:
+            print_json(document)
+        else:
+            from wattprint.cli.render import print_table
+
+            print_table(_lifetime_table(document))
+        return
+    if hardware is None:
+        from wattprint.cli.common import fail
+
+        fail("--hardware", "missing; accepted: an accelerator or CPU name such as V100 or h100 sxm")
     result = compute(
         hardware,
         count=count,
@@ -91,6 +128,100 @@ def _table(doc: dict[str, Any]) -> Any:
     if "co2e_lbs" in doc:
         rows.append(("CO2e total, lbs", f"{doc['co2e_lbs']['total']:,.4g} lbs"))
     rows.append(("method", inputs["formula"]))
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def _lifetime(
+    queries_per_day: float | None,
+    serving_days: float | None,
+    j_per_query: float | None,
+    bench_run: str | None,
+    bench_batch_size: int | None,
+    training_run: str | None,
+    training_args: dict[str, Any],
+) -> dict[str, Any]:
+    """The lifetime document: training from a stored run or this estimate, inference from a benchmark."""
+    from wattprint.accounting.estimate import estimate as compute
+    from wattprint.accounting.estimate import grid_factor
+    from wattprint.accounting.lifetime import Training, bench_j_per_query, lifetime
+    from wattprint.cli.common import fail, open_configured_store
+
+    if queries_per_day is None or serving_days is None:
+        fail("--queries-per-day" if queries_per_day is None else "--serving-days", "missing; a lifetime needs both")
+    if (j_per_query is None) == (bench_run is None):
+        fail("--j-per-query", "give one of --j-per-query or --bench-run")
+    if (training_run is None) == (training_args["hardware"] is None):
+        fail("--training-run", "give one of --training-run or --hardware (an estimate of the training)")
+    run_factor: float | None = None
+    bench_factor: float | None = None
+    inference_source = "given (--j-per-query)"
+    if training_run is not None or bench_run is not None:
+        with open_configured_store() as store:
+            if training_run is not None:
+                rec = store.get(training_run)
+                training = Training(
+                    rec.energy_kwh.total, rec.co2e_kg.total, f"run {rec.run_id[:12]} ({rec.name}, {rec.status})"
+                )
+                if rec.energy_kwh.total > 0:
+                    run_factor = rec.co2e_kg.operational * 1000.0 / rec.energy_kwh.total
+            if bench_run is not None:
+                bench = store.get(bench_run)
+                j_per_query, size, bench_factor = bench_j_per_query(bench.bench, bench_batch_size)
+                inference_source = f"run {bench.run_id[:12]} ({bench.bench.get('model')}, batch size {size})"
+    if training_run is None:
+        result = compute(training_args.pop("hardware"), **training_args).to_dict()
+        training = Training(result["energy_kwh"], result["co2e_kg"]["total"], "estimate (--hardware)")
+    intensity, region, pue = training_args["intensity"], training_args["region"], training_args["pue"]
+    if intensity is not None or region is not None:
+        g_per_kwh, g_source = grid_factor(intensity, region, pue)
+    elif bench_factor is not None:
+        g_per_kwh, g_source = float(bench_factor), "the benchmark run's own (its region, intensity and PUE)"
+    elif run_factor is not None:
+        g_per_kwh, g_source = run_factor, "the training run's own (its region, intensity and PUE)"
+    else:
+        fail("--intensity", "the serving grid is unknown; accepted: --intensity G or --region R")
+    assert j_per_query is not None and queries_per_day is not None and serving_days is not None
+    document = lifetime(
+        training,
+        j_per_query=j_per_query,
+        queries_per_day=queries_per_day,
+        days=serving_days,
+        g_per_kwh=g_per_kwh,
+        inference_source=inference_source,
+    )
+    document["inference"]["g_co2e_per_kwh_source"] = g_source
+    return document
+
+
+def _lifetime_table(doc: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    from wattprint.report.values import fmt_energy, fmt_mass
+
+    train, serve, total = doc["training"], doc["inference"], doc["total"]
+    table = Table(title="wattprint lifetime footprint", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    crossover = doc["crossover_day"]
+    when = "never (nothing served)" if crossover is None else f"day {crossover:,}"
+    if crossover is not None and not doc["within_period"]:
+        when += f" (after the {serve['days']:,.0f} serving days)"
+    rows = [
+        ("training", f"{fmt_energy(train['energy_kwh'])}, {fmt_mass(train['co2e_kg'])} CO2e ({train['source']})"),
+        (
+            "inference",
+            f"{serve['queries_per_day']:,.0f} queries/day x {serve['days']:,.0f} days at {serve['j_per_query']:.3g} J"
+            f" = {fmt_energy(serve['energy_kwh'])}, {fmt_mass(serve['co2e_kg'])} CO2e ({serve['source']})",
+        ),
+        ("total", f"{fmt_energy(total['energy_kwh'])}, {fmt_mass(total['co2e_kg'])} CO2e"),
+        (
+            "inference share",
+            f"{doc['inference_share']['energy']:.1%} of energy, {doc['inference_share']['co2e']:.1%} of CO2e",
+        ),
+        ("inference overtakes training", when),
+    ]
     for label, value in rows:
         table.add_row(label, value)
     return table

@@ -102,9 +102,78 @@ def run_context(record: RunRecord) -> dict[str, Any]:
             }
             for w in record.windows
         ],
+        "bench": _bench(record.bench or {}),
+        "serving": _serving((record.bench or {}).get("serving") or {}),
         "nodes": [_part(n, ", ".join(str(r) for r in n.get("ranks", []))) for n in record.nodes],
         "ranks": [_part(r, str(r.get("rank", ""))) for r in record.ranks],
     }
+
+
+def _bench(bench: dict[str, Any]) -> dict[str, Any] | None:
+    """A `wattprint bench` run's figures per batch size, as text for the run page (None for other runs)."""
+    results = [r for r in bench.get("results") or [] if isinstance(r, dict)]
+    if not results:
+        return None
+    generation = any("j_per_decode_token" in r for r in results)
+
+    def num(value: Any, digits: int = 3) -> str:
+        found = number(value)
+        return MISSING if found is None else sig(found, digits)
+
+    rows = []
+    for r in results:
+        latency = r.get("latency_ms") or {}
+        low_high = r.get("energy_j_per_query_range") or [None, None]
+        row = {
+            "batch_size": str(r.get("batch_size", "")),
+            "queries": str(r.get("queries", "")),
+            "j_per_query": num(r.get("energy_j_per_query")),
+            "range": f"{num(low_high[0], 2)} to {num(low_high[-1], 2)}",
+            "per_1k": fmt_energy(number(r.get("kwh_per_1k_queries")) or 0.0),
+            "co2e_per_1k": fmt_mass((number(r.get("co2e_g_per_1k_queries")) or 0.0) / 1000.0),
+            "p50": num(latency.get("p50")),
+            "p95": num(latency.get("p95")),
+            "qps": num(r.get("throughput_qps")),
+            "spread": f"{num(r.get('spread_pct'), 2)} %",
+            "method": str(r.get("energy_method", "")),
+        }
+        if generation:
+            row |= {
+                "prefill": num(r.get("j_per_prefill_token")),
+                "decode": num(r.get("j_per_decode_token")),
+                "ttft": num(r.get("ttft_ms")),
+            }
+        rows.append(row)
+    inputs = bench.get("inputs") or {}
+    return {
+        "task": str(bench.get("task", "")),
+        "model": str(bench.get("model", "")),
+        "inputs": str(inputs.get("id", "")),
+        "generation": generation,
+        "rows": rows,
+    }
+
+
+def _serving(serving: dict[str, Any]) -> dict[str, Any] | None:
+    """The ASGI middleware's per-route totals, as text for the run page (None for other runs)."""
+    routes = serving.get("routes") or {}
+    if not routes:
+        return None
+    rows = []
+    for route, row in sorted(routes.items()):
+        requests = number(row.get("requests")) or 0
+        energy_j = number(row.get("energy_j")) or 0.0
+        rows.append(
+            {
+                "route": str(route),
+                "requests": f"{requests:,.0f}",
+                "energy": fmt_energy(energy_j / 3.6e6),
+                "per_request": f"{sig(energy_j / requests)} J" if requests else MISSING,
+                "tokens": f"{number(row.get('tokens')) or 0:,.0f}",
+            }
+        )
+    unattributed = number(serving.get("unattributed_j")) or 0.0
+    return {"rule": str(serving.get("rule", "")), "rows": rows, "unattributed": fmt_energy(unattributed / 3.6e6)}
 
 
 def _part(part: dict[str, Any], label: str) -> dict[str, Any]:
