@@ -10,7 +10,9 @@ from wattprint.errors import WattprintInputError
 
 def test_totals_and_crossover_by_hand() -> None:
     # 1,000 kWh of training; 3.6 J x 1e6 queries/day = 1 kWh/day of serving at 400 g/kWh
-    doc = lifetime(Training(1000.0, 300.0, "given"), j_per_query=3.6, queries_per_day=1e6, days=2000, g_per_kwh=400)
+    doc = lifetime(
+        Training(1000.0, 300.0, "given"), j_per_query=3.6, queries_per_day=1e6, serving_days=2000, g_per_kwh=400
+    )
     serve = doc["inference"]
     assert serve["energy_kwh_per_day"] == pytest.approx(1.0)
     assert serve["energy_kwh"] == pytest.approx(2000.0) and serve["co2e_kg"] == pytest.approx(800.0)
@@ -22,15 +24,19 @@ def test_totals_and_crossover_by_hand() -> None:
 
 
 def test_crossover_past_the_period_and_partial_days() -> None:
-    doc = lifetime(Training(10.0, 1.0, "run"), j_per_query=1.0, queries_per_day=3.6e6 / 3, days=10, g_per_kwh=100)
+    doc = lifetime(
+        Training(10.0, 1.0, "run"), j_per_query=1.0, queries_per_day=3.6e6 / 3, serving_days=10, g_per_kwh=100
+    )
     assert doc["inference"]["energy_kwh_per_day"] == pytest.approx(1 / 3)
     assert doc["crossover_day"] == 30 and doc["within_period"] is False
-    nothing = lifetime(Training(10.0, 1.0, "run"), j_per_query=1.0, queries_per_day=0, days=10, g_per_kwh=100)
+    nothing = lifetime(Training(10.0, 1.0, "run"), j_per_query=1.0, queries_per_day=0, serving_days=10, g_per_kwh=100)
     assert nothing["crossover_day"] is None and nothing["within_period"] is False
 
 
 def test_embodied_adds_to_the_total_only() -> None:
-    doc = lifetime(Training(1.0, 1.0, "x"), j_per_query=1, queries_per_day=1, days=1, g_per_kwh=0, embodied_kg=5)
+    doc = lifetime(
+        Training(1.0, 1.0, "x"), j_per_query=1, queries_per_day=1, serving_days=1, g_per_kwh=0, embodied_kg=5
+    )
     assert doc["total"]["co2e_kg"] == pytest.approx(6.0) and doc["embodied_kg"] == 5.0
 
 
@@ -40,12 +46,12 @@ def test_embodied_adds_to_the_total_only() -> None:
         ({"j_per_query": 0}, "j_per_query"),
         ({"j_per_query": float("nan")}, "j_per_query"),
         ({"queries_per_day": -1}, "queries_per_day"),
-        ({"days": 0}, "days"),
+        ({"serving_days": 0}, "serving_days"),
         ({"g_per_kwh": True}, "g_per_kwh"),
     ],
 )
 def test_bad_input_names_the_field(kwargs: dict, field: str) -> None:
-    args = {"j_per_query": 1.0, "queries_per_day": 10.0, "days": 5.0, "g_per_kwh": 100.0} | kwargs
+    args = {"j_per_query": 1.0, "queries_per_day": 10.0, "serving_days": 5.0, "g_per_kwh": 100.0} | kwargs
     with pytest.raises(WattprintInputError) as info:
         lifetime(Training(1.0, 1.0, "x"), **args)
     assert info.value.field == field

@@ -115,6 +115,8 @@ def test_cli_endpoint_mode(server: tuple[str, int], wattprint_cmd: list[str], wa
         (["--endpoint", f"{url}/v1/fail", "--pid", str(pid)], "--endpoint: http://127.0.0.1:"),
         (["--endpoint", f"{url}/v1/fail", "--pid", str(pid)], "answered 500: model crashed"),
         (["--endpoint", url, "--pid", str(pid), "--api", "chat"], "--api: got 'chat'; expected one of embeddings"),
+        (["--endpoint", url, "--pid", str(pid), "--task", "fill-mask"], "--task: applies to a local model"),
+        (["--endpoint", url, "--pid", str(pid), "--max-length", "16"], "--max-length: applies to a local model"),
     ):
         before = (wattprint_env / "wattprint.db").stat().st_size
         bad = subprocess.run([*base, *args], capture_output=True, text=True, timeout=120)

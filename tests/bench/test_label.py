@@ -12,7 +12,7 @@ import pytest
 from tests.bench.workloads import Overhead
 from tests.browser import chrome, console_errors, open_page, screenshot  # noqa: F401  (chrome: fixture)
 from wattprint.bench import run_bench
-from wattprint.bench.label import GREEN, render_label
+from wattprint.bench.label import GREEN, label_height, render_label
 from wattprint.bench.stars import Reference, rate
 from wattprint.errors import WattprintInputError
 from wattprint.report.values import fmt_energy
@@ -66,6 +66,19 @@ def test_label_draws_the_stars_of_the_chosen_batch_size(document: dict[str, Any]
         render_label(doc, batch_size=64)
 
 
+def test_every_batch_size_fits_on_the_label(document: dict[str, Any]) -> None:
+    many = {**document, "results": [dict(document["results"][0], batch_size=2**i) for i in range(8)]}
+    svg = render_label(many)
+    root = ET.fromstring(svg)
+    height = float(root.get("height"))
+    assert height == label_height(8)
+    ys = [float(t.get("y")) for t in root.iter(f"{SVG}text")]
+    assert max(ys) < height - 5  # nothing drawn past the bottom edge
+    assert [t.text for t in root.iter(f"{SVG}text") if t.get("x") == "20" and (t.text or "").isdigit()] == [
+        str(2**i) for i in range(8)
+    ]
+
+
 def test_label_renders_in_chromium(document: dict[str, Any], chrome: Any, tmp_path: Path) -> None:  # noqa: F811
     path = tmp_path / "label.svg"
     path.write_text(render_label(document), encoding="utf-8")
@@ -74,5 +87,5 @@ def test_label_renders_in_chromium(document: dict[str, Any], chrome: Any, tmp_pa
     box = chrome.execute_script(
         "const r = document.documentElement.getBoundingClientRect(); return [r.width, r.height];"
     )
-    assert box == [380, 520]
+    assert box == [380, label_height(2)]
     screenshot(chrome, tmp_path / "label.png")

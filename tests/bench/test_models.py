@@ -22,13 +22,14 @@ def test_minilm_suite_energy_per_query_falls_with_batch_size_and_adds_up_to_the_
     assert len(texts) == 1000 and len(set(texts)) == 1000
     result = run_bench(workload, texts, batch_sizes=(1, 8, 32), repeats=4, idle_s=0.5)
     one, eight, thirty_two = result.results
-    assert [r["queries"] for r in result.results] == [1000, 1000, 1000]
+    assert [r["queries"] for r in result.results] == [1000, 1000, 1024]  # whole batches of 32: 8 inputs again
     # batching shares each call's fixed cost: on this 2-core machine ~3.5x less CPU time per query at 8 and 32
     assert one["energy_j_per_query"] > 1.5 * eight["energy_j_per_query"]
     assert one["energy_j_per_query"] > 1.5 * thirty_two["energy_j_per_query"]
     for r in result.results:
         assert r["spread_pct"] < 30, r  # four groups of 250 queries
-        assert r["tokens_in"] == workload.count_tokens(texts)  # [CLS] and [SEP] included, pads not
+        cycled = [texts[i % 1000] for i in range(r["queries"])]
+        assert r["tokens_in"] == workload.count_tokens(cycled)  # [CLS] and [SEP] included, pads not
     total_j = sum(r["energy_j_per_query"] * r["queries"] for r in result.results)
     assert total_j == pytest.approx(result.record.energy_kwh.total * 3.6e6, rel=0.02)
 
@@ -41,6 +42,7 @@ def test_generation_matches_greedy_generate_and_counts_tokens_exactly() -> None:
     import torch
 
     workload = load_workload("text-generation", TINY_GPT, new_tokens=5)
+    assert list(workload._prefill_kwargs.values()) == [1]  # the head over the last position only
     prompts = _prompts()
     (batch,) = workload.prepare(prompts, 6)  # left-padded: the prompts differ in length
     assert (batch["attention_mask"] == 0).any()
@@ -107,6 +109,10 @@ def test_bad_model_task_and_lengths() -> None:
         load_workload("fill-mask", "/no/such/model")
     with pytest.raises(WattprintInputError, match="new_tokens"):
         load_workload("text-generation", TINY_GPT, new_tokens=1)
+    with pytest.raises(WattprintInputError, match="device: got 'tpu'"):
+        load_workload("feature-extraction", MINILM, device="tpu")
+    with pytest.raises(WattprintInputError, match="device"):
+        load_workload("feature-extraction", MINILM, device="cuda:7")  # no such GPU here (or anywhere near)
     with pytest.raises(WattprintInputError, match="max_length"):
         load_workload("feature-extraction", MINILM, max_length=2)
 

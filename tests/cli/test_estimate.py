@@ -119,6 +119,11 @@ def test_lifetime_from_stored_training_and_bench_runs(wattprint_cmd: list[str]) 
         ("--queries-per-day 10 --serving-days 5 --j-per-query 1 --training-run nope", "nope"),
         ("--queries-per-day -1 --serving-days 5 --j-per-query 1 --hardware V100 --days 1 --region FR",
          "--queries-per-day: got -1.0"),
+        ("--queries-per-day 1 --serving-days 0 --j-per-query 1 --hardware V100 --days 1 --region FR",
+         "--serving-days: got 0.0"),
+        ("--queries-per-day 1 --serving-days 5 --j-per-query 1 --training-run abc --days 3", "--days: estimates"),
+        ("--queries-per-day 1 --serving-days 5 --j-per-query 1 --hardware V100 --days 1 --bench-batch-size 8",
+         "--bench-batch-size: applies to --bench-run only"),
     ],
 )  # fmt: skip
 def test_lifetime_bad_input(wattprint_cmd: list[str], args: str, message: str) -> None:

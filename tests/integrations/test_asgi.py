@@ -158,3 +158,41 @@ def test_bad_arguments() -> None:
         EnergyMiddleware(lambda *a: None, slice_s=0)  # type: ignore[arg-type]
     with pytest.raises(WattprintInputError, match="metrics_path"):
         EnergyMiddleware(lambda *a: None, metrics_path="metrics")  # type: ignore[arg-type]
+
+
+def _in_process(app, paths: list[str]) -> list[int]:  # type: ignore[no-untyped-def]
+    async def go() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return [(await client.get(p)).status_code for p in paths]
+
+    return asyncio.run(go())
+
+
+def test_unmatched_paths_share_one_label_and_a_failing_route_of_still_ends_the_request() -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from wattprint.integrations.asgi import EnergyMiddleware
+
+    async def ok(request):  # type: ignore[no-untyped-def]
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/ok", ok)])
+    mw = EnergyMiddleware(app, slice_s=0.05)
+    statuses = _in_process(mw, ["/ok"] + [f"/scan/{i}" for i in range(30)])
+    assert statuses == [200] + [404] * 30
+    record = mw.close()
+    routes = record.bench["serving"]["routes"]
+    assert sorted(routes) == ["/ok", "<not found>"]  # one label for 30 scanned paths, not 30 series
+    assert routes["/ok"]["requests"] == 1 and routes["<not found>"]["requests"] == 30
+
+    def broken(scope):  # type: ignore[no-untyped-def]
+        raise KeyError("no route")
+
+    mw = EnergyMiddleware(app, slice_s=0.05, route_of=broken)
+    assert _in_process(mw, ["/ok"] * 5) == [200] * 5  # served regardless
+    assert mw._slicer is not None and mw._slicer.in_flight() == 0  # every request ended: none takes later slices
+    record = mw.close()
+    assert "asgi" in record.degraded and record.bench["serving"]["routes"]["<unknown>"]["requests"] == 5

@@ -66,7 +66,7 @@ def make_record(run_id: str, name: str = "train", *, minutes: int = 0, **fields:
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "not" / "yet" / "there" / "wattprint.db"
+    return tmp_path / "not" / "yet" / "there" / "runs.db"
 
 
 # The behaviour suite runs on every back-end (the Optuna pattern); tests of one back-end's specifics take
@@ -530,7 +530,7 @@ def check_writers(store: RunStore, count: int, checkpoints: int) -> None:
 
 
 def test_eight_processes_write_one_new_sqlite_file_at_once(tmp_path: Path) -> None:
-    db = tmp_path / "shared" / "wattprint.db"
+    db = tmp_path / "shared" / "runs.db"
     url = f"sqlite:///{db}"
     run_writers(url, 8, 20, tmp_path)
     with open_store(url) as store:
@@ -557,7 +557,7 @@ def bad_urls(tmp_path: Path) -> dict[str, str]:
     urls = {
         "empty": "",
         "unparseable": f"me:{PASSWORD}@@host",
-        "a plain path": str(tmp_path / "wattprint.db"),
+        "a plain path": str(tmp_path / "runs.db"),
         "'@' in the password": f"postgresql://me:x@{PASSWORD}@127.0.0.1/db",
         "unparseable with password": f"postgresql://me:{PASSWORD}@host:notaport/db",
         "unknown dialect": f"nosuchdb://me:{PASSWORD}@localhost/db",
@@ -867,7 +867,7 @@ def test_the_sqlite_writer_names_the_file_it_cannot_write(tmp_path: Path) -> Non
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    writer = SqliteWriter(blocker / "wattprint.db")
+    writer = SqliteWriter(blocker / "runs.db")
     with pytest.raises(StoreUnavailableError, match=r"^WATTPRINT_DB: cannot write the store at sqlite:///.*runs\.db"):
         writer.save(make_record("x"))
     writer.close()

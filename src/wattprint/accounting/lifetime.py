@@ -48,22 +48,22 @@ def lifetime(
     *,
     j_per_query: float,
     queries_per_day: float,
-    days: float,
+    serving_days: float,
     g_per_kwh: float,
     inference_source: str = "given",
     embodied_kg: float = 0.0,
 ) -> dict[str, Any]:
-    """Training plus `days` of serving `queries_per_day` at `j_per_query`; see the module docstring."""
+    """Training plus `serving_days` of serving `queries_per_day` at `j_per_query`; see the module docstring."""
     _positive("training_kwh", training.energy_kwh)
     _positive("training_co2e_kg", training.co2e_kg)
     j = _positive("j_per_query", j_per_query, allow_zero=False)
     per_day_queries = _positive("queries_per_day", queries_per_day)
-    serving_days = _positive("days", days, allow_zero=False)
+    days = _positive("serving_days", serving_days, allow_zero=False)
     g = _positive("g_per_kwh", g_per_kwh)
     embodied = _positive("embodied_kg", embodied_kg)
     kwh_per_day = j * per_day_queries / 3.6e6
     co2e_per_day = kwh_per_day * g / 1000.0
-    inference_kwh, inference_co2e = kwh_per_day * serving_days, co2e_per_day * serving_days
+    inference_kwh, inference_co2e = kwh_per_day * days, co2e_per_day * days
     crossover = _crossover(training.energy_kwh, kwh_per_day)
     crossover_co2e = _crossover(training.co2e_kg, co2e_per_day)
     total_kwh = training.energy_kwh + inference_kwh
@@ -73,8 +73,8 @@ def lifetime(
         "inference": {
             "j_per_query": j,
             "queries_per_day": per_day_queries,
-            "days": serving_days,
-            "queries": per_day_queries * serving_days,
+            "days": days,
+            "queries": per_day_queries * days,
             "energy_kwh_per_day": kwh_per_day,
             "energy_kwh": inference_kwh,
             "g_co2e_per_kwh": g,
@@ -89,7 +89,7 @@ def lifetime(
         },
         "crossover_day": crossover,
         "crossover_day_co2e": crossover_co2e,
-        "within_period": crossover is not None and crossover <= serving_days,
+        "within_period": crossover is not None and crossover <= days,
     }
 
 

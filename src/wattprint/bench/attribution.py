@@ -13,10 +13,13 @@ and a request's figure is final at the first sample after it ended.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+log = logging.getLogger("wattprint")
 
 
 @dataclass
@@ -130,11 +133,14 @@ class EnergySlicer:
             self.on_tick()
 
     def _loop(self) -> None:
+        warned = False
         while not self._stop.wait(self.slice_s):
             try:
                 self.tick()
-            except Exception:  # a failed read skips one slice; the next one covers its time
-                continue
+            except Exception as exc:  # a failed read skips one slice; the next one covers its time
+                if not warned:
+                    warned = True
+                    log.warning("wattprint: energy slice skipped (%s); later faults are not logged", exc)
 
     def stop(self) -> None:
         """Stop sampling after a last tick, so every finished span is final."""

@@ -3,9 +3,13 @@
 The server's process tree (`pid`) is what is measured, not this client. Requests go out `concurrency` at a
 time (closed loop), or at `rate_qps` per second with at most `concurrency` in flight (open loop). Each
 request carries `batch_size` inputs (the APIs take a list). Tokens come from the responses' `usage`.
-Every request's energy is its share of the server's energy under the rule of `wattprint.bench.attribution`
-(each slice of time split among the requests in flight, by time in flight), so the figures per request add up
-to the server's energy while it was serving.
+`energy_j_per_query` is the server's energy over the batch size's window divided by the queries answered
+(idle moments between requests included, as a server draws them). Every request's own energy,
+`request_energy_j`, is its share under the rule of `wattprint.bench.attribution` (each slice of time split
+among the requests in flight, by time in flight): these add up to the server's energy while it was serving,
+`unattributed_j` is the rest, and `spread_pct` compares groups of requests by these shares. Latency counts
+from when a request was due (open loop) or sent, so time queued behind `concurrency` is in it;
+`requests_per_s` is the rate achieved, which `concurrency` may hold below `rate_qps`.
 
 Before the run: the PID is checked, one probe request must succeed (a dead server or one that answers with
 errors stops here, with nothing written), the server's idle power is read and a few warm-up requests sent.
@@ -72,6 +76,14 @@ def _check_pid(pid: int) -> None:
 
     if not psutil.pid_exists(pid):
         raise WattprintInputError("pid", f"got {pid}: no such process; expected the server's process id")
+    try:
+        psutil.Process(pid).cpu_times()
+    except psutil.AccessDenied:
+        raise WattprintInputError(
+            "pid", f"got {pid}: its CPU time cannot be read (another user's process?); run as its owner or root"
+        ) from None
+    except psutil.NoSuchProcess:
+        raise WattprintInputError("pid", f"got {pid}: the process has exited") from None
 
 
 def _usage(endpoint: Endpoint, response: Any) -> tuple[int, int]:
@@ -110,15 +122,19 @@ async def _load(
     gate = asyncio.Semaphore(concurrency)
     out: list[_Request] = []
 
-    async def one(client: httpx.AsyncClient, batch: list[Any]) -> None:
+    async def one(client: httpx.AsyncClient, batch: list[Any], scheduled: float) -> None:
         async with gate:
             request = _Request(slicer.begin())
-            t0 = time.perf_counter()
             try:
                 response = await client.post(endpoint.route, json=endpoint.body(batch))
+            except httpx.HTTPError as exc:  # a server that fails under load: one line, the run marked failed
+                raise WattprintInputError(
+                    "url", f"{endpoint.route} failed under load: {type(exc).__name__}: {exc}"
+                ) from None
             finally:
                 slicer.end(request.span)
-            request.latency_s = time.perf_counter() - t0
+            # from when it was due (open loop) or sent: time queued behind --concurrency counts as latency
+            request.latency_s = time.perf_counter() - scheduled
             tokens_in, tokens_out = _usage(endpoint, response)
             request.done = Done(len(batch), tokens_in, tokens_out)
             out.append(request)
@@ -128,13 +144,26 @@ async def _load(
         tasks = []
         start = time.perf_counter()
         for i, batch in enumerate(batches):
+            scheduled = time.perf_counter()
             if rate_qps is not None:  # open loop: send on schedule whatever is still in flight
-                delay = start + i / rate_qps - time.perf_counter()
+                scheduled = start + i / rate_qps
+                delay = scheduled - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(one(client, batch)))
-        await asyncio.gather(*tasks)
+            tasks.append(asyncio.ensure_future(one(client, batch, scheduled)))
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)  # every task awaited: none left dangling
+    failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
+    if failed is not None:
+        raise failed
     return out
+
+
+def _run_load(*args: Any) -> list[_Request]:
+    """`_load` on an event loop of its own, in a worker thread: works where a loop already runs (Jupyter)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="wattprint-load") as pool:
+        return pool.submit(asyncio.run, _load(*args)).result()
 
 
 def _monitor_j(tracker: Tracker) -> float:
@@ -157,6 +186,7 @@ def run_endpoint_bench(
     repeats: int = 4,
     warmup_batches: int = 4,  # warm-up requests per batch size
     idle_s: float = 2.0,
+    subtract_idle: bool = False,
     slice_s: float = 0.1,
     name: str | None = None,
     inputs_id: str = "user",
@@ -167,13 +197,20 @@ def run_endpoint_bench(
     """Measure the server at `endpoint` answering `queries` inputs at each batch size (inputs per request)."""
     import httpx
 
-    from wattprint.bench.runner import _groups, _positive_int, _queries, check_measure_args, measure_idle_power_w
+    from wattprint.bench.runner import (
+        _groups,
+        _positive_int,
+        _queries,
+        _whole_batches,
+        check_measure_args,
+        measure_idle_power_w,
+    )
     from wattprint.config import load_settings
     from wattprint.tracking.tracker import Tracker, preload
 
     sizes = check_batch_sizes(batch_sizes)
     concurrency = _positive_int("concurrency", concurrency)
-    check_measure_args(repeats, warmup_batches, idle_s)
+    check_measure_args(repeats, warmup_batches, idle_s, subtract_idle)
     if rate_qps is not None and (isinstance(rate_qps, bool) or not math.isfinite(rate_qps) or rate_qps <= 0):
         raise WattprintInputError("rate_qps", f"got {rate_qps!r}; expected requests per second > 0")
     if not math.isfinite(slice_s) or slice_s <= 0:
@@ -186,7 +223,8 @@ def run_endpoint_bench(
         raise WattprintInputError("url", f"{endpoint.route} did not answer: {type(exc).__name__}: {exc}") from None
     _usage(endpoint, probe)
     settings = settings if settings is not None else load_settings()
-    batches = {size: [items[i : i + size] for i in range(0, len(items), size)] for size in sizes}
+    whole = {size: _whole_batches(items, size) for size in sizes}  # as run_bench: whole batches only
+    batches = {size: [whole[size][i : i + size] for i in range(0, len(whole[size]), size)] for size in sizes}
     idle_power_w = measure_idle_power_w(settings, float(idle_s), endpoint.pid)
     for size in sizes:
         for batch in batches[size][:warmup_batches]:
@@ -211,7 +249,7 @@ def run_endpoint_bench(
             tracker.begin_window(window)
             slicer = EnergySlicer(lambda: _monitor_j(tracker), slice_s=slice_s).start()
             try:
-                requests = asyncio.run(_load(endpoint, batches[size], slicer, concurrency, rate_qps, tick))
+                requests = _run_load(endpoint, batches[size], slicer, concurrency, rate_qps, tick)
             finally:
                 slicer.stop()
             result = tracker.end_window(window)
@@ -230,18 +268,18 @@ def run_endpoint_bench(
         "warmup_batches": warmup_batches,
         "warmup": "outside the run: warm-up requests were answered before the run started",
         "idle_power_w": idle_power_w,
-        "idle_subtracted": False,
+        "idle_subtracted": subtract_idle,
         "attribution_rule": "each slice of time split among the requests in flight, by time in flight",
     }
     document: dict[str, Any] = {}
 
     def annotate(rec: RunRecord) -> None:
-        document.update(build_document(rec, head, measured, idle_power_w, False))
+        document.update(build_document(rec, head, measured, idle_power_w, subtract_idle))
         rec.bench = {k: v for k, v in document.items() if k != "run_id"}
 
     record = tracker.stop(annotate=annotate)
     if not document:
-        document.update(build_document(record, head, measured, idle_power_w, False))
+        document.update(build_document(record, head, measured, idle_power_w, subtract_idle))
     return BenchResult(document, record)
 
 
@@ -270,6 +308,7 @@ def _measured(
     p50, p95, p99 = np.percentile(per_request, [50, 95, 99]) if len(per_request) else (0.0, 0.0, 0.0)
     out.extra = {
         "requests": len(requests),
+        "requests_per_s": len(requests) / duration_s if duration_s > 0 else 0.0,  # achieved, at most --rate
         "request_energy_j": {"sum": float(per_request.sum()), "p50": float(p50), "p95": float(p95), "p99": float(p99)},
         "unattributed_j": slicer.unattributed_j,
         "sliced_j": slicer.total_j,

@@ -14,7 +14,15 @@ from xml.sax.saxutils import escape
 
 from wattprint.report.values import fmt_energy, fmt_mass, sig
 
-WIDTH, HEIGHT = 380, 520
+WIDTH = 380
+ROW_H = 17  # one batch size in the table
+
+
+def label_height(results: int) -> int:
+    """Pixels tall for a table of `results` batch sizes: every one is listed."""
+    return 382 + ROW_H * results + 70
+
+
 GREEN, GREY, INK = "#2e7d32", "#c9c9c9", "#1b1b1b"
 
 
@@ -66,10 +74,11 @@ def render_label(doc: dict[str, Any], *, batch_size: int | None = None, when: da
     rating = main.get("rating") or {}
     stars = rating.get("stars")
     sources = ", ".join(f"{c}: {s}" for c, s in sorted((main.get("energy_sources") or {}).items()))
+    height = label_height(len(doc["results"]))
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="Helvetica, Arial, sans-serif">',
-        f'<rect x="1" y="1" width="{WIDTH - 2}" height="{HEIGHT - 2}" rx="10" fill="#ffffff" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" font-family="Helvetica, Arial, sans-serif">',
+        f'<rect x="1" y="1" width="{WIDTH - 2}" height="{height - 2}" rx="10" fill="#ffffff" '
         f'stroke="{INK}" stroke-width="2"/>',
         f'<rect x="1" y="1" width="{WIDTH - 2}" height="46" rx="10" fill="{GREEN}"/>',
         f'<rect x="1" y="30" width="{WIDTH - 2}" height="17" fill="{GREEN}"/>',  # square lower corners
@@ -101,14 +110,14 @@ def render_label(doc: dict[str, Any], *, batch_size: int | None = None, when: da
     parts.append(_text(270, 364, "J / query", 11, "bold", "end"))
     parts.append(_text(WIDTH - 20, 364, "CO2e / 1,000", 11, "bold", "end"))
     y = 382
-    for result in doc["results"][:5]:
+    for result in doc["results"]:
         parts += [
             _text(20, y, str(result["batch_size"]), 11),
             _text(180, y, fmt_energy(result["kwh_per_1k_queries"]), 11, anchor="end"),
             _text(270, y, sig(result["energy_j_per_query"]), 11, anchor="end"),
             _text(WIDTH - 20, y, fmt_mass(result["co2e_g_per_1k_queries"] / 1000.0), 11, anchor="end"),
         ]
-        y += 17
+        y += ROW_H
     method = f"{main['energy_method']} ({sources})" if sources else main["energy_method"]
     parts += [
         f'<line x1="20" y1="{y + 2}" x2="{WIDTH - 20}" y2="{y + 2}" stroke="{GREY}"/>',

@@ -9,7 +9,7 @@ Models: a local model directory (its `config.json` and tokenizer files), or a bu
     text-classification and fill-mask its encoder gets a task head with seeded random weights.
   - `tiny-gpt`: a 4-layer GPT-2 (256 wide, MiniLM's 30,522-token vocabulary) with seeded random weights, for
     text-generation. Random weights produce nonsense text at exactly the cost of trained ones.
-Nothing is ever downloaded: loading runs with HF_HUB_OFFLINE=1 and `local_files_only`.
+Nothing is ever downloaded: every load passes `local_files_only=True` (HF_HUB_OFFLINE=1 is set around it too).
 """
 
 from __future__ import annotations
@@ -38,6 +38,22 @@ def check_task(task: str) -> str:
     if task not in TASKS:
         raise WattprintInputError("task", f"got {task!r}; expected one of {', '.join(TASKS)}")
     return task
+
+
+def check_device(torch: Any, device: str) -> None:
+    """`device` names a torch device this machine has; checked before any model loads."""
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise WattprintInputError("device", f"got {device!r}; expected cpu, cuda or cuda:N") from None
+    if found.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise WattprintInputError("device", f"got {device!r}, but torch sees no CUDA GPU here; expected cpu")
+        if found.index is not None and found.index >= count:
+            raise WattprintInputError("device", f"got {device!r}; this machine has cuda:0 to cuda:{count - 1}")
+    elif found.type != "cpu":
+        raise WattprintInputError("device", f"got {device!r}; expected cpu, cuda or cuda:N")
 
 
 @contextlib.contextmanager
@@ -98,6 +114,7 @@ def load_workload(
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8:
         raise WattprintInputError("max_length", f"got {max_length!r}; expected an integer >= 8")
     torch = require("torch", extra="bench", feature="wattprint bench on a Hugging Face model")
+    check_device(torch, device)
     transformers = require("transformers", extra="bench", feature="wattprint bench on a Hugging Face model")
     with _offline():
         if model == TINY_GPT:
@@ -153,8 +170,13 @@ class HfWorkload:
             tokenizer.padding_side = "left"  # the newest token of every row sits in the last column
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
+        params = inspect.signature(net.forward).parameters
         # transformers 5.x names the KV cache `cache`; 4.x `past_key_values`
-        self._cache_arg = "cache" if "cache" in inspect.signature(net.forward).parameters else "past_key_values"
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        # prefill needs the next-token logits of the last position only, as generate() and servers compute
+        # them: the vocabulary head over every prompt position would cost 2-3x the prefill on a small model
+        keep = next((name for name in ("logits_to_keep", "num_logits_to_keep") if name in params), None)
+        self._prefill_kwargs: dict[str, Any] = {keep: 1} if keep else {}
         if task == "fill-mask" and tokenizer.mask_token is None:
             raise WattprintInputError("model", f"got {model!r} for fill-mask; its tokenizer has no mask token")
 
@@ -224,7 +246,13 @@ class HfGeneration(HfWorkload):
         mask = batch["attention_mask"]
         position = (mask.cumsum(-1) - 1).clamp_min(0)  # left padding: real tokens count from 0
         with torch.inference_mode():
-            out = self.net(input_ids=batch["input_ids"], attention_mask=mask, position_ids=position, use_cache=True)
+            out = self.net(
+                input_ids=batch["input_ids"],
+                attention_mask=mask,
+                position_ids=position,
+                use_cache=True,
+                **self._prefill_kwargs,
+            )
             last = out.logits[:, -1].argmax(-1, keepdim=True)
         self._sync()
         return _Generation(

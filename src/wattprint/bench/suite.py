@@ -44,7 +44,13 @@ def sentences() -> list[str]:
     return [line for line in data_text("bench_sentences.txt").splitlines() if line.strip()]
 
 
-def inputs_id(task: str, queries: int, new_tokens: int | None = None) -> str:
-    """Names the input set of a run: runs compare (and rate) only against runs with the same id."""
+DEFAULT_MAX_LENGTH = 128
+
+
+def inputs_id(task: str, queries: int, new_tokens: int | None = None, max_length: int = DEFAULT_MAX_LENGTH) -> str:
+    """Names the input set of a run: runs compare (and rate) only against runs with the same id. Inputs cut
+    shorter than the default (`max_length`) are other work, so they are named."""
     tail = f":new_tokens={new_tokens}" if check_task(task) == "text-generation" and new_tokens else ""
+    if max_length != DEFAULT_MAX_LENGTH:
+        tail += f":max_length={max_length}"
     return f"suite-v{SUITE_VERSION}:{task}:{queries}{tail}"

@@ -17,9 +17,9 @@ from wattprint.cli.common import check_output_path, fail, parse_batch_sizes, pri
 
 def bench(
     task: str = typer.Option(
-        "feature-extraction",
+        None,
         "--task",
-        help="feature-extraction, text-classification, fill-mask or text-generation.",
+        help="feature-extraction (default), text-classification, fill-mask or text-generation.",
     ),
     model: str = typer.Option(
         None,
@@ -73,8 +73,14 @@ def bench(
     if url is not None:
         from wattprint.bench.endpoint import Endpoint
 
+        local_only = {"--task": task, "--threads": threads, "--device": device != "cpu" or None,
+                      "--new-tokens": new_tokens != 32 or None, "--max-length": max_length != 128 or None}  # fmt: skip
+        for flag, value in local_only.items():
+            if value is not None:
+                fail(flag, "applies to a local model, not to --endpoint (the server decides)")
         target = Endpoint(url, pid, api=api, model=model or "default", max_tokens=max_tokens)
         task = "text-generation" if api == "completions" else "feature-extraction"  # the suite's inputs
+    task = task or "feature-extraction"
     # everything is checked before the model loads: a typo costs no time and writes nothing
     check_task(task)
     spec = suite_task(task)
@@ -92,7 +98,7 @@ def bench(
         fail("--label-batch-size", f"{label_batch_size}; accepted: one of the measured batch sizes {sizes}")
     references_csv: list[Any] | None = None
     if reference not in ("store", "none"):  # a CSV is read now: a bad one stops everything before the run
-        references_csv = _references(reference, "")
+        references_csv = _references(reference)
     for path, flag in ((output, "-o"), (label, "--label")):
         if path is not None:
             check_output_path(path, flag)
@@ -104,7 +110,7 @@ def bench(
     def refs() -> list[Any] | None:
         """The reference table; the store's is read after the run, which may be the store's first."""
         if reference in ("store", "none"):
-            return _references(reference, f"endpoint {api}" if target is not None else task)
+            return _references(reference)
         return references_csv
 
     bar = None if quiet or as_json and not _stderr_tty() else _bar()
@@ -121,6 +127,7 @@ def bench(
             repeats=repeats,
             warmup_batches=warmup_batches,
             idle_s=idle_s,
+            subtract_idle=subtract_idle,
             name=name or f"bench endpoint {api}",
             inputs_id=inputs_id(task, count, max_tokens if api == "completions" else None),
             progress=bar,
@@ -138,7 +145,7 @@ def bench(
         idle_s=idle_s,
         subtract_idle=subtract_idle,
         name=name or f"bench {task}",
-        inputs_id=inputs_id(task, count, new_tokens),
+        inputs_id=inputs_id(task, count, new_tokens, max_length),
         progress=bar,
     )
     _finish(result.document, refs(), output, label, label_batch_size, as_json)
@@ -174,7 +181,7 @@ def _stderr_tty() -> bool:
     return sys.stderr.isatty()
 
 
-def _references(reference: str, runs_of: str) -> list[Any] | None:
+def _references(reference: str) -> list[Any] | None:
     """The reference rows for star ratings, read (and checked) before anything runs; None for 'none'."""
     from wattprint.bench import stars
 
@@ -185,7 +192,8 @@ def _references(reference: str, runs_of: str) -> list[Any] | None:
 
         try:
             with open_configured_store() as store:
-                return stars.references_from_records(store.list(status="finished", name=f"bench {runs_of}"))
+                # every finished run with a benchmark, whatever its name; rate() keeps the same task and inputs
+                return stars.references_from_records(r for r in store.list(status="finished") if r.bench)
         except Exception as exc:  # no store yet, or one that cannot be read: rate without references
             from wattprint.errors import WattprintInputError
 
@@ -269,7 +277,7 @@ def _table(doc: dict[str, Any]) -> Any:
             f"{r['latency_ms']['p50']:.1f}",
             f"{r['latency_ms']['p95']:.1f}",
             f"{r['throughput_qps']:.1f}",
-            f"{r['spread_pct']:.1f}%",
+            "-" if r["spread_pct"] is None else f"{r['spread_pct']:.1f}%",
         ]
         if gen:
             row += [sig(r["j_per_prefill_token"]), sig(r["j_per_decode_token"]), f"{r['ttft_ms']:.1f}"]

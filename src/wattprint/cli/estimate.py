@@ -154,6 +154,18 @@ def _lifetime(
         fail("--j-per-query", "give one of --j-per-query or --bench-run")
     if (training_run is None) == (training_args["hardware"] is None):
         fail("--training-run", "give one of --training-run or --hardware (an estimate of the training)")
+    if bench_batch_size is not None and bench_run is None:
+        fail("--bench-batch-size", "applies to --bench-run only")
+    if training_run is not None:  # the run's own figures: the estimate's options would be silently ignored
+        estimate_only = {"--count": training_args["count"] != 1 or None, "--hours": training_args["hours"],
+                         "--days": training_args["days"], "--power-w": training_args["power_w"],
+                         "--embodied-kg-per-device": training_args["embodied_kg_per_device"],
+                         "--lifetime-years": training_args["lifetime_years"],
+                         "--embodied-table": training_args["embodied_from_table"] or None,
+                         "--method": training_args["method"] != "patterson" or None}  # fmt: skip
+        for flag, value in estimate_only.items():
+            if value is not None:
+                fail(flag, "estimates a training; with --training-run the run's own figures are used")
     run_factor: float | None = None
     bench_factor: float | None = None
     inference_source = "given (--j-per-query)"
@@ -187,7 +199,7 @@ def _lifetime(
         training,
         j_per_query=j_per_query,
         queries_per_day=queries_per_day,
-        days=serving_days,
+        serving_days=serving_days,
         g_per_kwh=g_per_kwh,
         inference_source=inference_source,
     )

@@ -13,17 +13,20 @@ ended; that is when it enters the counters and the run record.
   response starts (the slice under way estimated at the last slice's power): an estimate, final figures are
   in the counters and the record.
 - `metrics_path`: Prometheus text at that path (needs the `prometheus` extra): per route
-  `wattprint_requests_total`, `wattprint_request_energy_joules_total`, `wattprint_request_energy_joules`
-  (histogram) and `wattprint_request_tokens_total` (where a handler reports tokens by setting
-  `request.state.wattprint_tokens`), plus `wattprint_unattributed_energy_joules_total`.
+  `wattprint_requests_total`, `wattprint_request_energy_joules_total`,
+  `wattprint_request_energy_joules_per_request` (histogram) and `wattprint_request_tokens_total` (where a
+  handler reports tokens by setting `request.state.wattprint_tokens`), plus
+  `wattprint_unattributed_energy_joules_total`.
 - The run record's `bench["serving"]` holds the same per route, saved at every checkpoint.
-Routes are the matched route's path template (`/items/{id}`), else the raw path. A fault in the middleware
+Routes are the matched route's path template (`/items/{id}`), else the raw path; 404s that matched no route
+count as `<not found>`, and routes past the first 100 as `<other>`, so the series stay bounded. A fault in the middleware
 is logged and flagged on the record; the request is served regardless, and an unreachable store is flagged
 by the tracker while the server goes on serving.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -42,6 +45,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 RULE = "each slice of time split among the requests in flight, by time in flight"
 HEADER = b"x-wattprint-energy-j"
+MAX_ROUTES = 100
+_OTHER = "<other>"  # routes beyond MAX_ROUTES
+_NOT_FOUND = "<not found>"  # 404s that matched no route: one label, not one per scanned path
+_UNKNOWN = "<unknown>"  # route_of failed
 ENERGY_BUCKETS_J = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
@@ -82,6 +89,8 @@ class _Routes:
 
     def add(self, span: Span, tokens: int) -> None:
         with self.lock:
+            if span.tag not in self.stats and len(self.stats) >= MAX_ROUTES:
+                span.tag = _OTHER  # bounded: counters and the record must not grow with every path seen
             row = self.stats.setdefault(span.tag, {"requests": 0, "energy_j": 0.0, "tokens": 0})
             row["requests"] += 1
             row["energy_j"] += span.energy_j
@@ -153,11 +162,17 @@ class EnergyMiddleware:
 
     def close(self) -> Any:
         """Split the last slice and stop the tracker (its final record); called at lifespan shutdown."""
-        if self._slicer is not None:
-            self._slicer.stop()  # its last tick makes every figure final and saves the routes
-            self._slicer = None
+        try:
+            if self._slicer is not None:
+                self._slicer.stop()  # its last tick makes every figure final and saves the routes
+        except Exception as exc:  # shutdown goes on: the record is still stopped and stored
+            self._flag(exc)
+        self._slicer = None
         if self._tracker is not None and self._tracker.monitor is not None:
-            return self._tracker.stop()
+            try:
+                return self._tracker.stop()
+            except Exception as exc:  # never into the server's shutdown
+                log.error("wattprint: could not stop the serving run: %s", exc)
         return None
 
     @property
@@ -211,40 +226,47 @@ class EnergyMiddleware:
         if self.metrics_path is not None and scope.get("path") == self.metrics_path:
             await self._metrics(send)
             return
-        slicer = self._ensure_started()
+        slicer = self._slicer
+        if slicer is None and not self._failed:  # no lifespan: start at the first request, off the event loop
+            slicer = await asyncio.to_thread(self._ensure_started)
         if slicer is None:
             await self.app(scope, receive, send)
             return
         span = slicer.begin()
+        status: list[int] = []
 
-        async def send_with_header(message: Message) -> None:
-            if self.header and message["type"] == "http.response.start":
-                try:
-                    energy = slicer.estimate_j(span)
-                    message["headers"] = [*message.get("headers", []), (HEADER, f"{energy:.6g}".encode())]
-                except Exception as exc:  # the response goes out without the header
-                    self._flag(exc)
+        async def send_watched(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message.get("status", 0)))
+                if self.header:
+                    try:
+                        energy = slicer.estimate_j(span)
+                        message["headers"] = [*message.get("headers", []), (HEADER, f"{energy:.6g}".encode())]
+                    except Exception as exc:  # the response goes out without the header
+                        self._flag(exc)
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_header)
+            await self.app(scope, receive, send_watched)
         finally:
             try:
-                span.tag = self.route_of(scope)
+                span.tag = _NOT_FOUND if status == [404] and "route" not in scope else self.route_of(scope)
                 tokens = (scope.get("state") or {}).get("wattprint_tokens")
                 if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0:
                     self._tokens[id(span)] = tokens
-                slicer.end(span)
-            except Exception as exc:  # the request was served; only its figure is lost, and flagged
+            except Exception as exc:  # the request was served; only its route or tokens are lost, and flagged
+                span.tag = span.tag or _UNKNOWN
                 self._flag(exc)
+            finally:
+                slicer.end(span)  # always: a span left open would take a share of every later slice
 
     def _lifespan_receive(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._ensure_started()
+                await asyncio.to_thread(self._ensure_started)
             elif message["type"] == "lifespan.shutdown":
-                self.close()
+                await asyncio.to_thread(self.close)
             return message
 
         return wrapped
