@@ -19,9 +19,9 @@ ended; that is when it enters the counters and the run record.
   `wattprint_unattributed_energy_joules_total`.
 - The run record's `bench["serving"]` holds the same per route, saved at every checkpoint.
 Routes are the matched route's path template (`/items/{id}`), else the raw path; 404s that matched no route
-count as `<not found>`, and routes past the first 100 as `<other>`, so the series stay bounded. A fault in the middleware
-is logged and flagged on the record; the request is served regardless, and an unreachable store is flagged
-by the tracker while the server goes on serving.
+count as `<not found>`, and routes past the first 100 as `<other>`, so the series stay bounded. A fault in
+the middleware is logged and flagged on the record; the request is served regardless, and an unreachable
+store is flagged by the tracker while the server goes on serving.
 """
 
 from __future__ import annotations
