@@ -39,6 +39,7 @@ def test_one_run_a_window_per_batch_size_and_the_figures_add_up_to_the_run() -> 
         assert r["energy_j"] == pytest.approx(window["energy_kwh"]["total"] * 3.6e6, rel=1e-9)
         assert r["kwh_per_1k_queries"] == pytest.approx(r["energy_j"] / 3.6e6 * 1000 / 96)
         assert r["facility_kwh_per_1k_queries"] == pytest.approx(r["kwh_per_1k_queries"] * rec.pue)
+        assert r["facility_energy_j_per_query"] == pytest.approx(r["energy_j_per_query"] * rec.pue)
         low, high = r["energy_j_per_query_range"]
         assert low < r["energy_j_per_query"] < high
         lat = r["latency_ms"]

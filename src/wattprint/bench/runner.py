@@ -347,6 +347,7 @@ def build_document(
             "queries": queries,
             "energy_j_per_query": j_per_query,
             "energy_j_per_query_range": [low_kwh * 3.6e6 / queries, high_kwh * 3.6e6 / queries],
+            "facility_energy_j_per_query": j_per_query * rec.pue,
             "kwh_per_1k_queries": kwh_per_1k,
             "facility_kwh_per_1k_queries": kwh_per_1k * rec.pue,
             "co2e_g_per_1k_queries": kwh_per_1k * g_per_kwh,
