@@ -54,7 +54,15 @@ class TrackerNotStartedError(WattprintError, RuntimeError):
 
 
 class PowerSourceError(WattprintError):
-    """A power source could not be opened or read (missing hardware, permissions)."""
+    """A power source could not be opened or read. `reason` says why, for `wattprint doctor`: "absent" (no
+    such hardware or driver here), "permission" (there, but not readable by this user), "missing-library"
+    (a Python package is not installed) or "unreadable" (anything else); `fix` is the one step that would
+    make it readable, where there is one."""
+
+    def __init__(self, message: str, *, reason: str = "unreadable", fix: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.fix = fix
 
 
 class MissingExtraError(WattprintError, ImportError):

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from wattprint.cli import bench as bench_cmd
+from wattprint.cli import doctor as doctor_cmd
 from wattprint.cli import estimate as estimate_cmd
 from wattprint.cli import optimize as optimize_cmd
 from wattprint.cli import report as report_cmd
@@ -42,6 +43,7 @@ app.add_typer(runs_cmd.app, name="runs", short_help="List, show and export store
 app.add_typer(schedule_cmd.app, name="schedule", short_help="Plan a job for the cleanest hours; backtest.")
 app.command("estimate", short_help="Energy and CO2e of hardware before running.")(estimate_cmd.estimate)
 app.command("bench", short_help="Energy per query and per token of a model, per batch size.")(bench_cmd.bench)
+app.command("doctor", short_help="Which power source each component uses here, and why.")(doctor_cmd.doctor)
 app.command("optimize", short_help="Try efficiency recipes on a model, keep the best.")(optimize_cmd.optimize)
 app.command("report", short_help="Report runs: HTML, Markdown, LaTeX, model card.")(report_cmd.report)
 app.command("ui", short_help="Serve a local dashboard of the stored runs.")(ui_cmd.ui)

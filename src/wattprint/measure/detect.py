@@ -28,6 +28,8 @@ class SourceChoice:
     measurement: dict[str, str | None]  # component -> source name, the record's `measurement`
     methods: dict[str, dict[str, Any]]  # component -> {"method", "source", "detail"}
     hardware: dict[str, Any] = field(default_factory=dict)
+    # component -> the error that kept its counter out (its `reason` and `fix`), for `wattprint doctor`
+    missed: dict[str, PowerSourceError] = field(default_factory=dict)
 
 
 def detect_sources(
@@ -50,6 +52,7 @@ def detect_sources(
         "cpu_capabilities": cpu_capabilities().as_dict(),
     }
     rapl_note = "no RAPL counters"
+    missed: dict[str, PowerSourceError] = {}
     try:
         source = rapl.RaplSource(powercap_root)
         sources.append(source)
@@ -58,10 +61,14 @@ def detect_sources(
             if component in components:
                 measurement[component] = "rapl"
                 methods[component] = {"method": "measured", "source": "rapl", "detail": "RAPL energy counters"}
+        if "ram" not in components:
+            missed["ram"] = PowerSourceError("RAPL has no DRAM zone on this CPU", reason="absent")
     except PowerSourceError as exc:
         rapl_note = str(exc)
+        missed["cpu"] = missed["ram"] = exc
     except Exception as exc:  # unexpected layouts must not stop tracking
         rapl_note = f"RAPL unusable: {exc}"
+        missed["cpu"] = missed["ram"] = PowerSourceError(rapl_note)
     if measurement["cpu"] is None:
         sources.append(CpuModelSource(info, cpu_seconds=cpu_seconds))
         measurement["cpu"] = "model"
@@ -83,7 +90,7 @@ def detect_sources(
     try:
         if nvml_module is None and not any(os.path.exists(p) for p in NVIDIA_DRIVER_PATHS):
             # importing pynvml and failing to load libnvidia-ml costs ~10 ms: skip it where no driver is
-            raise PowerSourceError(f"no NVIDIA driver ({', '.join(NVIDIA_DRIVER_PATHS)} absent)")
+            raise PowerSourceError(f"no NVIDIA driver ({', '.join(NVIDIA_DRIVER_PATHS)} absent)", reason="absent")
         gpu_source = nvml.NvmlSource(nvml_module)
         sources.append(gpu_source)
         measurement["gpu"] = "nvml"
@@ -92,6 +99,8 @@ def detect_sources(
         methods["gpu"] = {"method": "measured", "source": "nvml", "detail": f"{len(gpus)} NVIDIA GPU(s)"}
     except PowerSourceError as exc:
         methods["gpu"] = {"method": None, "source": None, "detail": f"no GPU energy: {exc}"}
+        missed["gpu"] = exc
     except Exception as exc:  # an unexpected NVML fault must not stop tracking: no GPU energy
         methods["gpu"] = {"method": None, "source": None, "detail": f"NVML unusable: {exc}"}
-    return SourceChoice(sources, measurement, methods, hardware)
+        missed["gpu"] = PowerSourceError(f"NVML unusable: {exc}")
+    return SourceChoice(sources, measurement, methods, hardware, missed)

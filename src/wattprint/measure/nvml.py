@@ -89,7 +89,10 @@ class NvmlSource:
         try:
             nvml.nvmlInit()
         except Exception as exc:  # any NVML or loader error: reported as PowerSourceError
-            raise PowerSourceError(f"NVML could not start: {_describe(exc)}") from None
+            raise PowerSourceError(
+                f"NVML could not start: {_describe(exc)}",
+                fix="check that the NVIDIA driver is loaded (nvidia-smi answers) for this user",
+            ) from None
         self._closed = False
         try:
             self._open_gpus(gpu_indices)
@@ -105,7 +108,7 @@ class NvmlSource:
         except Exception as exc:  # any NVML error: reported as PowerSourceError
             raise PowerSourceError(f"NVML could not count GPUs: {_describe(exc)}") from None
         if count <= 0:
-            raise PowerSourceError("NVML sees no GPU")
+            raise PowerSourceError("NVML sees no GPU", reason="absent")
         indices = list(range(count)) if gpu_indices is None else list(dict.fromkeys(gpu_indices))
         if not indices:
             raise PowerSourceError("no GPU selected")
@@ -244,7 +247,11 @@ def _load(nvml_module: Any) -> Any:
     try:
         import pynvml
     except ImportError:
-        raise PowerSourceError("pynvml is not installed (pip install nvidia-ml-py)") from None
+        raise PowerSourceError(
+            "pynvml is not installed (pip install nvidia-ml-py)",
+            reason="missing-library",
+            fix="pip install nvidia-ml-py",
+        ) from None
     return pynvml
 
 

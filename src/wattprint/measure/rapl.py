@@ -157,7 +157,7 @@ class RaplSource:
             self.close()
             raise
         if not self._zones:
-            raise PowerSourceError(f"no RAPL zones under {self.root}")
+            raise PowerSourceError(f"no RAPL zones under {self.root}", reason="absent")
         self._domains = tuple(zone.domain for zone in self._zones)
 
     def _open_zone(self, zone_id: str, path: Path, names: dict[str, str]) -> _Zone | None:
@@ -181,7 +181,12 @@ class RaplSource:
             raw = _parse_counter(os.pread(fd, _READ_SIZE, 0), energy_path)
         except PermissionError:
             _close_fd(fd)
-            raise PowerSourceError(_permission_message(energy_path, self.root, zone_id)) from None
+            raise PowerSourceError(
+                _permission_message(energy_path, self.root, zone_id),
+                reason="permission",
+                fix=f"sudo chmod o+r {self.root}/{zone_id.partition(':')[0]}:*/energy_uj (again after each boot, "
+                "or as a udev rule), or run as root",
+            ) from None
         except OSError as exc:
             _close_fd(fd)
             raise PowerSourceError(f"cannot read {energy_path}: {exc.strerror or exc}") from None
