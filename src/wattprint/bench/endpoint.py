@@ -28,6 +28,7 @@ from wattprint.bench.attribution import EnergySlicer, Span
 from wattprint.bench.runner import BenchResult, Measured, Progress, build_document, check_batch_sizes
 from wattprint.bench.workloads import Done
 from wattprint.errors import WattprintInputError
+from wattprint.measure.process import check_readable_pid
 
 if TYPE_CHECKING:
     from wattprint.config import Settings
@@ -69,21 +70,6 @@ class Endpoint:
         if self.api == "embeddings":
             return {"model": self.model, "input": texts}
         return {"model": self.model, "prompt": texts, "max_tokens": self.max_tokens, "temperature": 0}
-
-
-def _check_pid(pid: int) -> None:
-    import psutil
-
-    if not psutil.pid_exists(pid):
-        raise WattprintInputError("pid", f"got {pid}: no such process; expected the server's process id")
-    try:
-        psutil.Process(pid).cpu_times()
-    except psutil.AccessDenied:
-        raise WattprintInputError(
-            "pid", f"got {pid}: its CPU time cannot be read (another user's process?); run as its owner or root"
-        ) from None
-    except psutil.NoSuchProcess:
-        raise WattprintInputError("pid", f"got {pid}: the process has exited") from None
 
 
 def _usage(endpoint: Endpoint, response: Any) -> tuple[int, int]:
@@ -216,7 +202,7 @@ def run_endpoint_bench(
     if not math.isfinite(slice_s) or slice_s <= 0:
         raise WattprintInputError("slice_s", f"got {slice_s!r}; expected seconds > 0")
     items = _queries(inputs, queries)
-    _check_pid(endpoint.pid)
+    check_readable_pid(endpoint.pid)
     try:  # the probe: a dead or failing server stops everything here, before a run exists
         probe = httpx.post(endpoint.route, json=endpoint.body(items[:1]), timeout=endpoint.timeout_s)
     except httpx.HTTPError as exc:

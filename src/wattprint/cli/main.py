@@ -20,6 +20,7 @@ from wattprint.cli import run as run_cmd
 from wattprint.cli import runs as runs_cmd
 from wattprint.cli import schedule as schedule_cmd
 from wattprint.cli import ui as ui_cmd
+from wattprint.cli import watch as watch_cmd
 from wattprint.errors import WattprintError
 
 # plain (click) help: typer's rich help costs ~50 ms of imports at every `--help`, two thirds of its start-up
@@ -39,6 +40,7 @@ app.command(
     short_help="Run a command, tracking its energy and carbon.",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
 )(run_cmd.run)
+app.command("watch", short_help="Track a process that is already running, until it exits.")(watch_cmd.watch)
 app.add_typer(runs_cmd.app, name="runs", short_help="List, show and export stored runs.")
 app.add_typer(schedule_cmd.app, name="schedule", short_help="Plan a job for the cleanest hours; backtest.")
 app.command("estimate", short_help="Energy and CO2e of hardware before running.")(estimate_cmd.estimate)

@@ -54,6 +54,23 @@ REFRESH_EVERY = 15  # samples between scans for new descendants (their CPU time 
 EARLY_REFRESHES = frozenset({1, 2, 3, 5, 8})  # launchers (sh -c, torchrun) start the real work right away
 
 
+def check_readable_pid(pid: int, field: str = "pid") -> None:
+    """`pid` is a live process whose CPU time this user can read: what tracking another process needs.
+    Raises WattprintInputError naming `field` otherwise."""
+    from wattprint.errors import WattprintInputError
+
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise WattprintInputError(field, f"got {pid!r}; expected a process id")
+    try:
+        psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        raise WattprintInputError(field, f"got {pid}: no such process") from None
+    except psutil.AccessDenied:
+        raise WattprintInputError(
+            field, f"got {pid}: its CPU time cannot be read (another user's process?); run as its owner or root"
+        ) from None
+
+
 class TreeSample(NamedTuple):
     """The tree at one sample: CPU seconds (reaped children included), resident bytes, member pids."""
 
