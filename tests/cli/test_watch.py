@@ -9,11 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-BUSY = "import time, subprocess, sys\n" \
-    "child = subprocess.Popen([sys.executable, '-c', 'import time\\nt=time.time()\\nwhile time.time()-t<{s}: pass'])\n" \
-    "t = time.time()\n" \
-    "while time.time() - t < {s}: pass\n" \
-    "child.wait()\n"  # fmt: skip
+SPIN = "import time\nt = time.time()\nwhile time.time() - t < {s}: pass\n"
+BUSY = (  # a process that keeps one core busy and starts a child that keeps the other busy
+    "import subprocess, sys\nchild = subprocess.Popen([sys.executable, '-c', {spin!r}])\n" + SPIN + "child.wait()\n"
+)
 
 
 def _watch(cmd: list[str], *args: str) -> subprocess.Popen[str]:
@@ -21,7 +20,7 @@ def _watch(cmd: list[str], *args: str) -> subprocess.Popen[str]:
 
 
 def test_tracks_a_running_tree_until_it_exits(wattprint_cmd: list[str], tmp_path: Path) -> None:
-    job = subprocess.Popen([sys.executable, "-c", BUSY.format(s=2.5)])
+    job = subprocess.Popen([sys.executable, "-c", BUSY.format(spin=SPIN.format(s=2.5), s=2.5)])
     time.sleep(0.5)  # it runs before anyone watches: only what follows the attach counts
     out = tmp_path / "record.json"
     watcher = _watch(wattprint_cmd, "--pid", str(job.pid), "--name", "busy", "-o", str(out), "--interval", "0.2")
