@@ -19,7 +19,6 @@ import pwd
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -27,6 +26,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+
+from tests.net import free_port
 
 PG_USER = "wattprint"
 PG_DATABASE = "wattprint_test"
@@ -57,12 +58,6 @@ def find_pg_bin() -> Path | None:
         if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
             return Path(folder)
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Runner:
@@ -148,7 +143,7 @@ def pg_server(max_connections: int = 50) -> Iterator[str]:
             "initdb",
         )
         for _attempt in range(3):  # the free port may be taken between choosing and binding it
-            port = _free_port()
+            port = free_port()
             options = (
                 f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sockets} "
                 f"-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections={max_connections}"

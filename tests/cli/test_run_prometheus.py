@@ -20,13 +20,9 @@ import pytest
 pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
+from tests.net import free_port
+
 BUSY = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: sum(range(1000))\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def samples(text: str) -> list[Any]:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.net import free_port
 
 pytest.importorskip("uvicorn")
 pytest.importorskip("prometheus_client")
@@ -23,15 +24,9 @@ APP = Path(__file__).with_name("asgi_app.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Server:
     def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         self.proc = subprocess.Popen(
@@ -135,7 +130,7 @@ def test_under_steady_load_a_route_doing_4x_the_work_gets_3_to_5x_the_energy(ser
 
 
 def test_the_server_keeps_serving_when_the_store_is_unreachable(tmp_path: Path) -> None:
-    env = {"WATTPRINT_DB": f"postgresql+psycopg://nobody@127.0.0.1:{_free_port()}/none"}
+    env = {"WATTPRINT_DB": f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none"}
     srv = Server(tmp_path, env)
     try:
         responses = asyncio.run(_burst(srv.url, ["/light"] * 20))

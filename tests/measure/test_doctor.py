@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.measure.fake_nvml import NVML_ERROR_DRIVER_NOT_LOADED, FakeGpu, FakeNvml
-from tests.measure.test_rapl import NOBODY, build_tree
+from tests.measure.test_rapl import build_tree
+from tests.measure.unprivileged import as_unprivileged
 from wattprint.measure.doctor import diagnose
 
 KEYS = {"source", "method", "reason", "fix"}
@@ -80,30 +81,7 @@ def shared_tree() -> Iterator[Path]:
 def test_root_only_counters_get_the_chmod_fix(shared_tree: Path) -> None:
     for energy in shared_tree.resolve().parent.parent.rglob("energy_uj"):
         energy.chmod(0o400)  # what Linux >= 5.10 does
-    if os.geteuid() == 0:  # chmod does not stop root: ask as `nobody`, in a forked child
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            status = 1
-            try:
-                os.close(read_end)
-                os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
-                os.write(write_end, json.dumps(diagnose(powercap_root=str(shared_tree))).encode())
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        chunks = []
-        while chunk := os.read(read_end, 65536):
-            chunks.append(chunk)
-        os.close(read_end)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        doc = json.loads(b"".join(chunks))
-    else:
-        doc = diagnose(powercap_root=str(shared_tree))
+    doc = json.loads(as_unprivileged(lambda: json.dumps(diagnose(powercap_root=str(shared_tree)))))
     cpu = doc["components"]["cpu"]
     assert (cpu["source"], cpu["method"]) == ("model", "estimated")
     assert "permission denied" in cpu["reason"]

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.measure.unprivileged import as_unprivileged
 from wattprint.errors import PowerSourceError
 from wattprint.measure import rapl
 from wattprint.measure.rapl import RaplSource
 
 PKG_RANGE = 262_143_328_850  # max_energy_range_uj of a real Intel package zone
 DRAM_RANGE = 65_712_999_613
-NOBODY = 65534
 
 # zone path below the control type -> (name, energy_uj, max_energy_range_uj)
 TWO_SOCKETS: dict[str, tuple[str, int, int]] = {
@@ -278,34 +278,8 @@ def shared_tree() -> Iterator[Path]:
 
 
 def _open_as_unprivileged(root: Path) -> str:
-    """RaplSource(root) and rapl.available(root) as this user, or as `nobody` when we are root.
-
-    chmod does not stop root (CAP_DAC_OVERRIDE), so as root a forked child drops to uid/gid
-    65534 first: the permission check is then the kernel's own, with nothing patched.
-    """
-    if os.geteuid() != 0:
-        return _attempt(root)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns into pytest
-        status = 1
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            os.write(write_end, _attempt(root).encode())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    chunks = []
-    while chunk := os.read(read_end, 65536):
-        chunks.append(chunk)
-    os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    return b"".join(chunks).decode()
+    """RaplSource(root) and rapl.available(root) as this user, or as `nobody` when we are root."""
+    return as_unprivileged(lambda: _attempt(root))
 
 
 def _attempt(root: Path) -> str:

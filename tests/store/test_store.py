@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import create_engine, event, select
 
 import wattprint
+from tests.net import free_port
 from tests.postgres_server import create_database, postgres_url  # noqa: F401  (fixture)
 from wattprint.errors import StoreUnavailableError, WattprintError, WattprintInputError
 from wattprint.record import RunRecord
@@ -543,12 +544,6 @@ def test_eight_processes_write_one_new_sqlite_file_at_once(tmp_path: Path) -> No
 # Bad URLs
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def bad_urls(tmp_path: Path) -> dict[str, str]:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
@@ -561,8 +556,8 @@ def bad_urls(tmp_path: Path) -> dict[str, str]:
         "'@' in the password": f"postgresql://me:x@{PASSWORD}@127.0.0.1/db",
         "unparseable with password": f"postgresql://me:{PASSWORD}@host:notaport/db",
         "unknown dialect": f"nosuchdb://me:{PASSWORD}@localhost/db",
-        "server unreachable": f"postgresql://me:{PASSWORD}@127.0.0.1:{_free_port()}/db",
-        "postgres alias unreachable": f"postgres://me:{PASSWORD}@127.0.0.1:{_free_port()}/db",
+        "server unreachable": f"postgresql://me:{PASSWORD}@127.0.0.1:{free_port()}/db",
+        "postgres alias unreachable": f"postgres://me:{PASSWORD}@127.0.0.1:{free_port()}/db",
         "sqlite directory cannot be created": f"sqlite:///{blocker}/sub/runs.db",
         "sqlite path is a directory": f"sqlite:///{tmp_path}",
         "sqlite file is not a database": f"sqlite:///{not_sqlite}",

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.net import free_port
 from wattprint._extras import MissingExtraError
 from wattprint.record import RunRecord
 from wattprint.store import open_store
@@ -88,12 +89,6 @@ for local in range(tasks):
 sys.exit(max(p.wait() for p in procs))
 """
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -263,7 +258,7 @@ def test_torchrun_four_ranks_one_record_cpu_counted_once(tmp_path: Path, wattpri
 
 @pytest.mark.slow
 def test_two_simulated_nodes_of_two_ranks(tmp_path: Path, wattprint_env: Path) -> None:
-    port = str(_free_port())
+    port = str(free_port())
     launches = [
         _torchrun(
             tmp_path,
@@ -319,7 +314,7 @@ def test_slurm_variables_two_nodes_each_with_its_own_stepd(tmp_path: Path, wattp
     (tmp_path / "job.py").write_text(JOB)
     (tmp_path / "stepd.py").write_text(STEPD)
     (tmp_path / "out").mkdir()
-    env = _env(WORK_S="0.5", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    env = _env(WORK_S="0.5", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     stepds = [
         subprocess.Popen(
             [
@@ -407,7 +402,7 @@ def test_a_killed_job_leaves_rank_0s_checkpoint_marked_partial(tmp_path: Path, w
 def test_a_job_killed_9_on_every_node_leaves_each_nodes_part(tmp_path: Path, wattprint_env: Path) -> None:
     """Two simulated nodes, one rank each, every process killed -9 (as a lost allocation): rank 0's part
     under the job id and node-1's part as <job>-rank1 are both stored, interrupted and flagged partial."""
-    port = str(_free_port())
+    port = str(free_port())
     launches = [
         _torchrun(
             tmp_path,
