@@ -51,7 +51,7 @@ def test_ctrl_c_stops_watching_and_the_process_runs_on(wattprint_cmd: list[str],
         assert job.poll() is None  # still running
         record = json.loads(out.read_text())
         assert record["status"] == "finished"
-        assert record["attribution"]["watch_end"] == "watching stopped; the process runs on"
+        assert record["attribution"]["watch_end"] == "watching stopped; it runs on"
     finally:
         job.kill()
         job.wait()

@@ -1,9 +1,10 @@
-"""`wattprint watch --pid PID`: track a process tree that is already running, until it exits or Ctrl-C.
+"""`wattprint watch --pid PID | --cgroup PATH`: track a running process tree, or a cgroup, until it ends or Ctrl-C.
 
 Energy counts from the moment of attaching: what the process used before is not known. The process is not
 wattprint's child, so its exit code cannot be read; the record says how watching ended
-(`attribution.watch_end`). Exit code 0 when the process exited, 130 when watching was stopped (Ctrl-C or
-SIGTERM: the process itself runs on).
+(`attribution.watch_end`). Exit code 0 when the process exited (the cgroup emptied), 130 when watching was
+stopped (Ctrl-C or SIGTERM: the process itself runs on). A cgroup is charged by its own CPU time
+(`measure.cgroup`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ POLL_S = 0.2
 
 
 def watch(
-    pid: int = typer.Option(..., "--pid", help="The process to track (its children too)."),
-    name: str = typer.Option(None, "--name", "-n", help="Run name (default: the process's name)."),
+    pid: int = typer.Option(None, "--pid", help="The process to track (its children too)."),
+    cgroup: str = typer.Option(
+        None, "--cgroup", help="Or a cgroup (v2) to track: a Slurm job, a container, a pod (path or /sys/fs/...)."
+    ),
+    name: str = typer.Option(None, "--name", "-n", help="Run name (default: the process's or cgroup's name)."),
     interval: float = typer.Option(None, "--interval", help="Sampling interval, s (default 1)."),
     region: str = typer.Option(None, "--region", help="Grid region: FR, US-CA, gcp:europe-west9, ..."),
     pue: float = typer.Option(None, "--pue", help="Power usage effectiveness (default 1.0 locally)."),
@@ -33,37 +37,37 @@ def watch(
     output: Path = typer.Option(None, "--output", "-o", help="Write the run record (JSON) to this file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
 ) -> None:
-    """Track the energy and carbon of process PID (and its children) from now until it exits or Ctrl-C."""
-    import psutil
-
+    """Track the energy and carbon of process PID (and its children), or of a cgroup, from now until it exits
+    (the cgroup: until it is empty) or Ctrl-C."""
+    from wattprint.cli.common import fail
     from wattprint.config import load_settings
-    from wattprint.measure.process import check_readable_pid
     from wattprint.tracking.tracker import Tracker
 
-    check_readable_pid(pid)
+    if (pid is None) == (cgroup is None):
+        fail("--pid", "give one of --pid PID or --cgroup PATH")
     settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint)
     if output is not None:
         output = check_output_path(output)
-    process = psutil.Process(pid)  # keeps the process's start time: a reused PID is not mistaken for it
-    try:
-        command = process.cmdline() or [process.name()]
-    except psutil.Error:
-        command = None
-    label = name or (Path(command[0]).name if command else f"pid {pid}")
-    tracker = Tracker(label, pid=pid, command=command, settings=settings)
+    if pid is not None:
+        label, tracker, alive, what = _process_target(pid, name, settings)
+    else:
+        tracker = Tracker(name or Path(cgroup).name or "cgroup", cgroup=cgroup, settings=settings)
+        label, what = tracker.name, f"cgroup {tracker.cgroup.path}"
+        alive = lambda: not tracker.cgroup.is_empty()  # noqa: E731
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         tracker.start()
         if not quiet:
-            print(f"wattprint: watching pid {pid} ({label}); Ctrl-C stops watching", file=sys.stderr, flush=True)
-        while not stop.is_set() and _alive(process):
+            print(f"wattprint: watching {what} ({label}); Ctrl-C stops watching", file=sys.stderr, flush=True)
+        while not stop.is_set() and alive():
             stop.wait(POLL_S)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    exited = not _alive(process)
-    end = "the process exited" if exited else "watching stopped; the process runs on"
+    exited = not alive()
+    gone = "the process exited" if pid is not None else "the cgroup is empty"
+    end = gone if exited else "watching stopped; it runs on"
     record = tracker.stop("finished", annotate=lambda rec: rec.attribution.update(watch_end=end))
     _write(output, record)
     if not quiet:
@@ -71,6 +75,24 @@ def watch(
 
         print(f"{summary_line(record)} ({end})", file=sys.stderr)
     raise typer.Exit(0 if exited else 130)
+
+
+def _process_target(pid: int, name: str | None, settings: Any) -> tuple[str, Any, Any, str]:
+    """(label, tracker, is-it-alive, description) for `--pid`."""
+    import psutil
+
+    from wattprint.measure.process import check_readable_pid
+    from wattprint.tracking.tracker import Tracker
+
+    check_readable_pid(pid)
+    process = psutil.Process(pid)  # keeps the process's start time: a reused PID is not mistaken for it
+    try:
+        command = process.cmdline() or [process.name()]
+    except psutil.Error:
+        command = None
+    label = name or (Path(command[0]).name if command else f"pid {pid}")
+    tracker = Tracker(label, pid=pid, command=command, settings=settings)
+    return label, tracker, lambda: _alive(process), f"pid {pid}"
 
 
 def _alive(process: Any) -> bool:

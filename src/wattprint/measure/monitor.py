@@ -35,7 +35,7 @@ import psutil
 
 from wattprint.measure.base import COMPONENTS, CpuTimeModel, Domain, PowerSource, Reading
 from wattprint.measure.cpu_model import machine_cpu_reader
-from wattprint.measure.process import ProcessTree
+from wattprint.measure.process import TreeLike
 
 log = logging.getLogger("wattprint")
 
@@ -131,7 +131,7 @@ class EnergyMonitor:
         sources: Sequence[PowerSource],
         *,
         interval_s: float = 1.0,
-        tree: ProcessTree | None = None,
+        tree: TreeLike | None = None,
         attribution: str = "process",
         on_sample: Callable[[EnergyMonitor], None] | None = None,
         on_sample_every: int = 1,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import psutil
 
@@ -77,6 +77,21 @@ class TreeSample(NamedTuple):
     cpu_s: float
     rss_bytes: int
     pids: frozenset[int]
+
+
+class TreeLike(Protocol):
+    """What the monitor reads to attribute energy: a process tree, or a cgroup (`measure.cgroup`)."""
+
+    @property
+    def root_pid(self) -> int | None: ...
+
+    def read_raw(self) -> Any: ...
+
+    def from_raw(self, raw: Any) -> TreeSample: ...
+
+    def note_root_reaped(self, total_cpu_s: float) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class ProcessTree:

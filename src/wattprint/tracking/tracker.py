@@ -52,13 +52,14 @@ GPU_PROCESS_CHECK_EVERY = 10  # at most this many samples between NVML process l
 
 
 class Tracker:
-    """Tracks the energy and carbon of a process tree (by default this process) over a run."""
+    """Tracks the energy and carbon of a process tree (by default this process), or of a cgroup, over a run."""
 
     def __init__(
         self,
         name: str = "run",
         *,
         pid: int | None = None,
+        cgroup: str | os.PathLike[str] | None = None,
         command: Sequence[str] | None = None,
         settings: Settings | None = None,
         store: Any = None,
@@ -73,6 +74,13 @@ class Tracker:
         if not isinstance(name, str) or not name.strip():
             raise WattprintInputError("name", f"got {name!r}; expected a non-empty string")
         self.run_id = run_id
+        self.cgroup: Any = None
+        if cgroup is not None:  # a Slurm job, a container, a pod: its cgroup's CPU time instead of a tree's
+            if pid is not None:
+                raise WattprintInputError("cgroup", "give a pid or a cgroup, not both")
+            from wattprint.measure.cgroup import CgroupTree
+
+            self.cgroup = CgroupTree(cgroup)  # checked now: a wrong path fails before anything runs
         self.name = name
         self.settings = settings if settings is not None else load_settings(**overrides)
         self.pid = pid
@@ -131,8 +139,9 @@ class Tracker:
         if choice is None:
             choice = detect_sources(self.settings.cpu_tdp_w)
         self._choice = choice
+        tree: Any
         try:
-            tree = ProcessTree(self.pid)
+            tree = self.cgroup if self.cgroup is not None else ProcessTree(self.pid)
         except psutil.Error:
             tree = None
         self.monitor = EnergyMonitor(
@@ -163,7 +172,8 @@ class Tracker:
             intensity_source=self._region["intensity_source"],
             pue=self._region["pue"],
             pue_source=self._region["pue_source"],
-            attribution={"mode": self.settings.attribution, "tracked_pid": tree.root_pid if tree else None},
+            attribution={"mode": self.settings.attribution, "tracked_pid": tree.root_pid if tree else None}
+            | ({"cgroup": str(self.cgroup.path)} if self.cgroup is not None else {}),
         )
         from wattprint.store.first_row import absolute_sqlite_url
 
