@@ -14,6 +14,7 @@ import typer
 from wattprint.cli import bench as bench_cmd
 from wattprint.cli import doctor as doctor_cmd
 from wattprint.cli import estimate as estimate_cmd
+from wattprint.cli import node as node_cmd
 from wattprint.cli import optimize as optimize_cmd
 from wattprint.cli import report as report_cmd
 from wattprint.cli import run as run_cmd
@@ -41,6 +42,7 @@ app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
 )(run_cmd.run)
 app.command("watch", short_help="Track a process that is already running, until it exits.")(watch_cmd.watch)
+app.command("node", short_help="For admins: one run per child cgroup (jobs, containers, pods).")(node_cmd.node)
 app.add_typer(runs_cmd.app, name="runs", short_help="List, show and export stored runs.")
 app.add_typer(schedule_cmd.app, name="schedule", short_help="Plan a job for the cleanest hours; backtest.")
 app.command("estimate", short_help="Energy and CO2e of hardware before running.")(estimate_cmd.estimate)

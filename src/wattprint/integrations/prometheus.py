@@ -238,3 +238,47 @@ class PrometheusExporter:
             return False
         self.pushes += 1
         return True
+
+
+class _NodeCollector:
+    """Per-cgroup energy of a NodeMonitor at each scrape: live runs, and the final figure of stopped ones."""
+
+    def __init__(self, node: Any, prom: Any) -> None:
+        self.node = node
+        self._prom = prom
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        energy = CounterMetricFamily(
+            "wattprint_cgroup_energy_joules", "Energy charged to each cgroup's run, J", labels=["cgroup", "run_id"]
+        )
+        live = GaugeMetricFamily("wattprint_cgroup_live", "1 while the cgroup's run is tracked", labels=["cgroup"])
+        for record in list(self.node.finished):
+            energy.add_metric([record.name, record.run_id], record.energy_kwh.total * 3.6e6)
+        with self.node._lock:
+            trackers = dict(self.node.trackers)
+        for path, tracker in trackers.items():
+            try:
+                joules = tracker.energy_so_far_kwh()["total"] * 3.6e6
+            except Exception:  # stopped between the copy and the read: its final figure is in `finished`
+                continue
+            energy.add_metric([path.name, tracker.record.run_id], joules)
+            live.add_metric([path.name], 1.0)
+        yield energy
+        yield live
+
+
+def serve_node(node: Any, port: int, addr: str = "127.0.0.1") -> Any:
+    """Serve a NodeMonitor's per-cgroup energy on `addr:port` (0: any free port); returns the server
+    (`.server_port`, `.shutdown()`). A port in use is bad input."""
+    prom = require("prometheus_client", extra="prometheus", feature="wattprint node --prometheus-port")
+    registry = prom.CollectorRegistry(auto_describe=False)
+    registry.register(_NodeCollector(node, prom))
+    try:
+        server, _thread = prom.start_http_server(port, addr=addr, registry=registry)
+    except OSError as exc:
+        raise WattprintInputError(
+            "prometheus_port", f"cannot listen on {addr}:{port} ({exc.strerror or exc}); choose a free port"
+        ) from None
+    return server

@@ -1,0 +1,107 @@
+"""A whole-node monitor for admins: one run per child cgroup under a root (each Slurm job, container or pod).
+
+    node = NodeMonitor("/sys/fs/cgroup/system.slice", scan_s=5)
+    node.start(); ...; node.stop()
+
+Every `scan_s` the root's child cgroups are listed: a new one gets a `Tracker(cgroup=...)` of its own (its
+run stored and checkpointed like any other, named after the cgroup), one that has emptied or vanished has its
+run stopped and stored. Each cgroup is charged its own CPU time's share of the machine (`measure.cgroup`), so
+the runs add up to no more than the machine. `prometheus_families()` gives the per-cgroup figures for an
+exporter.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from wattprint.errors import WattprintInputError
+from wattprint.measure.cgroup import CgroupTree, resolve_cgroup
+
+log = logging.getLogger("wattprint")
+
+
+class NodeMonitor:
+    """Tracks every child cgroup of `root`; thread-safe; never raises from its scans."""
+
+    def __init__(self, root: str | Path, *, scan_s: float = 5.0, settings: Any = None) -> None:
+        if isinstance(scan_s, bool) or not isinstance(scan_s, (int, float)) or not 0 < scan_s <= 3600:
+            raise WattprintInputError("scan_s", f"got {scan_s!r}; expected seconds in (0, 3600]")
+        self.root = resolve_cgroup(root)
+        self.scan_s = float(scan_s)
+        self.settings = settings
+        self.trackers: dict[Path, Any] = {}  # live runs, by cgroup directory
+        self.finished: list[Any] = []  # records of the runs stopped so far
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def children(self) -> list[Path]:
+        """The root's child cgroups now (directories holding a cpu.stat), sorted."""
+        try:
+            return sorted(p for p in self.root.iterdir() if p.is_dir() and (p / "cpu.stat").is_file())
+        except OSError:
+            return []
+
+    def scan(self) -> None:
+        """Start runs for new child cgroups, stop those of emptied or vanished ones."""
+        from wattprint.tracking.tracker import Tracker
+
+        with self._lock:
+            current = set(self.children())
+            for path in sorted(current - set(self.trackers)):
+                try:
+                    if CgroupTree(path).is_empty():
+                        continue  # nothing to charge yet: picked up once a process joins
+                    tracker = Tracker(path.name, cgroup=path, settings=self.settings)
+                    tracker.start()
+                    self.trackers[path] = tracker
+                except Exception as exc:  # one cgroup's fault must not stop the node's monitor
+                    log.warning("wattprint: cannot track cgroup %s: %s", path, exc)
+            for path, tracker in list(self.trackers.items()):
+                if path not in current or tracker.cgroup.is_empty():
+                    self._finish(path)
+
+    def _finish(self, path: Path) -> None:
+        tracker = self.trackers.pop(path)
+        try:
+            self.finished.append(tracker.stop("finished"))
+        except Exception as exc:  # stopping one run must not stop the others
+            log.warning("wattprint: could not stop the run of cgroup %s: %s", path, exc)
+
+    def start(self) -> NodeMonitor:
+        self.scan()
+        self._thread = threading.Thread(target=self._loop, name="wattprint-node", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.scan_s):
+            try:
+                self.scan()
+            except Exception as exc:  # the next scan tries again
+                log.warning("wattprint: node scan failed: %s", exc)
+
+    def stop(self) -> list[Any]:
+        """Stop scanning and every live run; returns the records of all runs stopped."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            for path in list(self.trackers):
+                self._finish(path)
+        return list(self.finished)
+
+    def energy_j(self) -> dict[str, float]:
+        """Energy charged so far to each live cgroup's run, J, by cgroup name."""
+        with self._lock:
+            live = dict(self.trackers)
+        out = {}
+        for path, tracker in live.items():
+            try:
+                out[path.name] = tracker.energy_so_far_kwh()["total"] * 3.6e6
+            except Exception:  # a run stopped between the copy and the read
+                continue
+        return out
