@@ -3,10 +3,12 @@ create them) for the 3:1 split and `wattprint watch --cgroup`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -78,6 +80,23 @@ DUTY = (
 )
 
 
+def remove_cgroup(path: Path) -> None:
+    """Kill what is left in the cgroup (and below), then remove it, deepest first."""
+    for procs in path.rglob("cgroup.procs"):
+        for pid in procs.read_text().split() if procs.is_file() else ():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), 9)
+    for directory in sorted((p for p in [path, *path.rglob("*")] if p.is_dir()), key=lambda p: -len(p.parts)):
+        for _ in range(50):  # killed processes leave the cgroup a moment later
+            try:
+                directory.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
 @pytest.fixture
 def cgroups() -> Iterator[list[Path]]:
     """Two fresh cgroups under the v2 mount; skipped where this machine does not let us create them."""
@@ -98,17 +117,17 @@ def cgroups() -> Iterator[list[Path]]:
         yield made
     finally:
         for path in made:
-            for _ in range(50):  # the killed processes leave the cgroup a moment later
-                try:
-                    path.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            remove_cgroup(path)
 
 
 def _start_in(cgroup: Path, busy_s: float, idle_s: float) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-c", DUTY.format(busy=busy_s, idle=idle_s)])
-    (cgroup / "cgroup.procs").write_text(f"{proc.pid}\n")
+    try:
+        (cgroup / "cgroup.procs").write_text(f"{proc.pid}\n")
+    except OSError:
+        proc.kill()
+        proc.wait()
+        raise
     return proc
 
 
@@ -116,8 +135,9 @@ def _start_in(cgroup: Path, busy_s: float, idle_s: float) -> subprocess.Popen[by
 def test_two_cgroups_with_a_3_to_1_cpu_split_get_a_3_to_1_energy_split(cgroups: list[Path]) -> None:
     from wattprint.tracking.tracker import Tracker
 
-    procs = [_start_in(cgroups[0], 0.0075, 0.0025), _start_in(cgroups[1], 0.0025, 0.0075)]
+    procs = []
     try:
+        procs += [_start_in(cgroups[0], 0.0075, 0.0025), _start_in(cgroups[1], 0.0025, 0.0075)]
         time.sleep(0.3)
         trackers = [Tracker(f"cg{i}", cgroup=path, interval=0.2) for i, path in enumerate(cgroups)]
         for tracker in trackers:
@@ -134,8 +154,8 @@ def test_two_cgroups_with_a_3_to_1_cpu_split_get_a_3_to_1_energy_split(cgroups: 
 
 
 def test_watch_a_cgroup_until_it_is_empty(cgroups: list[Path], wattprint_cmd: list[str], tmp_path: Path) -> None:
-    job = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
-    (cgroups[0] / "cgroup.procs").write_text(f"{job.pid}\n")
+    job = _start_in(cgroups[0], 0.01, 0.0)  # busy until killed below, or the fixture kills it
+    threading.Timer(2.0, job.kill).start()  # the cgroup empties after 2 s: watch then ends
     out = tmp_path / "record.json"
     watcher = subprocess.run(
         [*wattprint_cmd, "watch", "--cgroup", str(cgroups[0]), "-o", str(out), "--interval", "0.2"],
@@ -157,8 +177,37 @@ def test_watch_a_cgroup_until_it_is_empty(cgroups: list[Path], wattprint_cmd: li
         ([], "--pid: give one of --pid PID or --cgroup PATH"),
         (["--pid", "1", "--cgroup", "/x"], "--pid: give one of --pid PID or --cgroup PATH"),
         (["--cgroup", "/no/such/cgroup"], "--cgroup: got '/no/such/cgroup': no cgroup v2"),
+        (["--cgroup", ""], "--cgroup: empty"),
     ],
 )
 def test_watch_bad_targets(wattprint_cmd: list[str], args: list[str], message: str) -> None:
     proc = subprocess.run([*wattprint_cmd, "watch", *args], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_cgroup_that_vanishes_mid_run_keeps_its_last_figures(tmp_path: Path) -> None:
+    import shutil
+
+    path = fake_cgroup(tmp_path / "container", 3_000_000, [os.getpid()], memory=2**20)
+    tree = CgroupTree(path)
+    assert tree.sample().cpu_s == 3.0
+    shutil.rmtree(path)  # the container ended
+    gone = tree.sample()
+    assert gone.cpu_s == 3.0 and gone.rss_bytes == 0 and gone.pids == frozenset()
+    assert tree.is_empty()
+
+
+def test_a_cgroup_run_is_not_charged_gpus_it_was_not_seen_on(tmp_path: Path) -> None:
+    from tests.measure.fake_nvml import FakeGpu, FakeNvml
+    from wattprint.measure.detect import detect_sources
+    from wattprint.tracking.tracker import Tracker
+
+    choice = detect_sources(powercap_root="/nonexistent", nvml_module=FakeNvml([FakeGpu(power_mw=200_000)]))
+    path = fake_cgroup(tmp_path / "cpu_only_job", 0, [os.getpid()])
+    tracker = Tracker("cpu-only", cgroup=path, sources=choice, interval=0.1)
+    tracker.start()
+    time.sleep(0.5)
+    record = tracker.stop()
+    assert record.energy_kwh.gpu == 0.0 and record.attribution["gpus"] == []
+    assert "not seen" in record.attribution["gpu_rule"]
+    assert record.measurement.gpu == "nvml"  # the GPU is measured; it is simply not this cgroup's

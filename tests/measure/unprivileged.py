@@ -10,7 +10,12 @@ NOBODY = 65534
 
 
 def as_unprivileged(check: Callable[[], str]) -> str:
-    """`check()`'s text, computed by a user whom permissions stop; nothing is patched."""
+    """`check()`'s text, computed by a user whom permissions stop; nothing is patched. The child cannot import
+    from this interpreter's home once it is `nobody` (it may sit under /root), so what checks decode with is
+    loaded before the fork."""
+    import encodings.ascii  # noqa: F401  (the codecs the readers use, loaded while still root)
+    import encodings.utf_8  # noqa: F401
+
     if os.geteuid() != 0:
         return check()
     read_end, write_end = os.pipe()

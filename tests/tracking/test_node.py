@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.measure.test_cgroup import DUTY, fake_cgroup
+from tests.measure.test_cgroup import _start_in, fake_cgroup, remove_cgroup
 from wattprint.config import load_settings
 from wattprint.errors import WattprintInputError
 from wattprint.store import open_store
@@ -25,14 +24,17 @@ def test_runs_start_for_busy_children_and_stop_when_they_empty(tmp_path: Path) -
     fake_cgroup(root / "job_1", 1_000_000, [os.getpid()])
     fake_cgroup(root / "job_2", 0, [])  # empty: nothing to track yet
     node = NodeMonitor(root, scan_s=60)
-    node.scan()
-    assert [p.name for p in node.trackers] == ["job_1"]
-    (root / "job_2" / "cgroup.procs").write_text(f"{os.getpid()}\n")  # a process joins
-    (root / "job_1" / "cgroup.procs").write_text("")  # job 1 ends
-    node.scan()
-    assert [p.name for p in node.trackers] == ["job_2"]
-    assert [r.name for r in node.finished] == ["job_1"] and node.finished[0].status == "finished"
-    records = node.stop()
+    try:
+        node.scan()
+        assert [p.name for p in node.trackers] == ["job_1"]
+        (root / "job_2" / "cgroup.procs").write_text(f"{os.getpid()}\n")  # a process joins
+        (root / "job_1" / "cgroup.procs").write_text("")  # job 1 ends
+        node.scan()
+        finished, live = node.snapshot()
+        assert [p.name for p in live] == ["job_2"]
+        assert [r.name for r in finished] == ["job_1"] and finished[0].status == "finished"
+    finally:
+        records = node.stop()
     assert sorted(r.name for r in records) == ["job_1", "job_2"]
     with open_store(load_settings().db_url) as store:
         stored = {r.name: r for r in store.list()}
@@ -40,11 +42,19 @@ def test_runs_start_for_busy_children_and_stop_when_they_empty(tmp_path: Path) -
     assert stored["job_1"].attribution["cgroup"] == str(root / "job_1")
 
 
-def test_bad_root_and_scan() -> None:
-    with pytest.raises(WattprintInputError, match="cgroup"):
+def test_bad_root_and_scan(wattprint_cmd: list[str]) -> None:
+    with pytest.raises(WattprintInputError, match="root: got '/no/such/cgroup'"):
         NodeMonitor("/no/such/cgroup")
     with pytest.raises(WattprintInputError, match="scan_s"):
         NodeMonitor("/", scan_s=0)
+    for args, message in (
+        (["--root", "/no/such/cgroup"], "--root: got '/no/such/cgroup'"),
+        (["--root", "/", "--duration", "nan"], "--duration: nan; accepted: seconds > 0"),
+        (["--root", "/", "--prometheus-port", "70000"], "--prometheus-port: got 70000; expected a port 0-65535"),
+    ):
+        proc = subprocess.run([*wattprint_cmd, "node", *args], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
 
 
 @pytest.fixture
@@ -60,37 +70,29 @@ def parent() -> Iterator[Path]:
         for name in ("job_a", "job_b"):
             (path / name).mkdir()
     except OSError as exc:
+        remove_cgroup(path)
         pytest.skip(f"cannot create cgroups under {root}: {exc.strerror}")
     try:
         yield path
     finally:
-        for child in ("job_a", "job_b", ""):
-            target = path / child if child else path
-            for _ in range(50):
-                try:
-                    target.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        remove_cgroup(path)
 
 
 @pytest.mark.slow
 def test_cli_tracks_each_job_and_serves_their_energy(parent: Path, wattprint_cmd: list[str]) -> None:
     import httpx
 
-    procs = []
     for name, busy, idle in (("job_a", 0.0075, 0.0025), ("job_b", 0.0025, 0.0075)):
-        proc = subprocess.Popen([sys.executable, "-c", DUTY.format(busy=busy, idle=idle)])
-        (parent / name / "cgroup.procs").write_text(f"{proc.pid}\n")
-        procs.append(proc)
+        _start_in(parent / name, busy, idle)  # the fixture kills them with the cgroups
     args = ["node", "--root", str(parent), "--duration", "3", "--interval", "0.2", "--scan", "0.5"]
     node = subprocess.Popen([*wattprint_cmd, *args, "--prometheus-port", "0"], stderr=subprocess.PIPE, text=True)
     try:
         assert node.stderr is not None
-        port = re.search(r":(\d+)/metrics", node.stderr.readline())
-        assert port, "no metrics address printed"
+        port = None
+        while port is None:  # a warning may come first
+            line = node.stderr.readline()
+            assert line, "no metrics address printed"
+            port = re.search(r":(\d+)/metrics", line)
         time.sleep(1.5)
         metrics = httpx.get(f"http://127.0.0.1:{port.group(1)}/metrics", timeout=10).text
         for name in ("job_a", "job_b"):
@@ -101,9 +103,6 @@ def test_cli_tracks_each_job_and_serves_their_energy(parent: Path, wattprint_cmd
         _, stderr = node.communicate(timeout=30)
         assert node.returncode == 0, stderr
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
         if node.poll() is None:
             node.kill()
     with open_store(load_settings().db_url) as store:

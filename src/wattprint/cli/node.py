@@ -6,6 +6,7 @@ run until Ctrl-C or SIGTERM (or `--duration`), stop every run.
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import threading
@@ -26,9 +27,12 @@ def node(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
 ) -> None:
     """Track every child cgroup of ROOT as a run of its own, until Ctrl-C."""
+    from wattprint.cli.common import fail
     from wattprint.config import load_settings
     from wattprint.tracking.node import NodeMonitor
 
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        fail("--duration", f"{duration}; accepted: seconds > 0 (leave it out to run until Ctrl-C)")
     settings = load_settings(interval=interval, region=region)
     monitor = NodeMonitor(root, scan_s=scan_s, settings=settings)
     server = None
@@ -38,18 +42,23 @@ def node(
         server = serve_node(monitor, prometheus_port, prometheus_addr)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        monitor.start()
-        if not quiet:
-            where = f"; metrics at http://{prometheus_addr}:{server.server_port}/metrics" if server else ""
-            print(f"wattprint: tracking the child cgroups of {monitor.root}{where}", file=sys.stderr, flush=True)
-        stop.wait(duration)
+    try:  # the handlers stay ours until every run is stopped: a second Ctrl-C must not cut that short
+        try:
+            monitor.start()
+            if not quiet:
+                where = f"; metrics at http://{prometheus_addr}:{server.server_port}/metrics" if server else ""
+                print(f"wattprint: tracking the child cgroups of {monitor.root}{where}", file=sys.stderr, flush=True)
+            stop.wait(duration)
+        finally:
+            try:
+                records = monitor.stop()
+            finally:
+                if server is not None:
+                    server.shutdown()
+                    server.server_close()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        records = monitor.stop()
-        if server is not None:
-            server.shutdown()
     if not quiet:
         from wattprint.cli.render import summary_line
 

@@ -56,19 +56,19 @@ def watch(
         alive = lambda: not tracker.cgroup.is_empty()  # noqa: E731
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    try:  # the handlers stay ours until the record is stored: a second Ctrl-C must not cut that short
         tracker.start()
         if not quiet:
             print(f"wattprint: watching {what} ({label}); Ctrl-C stops watching", file=sys.stderr, flush=True)
         while not stop.is_set() and alive():
             stop.wait(POLL_S)
+        exited = not alive()
+        gone = "the process exited" if pid is not None else "the cgroup is empty"
+        end = gone if exited else "watching stopped; it runs on"
+        record = tracker.stop("finished", annotate=lambda rec: rec.attribution.update(watch_end=end))
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    exited = not alive()
-    gone = "the process exited" if pid is not None else "the cgroup is empty"
-    end = gone if exited else "watching stopped; it runs on"
-    record = tracker.stop("finished", annotate=lambda rec: rec.attribution.update(watch_end=end))
     _write(output, record)
     if not quiet:
         from wattprint.cli.render import summary_line
@@ -85,9 +85,11 @@ def _process_target(pid: int, name: str | None, settings: Any) -> tuple[str, Any
     from wattprint.tracking.tracker import Tracker
 
     check_readable_pid(pid)
-    process = psutil.Process(pid)  # keeps the process's start time: a reused PID is not mistaken for it
     try:
+        process = psutil.Process(pid)  # keeps the process's start time: a reused PID is not mistaken for it
         command = process.cmdline() or [process.name()]
+    except psutil.NoSuchProcess:
+        raise WattprintInputError("pid", f"got {pid}: the process exited") from None
     except psutil.Error:
         command = None
     label = name or (Path(command[0]).name if command else f"pid {pid}")

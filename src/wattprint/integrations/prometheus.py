@@ -254,10 +254,9 @@ class _NodeCollector:
             "wattprint_cgroup_energy_joules", "Energy charged to each cgroup's run, J", labels=["cgroup", "run_id"]
         )
         live = GaugeMetricFamily("wattprint_cgroup_live", "1 while the cgroup's run is tracked", labels=["cgroup"])
-        for record in list(self.node.finished):
+        finished, trackers = self.node.snapshot()
+        for record in finished:
             energy.add_metric([record.name, record.run_id], record.energy_kwh.total * 3.6e6)
-        with self.node._lock:
-            trackers = dict(self.node.trackers)
         for path, tracker in trackers.items():
             try:
                 joules = tracker.energy_so_far_kwh()["total"] * 3.6e6
@@ -275,6 +274,8 @@ def serve_node(node: Any, port: int, addr: str = "127.0.0.1") -> Any:
     prom = require("prometheus_client", extra="prometheus", feature="wattprint node --prometheus-port")
     registry = prom.CollectorRegistry(auto_describe=False)
     registry.register(_NodeCollector(node, prom))
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise WattprintInputError("prometheus_port", f"got {port!r}; expected a port 0-65535 (0: any free port)")
     try:
         server, _thread = prom.start_http_server(port, addr=addr, registry=registry)
     except OSError as exc:

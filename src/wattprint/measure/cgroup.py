@@ -20,6 +20,7 @@ from wattprint.errors import WattprintInputError
 from wattprint.measure.process import TreeSample
 
 MOUNTS = "/proc/self/mounts"
+REFRESH_EVERY = 10  # reads between walks of the subtree for its member pids
 
 
 def cgroup2_root(mounts: str = MOUNTS) -> Path | None:
@@ -35,9 +36,11 @@ def cgroup2_root(mounts: str = MOUNTS) -> Path | None:
     return None
 
 
-def resolve_cgroup(path: str | os.PathLike[str], root: Path | None = None) -> Path:
-    """The cgroup's directory: `path` itself when it is one, else `path` under the cgroup v2 mount (the form
-    /proc/PID/cgroup and Slurm print, e.g. /system.slice/slurmstepd.scope/job_42)."""
+def resolve_cgroup(path: str | os.PathLike[str], root: Path | None = None, field: str = "cgroup") -> Path:
+    """The cgroup's directory, absolute: `path` itself when it is one, else `path` under the cgroup v2 mount
+    (the form /proc/PID/cgroup and Slurm print, e.g. /system.slice/slurmstepd.scope/job_42)."""
+    if not str(path).strip():
+        raise WattprintInputError(field, "empty; expected a cgroup directory or a path such as /system.slice/x")
     given = Path(path)
     candidates = [given]
     base = root if root is not None else cgroup2_root()
@@ -45,9 +48,12 @@ def resolve_cgroup(path: str | os.PathLike[str], root: Path | None = None) -> Pa
         candidates.append(base / str(given).lstrip("/"))
     for candidate in candidates:
         if (candidate / "cpu.stat").is_file():
-            return candidate
+            return candidate.absolute()
+    if (given / "cpuacct.usage").is_file() or (given / "tasks").is_file():
+        where = f" (v2 is mounted at {base})" if base is not None else ""
+        raise WattprintInputError(field, f"got {str(path)!r}: a cgroup v1 directory; wattprint reads cgroup v2{where}")
     where = f" or under {base}" if base is not None else " (no cgroup v2 mount found)"
-    raise WattprintInputError("cgroup", f"got {str(path)!r}: no cgroup v2 with a cpu.stat there{where}")
+    raise WattprintInputError(field, f"got {str(path)!r}: no cgroup v2 with a cpu.stat there{where}")
 
 
 def _usage_s(text: str) -> float:
@@ -63,13 +69,16 @@ class CgroupTree:
 
     root_pid: int | None = None  # no root process: the record names the cgroup instead
 
-    def __init__(self, path: str | os.PathLike[str], root: Path | None = None) -> None:
-        self.path = resolve_cgroup(path, root)
+    def __init__(self, path: str | os.PathLike[str], root: Path | None = None, field: str = "cgroup") -> None:
+        self.path = resolve_cgroup(path, root, field)
         self._memory = self.path / "memory.current"
         try:
-            _usage_s((self.path / "cpu.stat").read_text())
+            self._last_stat = (self.path / "cpu.stat").read_text()
+            _usage_s(self._last_stat)
         except (OSError, ValueError) as exc:
-            raise WattprintInputError("cgroup", f"cannot read {self.path / 'cpu.stat'}: {exc}") from None
+            raise WattprintInputError(field, f"cannot read {self.path / 'cpu.stat'}: {exc}") from None
+        self._reads = 0
+        self._pids: frozenset[int] = frozenset()
 
     def pids(self) -> frozenset[int]:
         """Processes in the cgroup and the cgroups below it."""
@@ -81,26 +90,36 @@ class CgroupTree:
                 continue
         return frozenset(found)
 
-    def read_raw(self) -> tuple[str, str | None, frozenset[int] | None]:
-        """cpu.stat's text, memory.current's (or None), and the member pids where memory must be summed."""
-        stat = (self.path / "cpu.stat").read_text()
+    def read_raw(self) -> tuple[str, str | None, frozenset[int]]:
+        """cpu.stat's text, memory.current's (None without the memory controller: the members' resident
+        memory is summed instead), and the member pids (re-listed every REFRESH_EVERY reads: a walk of the
+        subtree). A cgroup removed under us (a container that ended) reads as its last CPU time and no
+        memory, so the sample stands and the cgroup's share falls to zero."""
+        if self._reads % REFRESH_EVERY == 0:
+            self._pids = self.pids()
+        self._reads += 1
         try:
-            return stat, self._memory.read_text(), None
-        except OSError:  # no memory controller here: the members' resident memory instead
-            return stat, None, self.pids()
+            stat = (self.path / "cpu.stat").read_text()
+        except OSError:
+            return self._last_stat, "0", frozenset()
+        self._last_stat = stat
+        try:
+            return stat, self._memory.read_text(), self._pids
+        except OSError:
+            return stat, None, self._pids
 
     def from_raw(self, raw: Any) -> TreeSample:
         stat, memory, pids = raw
         cpu_s = _usage_s(stat)
         if memory is not None:
-            return TreeSample(cpu_s, int(memory), self.pids())
+            return TreeSample(cpu_s, int(memory), pids)
         rss = 0
-        for pid in pids or ():
+        for pid in pids:
             try:
                 rss += psutil.Process(pid).memory_info().rss
             except psutil.Error:
                 continue
-        return TreeSample(cpu_s, rss, frozenset(pids or ()))
+        return TreeSample(cpu_s, rss, pids)
 
     def sample(self) -> TreeSample:
         return self.from_raw(self.read_raw())

@@ -165,6 +165,9 @@ class EnergyMonitor:
         self._cpu_share = 1.0
         self._ram_share = 1.0
         self.gpu_domains_used: set[str] = set()
+        # a run whose processes are never seen on a GPU is charged every GPU (a single job, which may use one
+        # the listing missed), unless this is off: one of many cgroups on a node, whose runs must not overlap
+        self.charge_unseen_gpus = True
         self._timeline: list[tuple[float, float, float, float]] = []
         self._lock = threading.RLock()
         self._sleeper = Sleeper()
@@ -430,6 +433,8 @@ class EnergyMonitor:
             return gpus, "all visible GPUs"
         if self.gpu_domains_used:
             return self.gpu_domains_used & gpus, "GPUs running the tracked processes"
+        if not self.charge_unseen_gpus:
+            return set(), "no GPU: the tracked processes were not seen on any"
         return gpus, "all visible GPUs (tracked processes not seen on any GPU)"
 
     def totals(self) -> Totals:

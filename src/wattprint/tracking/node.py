@@ -6,14 +6,15 @@
 Every `scan_s` the root's child cgroups are listed: a new one gets a `Tracker(cgroup=...)` of its own (its
 run stored and checkpointed like any other, named after the cgroup), one that has emptied or vanished has its
 run stopped and stored. Each cgroup is charged its own CPU time's share of the machine (`measure.cgroup`), so
-the runs add up to no more than the machine. `prometheus_families()` gives the per-cgroup figures for an
-exporter.
+the runs add up to no more than the machine (a GPU is charged only to a cgroup seen running on it).
+`snapshot()` gives an exporter the live runs and the last KEEP_FINISHED finished ones.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from wattprint.errors import WattprintInputError
 from wattprint.measure.cgroup import CgroupTree, resolve_cgroup
 
 log = logging.getLogger("wattprint")
+KEEP_FINISHED = 256
 
 
 class NodeMonitor:
@@ -29,11 +31,12 @@ class NodeMonitor:
     def __init__(self, root: str | Path, *, scan_s: float = 5.0, settings: Any = None) -> None:
         if isinstance(scan_s, bool) or not isinstance(scan_s, (int, float)) or not 0 < scan_s <= 3600:
             raise WattprintInputError("scan_s", f"got {scan_s!r}; expected seconds in (0, 3600]")
-        self.root = resolve_cgroup(root)
+        self.root = resolve_cgroup(root, field="root")
         self.scan_s = float(scan_s)
         self.settings = settings
         self.trackers: dict[Path, Any] = {}  # live runs, by cgroup directory
-        self.finished: list[Any] = []  # records of the runs stopped so far
+        # records of the runs stopped lately (the store has them all): bounded, for the exporter's last figures
+        self.finished: deque[Any] = deque(maxlen=KEEP_FINISHED)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -46,30 +49,38 @@ class NodeMonitor:
             return []
 
     def scan(self) -> None:
-        """Start runs for new child cgroups, stop those of emptied or vanished ones."""
+        """Start runs for new child cgroups, stop those of emptied or vanished ones. Starting and stopping
+        (store writes) happen outside the lock, so a scrape never waits for them."""
         from wattprint.tracking.tracker import Tracker
 
+        current = set(self.children())
         with self._lock:
-            current = set(self.children())
-            for path in sorted(current - set(self.trackers)):
-                try:
-                    if CgroupTree(path).is_empty():
-                        continue  # nothing to charge yet: picked up once a process joins
-                    tracker = Tracker(path.name, cgroup=path, settings=self.settings)
-                    tracker.start()
-                    self.trackers[path] = tracker
-                except Exception as exc:  # one cgroup's fault must not stop the node's monitor
-                    log.warning("wattprint: cannot track cgroup %s: %s", path, exc)
-            for path, tracker in list(self.trackers.items()):
-                if path not in current or tracker.cgroup.is_empty():
-                    self._finish(path)
+            known = dict(self.trackers)
+        ended = [path for path, tracker in known.items() if path not in current or tracker.cgroup.is_empty()]
+        started = {}
+        for path in sorted(current - set(known)):
+            try:
+                if CgroupTree(path).is_empty():
+                    continue  # nothing to charge yet: picked up once a process joins
+                tracker = Tracker(path.name, cgroup=path, settings=self.settings)
+                tracker.start()
+                started[path] = tracker
+            except Exception as exc:  # one cgroup's fault must not stop the node's monitor
+                log.warning("wattprint: cannot track cgroup %s: %s", path, exc)
+        with self._lock:
+            self.trackers.update(started)
+            stopping = [(path, self.trackers.pop(path)) for path in ended]
+        self._finish(stopping)
 
-    def _finish(self, path: Path) -> None:
-        tracker = self.trackers.pop(path)
-        try:
-            self.finished.append(tracker.stop("finished"))
-        except Exception as exc:  # stopping one run must not stop the others
-            log.warning("wattprint: could not stop the run of cgroup %s: %s", path, exc)
+    def _finish(self, stopping: list[tuple[Path, Any]]) -> None:
+        for path, tracker in stopping:
+            try:
+                record = tracker.stop("finished")
+            except Exception as exc:  # stopping one run must not stop the others
+                log.warning("wattprint: could not stop the run of cgroup %s: %s", path, exc)
+                continue
+            with self._lock:
+                self.finished.append(record)
 
     def start(self) -> NodeMonitor:
         self.scan()
@@ -90,9 +101,16 @@ class NodeMonitor:
         if self._thread is not None:
             self._thread.join()
         with self._lock:
-            for path in list(self.trackers):
-                self._finish(path)
-        return list(self.finished)
+            stopping = list(self.trackers.items())
+            self.trackers.clear()
+        self._finish(stopping)
+        with self._lock:
+            return list(self.finished)
+
+    def snapshot(self) -> tuple[list[Any], dict[Path, Any]]:
+        """(recently finished records, live trackers), read together: a run is in exactly one of them."""
+        with self._lock:
+            return list(self.finished), dict(self.trackers)
 
     def energy_j(self) -> dict[str, float]:
         """Energy charged so far to each live cgroup's run, J, by cgroup name."""

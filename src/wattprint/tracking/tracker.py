@@ -152,6 +152,7 @@ class Tracker:
             on_sample=self._on_sample,
             on_sample_every=callback_every(self.settings.checkpoint, self.settings.interval),
         )
+        self.monitor.charge_unseen_gpus = self.cgroup is None
         own = psutil.Process()
         self._fields = dict(
             run_id=self.run_id or os.urandom(16).hex(),
@@ -449,9 +450,9 @@ class Tracker:
             return self._record  # type: ignore[return-value]
         if self.record is None or self.monitor is None:
             raise TrackerNotStartedError()
-        if self._stopped:
-            return self.record
-        with self._store_lock:
+        with self._store_lock:  # test-and-set: an exit hook and a caller stopping at once stop it once
+            if self._stopped:
+                return self.record
             self._stopped = True
         exit_hooks.forget(self)
         try:
