@@ -7,10 +7,11 @@ How a benchmark runs, in order:
   3. every batch size runs `warmup_batches` batches (allocators, kernel choice, caches);
   4. the run starts (a Tracker: the record is in the store from here on) and each batch size is measured in
      one window, named `batch_size=N`, that holds its batches and nothing else. The batches are split into
-     `repeats` consecutive groups measured in windows of their own: the relative spread of their joules per
-     query says how stable the figure is. Generation runs every prefill of a group, then every decode, in
-     two windows, so that each phase's energy comes from a window long enough to read, not from slices of
-     one request shorter than the power source resolves;
+     `repeats` consecutive groups, each measured between two samples shared with its neighbours (so groups
+     add up exactly to the window): the relative spread of their joules per query says how stable the
+     figure is. Generation runs every prefill of a group, then every decode, so that each phase's energy
+     comes from a span long enough to read, not from slices of one request shorter than the power source
+     resolves;
   5. the run stops; the per-query figures go on its record (`bench`).
 Steps 1-3 happen before the run starts, so the run's total energy is the sum of the measured windows plus
 the tracker's own start-up (its first store write, waited for before measuring) and the gaps between
@@ -158,11 +159,6 @@ def measure_idle_power_w(settings: Settings, seconds: float, pid: int | None = N
     return window.total_j / window.duration_s if window.duration_s > 0 else None
 
 
-def _window_j(tracker: Tracker, name: str, *, record: bool = False) -> tuple[dict[str, float], float]:
-    result = tracker.end_window(name, record=record)
-    return dict(result.energy_j), result.duration_s
-
-
 def _checked(done: Any) -> Done:
     """A batch's outcome as the runner needs it: at least one query answered."""
     if not isinstance(done, Done) or done.queries < 1:
@@ -186,16 +182,25 @@ class _Runner:
         if self.progress is not None:
             self.progress(f"batch size {batch_size}", self.finished, self.total)
 
+    def _mark(self) -> float:
+        """The run's attributed joules now, after a fresh sample. Groups and phases are differences of
+        consecutive marks, so they add up exactly to the span they cover: separate windows, each sampled at
+        both ends, would each round the CPU counters' 10 ms ticks on their own."""
+        monitor = self.tracker.monitor
+        assert monitor is not None
+        monitor.sample()
+        attributed, _machine = monitor.by_component(monitor.totals())
+        return sum(attributed.values())
+
     def measure(self, batch_size: int, batches: list[Any], repeats: int) -> Measured:
         out = Measured(batch_size)
-        window = f"batch_size={batch_size}"
-        self.tracker.begin_window(window)
-        for index, group in enumerate(_groups(batches, repeats)):
-            name = f"{window} group={index}"
-            self.tracker.begin_window(name)
+        window = f"batch_size={batch_size}"  # the recorded window: on the run record, per component
+        mark = self._mark()
+        self.tracker.begin_window(window, fresh=False)  # from the very sample of the first mark
+        for group in _groups(batches, repeats):
             before = len(out.done)
             if self.phased:
-                self._phased_group(name, group, batch_size, out)
+                end = self._phased_group(group, batch_size, out, mark)
             else:
                 for batch in group:
                     t0 = time.perf_counter()
@@ -203,24 +208,25 @@ class _Runner:
                     out.latencies_s += [time.perf_counter() - t0] * done.queries
                     out.done.append(done)
                     self._tick(batch_size)
-            group_j, _ = _window_j(self.tracker, name)
+                end = self._mark()
             queries = sum(d.queries for d in out.done[before:])
-            out.group_j_per_query.append(sum(group_j.values()) / max(queries, 1))
-        out.energy_j, out.duration_s = _window_j(self.tracker, window, record=True)
+            out.group_j_per_query.append((end - mark) / max(queries, 1))
+            mark = end
+        result = self.tracker.end_window(window, fresh=False)  # at the last mark's sample: groups add up to it
+        out.energy_j, out.duration_s = dict(result.energy_j), result.duration_s
         return out
 
-    def _phased_group(self, name: str, group: list[Any], batch_size: int, out: Measured) -> None:
+    def _phased_group(self, group: list[Any], batch_size: int, out: Measured, start_j: float) -> float:
+        """Every prefill of the group, then every decode; returns the mark at the end."""
         workload = self.workload
         assert isinstance(workload, PhasedWorkload)
         states: list[Any] = []
         prefill_s: list[float] = []
-        self.tracker.begin_window(f"{name} prefill")
         for batch in group:
             t0 = time.perf_counter()
             states.append(workload.prefill(batch))
             prefill_s.append(time.perf_counter() - t0)
-        prefill_j, _ = _window_j(self.tracker, f"{name} prefill")
-        self.tracker.begin_window(f"{name} decode")
+        prefilled_j = self._mark()
         for i, first_s in enumerate(prefill_s):
             state, states[i] = states[i], None  # its KV cache is freed once decoded, not at the group's end
             t0 = time.perf_counter()
@@ -230,9 +236,10 @@ class _Runner:
             out.ttft_s += [first_s] * done.queries
             out.done.append(done)
             self._tick(batch_size)
-        decode_j, _ = _window_j(self.tracker, f"{name} decode")
-        out.prefill_j += sum(prefill_j.values())
-        out.decode_j += sum(decode_j.values())
+        decoded_j = self._mark()
+        out.prefill_j += prefilled_j - start_j
+        out.decode_j += decoded_j - prefilled_j
+        return decoded_j
 
 
 def run_bench(

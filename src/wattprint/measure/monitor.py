@@ -466,18 +466,21 @@ class EnergyMonitor:
         """Names of the windows begun and not yet ended."""
         return list(self._windows)
 
-    def begin_window(self, name: str) -> None:
-        """Open a named window; names must be unique among open windows."""
+    def begin_window(self, name: str, *, fresh: bool = True) -> None:
+        """Open a named window; names must be unique among open windows. `fresh=False` starts it at the last
+        sample taken instead of a new one (a caller that has just sampled, so that spans line up exactly)."""
         if name in self._windows:
             raise ValueError(f"window {name!r} is already open")
-        self.sample()
+        if fresh:
+            self.sample()
         self._windows[name] = (datetime.now(timezone.utc), self.totals())
 
-    def end_window(self, name: str) -> WindowResult:
-        """Close a named window and return its energy."""
+    def end_window(self, name: str, *, fresh: bool = True) -> WindowResult:
+        """Close a named window and return its energy (`fresh=False`: as of the last sample taken)."""
         if name not in self._windows:
             raise ValueError(f"window {name!r} is not open")
-        self.sample()
+        if fresh:
+            self.sample()
         started_at, start = self._windows.pop(name)
         end = self.totals()
         diff = Totals(

@@ -275,18 +275,19 @@ class Tracker:
         if self.record is not None:
             self.record.metrics.update({key: metric_value(value) for key, value in metrics.items()})
 
-    def begin_window(self, name: str) -> None:
-        """Open a named measurement window (windows may nest and overlap)."""
+    def begin_window(self, name: str, *, fresh: bool = True) -> None:
+        """Open a named measurement window (windows may nest and overlap). `fresh=False`: from the last
+        sample instead of a new one, for a caller that has just sampled (`monitor.sample()`)."""
         if self.monitor is None:
             raise TrackerNotStartedError()
-        self.monitor.begin_window(name)
+        self.monitor.begin_window(name, fresh=fresh)
 
-    def end_window(self, name: str, *, record: bool = True) -> WindowResult:
+    def end_window(self, name: str, *, record: bool = True, fresh: bool = True) -> WindowResult:
         """Close a window and return its energy; also added to the record's `windows` unless `record=False`
         (for frequent windows, such as per-step figures, that would only grow the record)."""
         if self.monitor is None:
             raise TrackerNotStartedError()
-        result = self.monitor.end_window(name)
+        result = self.monitor.end_window(name, fresh=fresh)
         if record and self.record is not None:
             self.record.windows.append(
                 {
