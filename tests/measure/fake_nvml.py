@@ -134,6 +134,18 @@ class ProcessInfo:
 
 
 @dataclass
+class ProcessUtilizationSample:
+    """What nvmlDeviceGetProcessUtilization returns per sample (pynvml's c_nvmlProcessUtilizationSample_t)."""
+
+    pid: int
+    timeStamp: int
+    smUtil: int
+    memUtil: int = 0
+    encUtil: int = 0
+    decUtil: int = 0
+
+
+@dataclass
 class FakeGpu:
     """One scripted GPU. None for energy_mj means no counter (pre-Volta); for power, no sensor.
 
@@ -150,6 +162,8 @@ class FakeGpu:
     graphics_pids: list[int] = field(default_factory=list)
     processes_supported: bool = True
     fail_with: int | None = None
+    # nvmlDeviceGetProcessUtilization's samples: (pid, timeStamp in us, smUtil %); None: not supported
+    utilization: list[tuple[int, int, int]] | None = field(default_factory=list)
 
 
 class FakeNvml:
@@ -239,6 +253,16 @@ class FakeNvml:
         if not gpu.processes_supported:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return [ProcessInfo(pid) for pid in gpu.compute_pids]
+
+    def nvmlDeviceGetProcessUtilization(self, handle: FakeGpu, timeStamp: int) -> list[ProcessUtilizationSample]:
+        """Samples newer than `timeStamp`; NVML answers NOT_FOUND when there are none."""
+        gpu = self._gpu(handle)
+        if gpu.utilization is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        newer = [ProcessUtilizationSample(pid, ts, sm) for pid, ts, sm in gpu.utilization if ts > timeStamp]
+        if not newer:
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return newer
 
     def nvmlDeviceGetGraphicsRunningProcesses(self, handle: FakeGpu) -> list[ProcessInfo]:
         gpu = self._gpu(handle)

@@ -65,7 +65,7 @@ def test_fake_errors_mirror_pynvml() -> None:
         "nvmlInit", "nvmlShutdown", "nvmlDeviceGetCount", "nvmlDeviceGetHandleByIndex", "nvmlDeviceGetName",
         "nvmlDeviceGetUUID", "nvmlDeviceGetTotalEnergyConsumption", "nvmlDeviceGetPowerUsage",
         "nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses",
-        "nvmlDeviceGetEnforcedPowerLimit", "nvmlErrorString",
+        "nvmlDeviceGetEnforcedPowerLimit", "nvmlErrorString", "nvmlDeviceGetProcessUtilization",
     ):  # fmt: skip
         assert callable(getattr(pynvml, name)) and callable(getattr(FakeNvml(), name))
 
@@ -279,3 +279,52 @@ def test_real_pynvml_opens_or_explains() -> None:
     finally:
         source.close()
         source.close()
+
+
+def test_process_utilization_sums_new_samples_per_pid_and_skips_gpus_without_them() -> None:
+    from tests.measure.fake_nvml import FakeGpu
+
+    shared = FakeGpu(compute_pids=[10, 20], utilization=[(10, 1_000, 30), (20, 1_000, 60), (10, 2_000, 10)])
+    silent = FakeGpu(uuid="GPU-1", utilization=None)  # keeps no samples
+    source = NvmlSource(FakeNvml([shared, silent]))
+    assert source.utilization() == {0: {10: 40, 20: 60}}
+    assert source.utilization() == {}  # nothing newer since: NVML's NOT_FOUND is no samples, not a fault
+    shared.utilization.append((20, 3_000, 5))
+    assert source.utilization() == {0: {20: 5}}
+    source.close()
+
+
+def test_a_shared_gpu_is_charged_by_utilization_and_the_whole_card_kept() -> None:
+    import os
+    import threading
+    import time
+
+    from tests.measure.fake_nvml import FakeGpu
+    from wattprint.measure.detect import detect_sources
+    from wattprint.tracking.tracker import GPU_SHARE_RULE, Tracker, gpu_shares
+
+    me, other = os.getpid(), 2**22 + 4242
+    gpu = FakeGpu(energy_mj=0, compute_pids=[me, other], utilization=[])
+    stop = threading.Event()
+
+    def load() -> None:  # 200 W on the card; our process 25 % of its SM samples, the other 75 %
+        ts = 0
+        while not stop.wait(0.02):
+            ts += 20_000
+            gpu.energy_mj += 4_000
+            gpu.utilization += [(me, ts, 20), (other, ts, 60)]
+
+    threading.Thread(target=load, daemon=True).start()
+    choice = detect_sources(powercap_root="/nonexistent", nvml_module=FakeNvml([gpu]))
+    tracker = Tracker("shared", sources=choice, interval=0.05, checkpoint=0.1)
+    tracker.start()
+    time.sleep(1.5)
+    record = tracker.stop()
+    stop.set()
+    assert record.attribution["gpu_share_rule"] == GPU_SHARE_RULE, record.attribution
+    share = record.energy_kwh.gpu / record.machine_energy_kwh.gpu
+    assert share == pytest.approx(0.25, abs=0.08)  # the first intervals, before the first look, are whole
+    # the rule by itself: by utilisation; by process count on an idle card; whole when alone or not on it
+    assert gpu_shares({0: {1, 2}}, {0: {1: 10, 2: 30}}, frozenset({1})) == {"nvml:0": 0.25}
+    assert gpu_shares({0: {1, 2, 3}}, {}, frozenset({1})) == {"nvml:0": pytest.approx(1 / 3)}
+    assert gpu_shares({0: {1}, 1: {2}}, {}, frozenset({1})) == {}

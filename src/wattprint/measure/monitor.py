@@ -168,6 +168,7 @@ class EnergyMonitor:
         # a run whose processes are never seen on a GPU is charged every GPU (a single job, which may use one
         # the listing missed), unless this is off: one of many cgroups on a node, whose runs must not overlap
         self.charge_unseen_gpus = True
+        self._gpu_shares: dict[str, float] = {}  # GPU domain -> the run's share of a card it shares (else whole)
         self._timeline: list[tuple[float, float, float, float]] = []
         self._lock = threading.RLock()
         self._sleeper = Sleeper()
@@ -347,7 +348,7 @@ class EnergyMonitor:
                 if delta < 0:
                     self._mark(name, f"counter went backwards ({last:.3f} J -> {value:.3f} J)")
                     continue
-                share = shares[domain.component]
+                share = self._gpu_shares.get(name, 1.0) if domain.component == "gpu" else shares[domain.component]
                 self._machine_j[name] += delta
                 self._attributed_j[name] += delta * share
                 if domain.counted:
@@ -425,6 +426,11 @@ class EnergyMonitor:
         """Record GPU domains on which the tracked tree was seen running."""
         with self._lock:
             self.gpu_domains_used |= used_domains
+
+    def set_gpu_shares(self, shares: dict[str, float]) -> None:
+        """The run's share of each GPU it shares with other processes, from now on (1.0 where not given)."""
+        with self._lock:
+            self._gpu_shares.update({name: min(1.0, max(0.0, share)) for name, share in shares.items()})
 
     def gpu_selection(self) -> tuple[set[str], str]:
         """GPU domains charged to the run and why."""

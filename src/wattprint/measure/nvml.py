@@ -85,6 +85,7 @@ class NvmlSource:
         self._clock = clock
         self._closed = True
         self._gpus: list[_Gpu] = []
+        self._util_seen: dict[int, int] = {}  # per GPU: the newest utilisation sample read (NVML's timestamps)
         nvml = self._nvml
         try:
             nvml.nvmlInit()
@@ -227,6 +228,27 @@ class NvmlSource:
                 except tolerated:
                     pass  # pynvml newer than the driver: the versioned call does not exist
             result[gpu.index] = pids
+        return result
+
+    def utilization(self) -> dict[int, dict[int, int]]:
+        """SM utilisation per process on each GPU since the last call, summed over NVML's samples, by NVML
+        index then pid (nvmlDeviceGetProcessUtilization). A GPU that keeps no such samples, or had none
+        since, is left out: its energy then goes whole to the processes running on it."""
+        if self._closed:
+            raise PowerSourceError("NVML source is closed")
+        nvml = self._nvml
+        result: dict[int, dict[int, int]] = {}
+        for gpu in self._gpus:
+            try:
+                samples = nvml.nvmlDeviceGetProcessUtilization(gpu.handle, self._util_seen.get(gpu.index, 0))
+            except (nvml.NVMLError, AttributeError):  # not supported, no samples yet, or an old pynvml
+                continue
+            per_pid: dict[int, int] = {}
+            for sample in samples:
+                per_pid[int(sample.pid)] = per_pid.get(int(sample.pid), 0) + int(sample.smUtil)
+                self._util_seen[gpu.index] = max(self._util_seen.get(gpu.index, 0), int(sample.timeStamp))
+            if per_pid:
+                result[gpu.index] = per_pid
         return result
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -333,11 +333,17 @@ class Tracker:
             if not isinstance(source, ProcessListing):
                 continue
             try:
-                used = {f"nvml:{i}" for i, pids in source.processes().items() if pids & monitor.tree_pids}
+                listed = source.processes()
+                used = {f"nvml:{i}" for i, pids in listed.items() if pids & monitor.tree_pids}
+                shares = gpu_shares(listed, getattr(source, "utilization", dict)(), monitor.tree_pids)
             except Exception as exc:  # only a hint: a driver fault must not stop the checkpoint
                 log.debug("listing GPU processes failed: %s", exc)
                 continue
             monitor.note_gpu_processes(used)
+            if shares:
+                monitor.set_gpu_shares(shares)
+                if self.record is not None:
+                    self.record.attribution["gpu_share_rule"] = GPU_SHARE_RULE
 
     def _update_record(self, status: Status, exit_code: int | None = None) -> RunRecord:
         from wattprint.accounting.footprint import facility_energy_kwh
@@ -529,6 +535,31 @@ def _open_writer(db_url: str, host: str | None) -> Any:
     from wattprint.store import open_store
 
     return open_store(db_url, host=host)
+
+
+GPU_SHARE_RULE = (
+    "a GPU shared with other processes: the run's share of its energy is its processes' part of the SM "
+    "utilisation NVML sampled since the last look (split by process count while the card is idle); whole "
+    "where the run is alone on it or NVML keeps no samples; machine_energy_kwh keeps the whole card"
+)
+
+
+def gpu_shares(
+    listed: Mapping[int, set[int]], utilization: Mapping[int, Mapping[int, int]], mine: frozenset[int]
+) -> dict[str, float]:
+    """The run's share of each GPU it shares with other processes, by domain name (see GPU_SHARE_RULE)."""
+    shares = {}
+    for index, pids in listed.items():
+        ours, others = pids & mine, pids - mine
+        if not ours or not others:
+            continue  # not on it (charged nothing by the selection) or alone on it (whole)
+        util = utilization.get(index, {})
+        total = sum(util.values())
+        if total > 0:
+            shares[f"nvml:{index}"] = sum(v for pid, v in util.items() if pid in mine) / total
+        else:
+            shares[f"nvml:{index}"] = len(ours) / len(pids)
+    return shares
 
 
 def preload() -> None:
