@@ -327,4 +327,4 @@ def test_a_shared_gpu_is_charged_by_utilization_and_the_whole_card_kept() -> Non
     # the rule by itself: by utilisation; by process count on an idle card; whole when alone or not on it
     assert gpu_shares({0: {1, 2}}, {0: {1: 10, 2: 30}}, frozenset({1})) == {"nvml:0": 0.25}
     assert gpu_shares({0: {1, 2, 3}}, {}, frozenset({1})) == {"nvml:0": pytest.approx(1 / 3)}
-    assert gpu_shares({0: {1}, 1: {2}}, {}, frozenset({1})) == {}
+    assert gpu_shares({0: {1}, 1: {2}}, {}, frozenset({1})) == {"nvml:0": 1.0}  # alone: whole; not on 1

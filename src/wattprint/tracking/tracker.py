@@ -342,7 +342,7 @@ class Tracker:
             monitor.note_gpu_processes(used)
             if shares:
                 monitor.set_gpu_shares(shares)
-                if self.record is not None:
+                if self.record is not None and any(share < 1.0 for share in shares.values()):
                     self.record.attribution["gpu_share_rule"] = GPU_SHARE_RULE
 
     def _update_record(self, status: Status, exit_code: int | None = None) -> RunRecord:
@@ -551,8 +551,11 @@ def gpu_shares(
     shares = {}
     for index, pids in listed.items():
         ours, others = pids & mine, pids - mine
-        if not ours or not others:
-            continue  # not on it (charged nothing by the selection) or alone on it (whole)
+        if not ours:
+            continue  # not on it: the GPU selection charges it nothing
+        if not others:
+            shares[f"nvml:{index}"] = 1.0  # alone on it (again): the whole card
+            continue
         util = utilization.get(index, {})
         total = sum(util.values())
         if total > 0:
