@@ -77,7 +77,7 @@ class EstimateResult(BaseModel):
         return document
 
 
-def _number(field: str, value: float | None, minimum: float = 0.0, strict: bool = True) -> float | None:
+def check_number(field: str, value: float | None, minimum: float = 0.0, strict: bool = True) -> float | None:
     """`value` as a float, None kept; NaN, infinities and values below the minimum are refused."""
     if value is None:
         return None
@@ -101,14 +101,14 @@ def _one_of(first: tuple[str, Any], second: tuple[str, Any], required: bool) -> 
 
 def _duration_hours(hours: float | None, days: float | None) -> float:
     _one_of(("hours", hours), ("days", days), required=True)
-    h, d = _number("hours", hours), _number("days", days)
+    h, d = check_number("hours", hours), check_number("days", days)
     return h if h is not None else d * 24.0  # type: ignore[operator]
 
 
 def _intensity(method: str, intensity: float | None, region: str | None) -> tuple[float, str, str | None, float | None]:
     """(g/kWh, source, region, provider default PUE) from --intensity, --region or the method's default."""
     _one_of(("intensity", intensity), ("region", region), required=method != "strubell")
-    value = _number("intensity", intensity, strict=False)
+    value = check_number("intensity", intensity, strict=False)
     if value is not None:
         return value, "given (--intensity, gCO2e/kWh)", None, None
     if region is not None:
@@ -122,7 +122,7 @@ def _intensity(method: str, intensity: float | None, region: str | None) -> tupl
 
 
 def _pue(method: str, pue: float | None, provider_pue: float | None, region: str | None) -> tuple[float, str]:
-    value = _number("pue", pue, minimum=1.0, strict=False)
+    value = check_number("pue", pue, minimum=1.0, strict=False)
     if method == "mlco2":
         if value is not None:
             raise WattprintInputError(
@@ -154,8 +154,8 @@ def _embodied(
     hardware_name: str, count: int, hours: float, kg: float | None, years: float | None, from_table: bool
 ) -> tuple[float, tuple[float, float], dict[str, Any]]:
     """(kgCO2e, (low, high), inputs) of the embodied share over the reservation."""
-    kg = _number("embodied_kg_per_device", kg, strict=False)
-    years = _number("lifetime_years", years)
+    kg = check_number("embodied_kg_per_device", kg, strict=False)
+    years = check_number("lifetime_years", years)
     if (kg is None) != (years is None):
         missing = "lifetime_years" if years is None else "embodied_kg_per_device"
         raise WattprintInputError(missing, "embodied needs both `embodied_kg_per_device` and `lifetime_years`")
@@ -219,7 +219,7 @@ def estimate(
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise WattprintInputError("count", f"got {count!r}; expected a whole number >= 1")
     duration_h = _duration_hours(hours, days)
-    given_power = _number("power_w", power_w)
+    given_power = check_number("power_w", power_w)
     if method == "mlco2" and given_power is not None:
         raise WattprintInputError(
             "power_w", "the mlco2 method uses the TDP; leave `power_w` out or use the patterson `method`"

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from wattprint.accounting.estimate import check_number
 from wattprint.errors import WattprintInputError
 
 
@@ -30,11 +31,11 @@ class Training:
 
 
 def _positive(field: str, value: Any, *, allow_zero: bool = True) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        expected = "a finite number >= 0" if allow_zero else "a finite number > 0"
-        raise WattprintInputError(field, f"got {value!r}; expected {expected}")
-    return float(value)
+    """A finite number >= 0 (> 0 unless `allow_zero`), as the estimate checks its inputs."""
+    checked = check_number(field, value, strict=not allow_zero)
+    if checked is None:
+        raise WattprintInputError(field, "missing; expected a number")
+    return checked
 
 
 def _crossover(training: float, per_day: float) -> int | None:

@@ -25,7 +25,20 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from wattprint.bench.attribution import EnergySlicer, Span
-from wattprint.bench.runner import BenchResult, Measured, Progress, build_document, check_batch_sizes
+from wattprint.bench.runner import (
+    BenchResult,
+    Measured,
+    Progress,
+    _groups,
+    _positive_int,
+    _queries,
+    _whole_batches,
+    build_document,
+    check_batch_sizes,
+    check_measure_args,
+    measure_idle_power_w,
+    percentiles,
+)
 from wattprint.bench.workloads import Done
 from wattprint.errors import WattprintInputError
 from wattprint.measure.process import check_readable_pid
@@ -33,7 +46,6 @@ from wattprint.measure.process import check_readable_pid
 if TYPE_CHECKING:
     from wattprint.config import Settings
     from wattprint.record import RunRecord
-    from wattprint.tracking.tracker import Tracker
 
 KINDS = {"embeddings": "/v1/embeddings", "completions": "/v1/completions"}
 
@@ -152,15 +164,6 @@ def _run_load(*args: Any) -> list[_Request]:
         return pool.submit(asyncio.run, _load(*args)).result()
 
 
-def _monitor_j(tracker: Tracker) -> float:
-    """The server tree's attributed joules so far, after a fresh sample."""
-    monitor = tracker.monitor
-    assert monitor is not None
-    monitor.sample()
-    attributed, _machine = monitor.by_component(monitor.totals())
-    return sum(attributed.values())
-
-
 def run_endpoint_bench(
     endpoint: Endpoint,
     inputs: list[Any],
@@ -183,14 +186,6 @@ def run_endpoint_bench(
     """Measure the server at `endpoint` answering `queries` inputs at each batch size (inputs per request)."""
     import httpx
 
-    from wattprint.bench.runner import (
-        _groups,
-        _positive_int,
-        _queries,
-        _whole_batches,
-        check_measure_args,
-        measure_idle_power_w,
-    )
     from wattprint.config import load_settings
     from wattprint.tracking.tracker import Tracker, preload
 
@@ -220,6 +215,8 @@ def run_endpoint_bench(
     preload()  # the tracker's lazy imports, before the run: not in its first window
     tracker.start()
     tracker.wait_stored()
+    monitor = tracker.monitor
+    assert monitor is not None
     total = sum(len(b) for b in batches.values())
     finished = [0]
 
@@ -233,13 +230,13 @@ def run_endpoint_bench(
         for size in sizes:
             window = f"batch_size={size}"
             tracker.begin_window(window)
-            slicer = EnergySlicer(lambda: _monitor_j(tracker), slice_s=slice_s).start()
+            slicer = EnergySlicer(monitor.attributed_total_j, slice_s=slice_s).start()
             try:
                 requests = _run_load(endpoint, batches[size], slicer, concurrency, rate_qps, tick)
             finally:
                 slicer.stop()
             result = tracker.end_window(window)
-            measured.append(_measured(size, requests, result.energy_j, result.duration_s, slicer, repeats, _groups))
+            measured.append(_measured(size, requests, result.energy_j, result.duration_s, slicer, repeats))
     except BaseException as exc:
         from wattprint.tracking.tracker import exit_status
 
@@ -276,26 +273,22 @@ def _measured(
     duration_s: float,
     slicer: EnergySlicer,
     repeats: int,
-    groups: Any,
 ) -> Measured:
-    """One batch size's figures from its requests, in the order they were answered."""
-    import numpy as np
-
+    """One batch size's figures from its requests, in the order they were sent."""
     requests.sort(key=lambda r: r.span.start_s)
     out = Measured(size, energy_j=energy_j, duration_s=duration_s)
     for request in requests:
         assert request.done is not None
         out.done.append(request.done)
         out.latencies_s += [request.latency_s] * request.done.queries
-    for group in groups(requests, repeats):
+    for group in _groups(requests, repeats):
         queries = sum(r.done.queries for r in group if r.done is not None)
         out.group_j_per_query.append(sum(r.span.energy_j for r in group) / max(queries, 1))
-    per_request = np.asarray([r.span.energy_j for r in requests])
-    p50, p95, p99 = np.percentile(per_request, [50, 95, 99]) if len(per_request) else (0.0, 0.0, 0.0)
+    per_request = [r.span.energy_j for r in requests]
     out.extra = {
         "requests": len(requests),
         "requests_per_s": len(requests) / duration_s if duration_s > 0 else 0.0,  # achieved, at most --rate
-        "request_energy_j": {"sum": float(per_request.sum()), "p50": float(p50), "p95": float(p95), "p99": float(p99)},
+        "request_energy_j": {"sum": sum(per_request), **percentiles(per_request)},
         "unattributed_j": slicer.unattributed_j,
         "sliced_j": slicer.total_j,
     }

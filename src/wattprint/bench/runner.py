@@ -100,18 +100,22 @@ def check_measure_args(repeats: Any, warmup_batches: Any, idle_s: Any, subtract_
         raise WattprintInputError("subtract_idle", "needs `idle_s` > 0: the idle power is measured over it")
 
 
+def _cycled(items: list[Any], count: int) -> list[Any]:
+    """`count` items: `items` repeated as often as needed."""
+    return [items[i % len(items)] for i in range(count)]
+
+
 def _queries(inputs: Sequence[Any], queries: int | None) -> list[Any]:
     items = list(inputs)
     if not items:
         raise WattprintInputError("inputs", "got no inputs; expected at least one")
     count = len(items) if queries is None else _positive_int("queries", queries)
-    return [items[i % len(items)] for i in range(count)]  # cycled when more queries than inputs are asked
+    return _cycled(items, count)  # more queries than inputs: the inputs again
 
 
 def _whole_batches(items: list[Any], batch_size: int) -> list[Any]:
     """`items` cycled up to a whole number of batches of `batch_size`."""
-    count = -(-len(items) // batch_size) * batch_size
-    return [items[i % len(items)] for i in range(count)]
+    return _cycled(items, -(-len(items) // batch_size) * batch_size)
 
 
 def _groups(batches: list[Any], repeats: int) -> list[list[Any]]:
@@ -126,12 +130,13 @@ def _groups(batches: list[Any], repeats: int) -> list[list[Any]]:
     return out
 
 
-def _percentiles_ms(values_s: list[float]) -> dict[str, float]:
+def percentiles(values: Sequence[float], scale: float = 1.0) -> dict[str, float]:
+    """{"p50", "p95", "p99"} of `values` x `scale` (zeros when there are none)."""
     import numpy as np
 
-    if not values_s:
+    if not values:
         return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
-    p50, p95, p99 = np.percentile(np.asarray(values_s) * 1000.0, [50, 95, 99])
+    p50, p95, p99 = np.percentile(np.asarray(values) * scale, [50, 95, 99])
     return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
 
 
@@ -186,11 +191,8 @@ class _Runner:
         """The run's attributed joules now, after a fresh sample. Groups and phases are differences of
         consecutive marks, so they add up exactly to the span they cover: separate windows, each sampled at
         both ends, would each round the CPU counters' 10 ms ticks on their own."""
-        monitor = self.tracker.monitor
-        assert monitor is not None
-        monitor.sample()
-        attributed, _machine = monitor.by_component(monitor.totals())
-        return sum(attributed.values())
+        assert self.tracker.monitor is not None
+        return self.tracker.monitor.attributed_total_j()
 
     def measure(self, batch_size: int, batches: list[Any], repeats: int) -> Measured:
         out = Measured(batch_size)
@@ -358,7 +360,7 @@ def build_document(
             "kwh_per_1k_queries": kwh_per_1k,
             "facility_kwh_per_1k_queries": kwh_per_1k * rec.pue,
             "co2e_g_per_1k_queries": kwh_per_1k * g_per_kwh,
-            "latency_ms": _percentiles_ms(m.latencies_s),
+            "latency_ms": percentiles(m.latencies_s, 1000.0),
             "throughput_qps": queries / m.duration_s if m.duration_s > 0 else 0.0,
             "energy_method": "estimated" if estimated else "measured",
             "energy_sources": {c: sources[c] for c in used},
@@ -370,10 +372,10 @@ def build_document(
         }
         if subtract_idle and idle_power_w is not None:
             result["net_energy_j_per_query"] = (total_j - idle_power_w * m.duration_s) / queries
+        tokens_in, tokens_out = sum(d.tokens_in for d in m.done), sum(d.tokens_out for d in m.done)
         if m.ttft_s:
-            tokens_in = sum(d.tokens_in for d in m.done)
-            tokens_out = sum(d.tokens_out for d in m.done)
             decode_tokens = tokens_out - queries  # prefill makes each query's first new token
+            ttft = percentiles(m.ttft_s, 1000.0)
             result.update(
                 tokens_in=tokens_in,
                 tokens_out=tokens_out,
@@ -382,11 +384,10 @@ def build_document(
                 prefill_energy_j=m.prefill_j,
                 decode_energy_j=m.decode_j,
                 decode_share=m.decode_j / (m.prefill_j + m.decode_j) if m.prefill_j + m.decode_j > 0 else 0.0,
-                ttft_ms=_percentiles_ms(m.ttft_s)["p50"],
-                ttft_percentiles_ms=_percentiles_ms(m.ttft_s),
+                ttft_ms=ttft["p50"],
+                ttft_percentiles_ms=ttft,
             )
         else:
-            tokens_in, tokens_out = sum(d.tokens_in for d in m.done), sum(d.tokens_out for d in m.done)
             if tokens_in:
                 result["tokens_in"] = tokens_in
             if tokens_out:  # generation seen from outside (an endpoint): no phases, J per token written

@@ -113,41 +113,36 @@ def bench(
             return _references(reference)
         return references_csv
 
-    bar = None if quiet or as_json and not _stderr_tty() else _bar()
-    if target is not None:
-        from wattprint.bench.endpoint import run_endpoint_bench
-
-        result = run_endpoint_bench(
-            target,
-            sentences(),
-            batch_sizes=sizes,
-            queries=count,
-            concurrency=concurrency,
-            rate_qps=rate_qps,
-            repeats=repeats,
-            warmup_batches=warmup_batches,
-            idle_s=idle_s,
-            subtract_idle=subtract_idle,
-            name=name or f"bench endpoint {api}",
-            inputs_id=inputs_id(task, count, max_tokens if api == "completions" else None),
-            progress=bar,
-        )
-        _finish(result.document, refs(), output, label, label_batch_size, as_json)
-        return
-    workload = load_workload(task, model, max_length=max_length, new_tokens=new_tokens, device=device)
-    result = run_bench(
-        workload,
-        sentences(),
+    common: dict[str, Any] = dict(
         batch_sizes=sizes,
         queries=count,
         repeats=repeats,
         warmup_batches=warmup_batches,
         idle_s=idle_s,
         subtract_idle=subtract_idle,
-        name=name or f"bench {task}",
-        inputs_id=inputs_id(task, count, new_tokens, max_length),
-        progress=bar,
+        progress=None if quiet or as_json and not _stderr_tty() else _bar(),
     )
+    if target is not None:
+        from wattprint.bench.endpoint import run_endpoint_bench
+
+        result = run_endpoint_bench(
+            target,
+            sentences(),
+            concurrency=concurrency,
+            rate_qps=rate_qps,
+            name=name or f"bench endpoint {api}",
+            inputs_id=inputs_id(task, count, max_tokens if api == "completions" else None),
+            **common,
+        )
+    else:
+        workload = load_workload(task, model, max_length=max_length, new_tokens=new_tokens, device=device)
+        result = run_bench(
+            workload,
+            sentences(),
+            name=name or f"bench {task}",
+            inputs_id=inputs_id(task, count, new_tokens, max_length),
+            **common,
+        )
     _finish(result.document, refs(), output, label, label_batch_size, as_json)
 
 

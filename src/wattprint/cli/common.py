@@ -64,6 +64,22 @@ def write_atomic(path: Path, text: str, field: str = "-o") -> None:
     write(path, text, field)
 
 
+def write_record(output: Path | None, record: Any) -> None:
+    """The run record as JSON to `-o` FILE, when one was given. A failed write is a warning, not an error:
+    the run is in the store either way, and the command's exit code stands."""
+    if output is None:
+        return
+    try:
+        write_atomic(output, json.dumps(record.to_json_dict(), indent=2) + "\n")
+    except (OSError, WattprintInputError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(
+            f"wattprint: warning: -o: could not write {str(output)!r} ({reason}); the record is in the store "
+            f"as run {record.run_id}",
+            file=sys.stderr,
+        )
+
+
 def print_json(document: Any) -> None:
     """One valid JSON document on stdout: a non-finite number (an overflow) is printed as null."""
     sys.stdout.write(json.dumps(finite(document), indent=2, allow_nan=False) + "\n")

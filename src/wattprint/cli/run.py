@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from wattprint.cli.common import check_output_path, fail, write_atomic
+from wattprint.cli.common import check_output_path, fail, write_record
 from wattprint.errors import StoreUnavailableError, WattprintInputError
 
 if TYPE_CHECKING:
@@ -161,16 +160,7 @@ def run(
     record = tracker.stop(status, exit_code=exit_code)
     if exporter is not None:
         exporter.stop()  # after the tracker: the last push carries the final figures
-    if output is not None:
-        try:
-            write_atomic(output, json.dumps(record.to_json_dict(), indent=2) + "\n")
-        except (OSError, WattprintInputError) as exc:  # the job's exit code stands; the run is in the store
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            print(
-                f"wattprint: warning: -o: could not write {str(output)!r} ({reason}); the record is in the "
-                f"store as run {record.run_id}",
-                file=sys.stderr,
-            )
+    write_record(output, record)  # a failed write warns: the job's exit code stands
     if not quiet:
         from wattprint.cli.render import summary_line
 

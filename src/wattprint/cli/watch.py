@@ -9,7 +9,6 @@ stopped (Ctrl-C or SIGTERM: the process itself runs on). A cgroup is charged by 
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -18,7 +17,7 @@ from typing import Any
 
 import typer
 
-from wattprint.cli.common import check_output_path, write_atomic
+from wattprint.cli.common import check_output_path, write_record
 from wattprint.errors import WattprintInputError
 
 POLL_S = 0.2
@@ -69,7 +68,7 @@ def watch(
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    _write(output, record)
+    write_record(output, record)
     if not quiet:
         from wattprint.cli.render import summary_line
 
@@ -104,17 +103,3 @@ def _alive(process: Any) -> bool:
         return bool(process.is_running()) and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
-
-
-def _write(output: Path | None, record: Any) -> None:
-    if output is None:
-        return
-    try:
-        write_atomic(output, json.dumps(record.to_json_dict(), indent=2) + "\n")
-    except (OSError, WattprintInputError) as exc:  # the run is in the store either way
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        print(
-            f"wattprint: warning: -o: could not write {str(output)!r} ({reason}); the record is in the store "
-            f"as run {record.run_id}",
-            file=sys.stderr,
-        )

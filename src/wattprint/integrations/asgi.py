@@ -153,7 +153,10 @@ class EnergyMiddleware:
                     if self._tracker.monitor is None:
                         self._tracker.start()
                     self._slicer = EnergySlicer(
-                        self._read_j, slice_s=self.slice_s, on_final=self._final, on_tick=self._save_routes
+                        self._tracker.monitor.attributed_total_j,
+                        slice_s=self.slice_s,
+                        on_final=self._final,
+                        on_tick=self._save_routes,
                     ).start()
                 except Exception as exc:  # measuring failed to start: the app serves on, unmeasured
                     self._failed = True
@@ -182,12 +185,6 @@ class EnergyMiddleware:
     @property
     def unattributed_j(self) -> float:
         return self._slicer.unattributed_j if self._slicer is not None else 0.0
-
-    def _read_j(self) -> float:
-        monitor = self._tracker.monitor
-        monitor.sample()
-        attributed, _machine = monitor.by_component(monitor.totals())
-        return float(sum(attributed.values()))
 
     def _final(self, span: Span) -> None:
         try:

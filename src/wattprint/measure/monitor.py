@@ -462,6 +462,14 @@ class EnergyMonitor:
             attributed[domain.component] += totals.attributed_j.get(name, 0.0)
         return attributed, machine
 
+    def attributed_total_j(self) -> float:
+        """Joules charged to the tracked tree so far, every counted component, after a fresh sample: the
+        cumulative figure that callers difference into spans of their own (a benchmark's groups and phases,
+        the time slices shared among requests)."""
+        self.sample()
+        attributed, _machine = self.by_component(self.totals())
+        return sum(attributed.values())
+
     def mean_cpu_share(self) -> float:
         if self._pending:
             self._drain()

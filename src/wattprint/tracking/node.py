@@ -111,15 +111,3 @@ class NodeMonitor:
         """(recently finished records, live trackers), read together: a run is in exactly one of them."""
         with self._lock:
             return list(self.finished), dict(self.trackers)
-
-    def energy_j(self) -> dict[str, float]:
-        """Energy charged so far to each live cgroup's run, J, by cgroup name."""
-        with self._lock:
-            live = dict(self.trackers)
-        out = {}
-        for path, tracker in live.items():
-            try:
-                out[path.name] = tracker.energy_so_far_kwh()["total"] * 3.6e6
-            except Exception:  # a run stopped between the copy and the read
-                continue
-        return out
