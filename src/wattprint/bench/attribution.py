@@ -51,14 +51,6 @@ def split_slice(t0: float, t1: float, energy_j: float, spans: Sequence[Span]) ->
     return 0.0
 
 
-def split_series(samples: Sequence[tuple[float, float]], spans: Sequence[Span]) -> float:
-    """Split a series of (time, cumulative joules) samples among `spans`; returns the unattributed joules."""
-    unattributed = 0.0
-    for (t0, e0), (t1, e1) in zip(samples, samples[1:], strict=False):
-        unattributed += split_slice(t0, t1, max(e1 - e0, 0.0), spans)
-    return unattributed
-
-
 @dataclass
 class EnergySlicer:
     """Samples cumulative joules every `slice_s` and splits each slice among the spans in flight.
