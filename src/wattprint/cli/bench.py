@@ -177,7 +177,8 @@ def _stderr_tty() -> bool:
 
 
 def _references(reference: str) -> list[Any] | None:
-    """The reference rows for star ratings, read (and checked) before anything runs; None for 'none'."""
+    """The reference rows for star ratings; None for 'none'. A CSV is read (and checked) before the run, the
+    store after it."""
     from wattprint.bench import stars
 
     if reference == "none":
@@ -189,11 +190,7 @@ def _references(reference: str) -> list[Any] | None:
             with open_configured_store() as store:
                 # every finished run with a benchmark, whatever its name; rate() keeps the same task and inputs
                 return stars.references_from_records(r for r in store.list(status="finished") if r.bench)
-        except Exception as exc:  # no store yet, or one that cannot be read: rate without references
-            from wattprint.errors import WattprintInputError
-
-            if isinstance(exc, WattprintInputError):
-                raise
+        except Exception:  # the run is done and stored: a store that cannot be read now leaves it unrated
             return []
     if not Path(reference).expanduser().is_file():
         fail("--reference", f"{reference!r} is not a file; accepted: store, none, or a CSV file")
