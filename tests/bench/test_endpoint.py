@@ -66,7 +66,9 @@ def test_request_energies_add_up_to_the_server_energy_and_follow_the_work(server
         assert r["request_energy_j"]["sum"] + r["unattributed_j"] == pytest.approx(r["sliced_j"], rel=1e-6)
         assert r["tokens_in"] > 64  # from the server's usage
     ratio = docs["minilm-x4"]["results"][0]["energy_j_per_query"] / docs["minilm"]["results"][0]["energy_j_per_query"]
-    assert 3.0 <= ratio <= 5.0, ratio
+    # 4x the encoder work; the per-request HTTP, JSON and tokenizer cost is not repeated, so on a
+    # busy 2-core machine the ratio lands below 4 (2.8 seen in CI); even work would give about 1
+    assert 2.0 <= ratio <= 5.0, ratio
 
 
 def test_completions_count_tokens_from_usage_and_an_open_loop_rate(server: tuple[str, int]) -> None:
