@@ -37,7 +37,7 @@ class Co2eKg(BaseModel):
 
 
 class Measurement(BaseModel):
-    """How each component's energy was obtained: a counter ("rapl", "nvml") or a model ("model")."""
+    """How each component's energy was obtained: a counter ("rapl", "rapld", "nvml", ...) or a model ("model")."""
 
     model_config = ConfigDict(extra="forbid")
     cpu: str | None = None

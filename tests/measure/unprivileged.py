@@ -9,10 +9,10 @@ from collections.abc import Callable
 NOBODY = 65534
 
 
-def as_unprivileged(check: Callable[[], str]) -> str:
-    """`check()`'s text, computed by a user whom permissions stop; nothing is patched. The child cannot import
-    from this interpreter's home once it is `nobody` (it may sit under /root), so what checks decode with is
-    loaded before the fork."""
+def as_unprivileged(check: Callable[[], str], groups: tuple[int, ...] = ()) -> str:
+    """`check()`'s text, computed by a user whom permissions stop; nothing is patched. `groups` are the
+    supplementary groups `nobody` is given (as root only). The child cannot import from this interpreter's home
+    once it is `nobody` (it may sit under /root), so what checks decode with is loaded before the fork."""
     import encodings.ascii  # noqa: F401  (the codecs the readers use, loaded while still root)
     import encodings.utf_8  # noqa: F401
 
@@ -24,7 +24,7 @@ def as_unprivileged(check: Callable[[], str]) -> str:
         status = 1
         try:
             os.close(read_end)
-            os.setgroups([])
+            os.setgroups(list(groups))
             os.setgid(NOBODY)
             os.setuid(NOBODY)
             os.write(write_end, check().encode())

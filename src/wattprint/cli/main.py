@@ -16,6 +16,7 @@ from wattprint.cli import doctor as doctor_cmd
 from wattprint.cli import estimate as estimate_cmd
 from wattprint.cli import node as node_cmd
 from wattprint.cli import optimize as optimize_cmd
+from wattprint.cli import rapld as rapld_cmd
 from wattprint.cli import report as report_cmd
 from wattprint.cli import run as run_cmd
 from wattprint.cli import runs as runs_cmd
@@ -48,6 +49,7 @@ app.add_typer(schedule_cmd.app, name="schedule", short_help="Plan a job for the 
 app.command("estimate", short_help="Energy and CO2e of hardware before running.")(estimate_cmd.estimate)
 app.command("bench", short_help="Energy per query and per token of a model, per batch size.")(bench_cmd.bench)
 app.command("doctor", short_help="Which power source each component uses here, and why.")(doctor_cmd.doctor)
+app.command("rapld", short_help="For root: serve RAPL counters to a group's users.")(rapld_cmd.rapld)
 app.command("optimize", short_help="Try efficiency recipes on a model, keep the best.")(optimize_cmd.optimize)
 app.command("report", short_help="Report runs: HTML, Markdown, LaTeX, model card.")(report_cmd.report)
 app.command("ui", short_help="Serve a local dashboard of the stored runs.")(ui_cmd.ui)

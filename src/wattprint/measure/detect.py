@@ -37,9 +37,13 @@ def detect_sources(
     powercap_root: str = "/sys/class/powercap",
     nvml_module: Any = None,
     cpu_seconds: Callable[[], tuple[float, float]] = machine_cpu_seconds,
+    rapld_socket: str | None = None,
 ) -> SourceChoice:
-    """Open the sources for cpu, gpu and ram. Never raises: a missing counter falls back to a model."""
-    from wattprint.measure import nvml, rapl
+    """Open the sources for cpu, gpu and ram. Never raises: a missing counter falls back to a model.
+
+    `rapld_socket` is where `wattprint rapld` serves RAPL counters when this user cannot read them
+    (default: WATTPRINT_RAPLD_SOCKET, else /run/wattprint/rapld.sock); it is asked only if it exists."""
+    from wattprint.measure import nvml
 
     sources: list[PowerSource] = []
     measurement: dict[str, str | None] = {"cpu": None, "gpu": None, "ram": None}
@@ -54,13 +58,13 @@ def detect_sources(
     rapl_note = "no RAPL counters"
     missed: dict[str, PowerSourceError] = {}
     try:
-        source = rapl.RaplSource(powercap_root)
+        source = _open_rapl(powercap_root, rapld_socket)
         sources.append(source)
         components = {d.component for d in source.domains() if d.counted}
         for component in ("cpu", "ram"):
             if component in components:
-                measurement[component] = "rapl"
-                methods[component] = {"method": "measured", "source": "rapl", "detail": "RAPL energy counters"}
+                measurement[component] = source.name
+                methods[component] = {"method": "measured", "source": source.name, "detail": _rapl_detail(source)}
         if "ram" not in components:
             missed["ram"] = PowerSourceError("RAPL has no DRAM zone on this CPU", reason="absent")
     except PowerSourceError as exc:
@@ -104,3 +108,31 @@ def detect_sources(
         methods["gpu"] = {"method": None, "source": None, "detail": f"NVML unusable: {exc}"}
         missed["gpu"] = PowerSourceError(f"NVML unusable: {exc}")
     return SourceChoice(sources, measurement, methods, hardware, missed)
+
+
+def _open_rapl(powercap_root: str, rapld_socket: str | None) -> PowerSource:
+    """RAPL read directly, else through `wattprint rapld` where its socket exists. A daemon that does not
+    answer leaves the direct error, with what the daemon said added to it."""
+    from wattprint.measure import rapl
+
+    try:
+        return rapl.RaplSource(powercap_root)
+    except PowerSourceError as direct:
+        socket_path = rapld_socket or os.environ.get("WATTPRINT_RAPLD_SOCKET") or rapl.RAPLD_SOCKET
+        if not os.path.exists(socket_path):
+            if direct.reason == "permission":
+                direct.fix = f"{direct.fix}; or have root run `wattprint rapld --group GROUP` for its members"
+            raise
+        from wattprint.measure import rapld  # a socket server's imports: only where a daemon is there to ask
+
+        try:
+            return rapld.RapldSource(socket_path)
+        except PowerSourceError as daemon:
+            message = f"{direct.message}; and {daemon.message}"
+            raise PowerSourceError(message, reason=daemon.reason, fix=daemon.fix or direct.fix) from None
+
+
+def _rapl_detail(source: PowerSource) -> str:
+    if source.name == "rapld":
+        return f"RAPL energy counters, served by wattprint rapld at {getattr(source, 'socket_path', '?')}"
+    return "RAPL energy counters"

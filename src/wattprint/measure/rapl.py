@@ -33,6 +33,7 @@ from wattprint.measure.base import Component, Domain, Reading
 from wattprint.units import UJ_PER_J
 
 DEFAULT_ROOT = "/sys/class/powercap"
+RAPLD_SOCKET = "/run/wattprint/rapld.sock"  # where `wattprint rapld` serves these counters to non-root users
 ZONE_PREFIXES: tuple[str, ...] = ("intel-rapl", "amd-rapl")
 # Zone ids are "<control type>:<id>[:<sub id>]"; the kernel formats ids with %x.
 _ZONE_RE = re.compile(r"^(intel-rapl|amd-rapl):([0-9a-f]+(?::[0-9a-f]+)*)$")
@@ -193,6 +194,10 @@ class RaplSource:
         except PowerSourceError:
             _close_fd(fd)
             raise
+        return _Zone(zone_id, path, self._domain(zone_id, zone_name, names), max_range, fd, raw)
+
+    def _domain(self, zone_id: str, zone_name: str, names: dict[str, str]) -> Domain:
+        """The domain of a zone, named by its own and its parents' `name` files: "rapl:package-0/dram"."""
         component, counted = classify(zone_name)
         parent_id = zone_id.rpartition(":")[0]
         parts = [zone_name]
@@ -202,8 +207,7 @@ class RaplSource:
         domain_name = "rapl:" + "/".join(parts)
         if any(zone.domain.name == domain_name for zone in self._zones):
             domain_name = f"{domain_name}@{zone_id}"  # two zones with one name: keep both apart
-        domain = Domain(domain_name, component, "measured", counted)
-        return _Zone(zone_id, path, domain, max_range, fd, raw)
+        return Domain(domain_name, component, "measured", counted)
 
     def domains(self) -> Sequence[Domain]:
         """One domain per zone: "rapl:package-0", "rapl:package-0/dram", "rapl:psys", ..."""
@@ -224,6 +228,10 @@ class RaplSource:
             data = os.pread(zone.fd, _READ_SIZE, 0)
         return _parse_counter(data, zone.energy_path)
 
+    def _read_raws(self) -> list[int]:
+        """Every zone's raw counter now, in zone order."""
+        return [self._read_raw(zone) for zone in self._zones]
+
     def read(self) -> Reading:
         """Cumulative joules per zone since open. A failed counter read raises OSError.
 
@@ -232,7 +240,7 @@ class RaplSource:
         """
         if self._closed:
             raise PowerSourceError("RAPL source is closed")
-        raws = [self._read_raw(zone) for zone in self._zones]
+        raws = self._read_raws()
         timestamp = time.monotonic()
         deltas: list[int] = []
         for zone, raw in zip(self._zones, raws, strict=True):

@@ -1,0 +1,286 @@
+"""`wattprint rapld`: RAPL counters for users who may not read them, and the source that reads them there.
+
+Since Linux 5.10 `energy_uj` is readable by root only. Rather than `chmod o+r` for everybody, root runs
+this small daemon: it opens the counters once and answers read-only requests on a Unix socket that only
+root and members of one group may open (mode 0660, group set at start), and it checks each client's
+credentials again (SO_PEERCRED) in case the socket's mode is loosened later.
+
+Protocol, one line per request and one JSON line per reply, on a connection the client keeps open:
+    zones\\n  -> {"zones": [{"id": "intel-rapl:0", "name": "package-0", "max_energy_range_uj": N}, ...]}
+    read\\n   -> {"energy_uj": [raw, raw, ...]}       (the zones' raw counters, in the order of `zones`)
+anything else -> {"error": "..."} and the connection is closed; the daemon keeps serving the others.
+
+The daemon hands out raw counters only; `RapldSource` integrates them exactly as `RaplSource` does (same
+wrap-around, same domain names), so an unprivileged tracker measures what root would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import os
+import socket
+import socketserver
+import struct
+import threading
+from pathlib import Path
+from typing import Any
+
+from wattprint.errors import PowerSourceError
+from wattprint.measure.rapl import DEFAULT_ROOT, RAPLD_SOCKET, RaplSource, _Zone
+
+DEFAULT_SOCKET = RAPLD_SOCKET
+SOCKET_MODE = 0o660
+MAX_REQUEST_BYTES = 64  # the longest request is 6 bytes; more is a malformed client
+IDLE_TIMEOUT_S = 600.0  # a tracker reads every second; a connection silent this long is dropped
+MAX_CLIENTS = 64  # connections served at once; more are refused so a flood cannot exhaust descriptors
+CLIENT_TIMEOUT_S = 0.5  # a daemon slower than this counts as not answering
+
+
+def _peer_groups(pid: int) -> set[int]:
+    """Supplementary groups of a process, from /proc (SO_PEERCRED gives its uid and primary gid only)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Groups:"):
+                    return {int(gid) for gid in line.split()[1:]}
+    except (OSError, ValueError):
+        pass
+    return set()
+
+
+def resolve_group(group: str | int) -> int:
+    """A group's gid from its name or number; WattprintInputError-free: PowerSourceError names the group."""
+    text = str(group).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise PowerSourceError(f"no group named {text!r} on this machine", reason="unreadable") from None
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: RapldServer
+    timeout = IDLE_TIMEOUT_S
+
+    def handle(self) -> None:
+        if not self.server.allowed(self.request):
+            self._reply(
+                {"error": "not allowed: this user is not root nor in the daemon's group", "reason": "permission"}
+            )
+            return
+        while True:
+            line = self.rfile.readline(MAX_REQUEST_BYTES + 1)
+            if not line:
+                return  # the client closed
+            request = line.strip()
+            if request == b"read":
+                try:
+                    reply: dict[str, Any] = {"energy_uj": self.server.read_raws()}
+                except (OSError, PowerSourceError) as exc:  # a counter that vanished: said, and the next read may work
+                    reply = {"error": f"counter read failed: {exc}", "reason": "unreadable"}
+            elif request == b"zones":
+                reply = {"zones": self.server.zones_info}
+            else:
+                self._reply(
+                    {"error": "unknown request; accepted: 'zones' or 'read', one per line", "reason": "request"}
+                )
+                return
+            self._reply(reply)
+
+    def _reply(self, document: dict[str, Any]) -> None:
+        self.wfile.write(json.dumps(document).encode() + b"\n")
+
+
+class RapldServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The daemon: the RAPL zones under `powercap_root`, served on `socket_path` to root and `gid`'s members."""
+
+    daemon_threads = True
+    allow_reuse_address = False
+
+    def __init__(self, socket_path: str | Path, gid: int, powercap_root: str | Path = DEFAULT_ROOT) -> None:
+        self.socket_path = Path(socket_path)
+        self.gid = gid
+        self._rapl = RaplSource(powercap_root)  # opened as the daemon's user: root on a real machine
+        self._read_lock = threading.Lock()  # one pread per zone at a time: the descriptors are shared
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        self._clients: set[socket.socket] = set()
+        self.zones_info = [
+            {"id": zone.zone_id, "name": _zone_name(zone), "max_energy_range_uj": zone.max_range_uj}
+            for zone in self._rapl._zones
+        ]
+        _clear_stale(self.socket_path)
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        old_umask = os.umask(0o177)  # the socket exists with no access for others from its first instant
+        try:
+            super().__init__(str(self.socket_path), _Handler)
+        except BaseException:
+            self._rapl.close()
+            raise
+        finally:
+            os.umask(old_umask)
+        os.chown(self.socket_path, -1, gid)
+        os.chmod(self.socket_path, SOCKET_MODE)
+
+    def allowed(self, connection: socket.socket) -> bool:
+        """Whether the peer is root, the daemon's own user, or a member of the group (primary or not)."""
+        try:
+            creds = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            pid, uid, gid = struct.unpack("3i", creds)
+        except OSError:
+            return False
+        return uid in (0, os.geteuid()) or gid == self.gid or self.gid in _peer_groups(pid)
+
+    def read_raws(self) -> list[int]:
+        with self._read_lock:
+            return self._rapl._read_raws()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many clients: this one is dropped, the others go on
+            return
+        with self._read_lock:
+            self._clients.add(request)
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._read_lock:
+                self._clients.discard(request)
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished or sent garbage costs its own connection only (no traceback on stderr)."""
+
+    def server_close(self) -> None:
+        """Stop listening, hang up on every client (they see the daemon gone), close the counters."""
+        super().server_close()
+        with self._read_lock:
+            for client in self._clients:
+                with contextlib.suppress(OSError):
+                    client.shutdown(socket.SHUT_RDWR)
+            self._rapl.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+
+def _zone_name(zone: _Zone) -> str:
+    with open(zone.path / "name", encoding="ascii", errors="replace") as handle:
+        return handle.read().strip()
+
+
+def _clear_stale(path: Path) -> None:
+    """Remove a socket left by a daemon that died; refuse to start beside one that answers."""
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # nobody listens: a stale socket
+        return
+    finally:
+        probe.close()
+    raise PowerSourceError(f"a daemon already answers on {path}; stop it first or choose another --socket")
+
+
+class RapldSource(RaplSource):
+    """Measured RAPL energy read through `wattprint rapld`: the same zones, domains and arithmetic as
+    `RaplSource`, with the raw counters coming from the daemon instead of the files."""
+
+    name = "rapld"
+
+    def __init__(self, socket_path: str | Path = DEFAULT_SOCKET, *, timeout_s: float = CLIENT_TIMEOUT_S) -> None:
+        self.socket_path = Path(socket_path)
+        self.root = self.socket_path
+        self.timeout_s = timeout_s
+        self._zones = []
+        self._closed = False
+        self._conn: socket.socket | None = None
+        self._file: Any = None
+        try:
+            zones = self._ask(b"zones")["zones"]
+            names = {str(zone["id"]): str(zone["name"]) for zone in zones}
+            raws = self._ask(b"read")["energy_uj"]
+            for zone, raw in zip(zones, raws, strict=True):
+                zone_id = str(zone["id"])
+                domain = self._domain(zone_id, names[zone_id], names)
+                self._zones.append(
+                    _Zone(zone_id, self.socket_path, domain, int(zone["max_energy_range_uj"]), -1, int(raw))
+                )
+        except PowerSourceError:
+            self.close()
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            self.close()
+            raise PowerSourceError(f"rapld at {self.socket_path} gave a malformed answer: {exc}") from None
+        if not self._zones:
+            raise PowerSourceError(f"rapld at {self.socket_path} serves no RAPL zones", reason="absent")
+        self._domains = tuple(zone.domain for zone in self._zones)
+
+    def _connect(self) -> None:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(self.timeout_s)
+        try:
+            conn.connect(str(self.socket_path))
+        except BaseException:
+            conn.close()
+            raise
+        self._conn, self._file = conn, conn.makefile("rb")
+
+    def _disconnect(self) -> None:
+        for handle in (self._file, self._conn):
+            if handle is not None:
+                with contextlib.suppress(OSError):
+                    handle.close()
+        self._conn = self._file = None
+
+    def _ask(self, request: bytes) -> dict[str, Any]:
+        """One request and its reply; any fault drops the connection (a late reply must not be read as the
+        answer to the next request) and raises PowerSourceError."""
+        try:
+            if self._conn is None:
+                self._connect()
+            assert self._conn is not None
+            self._conn.sendall(request + b"\n")
+            line = self._file.readline(1 << 20)
+            if not line:
+                raise ConnectionError("the daemon closed the connection")
+            reply = json.loads(line)
+        except PermissionError:
+            self._disconnect()
+            raise PowerSourceError(
+                f"cannot connect to rapld at {self.socket_path}: permission denied",
+                reason="permission",
+                fix="ask an admin to add this user to the group rapld serves (`wattprint rapld --group`)",
+            ) from None
+        except (OSError, ValueError) as exc:  # refused, gone, too slow (TimeoutError), not JSON
+            self._disconnect()
+            what = f"did not answer within {self.timeout_s:g} s" if isinstance(exc, TimeoutError) else exc
+            raise PowerSourceError(f"rapld at {self.socket_path}: {what}") from None
+        if not isinstance(reply, dict):
+            self._disconnect()
+            raise PowerSourceError(f"rapld at {self.socket_path} gave a malformed answer: {line[:60]!r}")
+        if "error" in reply:
+            if reply.get("reason") != "unreadable":  # the daemon closes the connection after any other error
+                self._disconnect()
+            reason = "permission" if reply.get("reason") == "permission" else "unreadable"
+            raise PowerSourceError(f"rapld at {self.socket_path}: {reply['error']}", reason=reason)
+        return reply
+
+    def _read_raws(self) -> list[int]:
+        raws = [int(raw) for raw in self._ask(b"read")["energy_uj"]]
+        if len(raws) != len(self._zones):
+            raise PowerSourceError(f"rapld at {self.socket_path} now serves {len(raws)} zones, not {len(self._zones)}")
+        return raws
+
+    def zone_paths(self) -> dict[str, str]:
+        return {zone.domain.name: f"{self.socket_path} ({zone.zone_id})" for zone in self._zones}
+
+    def close(self) -> None:
+        self._closed = True
+        self._disconnect()
