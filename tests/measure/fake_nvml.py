@@ -10,6 +10,14 @@ real module where the source depends on it:
   - a GPU without an energy counter (pre-Volta) raises NVMLError_NotSupported from
     nvmlDeviceGetTotalEnergyConsumption.
 Tests script each `FakeGpu`'s counter, power and processes between reads.
+
+Power management (for the power-limit optimizer): nvmlDeviceGetPowerManagementLimit,
+...LimitConstraints, ...DefaultLimit and nvmlDeviceSetPowerManagementLimit, in milliwatts as in pynvml.
+Every set call is recorded in `FakeNvml.set_calls` as (GPU index, milliwatts), refused ones too, and,
+when `FakeNvml.set_calls_file` names a file, appended to it at once as "index milliwatts" lines (a
+subprocess killed by a signal leaves its calls there). `FakeGpu.set_limit_error` scripts a refusal
+(NVML_ERROR_NO_PERMISSION for a user who is not root). `FakeNvml.run_step` is a fake-only workload
+whose time and energy follow the power limit (see its docstring), on the fake clock `FakeNvml.clock`.
 """
 
 from __future__ import annotations
@@ -164,6 +172,16 @@ class FakeGpu:
     fail_with: int | None = None
     # nvmlDeviceGetProcessUtilization's samples: (pid, timeStamp in us, smUtil %); None: not supported
     utilization: list[tuple[int, int, int]] | None = field(default_factory=list)
+    # power management, milliwatts: (min, max) settable limits (None: the GPU cannot set limits), the
+    # driver's default limit (None: the power_limit_mw it was made with), and an NVML error code that
+    # nvmlDeviceSetPowerManagementLimit raises (NVML_ERROR_NO_PERMISSION: the caller is not root)
+    limit_constraints_mw: tuple[int, int] | None = (100_000, 400_000)
+    default_limit_mw: int | None = None
+    set_limit_error: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.default_limit_mw is None:
+            self.default_limit_mw = self.power_limit_mw
 
 
 class FakeNvml:
@@ -183,6 +201,9 @@ class FakeNvml:
                 setattr(self, const_name, value)
         for class_name, cls in ERROR_CLASSES.items():
             setattr(self, class_name, cls)
+        self.set_calls: list[tuple[int, int]] = []  # every nvmlDeviceSetPowerManagementLimit: (index, mW)
+        self.set_calls_file: str | None = None  # where set calls are also appended, one "index mW" line each
+        self.now = 0.0  # the fake clock that run_step moves on, in seconds
 
     # -- library -----------------------------------------------------------------------------
     def nvmlInit(self) -> None:
@@ -269,3 +290,71 @@ class FakeNvml:
         if not gpu.processes_supported:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return [ProcessInfo(pid) for pid in gpu.graphics_pids]
+
+    # -- power management (milliwatts) --------------------------------------------------------
+    def nvmlDeviceGetPowerManagementLimit(self, handle: FakeGpu) -> int:
+        gpu = self._gpu(handle)
+        if gpu.power_limit_mw is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu.power_limit_mw
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: FakeGpu) -> list[int]:
+        """[min, max] as pynvml returns them: a list."""
+        gpu = self._gpu(handle)
+        if gpu.limit_constraints_mw is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return list(gpu.limit_constraints_mw)
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle: FakeGpu) -> int:
+        gpu = self._gpu(handle)
+        if gpu.default_limit_mw is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu.default_limit_mw
+
+    def nvmlDeviceSetPowerManagementLimit(self, handle: FakeGpu, limit: int) -> None:
+        """Recorded first, then refused like NVML: the scripted error, NOT_SUPPORTED without limits,
+        INVALID_ARGUMENT outside the constraints; otherwise the enforced limit becomes `limit`."""
+        gpu = self._gpu(handle)
+        index = self.gpus.index(gpu)
+        self.set_calls.append((index, int(limit)))
+        if self.set_calls_file is not None:
+            with open(self.set_calls_file, "a", encoding="utf-8") as f:
+                f.write(f"{index} {int(limit)}\n")
+        if gpu.set_limit_error is not None:
+            raise NVMLError(gpu.set_limit_error)
+        if gpu.limit_constraints_mw is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        low, high = gpu.limit_constraints_mw
+        if not low <= limit <= high:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        gpu.power_limit_mw = int(limit)
+
+    # -- a workload whose time and energy follow the power limit (fake-only, not in pynvml) -----------
+    STEP_TIME_EXPONENT = 1.0 / 3.0
+
+    def run_step(self, full_power_s: float = 0.1) -> float:
+        """One training step on every GPU. A GPU whose largest settable limit is Pmax, held at limit P, takes
+        full_power_s x (Pmax / P) ** (1/3) seconds and draws P watts throughout: speed falls as the cube
+        root of power (clock and voltage fall together), so energy per step falls with the limit while
+        time per step grows. Its counter (energy_mj) gains P x time and its power reading becomes P. The
+        fake clock `now` moves on by the slowest GPU's time, which is returned. With Zeus's cost
+        eta x energy + (1 - eta) x Pmax x time per step, the cost is lowest at Pmax x (1 - eta) / (2 eta) (taken
+        into [min, max]): the lowest limit for eta = 1, the highest for eta = 0, Pmax / 2 for eta = 0.5."""
+        slowest = 0.0
+        for gpu in self.gpus:
+            limit_mw = gpu.power_limit_mw
+            if limit_mw is None or gpu.limit_constraints_mw is None:
+                continue
+            top_mw = gpu.limit_constraints_mw[1]
+            seconds = full_power_s * (top_mw / limit_mw) ** self.STEP_TIME_EXPONENT
+            if gpu.energy_mj is not None:
+                gpu.energy_mj += round(limit_mw * seconds)  # mW x s = mJ
+            if gpu.power_mw is not None:
+                gpu.power_mw = limit_mw
+            slowest = max(slowest, seconds)
+        self.now += slowest
+        return slowest
+
+    def clock(self) -> float:
+        """The fake monotonic clock, in seconds (pass it where a `clock` is taken)."""
+        return self.now

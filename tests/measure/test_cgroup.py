@@ -131,6 +131,13 @@ def _start_in(cgroup: Path, busy_s: float, idle_s: float) -> subprocess.Popen[by
     return proc
 
 
+def _usage_usec(cgroup: Path) -> int:
+    for line in (cgroup / "cpu.stat").read_text().splitlines():
+        if line.startswith("usage_usec "):
+            return int(line.split()[1])
+    raise AssertionError(f"no usage_usec in {cgroup}/cpu.stat")
+
+
 @pytest.mark.slow
 def test_two_cgroups_with_a_3_to_1_cpu_split_get_a_3_to_1_energy_split(cgroups: list[Path]) -> None:
     from wattprint.tracking.tracker import Tracker
@@ -140,16 +147,21 @@ def test_two_cgroups_with_a_3_to_1_cpu_split_get_a_3_to_1_energy_split(cgroups: 
         procs += [_start_in(cgroups[0], 0.0075, 0.0025), _start_in(cgroups[1], 0.0025, 0.0075)]
         time.sleep(0.3)
         trackers = [Tracker(f"cg{i}", cgroup=path, interval=0.2) for i, path in enumerate(cgroups)]
+        before = [_usage_usec(path) for path in cgroups]
         for tracker in trackers:
             tracker.start()
         time.sleep(3.0)
         records = [tracker.stop() for tracker in trackers]
+        used = [_usage_usec(path) - start for path, start in zip(cgroups, before, strict=True)]
     finally:
         for proc in procs:
             proc.kill()
             proc.wait()
     heavy, light = (r.energy_kwh.cpu for r in records)
-    assert heavy / light == pytest.approx(3.0, rel=0.10)
+    # the split the kernel really gave (3:1 on a quiet machine; less where other work competes for the cores)
+    cpu_split = used[0] / used[1]
+    assert cpu_split > 1.5, used
+    assert heavy / light == pytest.approx(cpu_split, rel=0.10)
     assert records[0].attribution["cgroup"] == str(cgroups[0]) and records[0].attribution["tracked_pid"] is None
 
 

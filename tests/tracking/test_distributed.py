@@ -245,7 +245,8 @@ def test_torchrun_four_ranks_one_record_cpu_counted_once(tmp_path: Path, wattpri
 
     # CPU counted once: the job's machine CPU matches ONE rank-local probe, not the sum of the four
     probes = [o["probe_cpu_kwh"] for o in outs]
-    assert record.machine_energy_kwh.cpu == pytest.approx(max(probes), rel=0.25)
+    # (the probes' windows are the ranks' own, a little apart: on a busy 2-core machine they differ by a third)
+    assert record.machine_energy_kwh.cpu == pytest.approx(max(probes), rel=0.5)
     assert record.machine_energy_kwh.cpu < 0.5 * sum(probes)
     assert 0 < record.energy_kwh.cpu <= record.machine_energy_kwh.cpu * (1 + 1e-9)
     assert record.measurement.cpu == "model" and record.methods["cpu"]["method"] == "estimated"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from wattprint.measure.cpu_model import CpuInfo, CpuModelSource, RamModelSource,
 log = logging.getLogger("wattprint")
 
 NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0")
+AMD_KFD_PATH = "/dev/kfd"  # the ROCm compute driver's device: where there is none, amdsmi is not even imported
 
 
 @dataclass
@@ -38,76 +40,175 @@ def detect_sources(
     nvml_module: Any = None,
     cpu_seconds: Callable[[], tuple[float, float]] = machine_cpu_seconds,
     rapld_socket: str | None = None,
+    *,
+    amdsmi_module: Any = None,
+    jetson_root: str | None = None,
+    apple_module: Any = None,
 ) -> SourceChoice:
     """Open the sources for cpu, gpu and ram. Never raises: a missing counter falls back to a model.
 
-    `rapld_socket` is where `wattprint rapld` serves RAPL counters when this user cannot read them
-    (default: WATTPRINT_RAPLD_SOCKET, else /run/wattprint/rapld.sock); it is asked only if it exists."""
-    from wattprint.measure import nvml
-
-    sources: list[PowerSource] = []
-    measurement: dict[str, str | None] = {"cpu": None, "gpu": None, "ram": None}
-    methods: dict[str, dict[str, Any]] = {}
+    Counters are tried in order, each claiming the components its counted domains cover and that no earlier
+    one claimed: RAPL (directly, or through `wattprint rapld` at `rapld_socket`, default WATTPRINT_RAPLD_SOCKET
+    or /run/wattprint/rapld.sock, asked only if it exists), Apple silicon's IOReport (on a Mac with an M chip,
+    or through `apple_module`, a stand-in for zeus_apple_silicon) and, as root, `powermetrics`, a Jetson's power
+    rails (on Linux on ARM, or under `jetson_root`), NVML, then AMD's amdsmi (where /dev/kfd is, or
+    `amdsmi_module` is given). The CPU and RAM models fill in what is left; a GPU without a counter gets no
+    figure."""
     info: CpuInfo = cpu_info(cpu_tdp_w)
-    hardware: dict[str, Any] = {
-        "cpu_model": info.model,
-        "cpu_sockets": info.sockets,
-        "logical_cpus": info.logical_cpus,
-        "cpu_capabilities": cpu_capabilities().as_dict(),
-    }
-    rapl_note = "no RAPL counters"
-    missed: dict[str, PowerSourceError] = {}
-    try:
-        source = _open_rapl(powercap_root, rapld_socket)
-        sources.append(source)
-        components = {d.component for d in source.domains() if d.counted}
-        for component in ("cpu", "ram"):
-            if component in components:
-                measurement[component] = source.name
-                methods[component] = {"method": "measured", "source": source.name, "detail": _rapl_detail(source)}
-        if "ram" not in components:
-            missed["ram"] = PowerSourceError("RAPL has no DRAM zone on this CPU", reason="absent")
-    except PowerSourceError as exc:
-        rapl_note = str(exc)
-        missed["cpu"] = missed["ram"] = exc
-    except Exception as exc:  # unexpected layouts must not stop tracking
-        rapl_note = f"RAPL unusable: {exc}"
-        missed["cpu"] = missed["ram"] = PowerSourceError(rapl_note)
-    if measurement["cpu"] is None:
-        sources.append(CpuModelSource(info, cpu_seconds=cpu_seconds))
-        measurement["cpu"] = "model"
-        hardware.update(cpu_tdp_w=info.tdp_w, cpu_tdp_source=info.tdp_source)
-        methods["cpu"] = {
+    choice = SourceChoice(
+        [],
+        {"cpu": None, "gpu": None, "ram": None},
+        {},
+        {
+            "cpu_model": info.model,
+            "cpu_sockets": info.sockets,
+            "logical_cpus": info.logical_cpus,
+            "cpu_capabilities": cpu_capabilities().as_dict(),
+        },
+    )
+    errors: dict[str, list[PowerSourceError]] = {"cpu": [], "gpu": [], "ram": []}
+    openers: list[tuple[tuple[str, ...], Callable[[], PowerSource]]] = [
+        (("cpu", "ram"), lambda: _open_rapl(powercap_root, rapld_socket)),
+    ]
+    machine, system = platform.machine().lower(), platform.system()
+    if apple_module is not None or (system == "Darwin" and machine == "arm64"):
+        openers.append((("cpu", "gpu", "ram"), lambda: _open_ioreport(apple_module)))
+        if hasattr(os, "geteuid") and os.geteuid() == 0:  # powermetrics runs as root only
+            openers.append((("cpu", "gpu"), _open_powermetrics))
+    if jetson_root is not None or (system == "Linux" and machine in ("aarch64", "arm64")):
+        openers.append((("cpu", "gpu", "ram"), lambda: _open_jetson(jetson_root)))
+    openers.append((("gpu",), lambda: _open_nvml(nvml_module)))
+    if amdsmi_module is not None or os.path.exists(AMD_KFD_PATH):
+        openers.append((("gpu",), lambda: _open_amdsmi(amdsmi_module)))
+    for components, opener in openers:
+        if all(choice.measurement[c] is not None for c in components):
+            continue
+        try:
+            source = opener()
+        except PowerSourceError as exc:
+            for component in components:
+                errors[component].append(exc)
+            continue
+        except Exception as exc:  # an unexpected layout or library fault must not stop tracking
+            for component in components:
+                errors[component].append(PowerSourceError(f"unusable: {type(exc).__name__}: {exc}"))
+            continue
+        if not _claim(choice, source):
+            source.close()
+    for component in ("cpu", "gpu", "ram"):
+        if choice.measurement[component] is None and errors[component]:
+            # the error worth reading: one of a counter that is there (permission, library), else the first
+            found = [e for e in errors[component] if e.reason != "absent"]
+            choice.missed[component] = (found or errors[component])[0]
+    if choice.measurement["cpu"] in ("rapl", "rapld") and choice.measurement["ram"] is None:
+        choice.missed["ram"] = PowerSourceError("RAPL has no DRAM zone on this CPU", reason="absent")
+    _fill_with_models(choice, info, cpu_seconds)
+    return choice
+
+
+def _claim(choice: SourceChoice, source: PowerSource) -> bool:
+    """Give `source` the components its counted domains cover that nothing measures yet; False if none."""
+    covered = {d.component for d in source.domains() if d.counted}
+    claimed = [c for c in ("cpu", "gpu", "ram") if c in covered and choice.measurement[c] is None]
+    if not claimed:
+        return False
+    if covered - set(claimed):
+        return False  # it would count again a component another counter already measures
+    choice.sources.append(source)
+    detail = _detail(source)
+    for component in claimed:
+        choice.measurement[component] = source.name
+        choice.methods[component] = {"method": "measured", "source": source.name, "detail": detail}
+    if "gpu" in claimed:
+        gpus = getattr(source, "gpus", None)
+        if callable(gpus):  # each with its domain's name, which the run's GPU selection is made of
+            choice.hardware["gpus"] = [{**gpu, "domain": f"{source.name}:{gpu['index']}"} for gpu in gpus()]
+    combined = [d.name for d in source.domains() if d.counted and d.component == "gpu" and "cpu" in d.name]
+    if combined and choice.measurement["cpu"] is None:  # a Jetson's CPU+GPU rail: the CPU is inside it
+        choice.measurement["cpu"] = source.name
+        choice.methods["cpu"] = {
+            "method": "measured",
+            "source": source.name,
+            "detail": f"inside the combined rail {', '.join(combined)}, counted as GPU energy",
+        }
+    return True
+
+
+def _detail(source: PowerSource) -> str:
+    if source.name == "rapl":
+        return "RAPL energy counters"
+    if source.name == "rapld":
+        return f"RAPL energy counters, served by wattprint rapld at {getattr(source, 'socket_path', '?')}"
+    if source.name in ("nvml", "amdsmi"):
+        vendor = "NVIDIA" if source.name == "nvml" else "AMD"
+        return f"{len(source.domains())} {vendor} GPU(s)"
+    if source.name == "ioreport":
+        return "Apple silicon's IOReport energy counters (zeus-apple-silicon), which the SoC derives from its own model"
+    if source.name == "powermetrics":
+        return "Apple's powermetrics (as root): the SoC's reported power x each sample's elapsed time"
+    detail = getattr(source, "detail", None)
+    return detail() if callable(detail) else source.name
+
+
+def _fill_with_models(choice: SourceChoice, info: CpuInfo, cpu_seconds: Callable[[], tuple[float, float]]) -> None:
+    """The CPU and RAM models where no counter measures them; a GPU without one is said to have no figure."""
+    if choice.measurement["cpu"] is None:
+        choice.sources.append(CpuModelSource(info, cpu_seconds=cpu_seconds))
+        choice.measurement["cpu"] = "model"
+        choice.hardware.update(cpu_tdp_w=info.tdp_w, cpu_tdp_source=info.tdp_source)
+        why = choice.missed["cpu"].message if "cpu" in choice.missed else "no CPU counter"
+        choice.methods["cpu"] = {
             "method": "estimated",
             "source": "model",
-            "detail": f"utilisation x TDP {info.tdp_w:g} W x {info.sockets} socket(s) ({info.tdp_source}); {rapl_note}",
+            "detail": f"utilisation x TDP {info.tdp_w:g} W x {info.sockets} socket(s) ({info.tdp_source}); {why}",
         }
-    if measurement["ram"] is None:
+    if choice.measurement["ram"] is None:
         ram = RamModelSource()
-        sources.append(ram)
-        measurement["ram"] = "model"
-        methods["ram"] = {
+        choice.sources.append(ram)
+        choice.measurement["ram"] = "model"
+        choice.methods["ram"] = {
             "method": "estimated",
             "source": "model",
             "detail": f"{ram.power_w:.2f} W for {ram.total_bytes / 1024**3:.1f} GiB at 0.375 W/GiB",
         }
-    try:
-        if nvml_module is None and not any(os.path.exists(p) for p in NVIDIA_DRIVER_PATHS):
-            # importing pynvml and failing to load libnvidia-ml costs ~10 ms: skip it where no driver is
-            raise PowerSourceError(f"no NVIDIA driver ({', '.join(NVIDIA_DRIVER_PATHS)} absent)", reason="absent")
-        gpu_source = nvml.NvmlSource(nvml_module)
-        sources.append(gpu_source)
-        measurement["gpu"] = "nvml"
-        gpus = gpu_source.gpus()
-        hardware["gpus"] = gpus
-        methods["gpu"] = {"method": "measured", "source": "nvml", "detail": f"{len(gpus)} NVIDIA GPU(s)"}
-    except PowerSourceError as exc:
-        methods["gpu"] = {"method": None, "source": None, "detail": f"no GPU energy: {exc}"}
-        missed["gpu"] = exc
-    except Exception as exc:  # an unexpected NVML fault must not stop tracking: no GPU energy
-        methods["gpu"] = {"method": None, "source": None, "detail": f"NVML unusable: {exc}"}
-        missed["gpu"] = PowerSourceError(f"NVML unusable: {exc}")
-    return SourceChoice(sources, measurement, methods, hardware, missed)
+    if choice.measurement["gpu"] is None:
+        missed = choice.missed.get("gpu")
+        choice.methods["gpu"] = {"method": None, "source": None, "detail": f"no GPU energy: {missed or 'no GPU'}"}
+
+
+def _open_nvml(nvml_module: Any) -> PowerSource:
+    from wattprint.measure import nvml
+
+    if nvml_module is None and not any(os.path.exists(p) for p in NVIDIA_DRIVER_PATHS):
+        # importing pynvml and failing to load libnvidia-ml costs ~10 ms: skip it where no driver is
+        raise PowerSourceError(f"no NVIDIA driver ({', '.join(NVIDIA_DRIVER_PATHS)} absent)", reason="absent")
+    return nvml.NvmlSource(nvml_module)
+
+
+def _open_amdsmi(amdsmi_module: Any) -> PowerSource:
+    from wattprint.measure import amdsmi
+
+    return amdsmi.AmdSmiSource(amdsmi_module)
+
+
+def _open_ioreport(module: Any) -> PowerSource:
+    from wattprint.measure import apple
+
+    if module is None:
+        return apple.AppleSiliconSource()
+    return apple.AppleSiliconSource(module, system="Darwin", machine="arm64")  # a stand-in: as on a Mac
+
+
+def _open_powermetrics() -> PowerSource:
+    from wattprint.measure import apple
+
+    return apple.PowermetricsSource()
+
+
+def _open_jetson(root: str | None) -> PowerSource:
+    from wattprint.measure import jetson
+
+    return jetson.JetsonSource(root or jetson.DEFAULT_ROOT)
 
 
 def _open_rapl(powercap_root: str, rapld_socket: str | None) -> PowerSource:
@@ -130,9 +231,3 @@ def _open_rapl(powercap_root: str, rapld_socket: str | None) -> PowerSource:
         except PowerSourceError as daemon:
             message = f"{direct.message}; and {daemon.message}"
             raise PowerSourceError(message, reason=daemon.reason, fix=daemon.fix or direct.fix) from None
-
-
-def _rapl_detail(source: PowerSource) -> str:
-    if source.name == "rapld":
-        return f"RAPL energy counters, served by wattprint rapld at {getattr(source, 'socket_path', '?')}"
-    return "RAPL energy counters"

@@ -67,6 +67,9 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         if not self.server.allowed(self.request):
+            # its request is read first, so the refusal does not race the client's send (which would see EPIPE)
+            self.request.settimeout(2.0)
+            self.rfile.readline(MAX_REQUEST_BYTES + 1)
             self._reply(
                 {"error": "not allowed: this user is not root nor in the daemon's group", "reason": "permission"}
             )

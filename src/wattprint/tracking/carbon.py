@@ -36,7 +36,7 @@ class RunCarbon:
         """Set `rec`'s carbon from its energy so far; `cumulative` is (time, total kWh) at each checkpoint."""
         pue = rec.pue
         yearly = self.region["intensity_g_per_kwh"]
-        used = [g["name"] for g in rec.hardware.get("gpus", []) if f"nvml:{g.get('index')}" in gpus]
+        used = [g["name"] for g in rec.hardware.get("gpus", []) if g.get("domain", f"nvml:{g.get('index')}") in gpus]
         share = 1.0 if self.settings.attribution == "machine" else cpu_share
         methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
         if not final:  # one constant intensity until the end: the same figures by arithmetic (see LinearCarbon)

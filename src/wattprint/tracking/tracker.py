@@ -334,8 +334,8 @@ class Tracker:
                 continue
             try:
                 listed = source.processes()
-                used = {f"nvml:{i}" for i, pids in listed.items() if pids & monitor.tree_pids}
-                shares = gpu_shares(listed, getattr(source, "utilization", dict)(), monitor.tree_pids)
+                used = {f"{source.name}:{i}" for i, pids in listed.items() if pids & monitor.tree_pids}
+                shares = gpu_shares(listed, getattr(source, "utilization", dict)(), monitor.tree_pids, source.name)
             except Exception as exc:  # only a hint: a driver fault must not stop the checkpoint
                 log.debug("listing GPU processes failed: %s", exc)
                 continue
@@ -545,23 +545,27 @@ GPU_SHARE_RULE = (
 
 
 def gpu_shares(
-    listed: Mapping[int, set[int]], utilization: Mapping[int, Mapping[int, int]], mine: frozenset[int]
+    listed: Mapping[int, set[int]],
+    utilization: Mapping[int, Mapping[int, int]],
+    mine: frozenset[int],
+    source: str = "nvml",
 ) -> dict[str, float]:
-    """The run's share of each GPU it shares with other processes, by domain name (see GPU_SHARE_RULE)."""
+    """The run's share of each GPU it shares with other processes, by domain name ("<source>:<index>"; see
+    GPU_SHARE_RULE)."""
     shares = {}
     for index, pids in listed.items():
         ours, others = pids & mine, pids - mine
         if not ours:
             continue  # not on it: the GPU selection charges it nothing
         if not others:
-            shares[f"nvml:{index}"] = 1.0  # alone on it (again): the whole card
+            shares[f"{source}:{index}"] = 1.0  # alone on it (again): the whole card
             continue
         util = utilization.get(index, {})
         total = sum(util.values())
         if total > 0:
-            shares[f"nvml:{index}"] = sum(v for pid, v in util.items() if pid in mine) / total
+            shares[f"{source}:{index}"] = sum(v for pid, v in util.items() if pid in mine) / total
         else:
-            shares[f"nvml:{index}"] = len(ours) / len(pids)
+            shares[f"{source}:{index}"] = len(ours) / len(pids)
     return shares
 
 
