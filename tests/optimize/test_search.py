@@ -21,7 +21,7 @@ from tests.optimize import accuracy, digits, trained  # noqa: E402
 from tests.postgres_server import create_database, postgres_url  # noqa: E402, F401  (fixture)
 from wattprint.errors import WattprintInputError  # noqa: E402
 from wattprint.optimize import candidate_space, search  # noqa: E402
-from wattprint.optimize.search import _pareto  # noqa: E402
+from wattprint.optimize.search import pareto_front  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {"repeats": 3, "energy_min_s": 0.05, "progress": False}
@@ -111,7 +111,7 @@ def test_pareto_front_is_non_dominated() -> None:
         {"metric": 0.9, "energy_per_inference_j": 1.5, "latency_ms": 1.5},  # dominated by the first
         {"metric": 0.8, "energy_per_inference_j": 0.5, "latency_ms": 3.0},
     ]
-    assert _pareto(pts, higher_is_better=True) == [pts[0], pts[1], pts[3]]
+    assert pareto_front(pts, higher_is_better=True) == [pts[0], pts[1], pts[3]]
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ __all__ = [
     "RECIPE_NAMES",
     "DistillConfig",
     "Measurement",
+    "NasResult",
     "RigL",
     "SearchResult",
     "accuracy_eval",
@@ -31,6 +32,7 @@ __all__ = [
     "print_report",
     "prune_channels",
     "search",
+    "search_architectures",
     "sparsity",
     "to_sdpa",
     "train_student",
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from wattprint.optimize.attention import to_sdpa
     from wattprint.optimize.distill import DistillConfig, compare_distillation, train_student
     from wattprint.optimize.harness import Measurement, accuracy_eval, measure
+    from wattprint.optimize.nas import NasResult, search_architectures
     from wattprint.optimize.prune import RigL, lottery_ticket, magnitude_prune, prune_channels, sparsity
     from wattprint.optimize.recipes import RECIPE_NAMES, apply, parse_recipe
 
@@ -69,6 +72,8 @@ _LAZY = {
     "DistillConfig": "distill",
     "compare_distillation": "distill",
     "train_student": "distill",
+    "search_architectures": "nas",
+    "NasResult": "nas",
 }
 
 

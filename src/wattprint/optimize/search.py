@@ -163,10 +163,16 @@ def candidate_space(recipes: Sequence[str] | None = None, *, combine: bool = Tru
     return list(dict.fromkeys(space))
 
 
-def _pareto(points: list[dict[str, Any]], higher_is_better: bool) -> list[dict[str, Any]]:
-    def key(c: dict[str, Any]) -> tuple[float, float, float]:
+def pareto_front(
+    points: list[dict[str, Any]],
+    higher_is_better: bool,
+    costs: Sequence[str] = ("energy_per_inference_j", "latency_ms"),
+) -> list[dict[str, Any]]:
+    """The points no other point beats on the metric and every cost at once (ties kept), in their order."""
+
+    def key(c: dict[str, Any]) -> tuple[float, ...]:
         m = c["metric"] if higher_is_better else -c["metric"]
-        return (-m, c["energy_per_inference_j"], c["latency_ms"])
+        return (-m, *(c[name] for name in costs))
 
     front = []
     for c in points:
@@ -554,7 +560,7 @@ def _collect(
             refused[recipe] = {"recipe": recipe, "error": t.user_attrs["error"], "trial": t.number}
     ordered = [candidates[r] for r in space if r in candidates]
     feasible = [base, *(c for c in ordered if c["feasible"])]
-    front = _pareto(feasible, higher_is_better)
+    front = pareto_front(feasible, higher_is_better)
     key = _PREFER_KEY[prefer]
     best = min(feasible, key=lambda c: (c[key], c["latency_ms"]))
     notes = []
