@@ -251,8 +251,9 @@ def test_other_wattprint_errors_are_one_line_with_their_own_exit_code(
     assert (code, err) == (1, "wattprint: error: no RAPL zones under /sys/class/powercap\n")
 
 
-COMMANDS = [["run"], ["estimate"], ["optimize"], ["report"], ["ui"], ["runs", "list"], ["runs", "show"],
-            ["runs", "export"], ["schedule"], ["schedule", "backtest"]]  # fmt: skip
+COMMANDS = [["run"], ["watch"], ["node"], ["estimate"], ["bench"], ["doctor"], ["rapld"], ["optimize"], ["report"],
+            ["ui"], ["runs", "list"], ["runs", "show"], ["runs", "export"], ["schedule"],
+            ["schedule", "backtest"]]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -264,6 +265,13 @@ def test_every_command_refuses_an_unknown_option_in_one_line(
     assert code == 2, (command, err)
     assert err.count("\n") == 1 and err.startswith("wattprint: error: ") and "--no-such-option" in err, err
     assert out == ""
+
+
+def test_every_registered_command_is_in_that_list() -> None:
+    from wattprint.cli.main import app
+
+    names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    assert names == {command[0] for command in COMMANDS}
 
 
 def test_a_group_option_with_a_value_before_the_subcommand_keeps_the_subcommands_flags(

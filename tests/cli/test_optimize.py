@@ -114,11 +114,24 @@ def test_json_document_and_sqlite_resume(wattprint_cmd: list[str], script: Path,
 
 
 @pytest.mark.slow
-def test_table_output(wattprint_cmd: list[str], script: Path) -> None:
+def test_table_output(wattprint_cmd: list[str], script: Path, tmp_path: Path) -> None:
+    page = tmp_path / "result.html"
     proc = run(
-        wattprint_cmd, str(script), "--recipes", "prune-channels:0.25", "--max-drop", "0.05", "--threads", "1", *FAST
+        wattprint_cmd,
+        str(script),
+        "--recipes",
+        "prune-channels:0.25",
+        "--max-drop",
+        "0.05",
+        "--threads",
+        "1",
+        "--html",
+        str(page),
+        *FAST,
     )
     assert proc.returncode == 0, proc.stderr
+    html = page.read_text()
+    assert html.count("<svg") == 1 and "prune-channels:0.25" in html and "baseline" in html
     assert "prune-channels:0.25" in proc.stdout and "baseline" in proc.stdout
     assert "best (energy):" in proc.stdout
     assert "ratios to the baseline measured in this run" in proc.stdout

@@ -82,6 +82,9 @@ def optimize(
         help="torch CPU threads while measuring (default: torch's; 1 gives steadier latencies on a shared machine).",
     ),
     output: Path = typer.Option(None, "-o", "--output", help="Also write the JSON document to this file."),
+    html: Path = typer.Option(
+        None, "--html", help="Also write a page with the metric-vs-energy Pareto front to this file."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -107,6 +110,12 @@ def optimize(
         fail("--threads", f"{threads}; accepted: an integer >= 1")
     if output is not None:
         output = check_output_path(output)
+    if html is not None:
+        html = check_output_path(html, "--html")
+        from wattprint._extras import require
+
+        require("matplotlib", extra="report", feature="--html")
+        require("jinja2", extra="report", feature="--html")
     if threads is not None:
         import torch
 
@@ -134,6 +143,10 @@ def optimize(
         import json
 
         write_atomic(output, json.dumps(document, indent=2) + "\n")
+    if html is not None:
+        from wattprint.report.search_page import search_html
+
+        write_atomic(html, search_html(document, title=f"wattprint optimize {script.name}"))
     if as_json:
         print_json(document)
         return

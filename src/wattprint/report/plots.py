@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from wattprint._extras import require
 from wattprint.record import RunRecord
@@ -158,45 +158,77 @@ def tradeoff_svg(
     placed = front.on_front + front.dominated
     if not placed:
         return None
-
-    xs = {i: cost_of(records[i], cost) for i in placed}
-    ys = {i: metric_value(records[i], metric) for i in placed}
+    xs = [cost_of(records[i], cost) or 0.0 for i in placed]
     if cost == "energy":
-        scale = energy_scale(list(xs.values()))
-        xs = {i: x * scale.factor for i, x in xs.items() if x is not None}
+        scale = energy_scale(xs)
         xlabel = f"energy at the hardware ({scale.unit})"
     else:
-        scale = count_scale(list(xs.values()))
-        xs = {i: x * scale.factor for i, x in xs.items() if x is not None}
+        scale = count_scale(list(xs))
         xlabel = f"FLOPs ({scale.unit})" if scale.unit else "FLOPs"
+    points = [
+        ChartPoint(
+            model_name(records[i]),
+            x * scale.factor,
+            metric_value(records[i], metric) or 0.0,
+            cost == "energy"
+            and any(_method(records[i], c) == "estimated" for c in COMPONENTS if getattr(records[i].measurement, c)),
+        )
+        for i, x in zip(placed, xs, strict=True)
+    ]
+    return pareto_svg(
+        points,
+        on_front=set(range(len(front.on_front))),
+        xlabel=xlabel + (" (hollow: estimated energy)" if cost == "energy" else ""),
+        ylabel=metric + (" (higher is better)" if maximize else " (lower is better)"),
+        title=f"{metric} vs {'energy' if cost == 'energy' else 'FLOPs'}",
+        maximize=maximize,
+    )
+
+
+class ChartPoint(NamedTuple):
+    """One labelled point of a trade-off chart; `hollow` marks an estimated cost."""
+
+    label: str
+    x: float
+    y: float
+    hollow: bool = False
+
+
+def pareto_svg(
+    points: Sequence[ChartPoint],
+    *,
+    on_front: set[int],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    maximize: bool = True,
+) -> str:
+    """Points (front ones, by index into `points`, in red and joined by a step line) against a cost."""
     with _style():
         fig = _figure(7.0, 3.6)
         ax = fig.add_subplot()
-        on = set(front.on_front)
-        for i in placed:
-            r = records[i]
-            estimated = any(_method(r, c) == "estimated" for c in COMPONENTS if getattr(r.measurement, c))
-            color = "#d62728" if i in on else "#1f77b4"
-            ax.scatter(
-                [xs[i]],
-                [ys[i]],
-                s=46,
-                zorder=3,
-                edgecolors=color,
-                facecolors="none" if estimated and cost == "energy" else color,
-            )
-            ax.annotate(model_name(r), (xs[i], ys[i]), textcoords="offset points", xytext=(5, 4), fontsize=8)
-        fx = [xs[i] for i in front.on_front]
-        fy = [ys[i] for i in front.on_front]
-        ax.step(fx, fy, where="post", color="#d62728", linewidth=1.2, label="Pareto front")
-        positive = [x for x in xs.values() if x is not None and x > 0]
+        for i, p in enumerate(points):
+            color = "#d62728" if i in on_front else "#1f77b4"
+            ax.scatter([p.x], [p.y], s=46, zorder=3, edgecolors=color, facecolors="none" if p.hollow else color)
+            ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        front = sorted((points[i] for i in on_front), key=lambda p: p.x)
+        ax.step(
+            [p.x for p in front],
+            [p.y for p in front],
+            where="post",
+            color="#d62728",
+            linewidth=1.2,
+            label="Pareto front",
+        )
+        xs = [p.x for p in points]
+        positive = [x for x in xs if x > 0]
         if positive and len(positive) == len(xs) and max(positive) / min(positive) > 100:
             ax.set_xscale("log")
-        if len(xs) == 1 or len({*xs.values()}) == 1:
-            x0 = next(iter(xs.values())) or 1.0
+        if len(set(xs)) == 1:
+            x0 = xs[0] or 1.0
             ax.set_xlim(x0 * 0.5 if x0 > 0 else -1, x0 * 1.5 if x0 > 0 else 1)
-        ax.set_xlabel(xlabel + (" (hollow: estimated energy)" if cost == "energy" else ""))
-        ax.set_ylabel(metric + (" (higher is better)" if maximize else " (lower is better)"))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.legend(loc="lower right" if maximize else "upper right", frameon=False)
-        ax.set_title(f"{metric} vs {'energy' if cost == 'energy' else 'FLOPs'}", loc="left")
-    return _svg(fig, f"{metric} against {cost} with the Pareto front")
+        ax.set_title(title, loc="left")
+    return _svg(fig, f"{title} with the Pareto front")

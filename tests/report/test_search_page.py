@@ -1,0 +1,74 @@
+"""The page of a search's result, from the documents real searches wrote: fronts, table, in Chromium."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("optuna")
+pytest.importorskip("matplotlib")
+
+from tests.browser import check_page, chrome  # noqa: E402, F401  (fixture)
+from tests.optimize import accuracy, digits, trained  # noqa: E402
+from tests.optimize.test_nas import run as run_nas  # noqa: E402
+from wattprint.errors import WattprintInputError  # noqa: E402
+from wattprint.optimize import search  # noqa: E402
+from wattprint.report.search_page import candidates_of, search_html  # noqa: E402
+
+
+@functools.lru_cache(maxsize=1)
+def nas_document() -> dict[str, Any]:
+    return json.loads(json.dumps(run_nas(n_trials=3).to_dict()))  # as read back from a file
+
+
+@functools.lru_cache(maxsize=1)
+def recipe_document() -> dict[str, Any]:
+    result = search(
+        trained("mlp"),
+        accuracy,
+        digits()[2][:16],
+        recipes=["prune:0.5", "bf16"],
+        combine=False,
+        repeats=3,
+        energy_min_s=0.05,
+        progress=False,
+    )
+    return json.loads(json.dumps(result.to_json_dict()))
+
+
+def test_an_architecture_search_gets_both_fronts_and_every_trial_in_the_table() -> None:
+    doc = nas_document()
+    kind, rows = candidates_of(doc)
+    assert kind == "architecture search" and len(rows) == 3
+    page = search_html(doc)
+    assert page.count("<svg") == 2 and 'id="training-chart"' in page
+    for trial in doc["trials"]:
+        assert trial["recipe"] in page  # each trial's parameters label its row
+    front = [t["recipe"] for t in doc["trials"] if t in doc["pareto"]]
+    assert all(label in page for label in front)
+
+
+def test_a_recipe_search_has_the_baseline_and_no_training_chart() -> None:
+    doc = recipe_document()
+    kind, rows = candidates_of(doc)
+    assert kind == "recipe search" and [r["label"] for r in rows][0] == "baseline"
+    page = search_html(doc, title="digits MLP")
+    assert page.count("<svg") == 1 and 'id="training-chart"' not in page
+    assert "<h1>digits MLP</h1>" in page
+
+
+def test_a_document_of_no_search_is_bad_input() -> None:
+    with pytest.raises(WattprintInputError, match="document: no 'candidates', 'trials', 'subnets' list"):
+        search_html({"runs": []})
+
+
+def test_the_page_renders_in_chromium(chrome: Any, tmp_path: Path) -> None:  # noqa: F811
+    page = tmp_path / "search.html"
+    page.write_text(search_html(nas_document()), encoding="utf-8")
+    check_page(chrome, page.as_uri(), tmp_path / "search.png", charts=2)
+    assert len(chrome.find_elements("css selector", "#candidates-table tr")) == 4  # header + 3 trials
