@@ -18,13 +18,7 @@ import wattprint
 from tests.measure import fake_zeus_apple_silicon as fake_zeus
 from tests.measure.fake_zeus_apple_silicon import FakeZeusAppleSilicon, m1, m1_max, m1_ultra
 from wattprint.errors import PowerSourceError
-from wattprint.measure.apple import (
-    AppleSiliconSource,
-    PowermetricsSource,
-    Sample,
-    parse_powermetrics,
-    parse_powermetrics_plist,
-)
+from wattprint.measure.apple import AppleSiliconSource
 from wattprint.measure.base import Domain, PowerSource
 from wattprint.measure.cpu_model import (
     GIB,
@@ -32,8 +26,10 @@ from wattprint.measure.cpu_model import (
     CpuModelSource,
     RamModelSource,
     lookup_tdp,
+    platform_cpu_name,
     read_cpu_model,
 )
+from wattprint.measure.powermetrics import PowermetricsSource, Sample, parse_powermetrics, parse_powermetrics_plist
 
 DATA = Path(__file__).parent / "data"
 TEXT_RECORDING = DATA / "powermetrics_m1.txt"
@@ -519,7 +515,8 @@ def test_not_a_mac_starts_nothing(tmp_path: Path) -> None:
 def test_import_loads_neither_the_vendor_library_nor_process_machinery() -> None:
     src = str(Path(wattprint.__file__).resolve().parents[1])
     heavy = ("zeus_apple_silicon", "subprocess", "plistlib", "tempfile")  # (logging already loads threading)
-    code = f"import sys, wattprint.measure.apple; print([m for m in {heavy!r} if m in sys.modules])"
+    modules = "wattprint.measure.apple, wattprint.measure.powermetrics"
+    code = f"import sys, {modules}; print([m for m in {heavy!r} if m in sys.modules])"
     env = dict(os.environ, PYTHONPATH=src)
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
@@ -551,13 +548,55 @@ def test_m1_pro_and_max_are_not_taken_for_an_m1(brand: str) -> None:
     ],
 )
 def test_platform_processor_strings_identify_no_model(processor: str) -> None:
-    """Without /proc/cpuinfo the model name is platform.processor(), which names no model on macOS or
-    Windows: the table finds nothing and the model falls back to DEFAULT_TDP_W."""
+    """platform.processor() names no model on macOS or Windows: the table would find nothing, which is why
+    `platform_cpu_name` asks sysctl or the registry there."""
     assert lookup_tdp(processor) is None
 
 
-def test_read_cpu_model_without_proc_falls_back_to_platform_processor(tmp_path: Path) -> None:
-    assert read_cpu_model(tmp_path / "no-cpuinfo") == (platform.processor() or "unknown CPU", 1)
+def test_read_cpu_model_without_proc_asks_the_platform(tmp_path: Path) -> None:
+    assert read_cpu_model(tmp_path / "no-cpuinfo", fallback=lambda: "Apple M2 Pro") == ("Apple M2 Pro", 1)
+    assert read_cpu_model(tmp_path / "no-cpuinfo", fallback=lambda: "") == ("unknown CPU", 1)
+
+
+def test_on_macos_the_name_comes_from_sysctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "sysctl"  # a stand-in for /usr/sbin/sysctl, answering as an M2 Pro Mac does
+    fake.write_text('#!/bin/sh\n[ "$1 $2" = "-n machdep.cpu.brand_string" ] && echo "Apple M2 Pro" && exit 0\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert platform_cpu_name("Darwin") == "Apple M2 Pro"
+    assert lookup_tdp(platform_cpu_name("Darwin")) == (35.0, "apple m2 pro")
+    fake.write_text("#!/bin/sh\nexit 1\n")  # sysctl says nothing: the generic name, never an exception
+    assert platform_cpu_name("Darwin") == platform.processor()
+
+
+class _Registry:
+    """The calls of Python's winreg that platform_cpu_name makes, over one key, as on a Windows machine."""
+
+    HKEY_LOCAL_MACHINE = 0x80000002
+
+    def __init__(self, name: str | None) -> None:
+        self.name, self.closed = name, 0
+
+    def OpenKey(self, root: int, path: str) -> str:  # noqa: N802 (winreg's names)
+        assert root == self.HKEY_LOCAL_MACHINE
+        if self.name is None:
+            raise FileNotFoundError(2, "The system cannot find the file specified")
+        return path
+
+    def QueryValueEx(self, key: str, value: str) -> tuple[str, int]:  # noqa: N802
+        assert key == r"HARDWARE\DESCRIPTION\System\CentralProcessor\0" and value == "ProcessorNameString"
+        return f"{self.name}   ", 1  # REG_SZ, with the trailing blanks Windows pads it with
+
+    def CloseKey(self, key: str) -> None:  # noqa: N802
+        self.closed += 1
+
+
+def test_on_windows_the_name_comes_from_the_registry() -> None:
+    registry = _Registry("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz")
+    assert platform_cpu_name("Windows", registry) == "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz"
+    assert registry.closed == 1
+    assert lookup_tdp("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz") is not None
+    assert platform_cpu_name("Windows", _Registry(None)) == platform.processor()
 
 
 def test_cpu_model_on_an_apple_silicon_mac_exact() -> None:

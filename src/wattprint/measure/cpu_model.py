@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -79,8 +80,39 @@ def lookup_tdp(model: str) -> tuple[float, str] | None:
     return (best[2], best[1]) if best else None
 
 
-def read_cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, int]:
-    """CPU model name and number of physical packages (sockets)."""
+def platform_cpu_name(system: str | None = None, winreg_module: Any = None) -> str:
+    """The CPU's marketing name where there is no /proc/cpuinfo: `sysctl machdep.cpu.brand_string` on macOS
+    ("Apple M2 Pro"), the registry's ProcessorNameString on Windows; platform.processor() elsewhere (which on
+    those two says only "arm", "i386" or a CPUID family string). "" when nothing answers."""
+    import platform
+
+    system = system or platform.system()
+    try:
+        if system == "Darwin":
+            import subprocess
+
+            done = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5, check=False
+            )
+            if done.returncode == 0 and done.stdout.strip():
+                return done.stdout.strip()
+        elif system == "Windows":
+            winreg: Any = winreg_module or __import__("winreg")
+            key = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"HARDWARE\DESCRIPTION\System\CentralProcessor\0")
+            try:
+                return str(winreg.QueryValueEx(key, "ProcessorNameString")[0]).strip()
+            finally:
+                winreg.CloseKey(key)
+    except Exception:  # no tool, a timeout, no key: the generic name below is still something
+        pass
+    return platform.processor()
+
+
+def read_cpu_model(
+    cpuinfo: Path = Path("/proc/cpuinfo"), fallback: Callable[[], str] = platform_cpu_name
+) -> tuple[str, int]:
+    """CPU model name and number of physical packages (sockets); `fallback` names the CPU where cpuinfo
+    cannot (macOS, Windows)."""
     model, sockets = "", set()
     try:
         for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -93,9 +125,7 @@ def read_cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, int]:
     except OSError:
         pass
     if not model:
-        import platform  # fallback only: /proc/cpuinfo had no model name
-
-        model = platform.processor()
+        model = fallback()
     return model or "unknown CPU", max(1, len(sockets))
 
 

@@ -200,9 +200,9 @@ def _open_ioreport(module: Any) -> PowerSource:
 
 
 def _open_powermetrics() -> PowerSource:
-    from wattprint.measure import apple
+    from wattprint.measure import powermetrics
 
-    return apple.PowermetricsSource()
+    return powermetrics.PowermetricsSource()
 
 
 def _open_jetson(root: str | None) -> PowerSource:
