@@ -619,3 +619,24 @@ def test_ram_model_for_a_16_gib_mac_exact() -> None:
     assert source.power_w == 6.0
     clock.now = 70.0
     assert source.read().energy_j["model:ram"] == 360.0
+
+
+def test_machine_cpu_time_from_psutil_fields_of_windows_and_macos() -> None:
+    from collections import namedtuple
+
+    from wattprint.measure.cpu_model import machine_cpu_seconds
+
+    windows = namedtuple("scputimes", "user system idle interrupt dpc")(100.0, 40.0, 800.0, 6.0, 4.0)
+    assert machine_cpu_seconds(lambda: windows) == pytest.approx((150.0, 950.0))  # interrupts and DPCs are busy
+    macos = namedtuple("scputimes", "user nice system idle")(100.0, 10.0, 40.0, 850.0)
+    assert machine_cpu_seconds(lambda: macos) == pytest.approx((150.0, 1000.0))
+    times = iter([macos, macos._replace(user=101.0, idle=851.0)])  # then 1 s busy of 2 s: 50 %
+    clock = iter([0.0, 10.0])
+    model = CpuModelSource(
+        CpuInfo("Apple M2 Pro", 1, 12, 35.0, "bundled table entry 'apple m2 pro'"),
+        cpu_seconds=lambda: machine_cpu_seconds(lambda: next(times)),
+        clock=lambda: next(clock),
+    )
+    # 35 W x (10 % idle floor + 90 % x 50 % busy) x 10 s
+    assert model.read().energy_j["model:cpu"] == pytest.approx(35.0 * (0.1 + 0.9 * 0.5) * 10.0)
+    assert model.domains()[0].method == "estimated"

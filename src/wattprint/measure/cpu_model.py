@@ -140,9 +140,9 @@ def cpu_info(tdp_override_w: float | None = None) -> CpuInfo:
     return CpuInfo(model, sockets, logical, DEFAULT_TDP_W, f"default {DEFAULT_TDP_W:g} W: '{model}' not in table")
 
 
-def machine_cpu_seconds() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
-    t = psutil.cpu_times()  # where there is no /proc: fields differ by platform (Windows has no nice)
+def machine_cpu_seconds(cpu_times: Callable[[], Any] = psutil.cpu_times) -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from psutil where there is no /proc."""
+    t = cpu_times()  # fields differ by platform: Windows has no nice and says interrupt and dpc
     return busy_and_total(
         t.user,
         getattr(t, "nice", 0.0),
