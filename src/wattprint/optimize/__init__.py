@@ -15,9 +15,11 @@ from wattprint._lazy import lazy_exports
 
 __all__ = [
     "RECIPE_NAMES",
+    "BatchSizeOptimizer",
     "DistillConfig",
     "Measurement",
     "NasResult",
+    "PowerLimitOptimizer",
     "RigL",
     "SearchResult",
     "accuracy_eval",
@@ -25,6 +27,7 @@ __all__ = [
     "candidate_space",
     "classifier_search",
     "compare_distillation",
+    "energy_time_cost",
     "lottery_ticket",
     "magnitude_prune",
     "measure",
@@ -40,9 +43,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from wattprint.optimize.attention import to_sdpa
+    from wattprint.optimize.batch_size import BatchSizeOptimizer, energy_time_cost
     from wattprint.optimize.distill import DistillConfig, compare_distillation, train_student
     from wattprint.optimize.harness import Measurement, accuracy_eval, measure
     from wattprint.optimize.nas import NasResult, search_architectures
+    from wattprint.optimize.power_limit import PowerLimitOptimizer
     from wattprint.optimize.prune import RigL, lottery_ticket, magnitude_prune, prune_channels, sparsity
     from wattprint.optimize.recipes import RECIPE_NAMES, apply, parse_recipe
 
@@ -74,6 +79,9 @@ _LAZY = {
     "train_student": "distill",
     "search_architectures": "nas",
     "NasResult": "nas",
+    "BatchSizeOptimizer": "batch_size",
+    "energy_time_cost": "batch_size",
+    "PowerLimitOptimizer": "power_limit",
 }
 
 
