@@ -154,6 +154,47 @@ class ProcessUtilizationSample:
 
 
 @dataclass
+class FakeMigDevice:
+    """One MIG device (a compute instance) of a GPU in MIG mode: its GPU instance, its compute slices, and the
+    processes running on it. A handle of its own, as NVML's MIG device handles are."""
+
+    gpu_instance_id: int
+    compute_slices: int
+    pids: list[int] = field(default_factory=list)
+    multiprocessor_count: int = 14  # an A100 1g.5gb instance's SMs
+
+
+@dataclass
+class DeviceAttributes:
+    """What nvmlDeviceGetAttributes returns (pynvml's c_nvmlDeviceAttributes fields)."""
+
+    multiprocessorCount: int
+    sharedCopyEngineCount: int
+    sharedDecoderCount: int
+    sharedEncoderCount: int
+    sharedJpegCount: int
+    sharedOfaCount: int
+    gpuInstanceSliceCount: int
+    computeInstanceSliceCount: int
+    memorySizeMB: int
+
+
+@dataclass
+class GpuInstanceProfileInfo:
+    """The fields of pynvml's c_nvmlGpuInstanceProfileInfo_v2_t that a reader uses."""
+
+    id: int
+    sliceCount: int
+    instanceCount: int
+    multiprocessorCount: int
+
+
+# GPU-instance profile id -> its slices (NVML_GPU_INSTANCE_PROFILE_1_SLICE = 0, ..., _7_SLICE = 4, _8_SLICE = 5,
+# _6_SLICE = 6); a card supports the profiles up to its own slice count (7 on A100/H100, 4 on A30)
+PROFILE_SLICES = {0: 1, 1: 2, 2: 3, 3: 4, 4: 7, 5: 8, 6: 6}
+
+
+@dataclass
 class FakeGpu:
     """One scripted GPU. None for energy_mj means no counter (pre-Volta); for power, no sensor.
 
@@ -178,6 +219,12 @@ class FakeGpu:
     limit_constraints_mw: tuple[int, int] | None = (100_000, 400_000)
     default_limit_mw: int | None = None
     set_limit_error: int | None = None
+    # MIG: None is MIG mode off (or, with mig_supported False, a GPU without MIG: the MIG calls raise
+    # NOT_SUPPORTED); a list puts the card in MIG mode with these MIG devices, out of mig_slices slices. In MIG
+    # mode the card itself lists processes to root only: here it raises NO_PERMISSION, as for a user.
+    mig_devices: list[FakeMigDevice] | None = None
+    mig_slices: int = 7
+    mig_supported: bool = True
 
     def __post_init__(self) -> None:
         if self.default_limit_mw is None:
@@ -269,10 +316,15 @@ class FakeNvml:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return gpu.power_mw
 
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeGpu) -> list[ProcessInfo]:
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeGpu | FakeMigDevice) -> list[ProcessInfo]:
+        if isinstance(handle, FakeMigDevice):
+            self._mig_device(handle)
+            return [ProcessInfo(pid, None, handle.gpu_instance_id, 0) for pid in handle.pids]
         gpu = self._gpu(handle)
         if not gpu.processes_supported:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        if gpu.mig_devices is not None:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)
         return [ProcessInfo(pid) for pid in gpu.compute_pids]
 
     def nvmlDeviceGetProcessUtilization(self, handle: FakeGpu, timeStamp: int) -> list[ProcessUtilizationSample]:
@@ -290,6 +342,55 @@ class FakeNvml:
         if not gpu.processes_supported:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return [ProcessInfo(pid) for pid in gpu.graphics_pids]
+
+    # -- Multi-Instance GPU ---------------------------------------------------------------------
+    def _mig_device(self, handle: FakeMigDevice) -> FakeMigDevice:
+        self._check_init()
+        if not any(gpu.mig_devices and handle in gpu.mig_devices for gpu in self.gpus):
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        return handle
+
+    def _mig_capable(self, handle: FakeGpu) -> FakeGpu:
+        gpu = self._gpu(handle)
+        if not gpu.mig_supported:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu
+
+    def nvmlDeviceGetMigMode(self, handle: FakeGpu) -> list[int]:
+        """[current, pending] mode: NVML_DEVICE_MIG_ENABLE (1) or _DISABLE (0)."""
+        on = int(self._mig_capable(handle).mig_devices is not None)
+        return [on, on]
+
+    def nvmlDeviceGetGpuInstanceProfileInfo(self, handle: FakeGpu, profile: int, version: int = 2) -> Any:
+        gpu = self._mig_capable(handle)
+        slices = PROFILE_SLICES.get(profile)
+        if slices is None or slices > gpu.mig_slices:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED if slices is not None else NVML_ERROR_INVALID_ARGUMENT)
+        return GpuInstanceProfileInfo(profile, slices, gpu.mig_slices // slices, 14 * slices)
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: FakeGpu) -> int:
+        gpu = self._mig_capable(handle)
+        return gpu.mig_slices if gpu.mig_devices is not None else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: FakeGpu, index: int) -> FakeMigDevice:
+        gpu = self._mig_capable(handle)
+        if gpu.mig_devices is None:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        if not 0 <= index < len(gpu.mig_devices):
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return gpu.mig_devices[index]
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: FakeMigDevice) -> int:
+        return self._mig_device(handle).gpu_instance_id
+
+    def nvmlDeviceGetAttributes(self, handle: FakeGpu | FakeMigDevice) -> DeviceAttributes:
+        """Engine counts and slices; NVML answers for MIG device handles only."""
+        if not isinstance(handle, FakeMigDevice):
+            self._gpu(handle)
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        mig = self._mig_device(handle)
+        slices = mig.compute_slices
+        return DeviceAttributes(mig.multiprocessor_count, 1, 0, 0, 0, 0, slices, slices, 5_000 * slices)
 
     # -- power management (milliwatts) --------------------------------------------------------
     def nvmlDeviceGetPowerManagementLimit(self, handle: FakeGpu) -> int:

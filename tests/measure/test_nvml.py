@@ -328,3 +328,78 @@ def test_a_shared_gpu_is_charged_by_utilization_and_the_whole_card_kept() -> Non
     assert gpu_shares({0: {1, 2}}, {0: {1: 10, 2: 30}}, frozenset({1})) == {"nvml:0": 0.25}
     assert gpu_shares({0: {1, 2, 3}}, {}, frozenset({1})) == {"nvml:0": pytest.approx(1 / 3)}
     assert gpu_shares({0: {1}, 1: {2}}, {}, frozenset({1})) == {"nvml:0": 1.0}  # alone: whole; not on 1
+
+
+# -- Multi-Instance GPU ----------------------------------------------------------------------------------------
+def _a100_in_mig_mode(me: int, other: int) -> FakeGpu:
+    """An A100 (7 slices) split 3g + 2g + 1g + 1g: us on the 3g instance, us and another on the 2g, nobody on
+    the 1g ones."""
+    from tests.measure.fake_nvml import FakeMigDevice
+
+    devices = [
+        FakeMigDevice(1, 3, [me]),
+        FakeMigDevice(2, 2, [me + 1, other]),
+        FakeMigDevice(3, 1, []),
+        FakeMigDevice(4, 1, []),
+    ]
+    return FakeGpu(energy_mj=0, mig_devices=devices)
+
+
+def test_mig_devices_give_their_part_of_the_card_and_their_processes() -> None:
+    gpu = _a100_in_mig_mode(100, 900)
+    plain = FakeGpu(uuid="GPU-1", compute_pids=[5])  # MIG off
+    old = FakeGpu(uuid="GPU-2", mig_supported=False, compute_pids=[6])  # a GPU without MIG (pre-Ampere)
+    source = NvmlSource(FakeNvml([gpu, plain, old]))
+    try:
+        assert source.mig_devices() == {0: [(3 / 7, {100}), (2 / 7, {101, 900}), (1 / 7, set()), (1 / 7, set())]}
+        # the card itself lists processes to root only in MIG mode: its MIG devices are asked instead
+        assert source.processes() == {0: {100, 101, 900}, 1: {5}, 2: {6}}
+    finally:
+        source.close()
+
+
+def test_a30_has_four_slices() -> None:
+    from tests.measure.fake_nvml import FakeMigDevice
+
+    gpu = FakeGpu(name="NVIDIA A30", energy_mj=0, mig_slices=4, mig_devices=[FakeMigDevice(1, 2, [7])])
+    source = NvmlSource(FakeNvml([gpu]))
+    try:
+        assert source.mig_devices() == {0: [(0.5, {7})]}
+    finally:
+        source.close()
+
+
+def test_the_mig_share_rule() -> None:
+    from wattprint.tracking.tracker import gpu_shares
+
+    layout = {0: [(3 / 7, {1}), (2 / 7, {2, 3}), (1 / 7, set())]}
+    listed = {0: {1, 2, 3}}
+    assert gpu_shares(listed, {}, frozenset({1}), mig=layout) == {"nvml:0": pytest.approx(3 / 7)}
+    assert gpu_shares(listed, {}, frozenset({2}), mig=layout) == {"nvml:0": pytest.approx(1 / 7)}  # half of 2g
+    assert gpu_shares(listed, {}, frozenset({1, 2, 3}), mig=layout) == {"nvml:0": pytest.approx(5 / 7)}
+    assert gpu_shares(listed, {}, frozenset({9}), mig=layout) == {}  # not on the card: nothing
+
+
+def test_a_run_on_mig_instances_is_charged_their_slices_and_the_whole_card_kept() -> None:
+    import threading
+    import time
+
+    from wattprint.measure.detect import detect_sources
+    from wattprint.tracking.tracker import GPU_SHARE_RULE, Tracker
+
+    gpu = _a100_in_mig_mode(os.getpid(), 2**22 + 4242)  # this process on the 3g instance
+    stop = threading.Event()
+
+    def load() -> None:  # 200 W on the card
+        while not stop.wait(0.02):
+            gpu.energy_mj += 4_000
+
+    threading.Thread(target=load, daemon=True).start()
+    choice = detect_sources(powercap_root="/nonexistent", nvml_module=FakeNvml([gpu]))
+    tracker = Tracker("mig", sources=choice, interval=0.05, checkpoint=0.1)
+    tracker.start()
+    time.sleep(1.5)
+    record = tracker.stop()
+    stop.set()
+    assert record.attribution["gpu_share_rule"] == GPU_SHARE_RULE and "MIG" in GPU_SHARE_RULE
+    assert record.energy_kwh.gpu / record.machine_energy_kwh.gpu == pytest.approx(3 / 7, abs=0.08)

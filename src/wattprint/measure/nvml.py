@@ -31,6 +31,7 @@ POWER_SAMPLING = "power-sampling"
 # Error codes as pynvml defines them; read from the module when it has them.
 _NOT_SUPPORTED = 3
 _FUNCTION_NOT_FOUND = 13
+MIG_PROFILES = 8  # GPU-instance profile ids 0-7 (NVML_GPU_INSTANCE_PROFILE_1_SLICE ... _8_SLICE and variants)
 
 
 def _text(value: Any) -> str:
@@ -216,7 +217,11 @@ class NvmlSource:
         mismatch = getattr(nvml, "NVMLLibraryMismatchError", None)
         tolerated: tuple[type[BaseException], ...] = (mismatch,) if isinstance(mismatch, type) else ()
         result: dict[int, set[int]] = {}
+        mig = self.mig_devices()  # in MIG mode the parent lists processes to root only: ask each MIG device
         for gpu in self._gpus:
+            if gpu.index in mig:
+                result[gpu.index] = set().union(*(pids for _, pids in mig[gpu.index]))
+                continue
             pids: set[int] = set()
             queries = (nvml.nvmlDeviceGetComputeRunningProcesses, nvml.nvmlDeviceGetGraphicsRunningProcesses)
             for query in queries:
@@ -229,6 +234,50 @@ class NvmlSource:
                     pass  # pynvml newer than the driver: the versioned call does not exist
             result[gpu.index] = pids
         return result
+
+    def mig_devices(self) -> dict[int, list[tuple[float, set[int]]]]:
+        """For each GPU in MIG mode, by NVML index: each MIG device's (compute instance's) part of the card,
+        as its compute slices over the card's slices, and the PIDs running on it.
+
+        NVML keeps no energy counter per MIG instance and no per-process utilisation in MIG mode, so a
+        MIG device's part of the card is its share of the slices; slices nobody uses stay unattributed (in
+        the whole card's figure). GPUs not in MIG mode, or whose MIG layout cannot be read, are left out.
+        """
+        if self._closed:
+            raise PowerSourceError("NVML source is closed")
+        result: dict[int, list[tuple[float, set[int]]]] = {}
+        for gpu in self._gpus:
+            try:
+                layout = self._mig_layout(gpu.handle)
+            except (self._nvml.NVMLError, AttributeError):  # not a MIG-capable GPU, or an old pynvml
+                continue
+            if layout:
+                result[gpu.index] = layout
+        return result
+
+    def _mig_layout(self, handle: Any) -> list[tuple[float, set[int]]]:
+        nvml = self._nvml
+        current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+        if current != getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1):
+            return []
+        total = 0  # the card's slices: the largest GPU-instance profile it supports (7 on A100/H100, 4 on A30)
+        for profile in range(MIG_PROFILES):
+            try:
+                total = max(total, int(nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, profile).sliceCount))
+            except nvml.NVMLError:
+                continue  # a profile this card does not have
+        if total <= 0:
+            return []
+        layout = []
+        for i in range(int(nvml.nvmlDeviceGetMaxMigDeviceCount(handle))):
+            try:
+                mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, i)
+            except nvml.NVMLError:
+                continue  # no MIG device at this index
+            slices = int(nvml.nvmlDeviceGetAttributes(mig).computeInstanceSliceCount)
+            pids = {int(proc.pid) for proc in nvml.nvmlDeviceGetComputeRunningProcesses(mig)}
+            layout.append((slices / total, pids))
+        return layout
 
     def utilization(self) -> dict[int, dict[int, int]]:
         """SM utilisation per process on each GPU since the last call, summed over NVML's samples, by NVML

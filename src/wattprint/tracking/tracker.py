@@ -335,7 +335,9 @@ class Tracker:
             try:
                 listed = source.processes()
                 used = {f"{source.name}:{i}" for i, pids in listed.items() if pids & monitor.tree_pids}
-                shares = gpu_shares(listed, getattr(source, "utilization", dict)(), monitor.tree_pids, source.name)
+                utilization = getattr(source, "utilization", dict)()
+                mig = getattr(source, "mig_devices", dict)()
+                shares = gpu_shares(listed, utilization, monitor.tree_pids, source.name, mig)
             except Exception as exc:  # only a hint: a driver fault must not stop the checkpoint
                 log.debug("listing GPU processes failed: %s", exc)
                 continue
@@ -540,7 +542,9 @@ def _open_writer(db_url: str, host: str | None) -> Any:
 GPU_SHARE_RULE = (
     "a GPU shared with other processes: the run's share of its energy is its processes' part of the SM "
     "utilisation NVML sampled since the last look (split by process count while the card is idle); whole "
-    "where the run is alone on it or NVML keeps no samples; machine_energy_kwh keeps the whole card"
+    "where the run is alone on it or NVML keeps no samples; a card in MIG mode (no counter or samples per "
+    "instance in NVML): each MIG device's share of the card's slices, split by process count within it; "
+    "machine_energy_kwh keeps the whole card"
 )
 
 
@@ -549,11 +553,18 @@ def gpu_shares(
     utilization: Mapping[int, Mapping[int, int]],
     mine: frozenset[int],
     source: str = "nvml",
+    mig: Mapping[int, Sequence[tuple[float, set[int]]]] | None = None,
 ) -> dict[str, float]:
     """The run's share of each GPU it shares with other processes, by domain name ("<source>:<index>"; see
-    GPU_SHARE_RULE)."""
+    GPU_SHARE_RULE). A GPU in `mig` (each MIG device's part of the card and its PIDs) is shared by slices."""
     shares = {}
+    for index, devices in (mig or {}).items():
+        share = sum(part * len(pids & mine) / len(pids) for part, pids in devices if pids)
+        if share > 0:
+            shares[f"{source}:{index}"] = min(1.0, share)
     for index, pids in listed.items():
+        if f"{source}:{index}" in shares:
+            continue
         ours, others = pids & mine, pids - mine
         if not ours:
             continue  # not on it: the GPU selection charges it nothing
