@@ -335,8 +335,8 @@ class Tracker:
             try:
                 listed = source.processes()
                 used = {f"{source.name}:{i}" for i, pids in listed.items() if pids & monitor.tree_pids}
-                utilization = getattr(source, "utilization", dict)()
-                mig = getattr(source, "mig_devices", dict)()
+                utilization: dict[int, dict[int, int]] = getattr(source, "utilization", dict)()
+                mig: dict[int, list[tuple[float, set[int]]]] = getattr(source, "mig_devices", dict)()
                 shares = gpu_shares(listed, utilization, monitor.tree_pids, source.name, mig)
             except Exception as exc:  # only a hint: a driver fault must not stop the checkpoint
                 log.debug("listing GPU processes failed: %s", exc)
