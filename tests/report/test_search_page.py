@@ -63,7 +63,7 @@ def test_a_recipe_search_has_the_baseline_and_no_training_chart() -> None:
 
 
 def test_a_document_of_no_search_is_bad_input() -> None:
-    with pytest.raises(WattprintInputError, match="document: no 'candidates', 'trials', 'subnets' list"):
+    with pytest.raises(WattprintInputError, match="document: no 'candidates' or 'trials' list"):
         search_html({"runs": []})
 
 

@@ -14,31 +14,40 @@ from typing import TYPE_CHECKING
 from wattprint._lazy import lazy_exports
 
 __all__ = [
-    "RECIPE_NAMES",
     "BatchSizeOptimizer",
     "DistillConfig",
+    "ElasticSpace",
     "Measurement",
     "NasResult",
     "PowerLimitOptimizer",
+    "RECIPE_NAMES",
     "RigL",
     "SearchResult",
+    "ShrinkConfig",
+    "SubnetConfig",
+    "SubnetSearchResult",
+    "Supernet",
     "accuracy_eval",
     "apply",
     "candidate_space",
     "classifier_search",
     "compare_distillation",
     "energy_time_cost",
+    "extract",
     "lottery_ticket",
     "magnitude_prune",
     "measure",
     "parse_recipe",
     "print_report",
     "prune_channels",
+    "recalibrate_bn",
     "search",
     "search_architectures",
+    "search_subnets",
     "sparsity",
     "to_sdpa",
     "train_student",
+    "train_supernet",
 ]
 
 if TYPE_CHECKING:
@@ -47,6 +56,9 @@ if TYPE_CHECKING:
     from wattprint.optimize.distill import DistillConfig, compare_distillation, train_student
     from wattprint.optimize.harness import Measurement, accuracy_eval, measure
     from wattprint.optimize.nas import NasResult, search_architectures
+    from wattprint.optimize.ofa import ElasticSpace, SubnetConfig, Supernet, extract, recalibrate_bn
+    from wattprint.optimize.ofa_search import SubnetSearchResult, search_subnets
+    from wattprint.optimize.ofa_train import ShrinkConfig, train_supernet
     from wattprint.optimize.power_limit import PowerLimitOptimizer
     from wattprint.optimize.prune import RigL, lottery_ticket, magnitude_prune, prune_channels, sparsity
     from wattprint.optimize.recipes import RECIPE_NAMES, apply, parse_recipe
@@ -82,6 +94,15 @@ _LAZY = {
     "BatchSizeOptimizer": "batch_size",
     "energy_time_cost": "batch_size",
     "PowerLimitOptimizer": "power_limit",
+    "ElasticSpace": "ofa",
+    "SubnetConfig": "ofa",
+    "Supernet": "ofa",
+    "extract": "ofa",
+    "recalibrate_bn": "ofa",
+    "search_subnets": "ofa_search",
+    "SubnetSearchResult": "ofa_search",
+    "ShrinkConfig": "ofa_train",
+    "train_supernet": "ofa_train",
 }
 
 

@@ -2,7 +2,7 @@
 trained, against training energy, with the Pareto fronts and a table.
 
 It reads the JSON documents the searches write (`wattprint optimize -o`, `SearchResult.to_json_dict()`,
-`NasResult.to_dict()`, the once-for-all extraction's `to_dict()`), so a result can be reported long after it
+`NasResult.to_dict()`, `SubnetSearchResult.to_dict()`), so a result can be reported long after it
 was computed, on another machine. Points whose energy was estimated are drawn hollow.
 """
 
@@ -18,23 +18,28 @@ from wattprint.report.html import _when, environment
 from wattprint.report.pareto import Point, front_of
 from wattprint.report.values import sig
 
-KINDS = {"candidates": "recipe search", "trials": "architecture search", "subnets": "once-for-all sub-networks"}
+KINDS = ("recipe search", "architecture search", "once-for-all sub-networks")
 J_PER_MJ = 1e-3
 
 
 def candidates_of(document: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """The kind of search and its candidates (the recipe search's baseline first), each with a label."""
-    for key, kind in KINDS.items():
-        if isinstance(document.get(key), list):
-            rows = [dict(c) for c in document[key] if isinstance(c, Mapping)]
-            if key == "candidates" and isinstance(document.get("baseline"), Mapping):
-                rows.insert(0, {**document["baseline"], "recipe": "baseline"})
-            for row in rows:
-                row["label"] = str(row.get("recipe") or row.get("config") or row.get("trial") or "?")
-            return kind, [r for r in rows if _num(r.get("metric")) is not None]
-    raise WattprintInputError(
-        "document", f"no {', '.join(repr(k) for k in KINDS)} list; accepted: a search result's JSON document"
-    )
+    if isinstance(document.get("trials"), list):
+        kind, rows = KINDS[1], [dict(c) for c in document["trials"] if isinstance(c, Mapping)]
+    elif isinstance(document.get("candidates"), list):
+        rows = [dict(c) for c in document["candidates"] if isinstance(c, Mapping)]
+        if isinstance(document.get("baseline"), Mapping):
+            kind = KINDS[0]
+            rows.insert(0, {**document["baseline"], "recipe": "baseline"})
+        else:
+            kind = KINDS[2]  # sub-networks of a supernet: candidates with a config and no baseline
+    else:
+        raise WattprintInputError(
+            "document", "no 'candidates' or 'trials' list; accepted: a search result's JSON document"
+        )
+    for row in rows:
+        row["label"] = str(row.get("recipe") or row.get("trial") or "?")
+    return kind, [r for r in rows if _num(r.get("metric")) is not None]
 
 
 def _num(value: Any) -> float | None:
