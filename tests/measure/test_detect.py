@@ -117,3 +117,17 @@ def test_a_refused_ioreport_subscription_is_the_reason_the_cpu_is_estimated(tmp_
         assert "IOReport" in diagnose(choice)["components"]["cpu"]["reason"]
     finally:
         _close(choice)
+
+
+def test_rails_this_user_cannot_read_are_read_through_the_jtop_service(tmp_path: Path) -> None:
+    from tests.measure.fake_jtop import FakeJtopModule, orin_nx
+
+    (tmp_path / "sys").mkdir()  # no readable rails under sysfs
+    choice = detect_sources(
+        powercap_root=str(tmp_path), jetson_root=str(tmp_path / "sys"), jtop_module=FakeJtopModule(orin_nx())
+    )
+    try:
+        assert choice.measurement == {"cpu": "jtop", "gpu": "jtop", "ram": "model"}
+        assert "inside the combined rail" in choice.methods["cpu"]["detail"]
+    finally:
+        _close(choice)

@@ -21,6 +21,7 @@ from wattprint.measure.cpu_model import CpuInfo, CpuModelSource, RamModelSource,
 log = logging.getLogger("wattprint")
 
 NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0")
+JTOP_SOCKET = "/run/jtop.sock"  # jetson-stats' service (jtop/service.py JTOP_PIPE)
 AMD_KFD_PATH = "/dev/kfd"  # the ROCm compute driver's device: where there is none, amdsmi is not even imported
 
 
@@ -44,6 +45,7 @@ def detect_sources(
     amdsmi_module: Any = None,
     jetson_root: str | None = None,
     apple_module: Any = None,
+    jtop_module: Any = None,
 ) -> SourceChoice:
     """Open the sources for cpu, gpu and ram. Never raises: a missing counter falls back to a model.
 
@@ -51,9 +53,9 @@ def detect_sources(
     one claimed: RAPL (directly, or through `wattprint rapld` at `rapld_socket`, default WATTPRINT_RAPLD_SOCKET
     or /run/wattprint/rapld.sock, asked only if it exists), Apple silicon's IOReport (on a Mac with an M chip,
     or through `apple_module`, a stand-in for zeus_apple_silicon) and, as root, `powermetrics`, a Jetson's power
-    rails (on Linux on ARM, or under `jetson_root`), NVML, then AMD's amdsmi (where /dev/kfd is, or
-    `amdsmi_module` is given). The CPU and RAM models fill in what is left; a GPU without a counter gets no
-    figure."""
+    rails (on Linux on ARM, or under `jetson_root`), else jetson-stats' jtop service (or `jtop_module`), NVML,
+    then AMD's amdsmi (where /dev/kfd is, or `amdsmi_module` is given). The CPU and RAM models fill in what is
+    left; a GPU without a counter gets no figure."""
     info: CpuInfo = cpu_info(cpu_tdp_w)
     choice = SourceChoice(
         [],
@@ -75,8 +77,9 @@ def detect_sources(
         openers.append((("cpu", "gpu", "ram"), lambda: _open_ioreport(apple_module)))
         if hasattr(os, "geteuid") and os.geteuid() == 0:  # powermetrics runs as root only
             openers.append((("cpu", "gpu"), _open_powermetrics))
-    if jetson_root is not None or (system == "Linux" and machine in ("aarch64", "arm64")):
+    if jetson_root is not None or jtop_module is not None or (system == "Linux" and machine in ("aarch64", "arm64")):
         openers.append((("cpu", "gpu", "ram"), lambda: _open_jetson(jetson_root)))
+        openers.append((("cpu", "gpu", "ram"), lambda: _open_jtop(jtop_module)))  # rails this user cannot read
     openers.append((("gpu",), lambda: _open_nvml(nvml_module)))
     if amdsmi_module is not None or os.path.exists(AMD_KFD_PATH):
         openers.append((("gpu",), lambda: _open_amdsmi(amdsmi_module)))
@@ -203,6 +206,14 @@ def _open_powermetrics() -> PowerSource:
     from wattprint.measure import powermetrics
 
     return powermetrics.PowermetricsSource()
+
+
+def _open_jtop(module: Any) -> PowerSource:
+    if module is None and not os.path.exists(JTOP_SOCKET):  # no service here: not a Jetson, or jtop not set up
+        raise PowerSourceError(f"no jtop service ({JTOP_SOCKET} absent)", reason="absent")
+    from wattprint.measure import jtop
+
+    return jtop.JtopSource(module)
 
 
 def _open_jetson(root: str | None) -> PowerSource:

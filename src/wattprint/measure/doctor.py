@@ -1,7 +1,7 @@
 """`wattprint doctor`: which power source each component will use on this machine, why, and what would help.
 
 For CPU, RAM and GPU: the reader a tracker would pick (`source`: "rapl", "rapld", "ioreport", "powermetrics",
-"jetson", "nvml", "amdsmi", "model", or None where
+"jetson", "jtop", "nvml", "amdsmi", "model", or None where
 there is nothing to measure), `method` ("measured", "estimated" or None), the `reason` for that choice, and
 `fix`: the one step that would turn an estimate into a measurement here, or None where there is none (a
 counter already read, or hardware that has none). It opens the sources exactly as a tracker does
