@@ -7,6 +7,9 @@
 3. Run the baseline and the candidates on the accuracy/energy Pareto front through the same tracked
    inference workload, store those runs, and write the comparison report (HTML with the Pareto chart,
    Markdown table) to ./demo-out/.
+4. Once-for-all: train one elastic supernet of the CNN's family (tracked), then search sub-networks of it
+   for accuracy against measured energy per inference, without training any of them; their page with the
+   Pareto front goes to ./demo-out/once_for_all.html.
 
 Run with `make demo`. Everything is offline: the digits data ships with scikit-learn.
 """
@@ -90,6 +93,66 @@ def train(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_
     print(json.dumps(record, indent=2))
     print(f"test accuracy {accuracy:.4f}; see it again with: wattprint runs show {record['run_id'][:8]}\n")
     return model
+
+
+def supernet() -> Any:
+    """Step 4's family: a stem, then 1 to 3 residual blocks whose inner width (8-32) and kernel (3 or 5) are
+    elastic, then an elastic hidden layer."""
+    from wattprint.optimize.ofa import ElasticBatchNorm, ElasticConv2d, ElasticDepth, ElasticLinear
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(
+                ElasticConv2d(32, (8, 16, 24, 32), (3, 5), bias=False),
+                ElasticBatchNorm(32),
+                nn.ReLU(),
+                ElasticConv2d(32, 32, 1, bias=False),
+                ElasticBatchNorm(32),
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(x + self.body(x))
+
+    body = nn.Sequential(
+        ElasticConv2d(1, 32, 3, bias=False),
+        ElasticBatchNorm(32),
+        nn.ReLU(),
+        ElasticDepth([Block() for _ in range(3)]),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        ElasticLinear(32 * 16, (32, 64)),
+        nn.ReLU(),
+        ElasticLinear(64, 10),
+    )
+    return wo.Supernet(body, input_shape=(1, 8, 8))
+
+
+def once_for_all(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor) -> None:
+    """Step 4: one supernet trained, sub-networks found under no budget, each measured here."""
+    torch.manual_seed(0)
+    net = supernet()
+    print("\ntraining one once-for-all supernet (progressive shrinking, in-place distillation) ...")
+    with wattprint.track("digits-cnn supernet train") as tracker:
+        report = wo.train_supernet(net, x_train, y_train)
+    from wattprint.cli.render import summary_line
+
+    print(f"  {summary_line(tracker.record)}; {len(report.phases)} phases")
+    found = wo.search_subnets(
+        net, wo.accuracy_eval(x_test, y_test), x_test[:EXAMPLE_BATCH], calibration_data=x_train, n_trials=8
+    )
+    largest = max(c["macs"] for c in found.candidates)
+    for c in sorted(found.candidates, key=lambda c: -c["macs"]):
+        print(
+            f"  {c['recipe']:<32} accuracy {c['metric']:.4f}  {largest / c['macs']:5.1f}x fewer MACs  "
+            f"{c['energy_per_inference_j'] * 1e3:.3f} mJ/inference at batch 1 ({c['energy_method']})"
+        )
+    from wattprint.report.search_page import search_html
+    from wattprint.report.writer import write_report
+
+    html = search_html(found.to_dict(), title="Once-for-all sub-networks")
+    page = write_report(OUT / "once_for_all.html", html, directory=OUT)
+    print(f"  sub-networks page: {page.resolve()}")
 
 
 def tracked_inference(model: nn.Module, label: str, x_test: torch.Tensor, metrics: dict[str, Any]) -> Any:
@@ -192,6 +255,7 @@ def main() -> None:
     print(f"\nreport: {html.resolve()}  (also {OUT / 'comparison.md'}, {OUT / 'search.json'})")
     ids = " ".join(r.run_id[:8] for r in records)
     print(f"again, or in other formats: wattprint report {ids} --html cmp.html --latex cmp.tex")
+    once_for_all(x_train, y_train, x_test, y_test)
 
 
 if __name__ == "__main__":
