@@ -8,8 +8,8 @@
    inference workload, store those runs, and write the comparison report (HTML with the Pareto chart,
    Markdown table) to ./demo-out/.
 4. Once-for-all: train one elastic supernet of the CNN's family (tracked), then search sub-networks of it
-   for accuracy against measured energy per inference, without training any of them; their page with the
-   Pareto front goes to ./demo-out/once_for_all.html.
+   for accuracy against energy per inference (measured or estimated, as the machine allows), training none;
+   their page with the Pareto front goes to ./demo-out/once_for_all.html.
 
 Run with `make demo`. Everything is offline: the digits data ships with scikit-learn.
 """

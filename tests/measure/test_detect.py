@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.measure.fake_amdsmi import FakeAmdSmi
 from tests.measure.fake_nvml import FakeGpu as FakeNvidiaGpu
 from tests.measure.fake_nvml import FakeNvml
@@ -14,6 +16,18 @@ from wattprint.measure.cpu_model import CpuModelSource, RamModelSource
 from wattprint.measure.detect import detect_sources
 from wattprint.measure.doctor import diagnose
 from wattprint.tracking.tracker import gpu_shares
+
+
+@pytest.fixture(autouse=True)
+def _nothing_of_this_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Only the fakes each test passes: no rapld socket, AMD, NVIDIA or jtop device of the machine running it."""
+    from wattprint.measure import detect, rapl
+
+    monkeypatch.delenv("WATTPRINT_RAPLD_SOCKET", raising=False)
+    monkeypatch.setattr(rapl, "RAPLD_SOCKET", str(tmp_path / "no-rapld.sock"))
+    monkeypatch.setattr(detect, "AMD_KFD_PATH", str(tmp_path / "no-kfd"))
+    monkeypatch.setattr(detect, "NVIDIA_DRIVER_PATHS", (str(tmp_path / "no-nvidia"),))
+    monkeypatch.setattr(detect, "JTOP_SOCKET", str(tmp_path / "no-jtop.sock"))
 
 
 def _close(choice: object) -> None:

@@ -51,8 +51,10 @@ def tree(shared: Path) -> Path:
     return root
 
 
-def serve(tree: Path, socket_path: Path, gid: int = GROUP) -> RapldServer:
-    server = RapldServer(socket_path, gid if os.geteuid() == 0 else os.getegid(), tree)
+def serve(tree: Path, socket_path: Path, gid: int = GROUP, min_read_interval_s: float = 0.0) -> RapldServer:
+    """A daemon in a thread; counters read afresh at every request unless `min_read_interval_s` says otherwise."""
+    gid = gid if os.geteuid() == 0 else os.getegid()
+    server = RapldServer(socket_path, gid, tree, min_read_interval_s=min_read_interval_s)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 
@@ -94,7 +96,7 @@ def test_the_socket_is_root_and_the_groups_only(daemon: tuple[RapldServer, Path]
 
 def test_same_domains_and_joules_as_reading_the_files(daemon: tuple[RapldServer, Path], tree: Path) -> None:
     _, socket_path = daemon
-    direct, served = RaplSource(tree), RapldSource(socket_path)
+    direct, served = RaplSource(tree), RapldSource(socket_path, timeout_s=5)
     try:
         assert served.name == "rapld"
         assert served.domains() == direct.domains()
@@ -156,7 +158,7 @@ def test_an_unprivileged_tracker_measures_what_root_measures(daemon: tuple[Rapld
 
 def _open_source(socket_path: Path) -> str:
     try:
-        RapldSource(socket_path).close()
+        RapldSource(socket_path, timeout_s=5).close()
         return "opened"
     except PowerSourceError as exc:
         return f"{exc.reason}: {exc} (fix: {exc.fix})"
@@ -196,7 +198,7 @@ def test_a_client_that_hangs_up_or_never_asks_does_not_stop_the_others(daemon: t
     rude.connect(str(socket_path))
     rude.sendall(b"re")
     rude.close()
-    source = RapldSource(socket_path)
+    source = RapldSource(socket_path, timeout_s=5)
     try:
         assert source.read().energy_j["rapl:package-0"] == 0.0
     finally:
@@ -206,13 +208,16 @@ def test_a_client_that_hangs_up_or_never_asks_does_not_stop_the_others(daemon: t
 
 def test_a_vanished_counter_is_said_and_the_next_read_resumes(daemon: tuple[RapldServer, Path], tree: Path) -> None:
     _, socket_path = daemon
-    source = RapldSource(socket_path)
+    source = RapldSource(socket_path, timeout_s=5)
     energy = (tree / "intel-rapl:1" / "energy_uj").resolve()
     try:
         energy.rename(energy.with_name("gone"))
         server, _ = daemon
-        for zone in server._rapl._zones:  # the kept descriptor still reads: close it, as a hot-unplug would
-            os.close(zone.fd)
+        (zone,) = [z for z in server._rapl._zones if z.zone_id == "intel-rapl:1"]
+        pipe_r, pipe_w = os.pipe()  # the kept descriptor still reads the renamed file: make it fail, as an
+        os.dup2(pipe_r, zone.fd)  # unplugged device's would (pread on a pipe: ESPIPE), then reopen by path
+        os.close(pipe_r)
+        os.close(pipe_w)
         with pytest.raises(PowerSourceError, match="counter read failed"):
             source.read()
         energy.with_name("gone").rename(energy)
@@ -269,7 +274,7 @@ def test_no_daemon_socket_keeps_the_direct_error_and_names_rapld_in_the_fix(tree
 def test_a_daemon_that_dies_mid_run_is_flagged_and_its_return_resumes_the_count(tree: Path, shared: Path) -> None:
     socket_path = shared / "run" / "rapld.sock"
     server = serve(tree, socket_path)
-    source = RapldSource(socket_path)
+    source = RapldSource(socket_path, timeout_s=5)
     monitor = EnergyMonitor([source], interval_s=60)
     try:
         set_energy(tree, "intel-rapl:0", 1_000_000 + 2_000_000)
@@ -346,3 +351,89 @@ def test_an_unknown_group_is_bad_input(tree: Path, shared: Path) -> None:
         "accepted: a group name or a numeric gid"
     ]
     assert not (shared / "x.sock").exists()
+
+
+def test_counters_are_read_at_most_ten_times_a_second_for_everyone(tree: Path, shared: Path) -> None:
+    server = serve(tree, shared / "throttled.sock", min_read_interval_s=0.5)
+    try:
+        first, *_ = ask(shared / "throttled.sock", b"read\n", replies=1)
+        set_energy(tree, "intel-rapl:0", 1_000_000 + 5_000_000)
+        again, *_ = ask(shared / "throttled.sock", b"read\n", replies=1)
+        assert again == first  # within the interval: the last values, whoever asks
+        time.sleep(0.6)
+        (later,) = ask(shared / "throttled.sock", b"read\n", replies=1)
+        assert later["energy_uj"][0] == 6_000_000
+    finally:
+        stop(server)
+
+
+def test_one_user_gets_a_few_connections_not_every_slot(daemon: tuple[RapldServer, Path]) -> None:
+    from wattprint.measure.rapld import MAX_PER_USER
+
+    server, socket_path = daemon
+    me = os.geteuid()
+    if me == 0:
+        pytest.skip("root is not limited (it can read the counters itself)")
+    held = []
+    try:
+        for _ in range(MAX_PER_USER):
+            held.append(RapldSource(socket_path, timeout_s=5))
+        with pytest.raises(PowerSourceError, match=f"already has {MAX_PER_USER} connections"):
+            RapldSource(socket_path, timeout_s=5)
+    finally:
+        for source in held:
+            source.close()
+    RapldSource(socket_path, timeout_s=5).close()  # slots come back when connections close
+
+
+def _hold_connections(socket_path: Path, count: int) -> str:
+    """As `nobody` in GROUP: open `count` sources at once; what the last attempt said."""
+    held = []
+    try:
+        for _ in range(count):
+            held.append(RapldSource(socket_path, timeout_s=5))
+        return "all opened"
+    except PowerSourceError as exc:
+        return f"{len(held)} opened; then {exc}"
+    finally:
+        for source in held:
+            source.close()
+
+
+@ROOT_ONLY
+def test_one_member_cannot_take_every_slot(daemon: tuple[RapldServer, Path]) -> None:
+    from wattprint.measure.rapld import MAX_PER_USER
+
+    _, socket_path = daemon
+    outcome = as_unprivileged(lambda: _hold_connections(socket_path, MAX_PER_USER + 1), (GROUP,))
+    assert outcome.startswith(f"{MAX_PER_USER} opened; then") and "connections open" in outcome
+    assert _open_source(socket_path) == "opened"  # others are still served
+
+
+def test_a_path_that_is_not_a_socket_is_never_replaced(tree: Path, shared: Path) -> None:
+    precious = shared / "precious.txt"
+    precious.write_text("keep me\n")
+    with pytest.raises(PowerSourceError, match="exists and is not a socket"):
+        RapldServer(precious, os.getegid(), tree)
+    assert precious.read_text() == "keep me\n"
+
+
+def test_a_directory_others_may_write_is_refused(tree: Path, shared: Path) -> None:
+    open_dir = shared / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    with pytest.raises(PowerSourceError, match="writable by no one else"):
+        RapldServer(open_dir / "rapld.sock", os.getegid(), tree)
+    assert list(open_dir.iterdir()) == []
+
+
+def test_a_socket_it_cannot_create_is_one_line(tree: Path, shared: Path) -> None:
+    blocked = shared / "file-not-dir"
+    blocked.write_text("")
+    done = subprocess.run(
+        _wattprint("rapld", "--group", str(os.getegid()), "--socket", str(blocked / "rapld.sock"),
+                   "--powercap-root", str(tree)),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"wattprint: error: --socket: cannot serve on {blocked / 'rapld.sock'}")

@@ -315,7 +315,8 @@ def _search(net: Supernet, **kwargs: Any) -> Any:
 @pytest.mark.slow
 def test_the_constrained_search_never_returns_a_subnet_over_its_measured_budget() -> None:
     net = trained()
-    free = _search(net, n_trials=6)
+    steady = {"energy_min_s": 0.2}  # longer energy windows: a busy machine's noise must not decide the budget
+    free = _search(net, n_trials=6, **steady)
     assert free.fits and free.reason is None and len(free.candidates) >= 2
     assert {free.candidates[0]["recipe"], free.candidates[1]["recipe"]} == {
         net.space.canonical(net.space.smallest()).label,
@@ -326,8 +327,9 @@ def test_the_constrained_search_never_returns_a_subnet_over_its_measured_budget(
         assert c["macs"] == count_flops(extract(net, SubnetConfig.from_dict(c["config"])), digits()[2][:32]).macs
     energies = sorted(c["energy_per_inference_j"] for c in free.candidates)
     latencies = sorted(c["latency_ms"] for c in free.candidates)
-    budget_j, budget_ms = (energies[0] * energies[-1]) ** 0.5, latencies[-1] * 2  # between the least and the most
-    result = _search(net, n_trials=6, max_energy_j=budget_j, max_latency_ms=budget_ms)
+    # halfway between the least and the most: room for the smallest to be measured a little dearer again
+    budget_j, budget_ms = (energies[0] + energies[-1]) / 2, latencies[-1] * 2
+    result = _search(net, n_trials=6, max_energy_j=budget_j, max_latency_ms=budget_ms, **steady)
     assert result.fits, result.reason
     best = result.best
     assert best["energy_per_inference_j"] <= budget_j and best["latency_ms"] <= budget_ms

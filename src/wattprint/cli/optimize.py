@@ -146,7 +146,8 @@ def optimize(
     if html is not None:
         from wattprint.report.search_page import search_html
 
-        write_atomic(html, search_html(document, title=f"wattprint optimize {script.name}"))
+        page = search_html(document, title=f"wattprint optimize {script.name}", maximize=not lower_is_better)
+        write_atomic(html, page)
     if as_json:
         print_json(document)
         return

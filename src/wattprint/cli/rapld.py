@@ -37,7 +37,10 @@ def rapld(
         gid = resolve_group(group)
     except PowerSourceError as exc:
         fail("--group", f"{exc.message}; accepted: a group name or a numeric gid")
-    server = RapldServer(socket_path, gid, powercap_root)
+    try:
+        server = RapldServer(socket_path, gid, powercap_root)
+    except OSError as exc:  # not root, a read-only /run, a group this user may not give the socket to
+        fail("--socket", f"cannot serve on {socket_path}: {exc.strerror or exc}; run as root (see --help)")
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     thread = threading.Thread(target=server.serve_forever, name="wattprint-rapld", daemon=True)

@@ -84,8 +84,8 @@ def detect_sources(
     if amdsmi_module is not None or os.path.exists(AMD_KFD_PATH):
         openers.append((("gpu",), lambda: _open_amdsmi(amdsmi_module)))
     for components, opener in openers:
-        if all(choice.measurement[c] is not None for c in components):
-            continue
+        if any(choice.measurement[c] is not None for c in components):
+            continue  # an earlier counter of this kind is open (ioreport before powermetrics, jetson before jtop)
         try:
             source = opener()
         except PowerSourceError as exc:

@@ -87,6 +87,8 @@ class NvmlSource:
         self._closed = True
         self._gpus: list[_Gpu] = []
         self._util_seen: dict[int, int] = {}  # per GPU: the newest utilisation sample read (NVML's timestamps)
+        self._mig_slices: dict[int, int] = {}  # per GPU in MIG mode: its slices (fixed by the card)
+        self._mig_seen: dict[int, list[tuple[float, set[int]]]] | None = None  # the last MIG layout read
         nvml = self._nvml
         try:
             nvml.nvmlInit()
@@ -235,7 +237,7 @@ class NvmlSource:
             result[gpu.index] = pids
         return result
 
-    def mig_devices(self) -> dict[int, list[tuple[float, set[int]]]]:
+    def mig_devices(self, fresh: bool = True) -> dict[int, list[tuple[float, set[int]]]]:
         """For each GPU in MIG mode, by NVML index: each MIG device's (compute instance's) part of the card,
         as its compute slices over the card's slices, and the PIDs running on it.
 
@@ -245,27 +247,32 @@ class NvmlSource:
         """
         if self._closed:
             raise PowerSourceError("NVML source is closed")
+        if not fresh and self._mig_seen is not None:
+            return self._mig_seen  # as processes() just read it
         result: dict[int, list[tuple[float, set[int]]]] = {}
         for gpu in self._gpus:
             try:
-                layout = self._mig_layout(gpu.handle)
+                layout = self._mig_layout(gpu)
             except (self._nvml.NVMLError, AttributeError):  # not a MIG-capable GPU, or an old pynvml
                 continue
             if layout:
                 result[gpu.index] = layout
+        self._mig_seen = result
         return result
 
-    def _mig_layout(self, handle: Any) -> list[tuple[float, set[int]]]:
-        nvml = self._nvml
+    def _mig_layout(self, gpu: _Gpu) -> list[tuple[float, set[int]]]:
+        nvml, handle = self._nvml, gpu.handle
         current, _pending = nvml.nvmlDeviceGetMigMode(handle)
         if current != getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1):
             return []
-        total = 0  # the card's slices: the largest GPU-instance profile it supports (7 on A100/H100, 4 on A30)
-        for profile in range(MIG_PROFILES):
-            try:
-                total = max(total, int(nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, profile).sliceCount))
-            except nvml.NVMLError:
-                continue  # a profile this card does not have
+        total = self._mig_slices.get(gpu.index, 0)
+        if not total:  # the card's slices: the largest GPU-instance profile it has (7 on A100/H100, 4 on A30)
+            for profile in range(MIG_PROFILES):
+                try:
+                    total = max(total, int(nvml.nvmlDeviceGetGpuInstanceProfileInfo(handle, profile).sliceCount))
+                except nvml.NVMLError:
+                    continue  # a profile this card does not have
+            self._mig_slices[gpu.index] = total
         if total <= 0:
             return []
         layout = []

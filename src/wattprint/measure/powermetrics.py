@@ -235,7 +235,11 @@ class PowermetricsSource:
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         try:
             self._process: subprocess.Popen[bytes] = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                start_new_session=True,  # a Ctrl-C the training loop handles must not stop the energy source
             )
         except FileNotFoundError:
             self._stderr.close()

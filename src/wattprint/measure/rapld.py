@@ -22,8 +22,10 @@ import json
 import os
 import socket
 import socketserver
+import stat
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +33,31 @@ from wattprint.errors import PowerSourceError
 from wattprint.measure.rapl import DEFAULT_ROOT, RAPLD_SOCKET, RaplSource, _Zone
 
 DEFAULT_SOCKET = RAPLD_SOCKET
-SOCKET_MODE = 0o660
+SOCKET_MODE = 0o660  # what bind() creates under the daemon's umask
 MAX_REQUEST_BYTES = 64  # the longest request is 6 bytes; more is a malformed client
-IDLE_TIMEOUT_S = 600.0  # a tracker reads every second; a connection silent this long is dropped
+IDLE_TIMEOUT_S = 60.0  # a tracker reads every second; a connection silent this long is dropped (it reconnects)
 MAX_CLIENTS = 64  # connections served at once; more are refused so a flood cannot exhaust descriptors
+MAX_PER_USER = 4  # connections of one user at once: one member cannot take every slot from the others
+# counters are read from the hardware at most this often; faster requests get the last values. Fine-grained
+# RAPL readings are a side channel (PLATYPUS, CVE-2020-8694, why Linux 5.10 made them root-only): energy
+# accounting needs a reading a second, an attacker thousands
+MIN_READ_INTERVAL_S = 0.1
 CLIENT_TIMEOUT_S = 0.5  # a daemon slower than this counts as not answering
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13: the peer's groups, from its credentials
 
 
-def _peer_groups(pid: int) -> set[int]:
-    """Supplementary groups of a process, from /proc (SO_PEERCRED gives its uid and primary gid only)."""
+def _peer_groups(connection: socket.socket) -> set[int]:
+    """Supplementary groups of the peer as of connect() (SO_PEERGROUPS), empty where the kernel lacks it."""
+    size = struct.calcsize("I")
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("Groups:"):
-                    return {int(gid) for gid in line.split()[1:]}
-    except (OSError, ValueError):
-        pass
-    return set()
+        data = connection.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 256 * size)
+    except OSError:
+        return set()
+    return {gid for (gid,) in struct.iter_unpack("I", data[: len(data) // size * size])}
 
 
 def resolve_group(group: str | int) -> int:
-    """A group's gid from its name or number; WattprintInputError-free: PowerSourceError names the group."""
+    """A group's gid from its name or number; PowerSourceError names the group when there is none."""
     text = str(group).strip()
     if text.isdigit():
         return int(text)
@@ -66,14 +72,25 @@ class _Handler(socketserver.StreamRequestHandler):
     timeout = IDLE_TIMEOUT_S
 
     def handle(self) -> None:
-        if not self.server.allowed(self.request):
+        uid = self.server.allowed(self.request)
+        refusal = None
+        if uid is None:
+            refusal = {"error": "not allowed: this user is not root nor in the daemon's group", "reason": "permission"}
+        elif not self.server.enter(uid):
+            refusal = {"error": f"this user already has {MAX_PER_USER} connections open", "reason": "busy"}
+        if refusal is not None:
             # its request is read first, so the refusal does not race the client's send (which would see EPIPE)
             self.request.settimeout(2.0)
             self.rfile.readline(MAX_REQUEST_BYTES + 1)
-            self._reply(
-                {"error": "not allowed: this user is not root nor in the daemon's group", "reason": "permission"}
-            )
+            self._reply(refusal)
             return
+        assert uid is not None
+        try:
+            self._serve()
+        finally:
+            self.server.leave(uid)
+
+    def _serve(self) -> None:
         while True:
             line = self.rfile.readline(MAX_REQUEST_BYTES + 1)
             if not line:
@@ -103,42 +120,71 @@ class RapldServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     allow_reuse_address = False
 
-    def __init__(self, socket_path: str | Path, gid: int, powercap_root: str | Path = DEFAULT_ROOT) -> None:
+    def __init__(
+        self,
+        socket_path: str | Path,
+        gid: int,
+        powercap_root: str | Path = DEFAULT_ROOT,
+        *,
+        min_read_interval_s: float = MIN_READ_INTERVAL_S,
+    ) -> None:
         self.socket_path = Path(socket_path)
         self.gid = gid
-        self._rapl = RaplSource(powercap_root)  # opened as the daemon's user: root on a real machine
+        self.min_read_interval_s = min_read_interval_s
         self._read_lock = threading.Lock()  # one pread per zone at a time: the descriptors are shared
         self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
         self._clients: set[socket.socket] = set()
-        self.zones_info = [
-            {"id": zone.zone_id, "name": _zone_name(zone), "max_energy_range_uj": zone.max_range_uj}
-            for zone in self._rapl._zones
-        ]
-        _clear_stale(self.socket_path)
-        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
-        old_umask = os.umask(0o177)  # the socket exists with no access for others from its first instant
+        self._per_user: dict[int, int] = {}
+        self._cached: tuple[float, list[int]] | None = None
+        self._rapl = RaplSource(powercap_root)  # opened as the daemon's user: root on a real machine
         try:
-            super().__init__(str(self.socket_path), _Handler)
+            self.zones_info = [
+                {"id": zone.zone_id, "name": _zone_name(zone), "max_energy_range_uj": zone.max_range_uj}
+                for zone in self._rapl._zones
+            ]
+            self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+            _check_directory(self.socket_path.parent)
+            _clear_stale(self.socket_path)
+            old_umask = os.umask(0o117)  # bound as 0660 from its first instant, never wider
+            try:
+                super().__init__(str(self.socket_path), _Handler)
+            finally:
+                os.umask(old_umask)
+            os.chown(self.socket_path, -1, gid, follow_symlinks=False)
         except BaseException:
             self._rapl.close()
             raise
-        finally:
-            os.umask(old_umask)
-        os.chown(self.socket_path, -1, gid)
-        os.chmod(self.socket_path, SOCKET_MODE)
 
-    def allowed(self, connection: socket.socket) -> bool:
-        """Whether the peer is root, the daemon's own user, or a member of the group (primary or not)."""
+    def allowed(self, connection: socket.socket) -> int | None:
+        """The peer's uid if it is root, the daemon's own user, or a member of the group (primary or not)."""
         try:
-            creds = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            pid, uid, gid = struct.unpack("3i", creds)
+            creds = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("iII"))
+            _pid, uid, gid = struct.unpack("iII", creds)
         except OSError:
-            return False
-        return uid in (0, os.geteuid()) or gid == self.gid or self.gid in _peer_groups(pid)
+            return None
+        if uid in (0, os.geteuid()) or gid == self.gid or self.gid in _peer_groups(connection):
+            return int(uid)
+        return None
+
+    def enter(self, uid: int) -> bool:
+        """Count one more connection of `uid`; False (nothing counted) when it has MAX_PER_USER already."""
+        with self._read_lock:
+            if self._per_user.get(uid, 0) >= MAX_PER_USER and uid != 0:
+                return False
+            self._per_user[uid] = self._per_user.get(uid, 0) + 1
+            return True
+
+    def leave(self, uid: int) -> None:
+        with self._read_lock:
+            self._per_user[uid] -= 1
 
     def read_raws(self) -> list[int]:
+        """The raw counters, read afresh at most every `min_read_interval_s` (see MIN_READ_INTERVAL_S why)."""
         with self._read_lock:
-            return self._rapl._read_raws()
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] >= self.min_read_interval_s:
+                self._cached = (now, self._rapl._read_raws())
+            return list(self._cached[1])
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
@@ -168,7 +214,8 @@ class RapldServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                     client.shutdown(socket.SHUT_RDWR)
             self._rapl.close()
         with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+            if stat.S_ISSOCK(os.lstat(self.socket_path).st_mode):
+                self.socket_path.unlink()
 
 
 def _zone_name(zone: _Zone) -> str:
@@ -176,10 +223,26 @@ def _zone_name(zone: _Zone) -> str:
         return handle.read().strip()
 
 
+def _check_directory(directory: Path) -> None:
+    """The socket's directory must be the daemon's own and closed to others: in one that another user may
+    write, they could swap the socket for a link to a file that root would then hand to the group."""
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PowerSourceError(
+            f"{directory} must be a directory owned by this user and writable by no one else "
+            "(e.g. /run/wattprint, as systemd's RuntimeDirectory makes it)"
+        )
+
+
 def _clear_stale(path: Path) -> None:
-    """Remove a socket left by a daemon that died; refuse to start beside one that answers."""
-    if not path.exists():
+    """Remove a socket left by a daemon that died; refuse to start beside one that answers, or where something
+    other than a socket is."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
         return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise PowerSourceError(f"{path} exists and is not a socket; accepted: a free path for --socket")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(str(path))
@@ -222,6 +285,7 @@ class RapldSource(RaplSource):
             self.close()
             raise PowerSourceError(f"rapld at {self.socket_path} gave a malformed answer: {exc}") from None
         if not self._zones:
+            self.close()
             raise PowerSourceError(f"rapld at {self.socket_path} serves no RAPL zones", reason="absent")
         self._domains = tuple(zone.domain for zone in self._zones)
 
@@ -242,17 +306,31 @@ class RapldSource(RaplSource):
                     handle.close()
         self._conn = self._file = None
 
+    def _exchange(self, request: bytes) -> bytes:
+        """Send one request and read its reply line; a connection the daemon dropped while it was idle (or a
+        restarted daemon) is reconnected once."""
+        for attempt in (1, 2):
+            reused = self._conn is not None
+            if self._conn is None:
+                self._connect()
+            assert self._conn is not None
+            try:
+                self._conn.sendall(request + b"\n")
+                line: bytes = self._file.readline(1 << 20)
+                if not line:
+                    raise ConnectionError("the daemon closed the connection")
+                return line
+            except (ConnectionError, BrokenPipeError):
+                self._disconnect()
+                if not reused or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     def _ask(self, request: bytes) -> dict[str, Any]:
         """One request and its reply; any fault drops the connection (a late reply must not be read as the
         answer to the next request) and raises PowerSourceError."""
         try:
-            if self._conn is None:
-                self._connect()
-            assert self._conn is not None
-            self._conn.sendall(request + b"\n")
-            line = self._file.readline(1 << 20)
-            if not line:
-                raise ConnectionError("the daemon closed the connection")
+            line = self._exchange(request)
             reply = json.loads(line)
         except PermissionError:
             self._disconnect()

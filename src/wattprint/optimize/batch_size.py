@@ -478,8 +478,10 @@ class BatchSizeOptimizer:
         return opt
 
     def save(self, path: str | Path) -> None:
-        """Write the state as JSON (a recurring job loads it next time)."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        """Write the state as JSON (a recurring job loads it next time): whole or not at all."""
+        from wattprint.files import write_atomic
+
+        write_atomic(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path, *, meter: Meter | None = None) -> BatchSizeOptimizer:

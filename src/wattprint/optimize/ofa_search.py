@@ -363,8 +363,11 @@ def _reason(
         )
     parts = []
     if max_energy_j is not None:
-        least = min(c["energy_per_inference_j"] for c in ordered)
-        parts.append(f"least energy per inference measured {least:.3g} J, max_energy_j {max_energy_j:.3g} J")
+        lowest = min(ordered, key=lambda c: c["energy_per_inference_j"])
+        parts.append(
+            f"least energy per inference {lowest['energy_per_inference_j']:.3g} J "
+            f"({lowest.get('energy_method', '?')}), max_energy_j {max_energy_j:.3g} J"
+        )
     if max_latency_ms is not None:
         least = min(c["latency_ms"] for c in ordered)
         parts.append(f"least latency measured {least:.3g} ms, max_latency_ms {max_latency_ms:.3g} ms")

@@ -472,7 +472,7 @@ class PowerLimitOptimizer:
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         """Restore the limits, then do what SIGTERM would have done without this handler."""
-        self._restore()
+        self._restore(again=True)  # even mid-close: GPUs not set back yet still say `changed`
         previous = self._previous_sigterm
         if callable(previous):
             previous(signum, frame)

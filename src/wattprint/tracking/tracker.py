@@ -185,7 +185,9 @@ class Tracker:
         self._cumulative: list[tuple[datetime, float]] = [(self._fields["started_at"], 0.0)]
         exit_hooks.watch(self)
         self._first_row()
-        self.monitor.start()
+        if any(isinstance(source, ProcessListing) for source in choice.sources):
+            self._note_gpu_processes(self.monitor)  # shared cards and MIG slices count from the start, not the
+        self.monitor.start()  # first checkpoint (a run on a 1g MIG slice would be charged the whole card till then)
         # the store proper opens in the background: importing SQLAlchemy and connecting must not delay the job
         self._store_thread = threading.Thread(target=self._checkpoint, name="wattprint-store", daemon=True)
         self._store_thread.start()
@@ -336,7 +338,8 @@ class Tracker:
                 listed = source.processes()
                 used = {f"{source.name}:{i}" for i, pids in listed.items() if pids & monitor.tree_pids}
                 utilization: dict[int, dict[int, int]] = getattr(source, "utilization", dict)()
-                mig: dict[int, list[tuple[float, set[int]]]] = getattr(source, "mig_devices", dict)()
+                mig_of = getattr(source, "mig_devices", None)  # as processes() just read it: no second walk
+                mig: dict[int, list[tuple[float, set[int]]]] = mig_of(fresh=False) if callable(mig_of) else {}
                 shares = gpu_shares(listed, utilization, monitor.tree_pids, source.name, mig)
             except Exception as exc:  # only a hint: a driver fault must not stop the checkpoint
                 log.debug("listing GPU processes failed: %s", exc)
