@@ -372,3 +372,20 @@ def test_samples_from_two_threads_at_once_never_see_a_counter_run_backwards() ->
     attributed, _machine = mon.by_component(mon.totals())
     # no interval skipped: the integral is exactly the counter's span, from the first reading to the latest
     assert attributed["cpu"] == pytest.approx(10.0 * (max(counter.reads) - counter.reads[0]), rel=1e-9)
+
+
+def test_gpus_that_list_no_processes_go_by_cpu_share_for_one_of_many_runs() -> None:
+    # the run has a quarter of the machine's busy CPU time; a Jetson-like GPU rail draws 10 J per sample
+    busy = iter([(0.0, 10.0), (4.0, 20.0), (8.0, 30.0)])
+    gpu = ScriptedSource([0.0, 10.0, 20.0], name="jetson", component="gpu")
+    monitor = EnergyMonitor([gpu], tree=_ScriptedTree([0.0, 1.0, 2.0]), machine_cpu=lambda: next(busy))
+    monitor.charge_unseen_gpus = False  # one cgroup of many, as `wattprint node` runs it
+    assert monitor.gpu_selection()[0] == set()  # nobody says who uses it: without a rule it would be dropped
+    monitor.share_gpus_by_cpu({"jetson:0"})
+    for _ in range(2):
+        monitor.sample()
+    gpus, why = monitor.gpu_selection()
+    assert gpus == {"jetson:0"} and "by CPU share" in why
+    attributed, machine = monitor.by_component(monitor.totals())
+    assert machine["gpu"] == pytest.approx(20.0)
+    assert attributed["gpu"] == pytest.approx(5.0)  # a quarter of it, not all and not nothing

@@ -169,6 +169,9 @@ class EnergyMonitor:
         # the listing missed), unless this is off: one of many cgroups on a node, whose runs must not overlap
         self.charge_unseen_gpus = True
         self._gpu_shares: dict[str, float] = {}  # GPU domain -> the run's share of a card it shares (else whole)
+        # GPU domains whose source cannot say who uses them (a Jetson's rails, Apple's SoC), charged to one of
+        # many cgroups by its CPU share rather than not at all (see share_gpus_by_cpu)
+        self._gpu_by_cpu: set[str] = set()
         self._timeline: list[tuple[float, float, float, float]] = []
         self._lock = threading.RLock()
         self._sleeper = Sleeper()
@@ -348,7 +351,10 @@ class EnergyMonitor:
                 if delta < 0:
                     self._mark(name, f"counter went backwards ({last:.3f} J -> {value:.3f} J)")
                     continue
-                share = self._gpu_shares.get(name, 1.0) if domain.component == "gpu" else shares[domain.component]
+                if domain.component != "gpu":
+                    share = shares[domain.component]
+                else:
+                    share = self._gpu_shares.get(name, shares["cpu"] if name in self._gpu_by_cpu else 1.0)
                 self._machine_j[name] += delta
                 self._attributed_j[name] += delta * share
                 if domain.counted:
@@ -432,11 +438,20 @@ class EnergyMonitor:
         with self._lock:
             self._gpu_shares.update({name: min(1.0, max(0.0, share)) for name, share in shares.items()})
 
+    def share_gpus_by_cpu(self, domains: set[str]) -> None:
+        """Charge these GPU domains by the run's CPU share: their source lists no processes, and the run is one
+        of several (a cgroup on a node), so neither the whole device nor nothing would be right."""
+        with self._lock:
+            self._gpu_by_cpu |= domains
+
     def gpu_selection(self) -> tuple[set[str], str]:
         """GPU domains charged to the run and why."""
         gpus = {n for n, d in self.domains.items() if d.component == "gpu"}
         if self.attribution == "machine" or not gpus:
             return gpus, "all visible GPUs"
+        if self._gpu_by_cpu:
+            listed = self.gpu_domains_used & gpus
+            return listed | (self._gpu_by_cpu & gpus), "GPUs running the tracked processes; unlisted ones by CPU share"
         if self.gpu_domains_used:
             return self.gpu_domains_used & gpus, "GPUs running the tracked processes"
         if not self.charge_unseen_gpus:

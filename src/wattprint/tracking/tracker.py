@@ -153,6 +153,11 @@ class Tracker:
             on_sample_every=callback_every(self.settings.checkpoint, self.settings.interval),
         )
         self.monitor.charge_unseen_gpus = self.cgroup is None
+        if self.cgroup is not None:  # one of many runs: devices that cannot list processes go by CPU share
+            self.monitor.share_gpus_by_cpu(
+                {d.name for s in choice.sources if not isinstance(s, ProcessListing) for d in s.domains()}
+                & {name for name, d in self.monitor.domains.items() if d.component == "gpu"}
+            )
         own = psutil.Process()
         self._fields = dict(
             run_id=self.run_id or os.urandom(16).hex(),
