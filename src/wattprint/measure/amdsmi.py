@@ -34,18 +34,16 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from wattprint.errors import PowerSourceError
 from wattprint.measure.base import Domain, Reading
+from wattprint.measure.gpu_energy import COUNTER, POWER_SAMPLING, GpuEnergy
 from wattprint.units import UJ_PER_J
 
 log = logging.getLogger("wattprint")
 
 UW_PER_W = 1e6  # amdsmi_get_power_cap_info reports microwatts
-COUNTER = "counter"
-POWER_SAMPLING = "power-sampling"
 INSTALL_FIX = "pip install 'wattprint[amd]'"
 # amdsmi status codes (amdsmi_wrapper.AMDSMI_STATUS_*), unchanged since ROCm 5.7
 _NOT_SUPPORTED = 2
@@ -167,30 +165,6 @@ def _release(smi: Any) -> None:
                 log.debug("amdsmi_shut_down failed: %s", exc)
 
 
-@dataclass
-class _Gpu:
-    """One GPU's handle, identity and integration state."""
-
-    index: int
-    handle: Any
-    name: str
-    uuid: str | None
-    power_limit_w: float | None
-    method: str  # COUNTER or POWER_SAMPLING
-    last_count: int = 0  # counter mode: last raw accumulator value
-    total_uj: float = 0.0  # counter mode: microjoules accumulated since open
-    last_w: float = 0.0  # power-sampling mode: last power sample
-    last_t: float = 0.0  # power-sampling mode: time of that sample
-    total_j: float = 0.0  # power-sampling mode: joules integrated since open
-
-    @property
-    def domain_name(self) -> str:
-        return f"amdsmi:{self.index}"
-
-    def energy_j(self) -> float:
-        return self.total_uj / UJ_PER_J if self.method == COUNTER else self.total_j
-
-
 class AmdSmiSource:
     """Measured energy of every visible AMD GPU, in joules since the source was opened."""
 
@@ -212,7 +186,7 @@ class AmdSmiSource:
         self._error: type[BaseException] = _error_class(self._smi)
         self._clock = clock
         self._closed = True
-        self._gpus: list[_Gpu] = []
+        self._gpus: list[GpuEnergy] = []
         try:
             _acquire(self._smi)
         except Exception as exc:  # any amdsmi or loader error: reported as PowerSourceError
@@ -265,7 +239,7 @@ class AmdSmiSource:
                 fix=_PERMISSION_FIX if every_denied else None,
             )
 
-    def _open_gpu(self, index: int, handle: Any) -> _Gpu:
+    def _open_gpu(self, index: int, handle: Any) -> GpuEnergy:
         """Identify one GPU and pick its energy method: the accumulator if it has one, else power."""
         smi = self._smi
         name = self._name(index, handle)
@@ -283,7 +257,7 @@ class AmdSmiSource:
                 raise
             counter = None
         if counter is not None:
-            return _Gpu(index, handle, name, uuid, power_limit_w, COUNTER, last_count=counter[0])
+            return GpuEnergy(self.name, index, handle, name, uuid, power_limit_w, COUNTER, last_count=counter[0])
         try:
             power_w = _power_w(smi.amdsmi_get_power_info(handle))
         except self._error as exc:
@@ -292,7 +266,7 @@ class AmdSmiSource:
             power_w = None
         if power_w is None:
             raise PowerSourceError(f"GPU {index} ({name}) reports neither energy nor power")
-        gpu = _Gpu(index, handle, name, uuid, power_limit_w, POWER_SAMPLING)
+        gpu = GpuEnergy(self.name, index, handle, name, uuid, power_limit_w, POWER_SAMPLING)
         gpu.last_w, gpu.last_t = power_w, self._clock()
         return gpu
 
@@ -316,16 +290,7 @@ class AmdSmiSource:
     def gpus(self) -> list[dict[str, Any]]:
         """Index, name, UUID (None where amdsmi cannot tell), power cap (W, or None) and energy method of
         each GPU: the keys NvmlSource.gpus() gives."""
-        return [
-            {
-                "index": gpu.index,
-                "name": gpu.name,
-                "uuid": gpu.uuid,
-                "power_limit_w": gpu.power_limit_w,
-                "energy_method": gpu.method,
-            }
-            for gpu in self._gpus
-        ]
+        return [gpu.info() for gpu in self._gpus]
 
     def read(self) -> Reading:
         """Cumulative joules per GPU since open.
@@ -345,24 +310,17 @@ class AmdSmiSource:
                 if counter is None:
                     raise PowerSourceError(f"{gpu.domain_name}: AMD SMI gave no energy count")
                 count, resolution_uj = counter
-                if count < gpu.last_count:
-                    backwards.append(
-                        f"{gpu.domain_name}: energy counter went back from {gpu.last_count} to {count} "
-                        "(GPU reset or driver reloaded?)"
-                    )
-                else:
-                    gpu.total_uj += (count - gpu.last_count) * resolution_uj
-                gpu.last_count = count
+                went_back = gpu.add_count(count, resolution_uj / UJ_PER_J)
+                if went_back:
+                    backwards.append(went_back)
             else:
                 power_w = _power_w(smi.amdsmi_get_power_info(gpu.handle))
                 if power_w is None:
                     raise PowerSourceError(f"{gpu.domain_name}: AMD SMI gave no power reading")
-                now = self._clock()
-                gpu.total_j += (gpu.last_w + power_w) / 2 * max(0.0, now - gpu.last_t)
-                gpu.last_w, gpu.last_t = power_w, now
+                gpu.add_power(power_w, self._clock())
         if backwards:
             raise PowerSourceError("; ".join(backwards))
-        return Reading(self._clock(), {gpu.domain_name: gpu.energy_j() for gpu in self._gpus})
+        return Reading(self._clock(), {gpu.domain_name: gpu.total_j for gpu in self._gpus})
 
     def processes(self) -> dict[int, set[int]]:
         """PIDs with a context on each GPU, by amdsmi index; a GPU that cannot list them gives none.

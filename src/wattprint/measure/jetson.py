@@ -41,6 +41,7 @@ from pathlib import Path
 
 from wattprint.errors import PowerSourceError
 from wattprint.measure.base import Component, Domain, Reading
+from wattprint.measure.gpu_energy import POWER_SAMPLING
 
 log = logging.getLogger("wattprint")
 
@@ -53,7 +54,6 @@ _I2C_ID = re.compile(r"^\d+-[0-9a-f]{4}$")  # an I2C client: "<bus>-<address, 4 
 UW_PER_W = 1e6  # hwmon power files; also mV x mA
 MW_PER_W = 1e3  # the iio driver's in_powerK_input
 NOT_CONNECTED = frozenset({"", "NC", "(NULL)"})  # channel names of unused inputs
-POWER_SAMPLING = "power-sampling"
 _READ_SIZE = 32  # a value is at most 11 digits and a newline
 
 # Rail-name tokens (split at anything but letters and digits) that say what a rail feeds.

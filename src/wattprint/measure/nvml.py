@@ -16,18 +16,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from wattprint.errors import PowerSourceError
 from wattprint.measure.base import Domain, Reading
+from wattprint.measure.gpu_energy import COUNTER, POWER_SAMPLING, GpuEnergy
 from wattprint.units import MJ_PER_J
 
 log = logging.getLogger("wattprint")
 
 MW_PER_W = 1e3  # NVML reports power in milliwatts
-COUNTER = "counter"
-POWER_SAMPLING = "power-sampling"
 # Error codes as pynvml defines them; read from the module when it has them.
 _NOT_SUPPORTED = 3
 _FUNCTION_NOT_FOUND = 13
@@ -39,30 +37,6 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return str(value)
-
-
-@dataclass
-class _Gpu:
-    """One GPU's handle, identity and integration state."""
-
-    index: int
-    handle: Any
-    name: str
-    uuid: str
-    power_limit_w: float | None
-    method: str  # COUNTER or POWER_SAMPLING
-    last_mj: int = 0  # counter mode: last raw counter value
-    total_mj: int = 0  # counter mode: millijoules accumulated since open
-    last_mw: float = 0.0  # power-sampling mode: last power sample
-    last_t: float = 0.0  # power-sampling mode: time of that sample
-    total_j: float = 0.0  # power-sampling mode: joules integrated since open
-
-    @property
-    def domain_name(self) -> str:
-        return f"nvml:{self.index}"
-
-    def energy_j(self) -> float:
-        return self.total_mj / MJ_PER_J if self.method == COUNTER else self.total_j
 
 
 class NvmlSource:
@@ -85,7 +59,7 @@ class NvmlSource:
         self._nvml = _load(nvml_module)
         self._clock = clock
         self._closed = True
-        self._gpus: list[_Gpu] = []
+        self._gpus: list[GpuEnergy] = []
         self._util_seen: dict[int, int] = {}  # per GPU: the newest utilisation sample read (NVML's timestamps)
         self._mig_slices: dict[int, int] = {}  # per GPU in MIG mode: its slices (fixed by the card)
         self._mig_seen: dict[int, list[tuple[float, set[int]]]] | None = None  # the last MIG layout read
@@ -132,7 +106,7 @@ class NvmlSource:
         if not self._gpus:
             raise PowerSourceError("no GPU energy readable: " + "; ".join(problems))
 
-    def _open_gpu(self, index: int) -> _Gpu:
+    def _open_gpu(self, index: int) -> GpuEnergy:
         """Identify one GPU and pick its energy method: the counter if it has one, else power."""
         nvml = self._nvml
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
@@ -148,15 +122,15 @@ class NvmlSource:
             if not _unsupported(nvml, exc):
                 raise
         else:
-            return _Gpu(index, handle, name, uuid, power_limit_w, COUNTER, last_mj=counter)
+            return GpuEnergy(self.name, index, handle, name, uuid, power_limit_w, COUNTER, last_count=counter)
         try:
             power_mw = float(nvml.nvmlDeviceGetPowerUsage(handle))
         except nvml.NVMLError as exc:
             if _unsupported(nvml, exc):
                 raise PowerSourceError(f"GPU {index} ({name}) reports neither energy nor power") from None
             raise
-        gpu = _Gpu(index, handle, name, uuid, power_limit_w, POWER_SAMPLING)
-        gpu.last_mw, gpu.last_t = power_mw, self._clock()
+        gpu = GpuEnergy(self.name, index, handle, name, uuid, power_limit_w, POWER_SAMPLING)
+        gpu.last_w, gpu.last_t = power_mw / MW_PER_W, self._clock()
         return gpu
 
     def domains(self) -> Sequence[Domain]:
@@ -165,16 +139,7 @@ class NvmlSource:
 
     def gpus(self) -> list[dict[str, Any]]:
         """Index, name, UUID, enforced power limit (W, or None) and energy method of each GPU."""
-        return [
-            {
-                "index": gpu.index,
-                "name": gpu.name,
-                "uuid": gpu.uuid,
-                "power_limit_w": gpu.power_limit_w,
-                "energy_method": gpu.method,
-            }
-            for gpu in self._gpus
-        ]
+        return [gpu.info() for gpu in self._gpus]
 
     def read(self) -> Reading:
         """Cumulative joules per GPU since open.
@@ -191,22 +156,14 @@ class NvmlSource:
         for gpu in self._gpus:
             if gpu.method == COUNTER:
                 counter = int(nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
-                if counter < gpu.last_mj:
-                    backwards.append(
-                        f"{gpu.domain_name}: energy counter went back from {gpu.last_mj} to {counter} mJ "
-                        "(driver reloaded?)"
-                    )
-                else:
-                    gpu.total_mj += counter - gpu.last_mj
-                gpu.last_mj = counter
+                went_back = gpu.add_count(counter, 1 / MJ_PER_J, " mJ")
+                if went_back:
+                    backwards.append(went_back)
             else:
-                power_mw = float(nvml.nvmlDeviceGetPowerUsage(gpu.handle))
-                now = self._clock()
-                gpu.total_j += (gpu.last_mw + power_mw) / 2 / MW_PER_W * max(0.0, now - gpu.last_t)
-                gpu.last_mw, gpu.last_t = power_mw, now
+                gpu.add_power(float(nvml.nvmlDeviceGetPowerUsage(gpu.handle)) / MW_PER_W, self._clock())
         if backwards:
             raise PowerSourceError("; ".join(backwards))
-        return Reading(self._clock(), {gpu.domain_name: gpu.energy_j() for gpu in self._gpus})
+        return Reading(self._clock(), {gpu.domain_name: gpu.total_j for gpu in self._gpus})
 
     def processes(self) -> dict[int, set[int]]:
         """PIDs with a compute or graphics context on each GPU, by NVML index.
@@ -260,7 +217,7 @@ class NvmlSource:
         self._mig_seen = result
         return result
 
-    def _mig_layout(self, gpu: _Gpu) -> list[tuple[float, set[int]]]:
+    def _mig_layout(self, gpu: GpuEnergy) -> list[tuple[float, set[int]]]:
         nvml, handle = self._nvml, gpu.handle
         current, _pending = nvml.nvmlDeviceGetMigMode(handle)
         if current != getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1):

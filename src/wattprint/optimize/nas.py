@@ -32,7 +32,7 @@ from typing import Any
 
 from wattprint.errors import WattprintInputError
 from wattprint.optimize.harness import EnergyMeter, check_measure_inputs, measure
-from wattprint.optimize.search import HEARTBEAT_S, _open_storage, pareto_front
+from wattprint.optimize.search import HEARTBEAT_S, _open_storage, pareto_front, run_study
 
 DEFAULT_STUDY = "wattprint-nas"
 LOG_SPAN = 100.0  # a float range this wide (high / low) is searched on a log scale
@@ -170,7 +170,15 @@ def search_architectures(
                     min_epochs=min_epochs,
                     measure_kwargs={"batch_sizes": batch_sizes, "repeats": repeats, "energy_min_s": energy_min_s},
                 )
-                _optimize(study, objective, n_trials, progress)
+                run_study(  # a trial whose factory or training fails is recorded as failed; the search goes on
+                    study,
+                    objective,
+                    n_trials,
+                    progress=progress,
+                    what="architectures",
+                    label=lambda trial: _label(trial.params),
+                    catch=(Exception,),
+                )
                 method = meter.method
             finally:
                 meter.close()
@@ -251,24 +259,6 @@ def _objective(
 
 def _label(params: Mapping[str, Any]) -> str:
     return ",".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
-def _optimize(study: Any, objective: Callable[[Any], Any], n_trials: int, progress: bool) -> None:
-    catch = (Exception,)  # a trial whose factory or training fails is recorded as failed; the search goes on
-    if not progress:
-        study.optimize(objective, n_trials=n_trials, catch=catch)
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("architectures", total=n_trials)
-
-        def advance(study: Any, trial: Any) -> None:
-            bar.update(task, advance=1, description=f"architectures: {_label(trial.params)}")
-
-        study.optimize(objective, n_trials=n_trials, catch=catch, callbacks=[advance])
 
 
 def _collect(study: Any, budget_j: float | None, higher_is_better: bool, method: str) -> NasResult:

@@ -36,7 +36,7 @@ from typing import Any
 
 from wattprint.errors import WattprintInputError
 from wattprint.optimize.harness import EnergyMeter, check_measure_inputs, measure
-from wattprint.optimize.search import HEARTBEAT_S, _open_storage, pareto_front
+from wattprint.optimize.search import HEARTBEAT_S, _open_storage, pareto_front, run_study
 
 DEFAULT_STUDY = "wattprint-ofa"
 
@@ -174,7 +174,14 @@ def search_subnets(
                     return _measure(supernet, config, eval_fn, example_inputs, calibration_data, meter, kwargs)
 
                 objective = _objective(supernet, measure_config, max_energy_j, max_latency_ms)
-                _optimize(study, objective, n_trials, progress)
+                run_study(
+                    study,
+                    objective,
+                    n_trials,
+                    progress=progress,
+                    what="sub-networks",
+                    label=lambda trial: trial.user_attrs.get("candidate", {}).get("recipe", "?"),
+                )
                 return _collect(
                     study, measure_config, max_energy_j, max_latency_ms, higher_is_better, confirm_tries, meter.method
                 )
@@ -282,24 +289,6 @@ def _objective(
         return c["metric"], c["energy_per_inference_j"], c["macs"]
 
     return objective
-
-
-def _optimize(study: Any, objective: Callable[[Any], Any], n_trials: int, progress: bool) -> None:
-    if not progress:
-        study.optimize(objective, n_trials=n_trials)
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("sub-networks", total=n_trials)
-
-        def advance(study: Any, trial: Any) -> None:
-            label = trial.user_attrs.get("candidate", {}).get("recipe", "?")
-            bar.update(task, advance=1, description=f"sub-networks: {label}")
-
-        study.optimize(objective, n_trials=n_trials, callbacks=[advance])
 
 
 def _collect(

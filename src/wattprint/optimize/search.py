@@ -401,7 +401,15 @@ def _search(
         todo = [r for r in space if r not in _tried(study)]
         count = len(todo) if n_trials is None else min(n_trials, len(todo))
         if count:
-            _run(study, objective, count, progress)
+            run_study(
+                study,
+                objective,
+                count,
+                progress=progress,
+                what="optimize",
+                label=lambda trial: trial.params.get("recipe", "?"),
+                catch=(_Refused,),
+            )
     finally:
         meter.close()
     return _collect(study, base, space, max_metric_drop, higher_is_better, prefer, meter, storage, name, started)
@@ -508,21 +516,32 @@ def _tried(study: Any) -> set[str]:
     }  # a crashed trial is retried
 
 
-def _run(study: Any, objective: Callable[[Any], Any], count: int, progress: bool) -> None:
+def run_study(
+    study: Any,
+    objective: Callable[[Any], Any],
+    count: int,
+    *,
+    progress: bool,
+    what: str,
+    label: Callable[[Any], str],
+    catch: tuple[type[BaseException], ...] = (),
+) -> None:
+    """`count` trials of `objective`, with a progress bar on stderr (`what: <label of the last trial>`) unless
+    `progress` is False; trials raising one of `catch` are recorded as failed and the study goes on."""
     if not progress:
-        study.optimize(objective, n_trials=count, catch=(_Refused,))
+        study.optimize(objective, n_trials=count, catch=catch)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("optimize", total=count)
+        task = bar.add_task(what, total=count)
 
         def advance(study: Any, trial: Any) -> None:
-            bar.update(task, advance=1, description=f"optimize: {trial.params.get('recipe', '?')}")
+            bar.update(task, advance=1, description=f"{what}: {label(trial)}")
 
-        study.optimize(objective, n_trials=count, catch=(_Refused,), callbacks=[advance])
+        study.optimize(objective, n_trials=count, catch=catch, callbacks=[advance])
 
 
 def _collect(
