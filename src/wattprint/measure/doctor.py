@@ -17,7 +17,8 @@ from wattprint.measure.detect import SourceChoice, detect_sources
 COMPONENTS = ("cpu", "ram", "gpu")
 NO_COUNTER = {
     "cpu": "none here: this machine exposes no RAPL counters (a VM, a container without /sys/class/powercap, "
-    "or a CPU without RAPL); bare metal or an instance type that exposes them would be measured",
+    "or a CPU without RAPL); bare metal or an instance type that exposes them would be measured, and in a "
+    "container the host's `wattprint rapld` socket can be mounted (WATTPRINT_RAPLD_SOCKET names it)",
     "ram": "none here: no RAPL DRAM counter is exposed (many CPUs and every VM lack one); the model is the "
     "best available",
 }
