@@ -84,3 +84,18 @@ def test_the_page_renders_in_chromium(chrome: Any, tmp_path: Path) -> None:  # n
     page.write_text(search_html(nas_document()), encoding="utf-8")
     check_page(chrome, page.as_uri(), tmp_path / "search.png", charts=2)
     assert len(chrome.find_elements("css selector", "#candidates-table tr")) == 4  # header + 3 trials
+
+
+def test_with_many_candidates_only_the_front_is_named_on_the_chart() -> None:
+    # eight trials where "t0".."t3" trade metric for energy and "t4".."t7" are beaten by "t3"
+    trials = [
+        {"recipe": f"t{i}", "metric": 0.6 + 0.1 * min(i, 3) - 0.05 * (i > 3), "energy_per_inference_j": 1e-3 * (1 + i),
+         "energy_method": "estimated", "macs": 1000}
+        for i in range(8)
+    ]  # fmt: skip
+    page = search_html({"trials": trials})
+    svg = page.split('id="inference-chart"')[1].split("<figcaption>")[0]
+    table = page.split('id="candidates-table"')[1]
+    assert all(f">t{i}</text>" in svg for i in range(4))
+    assert not any(f">t{i}</text>" in svg for i in range(4, 8))
+    assert all(f"<td>t{i}</td>" in table for i in range(8))

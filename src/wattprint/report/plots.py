@@ -202,15 +202,18 @@ def pareto_svg(
     ylabel: str,
     title: str,
     maximize: bool = True,
+    label_all: bool = True,
 ) -> str:
-    """Points (front ones, by index into `points`, in red and joined by a step line) against a cost."""
+    """Points (front ones, by index into `points`, in red and joined by a step line) against a cost; with
+    `label_all` False only the front is labelled (many candidates: the table names the rest)."""
     with _style():
         fig = _figure(7.0, 3.6)
         ax = fig.add_subplot()
         for i, p in enumerate(points):
             color = "#d62728" if i in on_front else "#1f77b4"
             ax.scatter([p.x], [p.y], s=46, zorder=3, edgecolors=color, facecolors="none" if p.hollow else color)
-            ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            if label_all or i in on_front:
+                ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         front = sorted((points[i] for i in on_front), key=lambda p: p.x)
         ax.step(
             [p.x for p in front],

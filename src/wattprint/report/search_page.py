@@ -20,6 +20,7 @@ from wattprint.report.values import sig
 
 KINDS = ("recipe search", "architecture search", "once-for-all sub-networks")
 J_PER_MJ = 1e-3
+LABEL_ALL_UP_TO = 6  # more candidates than this: only the front's points carry their names on the chart
 
 
 def candidates_of(document: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -67,6 +68,7 @@ def _chart(
         ylabel="metric (higher is better)" if maximize else "metric (lower is better)",
         title=f"metric vs {label.split(' (')[0]}",
         maximize=maximize,
+        label_all=len(points) <= LABEL_ALL_UP_TO,
     )
     return svg, [rows[p.index]["label"] for p in front]
 
