@@ -49,13 +49,11 @@ def detect_sources(
 ) -> SourceChoice:
     """Open the sources for cpu, gpu and ram. Never raises: a missing counter falls back to a model.
 
-    Counters are tried in order, each claiming the components its counted domains cover and that no earlier
-    one claimed: RAPL (directly, or through `wattprint rapld` at `rapld_socket`, default WATTPRINT_RAPLD_SOCKET
-    or /run/wattprint/rapld.sock, asked only if it exists), Apple silicon's IOReport (on a Mac with an M chip,
-    or through `apple_module`, a stand-in for zeus_apple_silicon) and, as root, `powermetrics`, a Jetson's power
-    rails (on Linux on ARM, or under `jetson_root`), else jetson-stats' jtop service (or `jtop_module`), NVML,
-    then AMD's amdsmi (where /dev/kfd is, or `amdsmi_module` is given). The CPU and RAM models fill in what is
-    left; a GPU without a counter gets no figure."""
+    Counters are tried in the order of COUNTERS, each where it is worth trying, claiming the components its counted
+    domains cover that no earlier one measures. `rapld_socket` is where `wattprint rapld` serves RAPL counters to
+    users who cannot read them (default WATTPRINT_RAPLD_SOCKET, else /run/wattprint/rapld.sock; asked only if it
+    exists); the `*_module` arguments are stand-ins for the vendor libraries and `jetson_root` a sysfs root (tests).
+    The CPU and RAM models fill in what is left; a GPU without a counter gets no figure."""
     info: CpuInfo = cpu_info(cpu_tdp_w)
     choice = SourceChoice(
         [],
@@ -69,25 +67,13 @@ def detect_sources(
         },
     )
     errors: dict[str, list[PowerSourceError]] = {"cpu": [], "gpu": [], "ram": []}
-    openers: list[tuple[tuple[str, ...], Callable[[], PowerSource]]] = [
-        (("cpu", "ram"), lambda: _open_rapl(powercap_root, rapld_socket)),
-    ]
-    machine, system = platform.machine().lower(), platform.system()
-    if apple_module is not None or (system == "Darwin" and machine == "arm64"):
-        openers.append((("cpu", "gpu", "ram"), lambda: _open_ioreport(apple_module)))
-        if hasattr(os, "geteuid") and os.geteuid() == 0:  # powermetrics runs as root only
-            openers.append((("cpu", "gpu"), _open_powermetrics))
-    if jetson_root is not None or jtop_module is not None or (system == "Linux" and machine in ("aarch64", "arm64")):
-        openers.append((("cpu", "gpu", "ram"), lambda: _open_jetson(jetson_root)))
-        openers.append((("cpu", "gpu", "ram"), lambda: _open_jtop(jtop_module)))  # rails this user cannot read
-    openers.append((("gpu",), lambda: _open_nvml(nvml_module)))
-    if amdsmi_module is not None or os.path.exists(AMD_KFD_PATH):
-        openers.append((("gpu",), lambda: _open_amdsmi(amdsmi_module)))
-    for components, opener in openers:
-        if any(choice.measurement[c] is not None for c in components):
-            continue  # an earlier counter of this kind is open (ioreport before powermetrics, jetson before jtop)
+    probe = Probe(powercap_root, rapld_socket, nvml_module, amdsmi_module, jetson_root, apple_module, jtop_module)
+    for counter in COUNTERS:
+        components = counter.components
+        if any(choice.measurement[c] is not None for c in components) or not counter.worth_trying(probe):
+            continue  # an earlier counter of this kind is open (see COUNTERS), or this one is not here
         try:
-            source = opener()
+            source = counter.open(probe)
         except PowerSourceError as exc:
             for component in components:
                 errors[component].append(exc)
@@ -107,6 +93,73 @@ def detect_sources(
         choice.missed["ram"] = PowerSourceError("RAPL has no DRAM zone on this CPU", reason="absent")
     _fill_with_models(choice, info, cpu_seconds)
     return choice
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What detect_sources was given (stand-in modules and paths for tests), and this platform."""
+
+    powercap_root: str
+    rapld_socket: str | None
+    nvml_module: Any
+    amdsmi_module: Any
+    jetson_root: str | None
+    apple_module: Any
+    jtop_module: Any
+    system: str = field(default_factory=platform.system)
+    machine: str = field(default_factory=lambda: platform.machine().lower())
+
+    @property
+    def apple_silicon(self) -> bool:
+        return self.apple_module is not None or (self.system == "Darwin" and self.machine == "arm64")
+
+    @property
+    def linux_on_arm(self) -> bool:
+        return self.system == "Linux" and self.machine in ("aarch64", "arm64")
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One kind of hardware counter: the components it can measure, where it is worth trying (cheap checks, so
+    that a plain x86 box imports and starts nothing it lacks), and how to open it."""
+
+    name: str
+    components: tuple[str, ...]
+    worth_trying: Callable[[Probe], bool]
+    open: Callable[[Probe], PowerSource]
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+# The power sources, in the order they are tried; each claims the components that no earlier one measures, and
+# one whose components are already (partly) measured is not opened: ioreport before powermetrics, the sysfs
+# rails before jtop, NVML before amdsmi.
+COUNTERS: tuple[Counter, ...] = (
+    Counter("rapl", ("cpu", "ram"), lambda p: True, lambda p: _open_rapl(p.powercap_root, p.rapld_socket)),
+    Counter("ioreport", ("cpu", "gpu", "ram"), lambda p: p.apple_silicon, lambda p: _open_ioreport(p.apple_module)),
+    Counter("powermetrics", ("cpu", "gpu"), lambda p: p.apple_silicon and _is_root(), lambda p: _open_powermetrics()),
+    Counter(
+        "jetson",
+        ("cpu", "gpu", "ram"),
+        lambda p: p.jetson_root is not None or p.jtop_module is not None or p.linux_on_arm,
+        lambda p: _open_jetson(p.jetson_root),
+    ),
+    Counter(
+        "jtop",
+        ("cpu", "gpu", "ram"),
+        lambda p: p.jetson_root is not None or p.jtop_module is not None or p.linux_on_arm,
+        lambda p: _open_jtop(p.jtop_module),
+    ),
+    Counter("nvml", ("gpu",), lambda p: True, lambda p: _open_nvml(p.nvml_module)),
+    Counter(
+        "amdsmi",
+        ("gpu",),
+        lambda p: p.amdsmi_module is not None or os.path.exists(AMD_KFD_PATH),
+        lambda p: _open_amdsmi(p.amdsmi_module),
+    ),
+)
 
 
 def _claim(choice: SourceChoice, source: PowerSource) -> bool:
