@@ -32,7 +32,7 @@ from typing import Any
 
 from wattprint.errors import WattprintInputError
 from wattprint.optimize.harness import EnergyMeter, check_measure_inputs, measure
-from wattprint.optimize.search import HEARTBEAT_S, _open_storage, pareto_front, run_study
+from wattprint.optimize.search import HEARTBEAT_S, open_study, pareto_front, run_study
 
 DEFAULT_STUDY = "wattprint-nas"
 LOG_SPAN = 100.0  # a float range this wide (high / low) is searched on a log scale
@@ -188,17 +188,16 @@ def search_architectures(
 
 
 def _study(optuna: Any, storage: str | None, name: str | None, higher: bool, seed: int, heartbeat_s: int) -> Any:
-    directions = ["maximize" if higher else "minimize", "minimize", "minimize"]
-    try:
-        study = optuna.create_study(
-            storage=_open_storage(optuna, storage, heartbeat_s),
-            sampler=optuna.samplers.NSGAIISampler(seed=seed),
-            study_name=name or (DEFAULT_STUDY if storage is not None else None),
-            directions=directions,
-            load_if_exists=True,
-        )
-    except ValueError as exc:  # the study exists with other directions
-        raise WattprintInputError("study_name", f"{name!r}: {exc}; accepted: a new study name") from None
+    study, _name = open_study(
+        optuna,
+        storage,
+        name,
+        default_name=DEFAULT_STUDY,
+        sampler=optuna.samplers.NSGAIISampler(seed=seed),
+        higher_is_better=higher,
+        heartbeat_s=heartbeat_s,
+        field="study_name",
+    )
     if storage is not None:
         optuna.storages.fail_stale_trials(study)
     return study

@@ -36,7 +36,7 @@ from typing import Any
 
 from wattprint.errors import WattprintInputError
 from wattprint.optimize.harness import EnergyMeter, check_measure_inputs, measure
-from wattprint.optimize.search import HEARTBEAT_S, _open_storage, pareto_front, run_study
+from wattprint.optimize.search import HEARTBEAT_S, open_study, pareto_front, run_study
 
 DEFAULT_STUDY = "wattprint-ofa"
 
@@ -199,18 +199,16 @@ def _study(
 
     # Optuna 5 reads constraints set on the trial (Trial.set_constraint); older ones need constraints_func
     sampler_kwargs = {} if hasattr(optuna.trial.Trial, "set_constraint") else {"constraints_func": constraints}
-    name = name or (DEFAULT_STUDY if storage is not None else None)
-    opened = _open_storage(optuna, storage, heartbeat_s)
-    try:
-        study = optuna.create_study(
-            storage=opened,
-            sampler=optuna.samplers.TPESampler(seed=seed, **sampler_kwargs),
-            study_name=name,
-            directions=["maximize" if higher else "minimize", "minimize", "minimize"],
-            load_if_exists=True,
-        )
-    except ValueError as exc:  # the study exists with other directions
-        raise WattprintInputError("study_name", f"{name!r}: {exc}; accepted: a new study name") from None
+    study, name = open_study(
+        optuna,
+        storage,
+        name,
+        default_name=DEFAULT_STUDY,
+        sampler=optuna.samplers.TPESampler(seed=seed, **sampler_kwargs),
+        higher_is_better=higher,
+        heartbeat_s=heartbeat_s,
+        field="study_name",
+    )
     space = supernet.space.to_dict()
     known = study.user_attrs.get("wattprint_ofa_space")
     if known is None:

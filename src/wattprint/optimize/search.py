@@ -228,6 +228,31 @@ def _open_storage(optuna: Any, storage: str | None, heartbeat_s: float) -> Any:
         ) from None
 
 
+def open_study(
+    optuna: Any,
+    storage: str | None,
+    name: str | None,
+    *,
+    default_name: str,
+    sampler: Any,
+    higher_is_better: bool,
+    heartbeat_s: float,
+    field: str,
+) -> tuple[Any, str | None]:
+    """The study to create or continue (metric up, two costs down) and its name: `name`, else `default_name` in a
+    database storage (none in memory). A study that exists with other directions is bad input for `field`."""
+    opened = _open_storage(optuna, storage, heartbeat_s)
+    name = name or (default_name if storage is not None else None)
+    directions = ["maximize" if higher_is_better else "minimize", "minimize", "minimize"]
+    try:
+        study = optuna.create_study(
+            storage=opened, sampler=sampler, study_name=name, directions=directions, load_if_exists=True
+        )
+    except ValueError as exc:  # e.g. the study exists with other directions
+        raise WattprintInputError(field, f"{name!r}: {exc}; accepted: a new study name") from None
+    return study, name
+
+
 class _Refused(Exception):
     """A candidate failed (the recipe does not apply to this model, or it broke the model)."""
 
@@ -345,17 +370,17 @@ def _search(
     seed: int,
     heartbeat_s: int,
 ) -> SearchResult:
-    opt_storage = _open_storage(optuna, storage, heartbeat_s)
-    name = study_name or (DEFAULT_STUDY if storage is not None else None)
-    directions = ["maximize" if higher_is_better else "minimize", "minimize", "minimize"]
-    sampler = optuna.samplers.BruteForceSampler(seed=seed)
-    try:
-        study = optuna.create_study(
-            storage=opt_storage, sampler=sampler, study_name=name, directions=directions, load_if_exists=True
-        )
-    except ValueError as exc:  # e.g. the study exists with other directions
-        raise WattprintInputError("study", f"{name!r}: {exc}; accepted: a new study name") from None
-    _check_study(study, space, directions)
+    study, name = open_study(
+        optuna,
+        storage,
+        study_name,
+        default_name=DEFAULT_STUDY,
+        sampler=optuna.samplers.BruteForceSampler(seed=seed),
+        higher_is_better=higher_is_better,
+        heartbeat_s=heartbeat_s,
+        field="study",
+    )
+    _check_study(study, space, [d.name.lower() for d in study.directions])  # "maximize", "minimize", ...
 
     meter = EnergyMeter()
     was_training = model.training
