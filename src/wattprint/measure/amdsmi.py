@@ -287,6 +287,10 @@ class AmdSmiSource:
         """One "gpu" domain per GPU: "amdsmi:0", "amdsmi:1", ..."""
         return self._domains
 
+    def detail(self) -> str:
+        """One line for the record: what is measured."""
+        return f"{len(self._gpus)} AMD GPU(s)"
+
     def gpus(self) -> list[dict[str, Any]]:
         """Index, name, UUID (None where amdsmi cannot tell), power cap (W, or None) and energy method of
         each GPU: the keys NvmlSource.gpus() gives."""

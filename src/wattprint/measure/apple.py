@@ -152,6 +152,10 @@ class AppleSiliconSource:
             Domain(c.spec.domain, c.spec.component, "measured", counted=c.spec.counted) for c in self._counters
         )
 
+    def detail(self) -> str:
+        """One line for the record: what is measured and how it is obtained."""
+        return "Apple silicon's IOReport energy counters (zeus-apple-silicon), which the SoC derives from its own model"
+
     def domains(self) -> Sequence[Domain]:
         return self._domains
 

@@ -191,17 +191,7 @@ def _claim(choice: SourceChoice, source: PowerSource) -> bool:
 
 
 def _detail(source: PowerSource) -> str:
-    if source.name == "rapl":
-        return "RAPL energy counters"
-    if source.name == "rapld":
-        return f"RAPL energy counters, served by wattprint rapld at {getattr(source, 'socket_path', '?')}"
-    if source.name in ("nvml", "amdsmi"):
-        vendor = "NVIDIA" if source.name == "nvml" else "AMD"
-        return f"{len(source.domains())} {vendor} GPU(s)"
-    if source.name == "ioreport":
-        return "Apple silicon's IOReport energy counters (zeus-apple-silicon), which the SoC derives from its own model"
-    if source.name == "powermetrics":
-        return "Apple's powermetrics (as root): the SoC's reported power x each sample's elapsed time"
+    """The source's own line for the record (its `detail()`), else its name."""
     detail = getattr(source, "detail", None)
     return detail() if callable(detail) else source.name
 

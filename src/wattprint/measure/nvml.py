@@ -137,6 +137,10 @@ class NvmlSource:
         """One "gpu" domain per GPU: "nvml:0", "nvml:1", ..."""
         return self._domains
 
+    def detail(self) -> str:
+        """One line for the record: what is measured."""
+        return f"{len(self._gpus)} NVIDIA GPU(s)"
+
     def gpus(self) -> list[dict[str, Any]]:
         """Index, name, UUID, enforced power limit (W, or None) and energy method of each GPU."""
         return [gpu.info() for gpu in self._gpus]

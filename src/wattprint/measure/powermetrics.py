@@ -373,6 +373,10 @@ class PowermetricsSource:
         return text[-limit:]
 
     # -- the PowerSource contract -------------------------------------------------------------------
+    def detail(self) -> str:
+        """One line for the record: what is measured and how it is obtained."""
+        return "Apple's powermetrics (as root): the SoC's reported power x each sample's elapsed time"
+
     def domains(self) -> Sequence[Domain]:
         return self._domains
 

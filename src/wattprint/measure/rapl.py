@@ -213,6 +213,10 @@ class RaplSource:
         """One domain per zone: "rapl:package-0", "rapl:package-0/dram", "rapl:psys", ..."""
         return self._domains
 
+    def detail(self) -> str:
+        """One line for the record: what is measured and how."""
+        return "RAPL energy counters"
+
     def zone_paths(self) -> dict[str, str]:
         """Domain name -> zone directory, for diagnostics."""
         return {zone.domain.name: str(zone.path) for zone in self._zones}

@@ -359,6 +359,9 @@ class RapldSource(RaplSource):
             raise PowerSourceError(f"rapld at {self.socket_path} now serves {len(raws)} zones, not {len(self._zones)}")
         return raws
 
+    def detail(self) -> str:
+        return f"RAPL energy counters, served by wattprint rapld at {self.socket_path}"
+
     def zone_paths(self) -> dict[str, str]:
         return {zone.domain.name: f"{self.socket_path} ({zone.zone_id})" for zone in self._zones}
 
