@@ -155,8 +155,13 @@ class Tracker:
         self.monitor.charge_unseen_gpus = self.cgroup is None
         if self.cgroup is not None:  # one of many runs: devices that cannot list processes go by CPU share
             self.monitor.share_gpus_by_cpu(
-                {d.name for s in choice.sources if not isinstance(s, ProcessListing) for d in s.domains()}
-                & {name for name, d in self.monitor.domains.items() if d.component == "gpu"}
+                {
+                    d.name
+                    for s in choice.sources
+                    if not isinstance(s, ProcessListing)
+                    for d in s.domains()
+                    if d.component == "gpu"
+                }
             )
         own = psutil.Process()
         self._fields = dict(
@@ -190,9 +195,10 @@ class Tracker:
         self._cumulative: list[tuple[datetime, float]] = [(self._fields["started_at"], 0.0)]
         exit_hooks.watch(self)
         self._first_row()
-        if any(isinstance(source, ProcessListing) for source in choice.sources):
-            self._note_gpu_processes(self.monitor)  # shared cards and MIG slices count from the start, not the
-        self.monitor.start()  # first checkpoint (a run on a 1g MIG slice would be charged the whole card till then)
+        # shared cards and MIG slices count from the start, not the first checkpoint (a run on a 1g MIG slice would
+        # be charged the whole card till then); it lists nothing where no source can list processes
+        self._note_gpu_processes(self.monitor)
+        self.monitor.start()
         # the store proper opens in the background: importing SQLAlchemy and connecting must not delay the job
         self._store_thread = threading.Thread(target=self._checkpoint, name="wattprint-store", daemon=True)
         self._store_thread.start()
