@@ -15,7 +15,9 @@
 3. Whole processes, as a user feels them (issue 16): wall time and CPU time of the whole process, its
    threads and reaped children included (os.wait4's rusage), for `python -c pass`, `wattprint --help`,
    `wattprint run -q -- true`, and a script that imports a tracker, starts it, sleeps --whole-sleep
-   seconds and stops it: wattprint's `Tracker` against CodeCarbon's `OfflineEmissionsTracker`.
+   seconds and stops it: wattprint's `Tracker` against CodeCarbon's `OfflineEmissionsTracker`. Two floors
+   beside them: `python -c 'import typer'` and `python -c 'import typer, pydantic'`, what any command of a
+   CLI built on them costs at least.
 
 Conditions are interleaved within each repetition and their order rotates between repetitions.
 Results: benchmarks/results/bench_startup.{json,md}.
@@ -183,6 +185,10 @@ def whole_processes(reps: int, sleep_s: float, cwd: str, env: dict[str, str]) ->
     cli = [sys.executable, "-m", "wattprint.cli.main"]
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
+        # floors: the CLI library alone, and with pydantic, through which typer >= 0.26 converts every
+        # parameter of the command it runs (and which the run record is built with)
+        "python -c 'import typer'": [sys.executable, "-c", "import typer"],
+        "python -c 'import typer, pydantic'": [sys.executable, "-c", "import typer, pydantic"],
         "wattprint --help": [*cli, "--help"],
         "wattprint run -q -- true": [*cli, "run", "-q", "--", "true"],
         f"wattprint Tracker, start, sleep {sleep_s:g} s, stop": [
@@ -361,6 +367,7 @@ def main() -> int:
             "ratio": whole["wattprint --help"]["wall"]["median"] / bare_whole,
             "met": whole["wattprint --help"]["wall"]["median"] <= 6 * bare_whole,
         },
+
         "tracker script CPU at most 1/8 of CodeCarbon's (whole process)": {
             "ratio": cpu_ratio,
             "met": cpu_ratio <= 1 / 8,
@@ -376,6 +383,12 @@ def main() -> int:
             "met": (ratios.get("codecarbon/start_1") or 0) >= 20,
         },
     }
+    # what no CLI built on typer and pydantic can go below (wall / python -c pass)
+    floors = {
+        name: whole[name]["wall"]["median"] / bare_whole
+        for name in ("python -c 'import typer'", "python -c 'import typer, pydantic'")
+    }
+    floor_lines = [f"FLOOR: {name}: {ratio:.1f}x python -c pass" for name, ratio in floors.items()]
     print_table(f"Interpreter + import, {args.reps} fresh processes each", imp_headers, imp_rows)
     print_table(
         f"Tracker start/stop inside a fresh process ({args.reps} processes each; "
@@ -391,6 +404,7 @@ def main() -> int:
     print("\ntargets:")
     for k, v in targets.items():
         print(f"  {'MET   ' if v['met'] else 'MISSED'}  {k}: {_describe_target(v)}")
+    print("\n".join(f"  {line}" for line in floor_lines))
 
     data = {
         "benchmark": "bench_startup",
@@ -409,6 +423,7 @@ def main() -> int:
         "trackers": tr_json,
         "ratios_codecarbon_over_wattprint": ratios,
         "targets": targets,
+        "floors_over_python_pass": floors,
         "duration_s": time.monotonic() - t_begin,
     }
     md = "\n\n".join(
@@ -429,6 +444,9 @@ def main() -> int:
             markdown_table(wh_headers, wh_rows),
             "## Targets",
             "\n".join(f"- {'MET' if v['met'] else 'MISSED'}: {k}: " + _describe_target(v) for k, v in targets.items()),
+            "Floors: every `wattprint` command imports typer; typer >= 0.26 converts the parameters of the "
+            "command it runs through pydantic, which the run record needs too.",
+            "\n".join(f"- {line}" for line in floor_lines),
         ]
     )
     path = write_results("bench_startup", data, md, args.out_dir)

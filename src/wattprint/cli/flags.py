@@ -20,17 +20,17 @@ def command_flags(app: Any, argv: Sequence[str]) -> dict[str, str]:
     command = typer.main.get_command(app)
     tokens = iter(argv)
     for token in tokens:
-        commands = getattr(command, "commands", None)
-        if not commands:
+        if not hasattr(command, "list_commands"):  # not a group: this command runs
             break
         if token.startswith("-"):  # a group's own option; one that takes a value takes the next token too
             option = next((p for p in command.params if token.split("=", 1)[0] in p.opts), None)
             if option is not None and "=" not in token and not getattr(option, "is_flag", False):
                 next(tokens, None)
             continue
-        if token not in commands:
+        sub = command.get_command(None, token)  # the groups here load commands lazily, without a context
+        if sub is None:
             break
-        command = commands[token]
+        command = sub
     flags = {}
     for param in getattr(command, "params", []):
         if param.name is None:

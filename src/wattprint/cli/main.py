@@ -2,33 +2,95 @@
 
 Every `--json` prints exactly one JSON document on stdout. Bad input prints one line on stderr
 and exits with code 2.
+
+Commands load lazily: `COMMANDS` names each one's module, and only the module of the command that runs is
+imported (the top-level `--help` lists them from the table), so `wattprint run` does not pay for the
+imports of `bench` or `schedule`.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import typer
+from typer.core import TyperGroup
 
-from wattprint.cli import bench as bench_cmd
-from wattprint.cli import doctor as doctor_cmd
-from wattprint.cli import estimate as estimate_cmd
-from wattprint.cli import node as node_cmd
-from wattprint.cli import optimize as optimize_cmd
-from wattprint.cli import rapld as rapld_cmd
-from wattprint.cli import report as report_cmd
-from wattprint.cli import run as run_cmd
-from wattprint.cli import runs as runs_cmd
-from wattprint.cli import schedule as schedule_cmd
-from wattprint.cli import ui as ui_cmd
-from wattprint.cli import watch as watch_cmd
 from wattprint.errors import WattprintError
+
+
+class Command(NamedTuple):
+    """Where a command lives: `attr` of `module` is a command function or a Typer app of subcommands."""
+
+    module: str
+    attr: str
+    short_help: str  # for the command list, which an 80-column terminal would cut mid-sentence
+    context_settings: dict[str, Any] | None = None
+
+
+# the order is the order of `wattprint --help`
+COMMANDS: dict[str, Command] = {
+    "run": Command(
+        "wattprint.cli.run",
+        "run",
+        "Run a command, tracking its energy and carbon.",
+        {"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
+    ),
+    "watch": Command("wattprint.cli.watch", "watch", "Track a process that is already running, until it exits."),
+    "node": Command("wattprint.cli.node", "node", "For admins: one run per child cgroup (jobs, containers, pods)."),
+    "estimate": Command("wattprint.cli.estimate", "estimate", "Energy and CO2e of hardware before running."),
+    "bench": Command("wattprint.cli.bench", "bench", "Energy per query and per token of a model, per batch size."),
+    "doctor": Command("wattprint.cli.doctor", "doctor", "Which power source each component uses here, and why."),
+    "rapld": Command("wattprint.cli.rapld", "rapld", "For root: serve RAPL counters to a group's users."),
+    "optimize": Command("wattprint.cli.optimize", "optimize", "Try efficiency recipes on a model, keep the best."),
+    "report": Command("wattprint.cli.report", "report", "Report runs: HTML, Markdown, LaTeX, model card."),
+    "ui": Command("wattprint.cli.ui", "ui", "Serve a local dashboard of the stored runs."),
+    "runs": Command("wattprint.cli.runs", "app", "List, show and export stored runs."),
+    "schedule": Command("wattprint.cli.schedule", "app", "Plan a job for the cleanest hours; backtest."),
+}
+
+
+def load_command(name: str) -> Any:
+    """The click command for `name`, built from its module (imported now) the way Typer builds it."""
+    import typer.main
+
+    spec = COMMANDS[name]
+    target = getattr(importlib.import_module(spec.module), spec.attr)
+    if isinstance(target, typer.Typer):  # a group of subcommands
+        command = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+        single.command(name, context_settings=spec.context_settings)(target)
+        command = typer.main.get_command(single)
+    command.name, command.short_help = name, spec.short_help
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The root group: commands from `COMMANDS`, each built on first use."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        if cmd_name not in self.commands:
+            self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands[cmd_name]
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The command list from the table, without importing any command."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, spec.short_help) for name, spec in COMMANDS.items()])
+
 
 # plain (click) help: typer's rich help costs ~50 ms of imports at every `--help`, two thirds of its start-up
 HELP_SETTINGS: dict[str, Any] = {"max_content_width": 110}
 app = typer.Typer(
     name="wattprint",
+    cls=LazyGroup,
     help="Measure, account for, report and reduce the energy and carbon of ML work.",
     no_args_is_help=True,
     add_completion=False,
@@ -36,23 +98,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings=HELP_SETTINGS,
 )
-# short lines for the command list, which an 80-column terminal would cut mid-sentence
-app.command(
-    "run",
-    short_help="Run a command, tracking its energy and carbon.",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
-)(run_cmd.run)
-app.command("watch", short_help="Track a process that is already running, until it exits.")(watch_cmd.watch)
-app.command("node", short_help="For admins: one run per child cgroup (jobs, containers, pods).")(node_cmd.node)
-app.add_typer(runs_cmd.app, name="runs", short_help="List, show and export stored runs.")
-app.add_typer(schedule_cmd.app, name="schedule", short_help="Plan a job for the cleanest hours; backtest.")
-app.command("estimate", short_help="Energy and CO2e of hardware before running.")(estimate_cmd.estimate)
-app.command("bench", short_help="Energy per query and per token of a model, per batch size.")(bench_cmd.bench)
-app.command("doctor", short_help="Which power source each component uses here, and why.")(doctor_cmd.doctor)
-app.command("rapld", short_help="For root: serve RAPL counters to a group's users.")(rapld_cmd.rapld)
-app.command("optimize", short_help="Try efficiency recipes on a model, keep the best.")(optimize_cmd.optimize)
-app.command("report", short_help="Report runs: HTML, Markdown, LaTeX, model card.")(report_cmd.report)
-app.command("ui", short_help="Serve a local dashboard of the stored runs.")(ui_cmd.ui)
 
 
 def _print_version(value: bool) -> None:
