@@ -367,7 +367,6 @@ def main() -> int:
             "ratio": whole["wattprint --help"]["wall"]["median"] / bare_whole,
             "met": whole["wattprint --help"]["wall"]["median"] <= 6 * bare_whole,
         },
-
         "tracker script CPU at most 1/8 of CodeCarbon's (whole process)": {
             "ratio": cpu_ratio,
             "met": cpu_ratio <= 1 / 8,

@@ -17,7 +17,7 @@ def command_flags(app: Any, argv: Sequence[str]) -> dict[str, str]:
     that `argv` runs."""
     import typer.main
 
-    command = typer.main.get_command(app)
+    command: Any = typer.main.get_command(app)
     tokens = iter(argv)
     for token in tokens:
         if not hasattr(command, "list_commands"):  # not a group: this command runs

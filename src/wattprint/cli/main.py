@@ -57,6 +57,7 @@ def load_command(name: str) -> Any:
 
     spec = COMMANDS[name]
     target = getattr(importlib.import_module(spec.module), spec.attr)
+    command: Any
     if isinstance(target, typer.Typer):  # a group of subcommands
         command = typer.main.get_group(target)
     else:
