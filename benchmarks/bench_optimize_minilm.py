@@ -13,8 +13,10 @@ mask-aware mean pooling, L2 normalisation. Each recipe is applied to the same fp
   the evaluation set: outlier input columns in float, one dynamic activation scale for the rest, the int8
   kernel chosen for this CPU, bf16 outside the int8 layers where the CPU has it natively); "int8 per-token"
   (one scale per token as well), "int8 rest fp32" (everything but the int8 layers left in fp32: the
-  like-for-like comparison with the torch.ao peer), and one "int8 kernel=K, rest fp32" row per int8
-  kernel that is exact on this CPU (a kernel that saturates 16-bit sums here is listed as excluded);
+  like-for-like comparison with the torch.ao peer), "int8 dynamic scales, rest fp32" (the activation range
+  found at every call instead of fixed from calibration, where the kernel could fix it), and one
+  "int8 kernel=K, rest fp32" row per int8 kernel that is exact on this CPU (a kernel that saturates 16-bit
+  sums here is listed as excluded);
 - torchao: `Int8DynamicActivationInt8WeightConfig` (per-token int8, no outlier handling) with the whole
   model under torch.compile, the torchao path for comparison (skip with --no-torchao).
 
@@ -170,7 +172,8 @@ def _macs(model: Any, inputs: dict[str, Any]) -> tuple[int, int]:
     from wattprint import count_flops
 
     report = count_flops(model, **inputs)
-    int8_ops = ("quantized.linear_dynamic", "onednn.qlinear_pointwise", "aten._int_mm")
+    int8_ops = ("quantized.linear_dynamic", "quantized.linear_with_input_q_dq_qweight_dq_output_fp32",
+                "onednn.qlinear_pointwise", "aten._int_mm")  # fmt: skip
     return int(report.macs), int(sum(report.by_op.get(op, 0) for op in int8_ops))
 
 
@@ -187,6 +190,9 @@ def _build(args: argparse.Namespace, base: Any, calib: dict[str, Any]) -> tuple[
         "int8": lambda: quantize.int8(base, example_inputs=calib),
         "int8 per-token": lambda: quantize.int8(base, example_inputs=calib, activation_scales="per-token"),
         "int8 rest fp32": lambda: quantize.int8(base, example_inputs=calib, rest_dtype="fp32"),
+        "int8 dynamic scales, rest fp32": lambda: quantize.int8(
+            base, example_inputs=calib, rest_dtype="fp32", activation_scales="per-tensor"
+        ),
     }
     refused: dict[str, str] = {}
     for kernel in _int8_kernels.available_kernels():
@@ -453,12 +459,13 @@ def main() -> int:
             "Refused or excluded: " + ("; ".join(f"{n}: {w}" for n, w in refused.items()) or "none"),
             "int8 kernels: "
             + "; ".join(
-                f"{n}: {models[n].wattprint_int8_kernel['kernel']} ({models[n].wattprint_int8_kernel['reason']})"
+                f"{n}: {models[n].wattprint_int8_kernel['kernel']}, {models[n].wattprint_int8_activation_scales} "
+                f"activation scales ({models[n].wattprint_int8_kernel['reason']})"
                 for n in ("int8", "int8 rest fp32")
                 if n in models
             ),
-            "MACs: wattprint.count_flops; in brackets the int8 share (quantized::linear_dynamic, "
-            "onednn::qlinear_pointwise and _int_mm). "
+            "MACs: wattprint.count_flops; in brackets the int8 share (quantized::linear_dynamic, its static "
+            "form, onednn::qlinear_pointwise and _int_mm). "
             "Size: torch.save(state_dict) bytes. compile s: first call minus a warm call (torch.compile, cold "
             "inductor cache).",
             "## Machine\n\n" + machine_markdown(info),

@@ -311,3 +311,116 @@ def test_a_model_saved_on_one_cpu_gets_an_exact_kernel_on_another(tmp_path: Path
     assert done.returncode == 0, done.stderr[-2000:]
     kernel, err = done.stdout.split()
     assert kernel != "onednn" and float(err) < 0.02, (kernel, err)
+
+
+STATIC = [k for k in EXACT if kernels.has_static_form(k)]
+
+
+def _static_reference(x: torch.Tensor, layer: Int8Linear, low: float, high: float, levels: int) -> torch.Tensor:
+    """u8 activations on the fixed range [low, high] (clipped), per-channel s8 weights, exact sums."""
+    scale, zero = kernels.static_qparams(low, high, levels)
+    qx = (x / scale).round().add(zero).clamp(0, levels).long()
+    qw = layer.weight_int8.t().long()
+    acc = qx @ qw.t() - zero * qw.sum(1)
+    return acc.double().float() * scale * layer.weight_scale + layer.bias
+
+
+@pytest.mark.parametrize("kernel", STATIC)
+def test_a_fixed_activation_range_quantizes_on_it_and_clips_beyond(kernel: str) -> None:
+    """Static scales: the product is the fixed-range quantization's, and values outside the range clip to it."""
+    torch.manual_seed(7)
+    lin = nn.Linear(64, 16)
+    layer = Int8Linear.from_linear(lin, qmax=kernels.WEIGHT_QMAX[kernel])
+    layer.set_kernel(kernel)
+    layer.static_range = (-1.5, 2.0)
+    levels = 255
+    inside = torch.rand(32, 64) * 3.5 - 1.5
+    beyond = inside * 3  # most values past the range: clipped
+    with torch.no_grad():
+        for x in (inside, beyond):
+            expected = _static_reference(x, layer, -1.5, 2.0, levels)
+            assert torch.allclose(layer(x), expected, rtol=1e-4, atol=1e-4), kernel
+        dynamic = Int8Linear.from_linear(lin, qmax=kernels.WEIGHT_QMAX[kernel])
+        dynamic.set_kernel(kernel)
+        # the dynamic scale follows the input instead: on `beyond` the two differ
+        assert not torch.allclose(dynamic(beyond), layer(beyond), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("kernel", STATIC)
+def test_static_outlier_columns_are_added_in_float_without_touching_the_input(kernel: str) -> None:
+    """With a fixed range the outlier columns are not zeroed: they clip, and their zero int8 weight rows add
+    nothing; the float columns add their exact product. The caller's tensor is never written."""
+    torch.manual_seed(8)
+    lin = nn.Linear(32, 8)
+    idx = torch.tensor([3, 17])
+    layer = Int8Linear.from_linear(lin, idx, qmax=kernels.WEIGHT_QMAX[kernel])
+    layer.set_kernel(kernel)
+    layer.static_range = (-1.0, 1.0)
+    x = torch.rand(16, 32) * 2 - 1
+    x[:, idx] *= 60.0  # outliers far beyond the range
+    before = x.clone()
+    regular = x.index_fill(1, idx, 0.0)
+    expected = _static_reference(regular, layer, -1.0, 1.0, 255) + x[:, idx] @ layer.outlier_weight
+    with torch.inference_mode():
+        x_inf = x.clone()
+        out = layer(x_inf)
+    assert torch.equal(x_inf, before)
+    assert torch.allclose(out, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_the_recipe_fixes_ranges_where_the_kernel_has_a_static_form() -> None:
+    """auto: static scales with calibration on a kernel that has a static form (the plan gives each layer's
+    range, count_flops sees the static op), per-tensor on one that has none; asking for static where it
+    cannot run is refused in one line."""
+    from wattprint import count_flops
+
+    model, calib, test = _block()
+    for kernel in EXACT:
+        q = quantize.int8(model, example_inputs=calib, rest_dtype="fp32", kernel=kernel)
+        entry = q.wattprint_int8_plan["fc1"]
+        with torch.no_grad():
+            assert _rel_err(q(test), model(test)) < 0.03, kernel
+        if kernels.has_static_form(kernel):
+            assert q.wattprint_int8_activation_scales == "static"
+            low, high = entry["activation_range"]
+            assert low < 0 < high and entry["activation_scales"] == "static"
+            if kernel != "onednn-qlinear":
+                ops = count_flops(q, test).by_op
+                assert ops.get(f"quantized.{kernels._STATIC_OP}", 0) > 0 and "quantized.linear_dynamic" not in ops
+        else:
+            assert q.wattprint_int8_activation_scales == "per-tensor", kernel
+            assert "activation_range" not in entry and entry["activation_scales"] == "per-tensor"
+            with pytest.raises(WattprintInputError, match="^activation_scales: 'static' needs a kernel with a static"):
+                quantize.int8(model, example_inputs=calib, kernel=kernel, activation_scales="static")
+    with pytest.raises(WattprintInputError, match="^activation_scales: 'static' needs example_inputs"):
+        quantize.int8(model, activation_scales="static")
+    if STATIC:  # an explicit request picks among the kernels that have a static form
+        q = quantize.int8(model, example_inputs=calib, activation_scales="static")
+        assert q.wattprint_int8_kernel["kernel"] in STATIC and q.wattprint_int8_activation_scales == "static"
+
+
+def test_seven_bit_weights_cannot_saturate_and_keep_full_range_activations() -> None:
+    """`fbgemm-w7`: with |w| <= 63, pairs of full-range u8 x s8 products stay inside 16 bits (the saturation
+    model gives the exact sums on the worst input), so the kernel is exact on a CPU without VNNI; a layer
+    quantized for 8-bit weights is requantized for it (a copy: the layer's own buffers stay 8-bit)."""
+    qw7 = torch.full((4, 64), -63, dtype=torch.int8)
+    full = torch.full((2, 64), 255, dtype=torch.uint8)
+    assert torch.equal(saturating_matmul(full, qw7), full.long() @ qw7.long().t())
+    assert not torch.equal(saturating_matmul(full, qw7 * 2), full.long() @ (qw7 * 2).long().t())
+    assert kernels.WEIGHT_QMAX["fbgemm-w7"] == 63 and kernels.FULL_RANGE["fbgemm-w7"]
+    assert not kernels.has_static_form("fbgemm-reduce-range")  # FBGEMM would clip a fixed range to 8 bits
+    if "fbgemm-w7" not in EXACT:
+        pytest.skip("no FBGEMM in this torch build")
+    torch.manual_seed(9)
+    lin = nn.Linear(64, 16)
+    eight = Int8Linear.from_linear(lin)
+    eight.set_kernel("fbgemm-w7")
+    assert int(eight.weight_int8.abs().max()) == 127  # the buffers are untouched
+    x = torch.rand(32, 64) * 2 - 1
+    with torch.no_grad():
+        ref = lin(x)
+        assert _rel_err(eight(x), ref) < 0.03
+        seven = Int8Linear.from_linear(lin, qmax=63)
+        assert int(seven.weight_int8.abs().max()) == 63
+        seven.set_kernel("fbgemm-w7")
+        assert torch.allclose(seven(x), _emulated_int8_linear(x, seven, 255, saturate=True), rtol=1e-4, atol=1e-4)

@@ -2,8 +2,9 @@
 
 Adds ops torch's registry misses: the CPU / math / overrideable scaled-dot-product-attention kernels
 (forward and backward), the native multi-head-attention fast path, the CPU (mkldnn) LSTM layer, dynamic
-and static quantized linear, static quantized convolution, int8 ``_int_mm``, oneDNN's int8 linear
-(``onednn::qlinear_pointwise``), and optional "nonzero weights only" variants of mm/addmm/convolution.
+and static quantized linear (quantized or fp32 activations), static quantized convolution, int8
+``_int_mm``, oneDNN's int8 linear (``onednn::qlinear_pointwise``), and optional "nonzero weights only"
+variants of mm/addmm/convolution.
 """
 
 from __future__ import annotations
@@ -90,6 +91,13 @@ def _linear_static(x: Any, packed: Any, *args: Any, out_val: Any = None, **kwarg
 
 
 @_raw
+def _linear_static_fp32(x: Any, scale: Any, zero_point: Any, packed: Any, *args: Any, **kwargs: Any) -> int:
+    """``quantized::linear_with_input_q_dq_qweight_dq_output_fp32`` (FBGEMM's int8 linear with a fixed
+    activation scale, fp32 in and out): rows(X) x out_features x in_features MACs."""
+    return _linear_dynamic(x, packed)
+
+
+@_raw
 def _conv_static(x: Any, packed: Any, *args: Any, out_val: Any = None, **kwargs: Any) -> int:
     """``quantized::conv2d`` and friends: each output element uses in_channels/groups x kernel weights."""
     weight = packed.unpack()[0]
@@ -159,6 +167,7 @@ def custom_mapping(nonzero: bool = False) -> dict[Any, Callable[..., int]]:
     add(aten, ["mkldnn_rnn_layer_backward"], _rnn_layer_bwd)
     add(torch.ops.quantized, ["linear_dynamic"], _linear_dynamic)
     add(torch.ops.quantized, ["linear", "linear_relu"], _linear_static)
+    add(torch.ops.quantized, ["linear_with_input_q_dq_qweight_dq_output_fp32"], _linear_static_fp32)
     add(torch.ops.quantized, ["conv1d", "conv2d", "conv3d", "conv1d_relu", "conv2d_relu", "conv3d_relu"], _conv_static)
     add(aten, ["_int_mm"], _int_mm)
     if hasattr(torch.ops, "onednn"):

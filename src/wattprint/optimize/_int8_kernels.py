@@ -9,18 +9,31 @@ differ in who quantizes the activations, how wide those are, and which library r
 | `onednn-qlinear`      | oneDNN `onednn::qlinear_pointwise`, quantized by us  | u8, full range | plain int8     |
 | `fbgemm`              | FBGEMM `quantized::linear_dynamic`, fused            | u8, full range | qint8 tensor   |
 | `fbgemm-reduce-range` | the same, as torch.ao runs it on every x86 CPU       | u8, 7 bits     | qint8 tensor   |
+| `fbgemm-w7`           | the same with 7-bit weights (|w| <= 63)              | u8, full range | qint8 tensor   |
 | `int_mm`              | `torch._int_mm` (s8 x s8 -> s32), per-token scales   | s8, full range | plain int8     |
 | `fp32-exact`          | the same integers multiplied in fp32                 | s8, full range | plain int8     |
 
 Why a choice at all: without VNNI (or AMX), x86 sums pairs of u8 x s8 products in a 16-bit register that
 saturates (vpmaddubsw), so full-range activations give wrong sums: on an AVX2-only CPU, oneDNN's int8
 output is off by up to half, and `torch._int_mm` too (it runs on oneDNN). Seven-bit activations cannot
-overflow (2 x 127 x 128 < 32767): that is why torch.ao passes `reduce_range=True` on x86.
+overflow (2 x 127 x 128 < 32767): that is why torch.ao passes `reduce_range=True` on x86. Seven-bit
+weights cannot either (2 x 255 x 63 < 32767), and cost less: the weights have one scale per output channel,
+the activations one per tensor, whose resolution the outliers already strain (`fbgemm-w7`).
 
 `choose_kernel` checks each available kernel for exactness on an input built to overflow 16 bits (all u8
 activations 255, all weights 127), times the exact ones against fp32 on layers of the model's shapes, and
-picks the fastest full-range kernel unless a 7-bit one is more than `REDUCE_RANGE_MARGIN` faster. A 7-bit
-kernel whose full-range twin is exact here is not timed at all: it runs the same instructions.
+picks the fastest full-range kernel unless a 7-bit one is more than `REDUCE_RANGE_MARGIN` faster (`fbgemm-w7`
+counts as full-range: its activations are). A 7-bit kernel whose 8-bit twin is exact here is not timed at
+all: it runs the same instructions at a lower resolution.
+
+Static activation scales: with calibration, the recipe fixes each layer's activation range (the min and max
+of its regular columns on the calibration inputs) instead of finding it at every call. FBGEMM then runs
+`quantized::linear_with_input_q_dq_qweight_dq_output_fp32` (the same product, quantization fused, minus the
+single-threaded min/max pass over the input: 5-9% of a MiniLM layer here), and `onednn-qlinear` skips its
+`aminmax`; values outside the range clip, and the outlier columns need no zeroing (their int8 weight rows
+are zero, so whatever they quantize to adds nothing). oneDNN's fused dynamic kernel has no static form, nor
+has `fbgemm-reduce-range`: FBGEMM clips a fixed range to 0..255, so values beyond it would leave 7 bits.
+As in any static int8 model, a NaN or inf in the input quantizes to an arbitrary level instead of failing.
 
 Deprecated API: the pinned torch deprecates its quantized tensor types (`torch.qint8`), through which the
 `quantized::linear_dynamic` kernels take their weights. They stay candidates, and usually win, because
@@ -54,14 +67,24 @@ _EPS = 1e-12
 # a 7-bit kernel is chosen over the fastest full-range one only when it is this much faster: it halves the
 # activations' resolution
 REDUCE_RANGE_MARGIN = 1.25
-KERNEL_NAMES = ("onednn", "onednn-qlinear", "fbgemm", "fbgemm-reduce-range", "int_mm", "fp32-exact")
-FULL_RANGE = dict.fromkeys(KERNEL_NAMES, True) | {"fbgemm-reduce-range": False}
+KERNEL_NAMES = ("onednn", "onednn-qlinear", "fbgemm", "fbgemm-reduce-range", "fbgemm-w7", "int_mm", "fp32-exact")
+FULL_RANGE = dict.fromkeys(KERNEL_NAMES, True) | {"fbgemm-reduce-range": False}  # 8-bit activations
+WEIGHT_QMAX = dict.fromkeys(KERNEL_NAMES, 127.0) | {"fbgemm-w7": 63.0}  # largest |int8 weight| it takes
 # False: the weights go through torch's deprecated quantized tensor types
-MAINTAINED = dict.fromkeys(KERNEL_NAMES, True) | dict.fromkeys(("onednn", "fbgemm", "fbgemm-reduce-range"), False)
+MAINTAINED = dict.fromkeys(KERNEL_NAMES, True) | dict.fromkeys(
+    ("onednn", "fbgemm", "fbgemm-reduce-range", "fbgemm-w7"), False
+)
 # kernel -> (quantized engine that packs its weight, reduce_range) for the quantized::linear_dynamic kernels
-_DYNAMIC = {"onednn": ("onednn", False), "fbgemm": ("fbgemm", False), "fbgemm-reduce-range": ("fbgemm", True)}
+_DYNAMIC = {
+    "onednn": ("onednn", False),
+    "fbgemm": ("fbgemm", False),
+    "fbgemm-reduce-range": ("fbgemm", True),
+    "fbgemm-w7": ("fbgemm", False),
+}
 PACKED = ("onednn-qlinear", *_DYNAMIC)
-SEVEN_BIT_TWIN = {"fbgemm-reduce-range": "fbgemm"}  # 7-bit kernel -> the full-range kernel it is a mode of
+# 7-bit kernel (activations or weights) -> the 8-bit kernel it is a mode of
+SEVEN_BIT_TWIN = {"fbgemm-reduce-range": "fbgemm", "fbgemm-w7": "fbgemm"}
+_STATIC_OP = "linear_with_input_q_dq_qweight_dq_output_fp32"  # FBGEMM's static-scale linear, fp32 in and out
 
 
 def available_kernels() -> list[str]:
@@ -73,20 +96,44 @@ def available_kernels() -> list[str]:
         if hasattr(torch.ops, "onednn") and hasattr(torch.ops.onednn, "qlinear_pointwise"):
             names.append("onednn-qlinear")
     if "fbgemm" in engines:
-        names += ["fbgemm", "fbgemm-reduce-range"]
+        names += ["fbgemm", "fbgemm-reduce-range", "fbgemm-w7"]
     names += ["int_mm", "fp32-exact"]
     return names
 
 
 def usable_here(kernel: str) -> str:
-    """`kernel` if this CPU has it and it is exact here, else the exact kernel that keeps its activation
-    width: 7-bit FBGEMM where it exists, the fp32 product of the integers otherwise (a model saved on a
-    CPU with VNNI and loaded on one without must not saturate)."""
+    """`kernel` if this CPU has it and it is exact here, else an exact one: FBGEMM with 7-bit weights (8-bit
+    activations), or with 7-bit activations, where it exists, the fp32 product of the integers otherwise (a
+    model saved on a CPU with VNNI and loaded on one without must not saturate)."""
     if kernel in available_kernels() and is_exact(kernel):
         return kernel
-    fallback = "fbgemm-reduce-range" if "fbgemm-reduce-range" in available_kernels() else "fp32-exact"
+    exact_fbgemm = [k for k in ("fbgemm-w7", "fbgemm-reduce-range") if k in available_kernels() and is_exact(k)]
+    fallback = exact_fbgemm[0] if exact_fbgemm else "fp32-exact"
     log.warning("wattprint: int8 kernel %s is not exact on this CPU; using %s", kernel, fallback)
     return fallback
+
+
+def has_static_form(kernel: str) -> bool:
+    """Whether `kernel` can run with a fixed (calibrated) activation range in this torch build."""
+    if kernel == "onednn-qlinear":
+        return True
+    if kernel in ("fbgemm", "fbgemm-w7"):  # not reduce-range: FBGEMM clips a fixed range to 8 bits
+        return hasattr(torch.ops.quantized, _STATIC_OP)
+    return False
+
+
+def fixed_range(layer: Int8Linear) -> tuple[float, float] | None:
+    """The activation range `layer` runs with (calibrated, per-tensor, a kernel with a static form), else None."""
+    if layer.static_range is None or layer.per_token or not has_static_form(layer.kernel):
+        return None
+    return layer.static_range
+
+
+def static_qparams(low: float, high: float, levels: int) -> tuple[float, int]:
+    """(scale, zero point) that map [low, high] (widened to hold 0) onto 0..`levels` of an unsigned int."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = max((high - low) / levels, _EPS)
+    return scale, int(min(max(round(-low / scale), 0), levels))
 
 
 def int_mm_runs(device: torch.device) -> bool:
@@ -106,11 +153,16 @@ def pack(layer: Int8Linear) -> Any:
         zero_points = torch.zeros(layer.out_features, dtype=torch.long)  # symmetric weights
         return torch.ops.onednn.qlinear_prepack(layer.weight_int8.t().contiguous(), None), zero_points
     if kernel in _DYNAMIC:
+        weight_int8, weight_scale = layer.weight_int8.t(), layer.weight_scale
+        qmax = WEIGHT_QMAX[kernel]
+        if weight_int8.numel() and int(weight_int8.abs().max()) > qmax:  # wider weights: requantize this copy
+            weight_int8 = torch.round(weight_int8.float() * (qmax / 127.0)).to(torch.int8)
+            weight_scale = weight_scale * (127.0 / qmax)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # deprecation notice of quantized tensor types
             qweight = torch._make_per_channel_quantized_tensor(
-                layer.weight_int8.t().contiguous(),
-                layer.weight_scale.double(),
+                weight_int8.contiguous(),
+                weight_scale.double(),
                 torch.zeros(layer.out_features, dtype=torch.long),
                 0,
             )
@@ -129,6 +181,11 @@ def run(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.Tensor:
     kernel = layer.kernel
     if kernel == "onednn-qlinear":
         return _onednn_qlinear(layer, x2, packed)
+    static = fixed_range(layer)
+    if kernel in _DYNAMIC and static is not None:
+        scale, zero_point = static_qparams(static[0], static[1], levels=255)
+        xf = x2 if x2.dtype == torch.float32 else x2.float()
+        return getattr(torch.ops.quantized, _STATIC_OP)(xf.contiguous(), scale, zero_point, packed)
     if kernel in _DYNAMIC:
         return _dynamic(layer, x2, packed, reduce_range=_DYNAMIC[kernel][1])
     return _exact(layer, x2, int_mm=kernel == "int_mm")
@@ -151,15 +208,19 @@ def _onednn_qlinear(layer: Int8Linear, x2: torch.Tensor, packed: Any) -> torch.T
         return y.add_(layer.bias) if layer.bias is not None else y
     if xf.numel() == 0:
         return xf.new_zeros(xf.shape[0], layer.out_features) + (layer.bias if layer.bias is not None else 0.0)
-    lo, hi = torch.aminmax(xf)
-    lo_f, hi_f = min(float(lo), 0.0), max(float(hi), 0.0)
-    if not (math.isfinite(lo_f) and math.isfinite(hi_f)):  # NaN or inf in: the exact path gives NaN/inf out
-        return _exact(layer, xf)
-    scale = max((hi_f - lo_f) / 255.0, _EPS)
-    zero_point = int(min(max(round(-lo_f / scale), 0), 255))
-    # x / scale + zero_point lies in [0, 255] up to rounding: + 0.5 and truncation round it; the clamp keeps
-    # a value that rounds to 256 (x = max with a rounded-up zero point) from wrapping to 0
-    qx = (xf * (1.0 / scale)).add_(zero_point + 0.5).clamp_max_(255.0).to(torch.uint8)
+    static = fixed_range(layer)
+    if static is not None:  # calibrated: values outside the range clip to it
+        scale, zero_point = static_qparams(static[0], static[1], levels=255)
+        qx = (xf * (1.0 / scale)).add_(zero_point + 0.5).clamp_(0.0, 255.0).to(torch.uint8)
+    else:
+        lo, hi = torch.aminmax(xf)
+        lo_f, hi_f = float(lo), float(hi)
+        if not (math.isfinite(lo_f) and math.isfinite(hi_f)):  # NaN or inf in: the exact path gives NaN/inf out
+            return _exact(layer, xf)
+        scale, zero_point = static_qparams(lo_f, hi_f, levels=255)
+        # x / scale + zero_point lies in [0, 255] up to rounding: + 0.5 and truncation round it; the clamp
+        # keeps a value that rounds to 256 (x = max with a rounded-up zero point) from wrapping to 0
+        qx = (xf * (1.0 / scale)).add_(zero_point + 0.5).clamp_max_(255.0).to(torch.uint8)
     return torch.ops.onednn.qlinear_pointwise(
         qx, scale, zero_point, packed, layer.weight_scale, zero_w, layer.bias, 1.0, 0, torch.float32, "none", [], ""
     )
@@ -228,6 +289,7 @@ class KernelChoice:
             "kernel": self.kernel,
             "reason": self.reason,
             "full_range": FULL_RANGE[self.kernel],
+            "weight_bits": 7 if WEIGHT_QMAX[self.kernel] < 127 else 8,
             "maintained_api": MAINTAINED[self.kernel],
             "exact": dict(self.exact),
             "time_ms": {k: round(v, 4) for k, v in self.time_ms.items()},
@@ -255,10 +317,10 @@ def _probe_layer(
     lin = torch.nn.Linear(in_features, out_features, bias=False)
     with torch.no_grad():
         if weight is None:
-            lin.weight.fill_(0.5)  # int8 weights all 127
+            lin.weight.fill_(0.5)  # int8 weights all at the kernel's largest (127, or 63 for 7-bit weights)
         else:
             lin.weight.copy_(weight)
-    layer = Int8Linear.from_linear(lin)
+    layer = Int8Linear.from_linear(lin, qmax=WEIGHT_QMAX[kernel])
     layer.kernel, layer.per_token = kernel, per_token
     return layer
 

@@ -8,7 +8,9 @@ scale, and a few input features of transformer layers carry values 50-200x the m
 - the input columns found to carry outliers during calibration bypass int8 and are multiplied in float,
   as in LLM.int8()'s decomposition: y = int8(x_regular) @ int8(W_regular) + x_outlier @ W_outlier;
   without them, the dynamic scale fits the regular values;
-- optionally (`per_token`), every token (row) also gets its own activation scale.
+- optionally (`per_token`), every token (row) also gets its own activation scale;
+- or (`static_range`, set from calibration) the regular columns' activation range is fixed, which spares
+  the kernels that have a static form their pass over the input to find it (see `_int8_kernels`).
 
 The int8 product itself is one of several kernels (oneDNN on AMX/VNNI, FBGEMM, torch._int_mm, an exact
 fp32 product of the integers; see `_int8_kernels`), chosen per CPU by `_int8_kernels.choose_kernel`: a CPU without VNNI
@@ -111,6 +113,9 @@ class Int8Linear(nn.Module):
         self.register_buffer("outlier_weight", outlier_weight)
         self.kernel = "fp32-exact"
         self._per_token = False  # per-tensor activation scale (outliers removed), or one per row as well
+        # (low, high) of the regular columns' activations on the calibration inputs: fixed scale where the
+        # kernel has a static form; None: found at every call
+        self.static_range: tuple[float, float] | None = None
         self.compiled = False  # run the per-token _int_mm kernel through torch.compile instead
         self._packed: Any = None  # the kernel's packed weight, built on first use (not part of the state_dict)
 
@@ -136,6 +141,7 @@ class Int8Linear(nn.Module):
         if "per_token" in state:  # saved before per_token became a property
             state["_per_token"] = state.pop("per_token")
         state.setdefault("_per_token", False)
+        state.setdefault("static_range", None)  # saved before static activation ranges
         if "kernel" not in state:  # saved before the kernel choice: oneDNN or the generic kernel
             state["kernel"] = "onednn" if state.pop("use_onednn", False) else "fp32-exact"
         super().__setstate__(state)
@@ -164,15 +170,16 @@ class Int8Linear(nn.Module):
         self.packed_weight()
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, outlier_idx: torch.Tensor | None = None) -> Int8Linear:
-        """Quantize `linear`'s weight per output channel; columns in `outlier_idx` stay in float."""
+    def from_linear(cls, linear: nn.Linear, outlier_idx: torch.Tensor | None = None, qmax: float = _QMAX) -> Int8Linear:
+        """Quantize `linear`'s weight per output channel to [-qmax, qmax] (63 for kernels that take 7-bit
+        weights); columns in `outlier_idx` stay in float."""
         weight = linear.weight.detach().float()
         device = weight.device
         idx = (outlier_idx if outlier_idx is not None else torch.empty(0, dtype=torch.long)).to(device).long()
         regular = weight.clone()
         regular[:, idx] = 0.0
-        scale = regular.abs().amax(dim=1).clamp_min(_EPS) / _QMAX
-        weight_int8 = torch.round(regular / scale[:, None]).clamp(-_QMAX, _QMAX).to(torch.int8)
+        scale = regular.abs().amax(dim=1).clamp_min(_EPS) / qmax
+        weight_int8 = torch.round(regular / scale[:, None]).clamp(-qmax, qmax).to(torch.int8)
         bias = linear.bias.detach().float().clone() if linear.bias is not None else None
         return cls(
             linear.in_features,
@@ -210,7 +217,10 @@ class Int8Linear(nn.Module):
             y = _int8_kernels.run(self, xf, self.packed_weight())
         else:
             x_out = xf.index_select(1, self.outlier_idx)
-            if xf is not x2:  # our own fp32 copy: zero the outlier columns in place
+            if _int8_kernels.fixed_range(self) is not None:
+                # a fixed scale clips the outlier columns, and their int8 weight rows are zero: no zeroing
+                y = _int8_kernels.run(self, xf, self.packed_weight())
+            elif xf is not x2:  # our own fp32 copy: zero the outlier columns in place
                 y = _int8_kernels.run(self, xf.index_fill_(1, self.outlier_idx, 0.0), self.packed_weight())
             elif torch.is_inference_mode_enabled() and xf.is_inference() and xf.is_contiguous():
                 # the caller's tensor: zero its few outlier columns for the product and put them back, instead
@@ -238,20 +248,36 @@ class ActivationStats:
     """Per-Linear statistics of input activations gathered by forward hooks during calibration."""
 
     def __init__(self) -> None:
-        self.col_absmax: dict[str, torch.Tensor] = {}
+        self.col_min: dict[str, torch.Tensor] = {}
+        self.col_max: dict[str, torch.Tensor] = {}
         self.calls: dict[str, int] = {}
         self.rows: dict[str, int] = {}  # most rows (tokens) in one call
+
+    @property
+    def col_absmax(self) -> dict[str, torch.Tensor]:
+        """Largest |activation| per input column, per layer."""
+        return {name: torch.maximum(self.col_min[name].abs(), self.col_max[name].abs()) for name in self.col_max}
 
     def hook(self, name: str) -> Any:
         def record(module: nn.Module, args: tuple[Any, ...]) -> None:
             x = args[0].detach()
-            col = x.reshape(-1, x.shape[-1]).abs().amax(dim=0).float().cpu()
-            prev = self.col_absmax.get(name)
-            self.col_absmax[name] = col if prev is None else torch.maximum(prev, col)
+            low, high = torch.aminmax(x.reshape(-1, x.shape[-1]).float(), dim=0)
+            low, high = low.cpu(), high.cpu()
+            if name in self.col_max:
+                low, high = torch.minimum(self.col_min[name], low), torch.maximum(self.col_max[name], high)
+            self.col_min[name], self.col_max[name] = low, high
             self.calls[name] = self.calls.get(name, 0) + 1
             self.rows[name] = max(self.rows.get(name, 0), x.numel() // max(x.shape[-1], 1))
 
         return record
+
+    def range_without(self, name: str, columns: torch.Tensor) -> tuple[float, float]:
+        """(min, max) of layer `name`'s activations over the columns not in `columns`."""
+        keep = torch.ones_like(self.col_max[name], dtype=torch.bool)
+        keep[columns] = False
+        if not bool(keep.any()):
+            return 0.0, 0.0
+        return float(self.col_min[name][keep].min()), float(self.col_max[name][keep].max())
 
 
 def outlier_columns(col_absmax: torch.Tensor, outlier_ratio: float) -> torch.Tensor:

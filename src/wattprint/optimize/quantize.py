@@ -37,6 +37,7 @@ PLAN_ATTR = "wattprint_int8_plan"
 REST_ATTR = "wattprint_int8_rest_dtype"
 KERNEL_ATTR = "wattprint_int8_kernel"
 REST_DTYPES = ("auto", "bf16", "fp32")
+ACTIVATION_SCALES = ("auto", "per-tensor", "static", "per-token")
 
 
 def _rest_dtype(model: Any, choice: str) -> Any:
@@ -169,10 +170,13 @@ def int8(
     flagged is kept whole in higher precision. Use a few representative inputs (MiniLM: 8 sentences).
 
     `activation_scales`: "per-tensor" (one dynamic scale per call, which fits once the outlier columns are
-    out; fastest), "per-token" (one scale per row as well: two more passes over the activations, 1.3x vs
-    2.1-2.4x fp32's speed on MiniLM here; for inputs whose outliers move between columns), or "auto" =
-    per-tensor with calibration, per-token without (no outlier columns are known then; a warning is
-    logged).
+    out), "static" (the per-tensor range of each layer's regular columns fixed from the calibration inputs:
+    no pass over the input to find it, values beyond it clip; needs `example_inputs`; runs on the FBGEMM
+    and `onednn-qlinear` kernels, so `kernel="auto"` picks among those), "per-token" (one scale per row as
+    well: two more passes over the activations, 1.3x vs 2.1-2.4x fp32's speed on MiniLM here; for inputs
+    whose outliers move between columns), or "auto" = static with calibration where the chosen kernel has
+    a static form (per-tensor where it has none, e.g. oneDNN's fused kernel on AMX), per-token without
+    calibration (no outlier columns are known then; a warning is logged).
 
     `rest_dtype` is the precision of everything that is not an int8 Linear (attention, norms, activations,
     embeddings, kept layers): "auto" = bf16 where the dtype probe finds it native on this device (int8
@@ -181,7 +185,8 @@ def int8(
 
     `kernel` is the int8 product: "auto" picks, on this CPU, the fastest kernel whose sums are exact on an
     input built to overflow 16 bits (CPUs without VNNI/AMX saturate full-range int8), preferring full-range
-    activations (see `_int8_kernels`); or one of "onednn", "fbgemm", "fbgemm-reduce-range", "int_mm",
+    activations (see `_int8_kernels`); or one of "onednn", "onednn-qlinear", "fbgemm", "fbgemm-reduce-range",
+    "fbgemm-w7" (7-bit weights, exact without VNNI), "int_mm",
     "fp32-exact" (a named kernel that saturates here is refused). Where no exact kernel beats fp32 on the
     probe, a warning gives the figures. `compile=True` runs the per-token `torch._int_mm` kernel under
     torch.compile instead.
@@ -192,6 +197,7 @@ def int8(
     """
     import torch
 
+    from wattprint.optimize import _int8_kernels
     from wattprint.optimize._int8_linear import ActivationStats, Int8Linear, outlier_columns
 
     _check_module(model)
@@ -199,13 +205,18 @@ def int8(
         raise WattprintInputError("outlier_ratio", f"must be > 1, got {outlier_ratio}")
     if not 0.0 <= max_outlier_fraction <= 1.0:
         raise WattprintInputError("max_outlier_fraction", f"must be in [0, 1], got {max_outlier_fraction}")
-    if activation_scales not in ("auto", "per-tensor", "per-token"):
+    if activation_scales not in ACTIVATION_SCALES:
         raise WattprintInputError(
-            "activation_scales", f"{activation_scales!r} is not accepted; accepted: auto, per-tensor, per-token"
+            "activation_scales", f"{activation_scales!r} is not accepted; accepted: {', '.join(ACTIVATION_SCALES)}"
         )
-    if activation_scales == "auto":
-        activation_scales = "per-tensor" if example_inputs is not None else "per-token"
-    _check_kernel(kernel, compile)
+    if activation_scales == "static" and example_inputs is None:
+        raise WattprintInputError(
+            "activation_scales",
+            "'static' needs example_inputs to calibrate on; accepted without: auto, per-tensor, per-token",
+        )
+    if activation_scales == "auto" and example_inputs is None:
+        activation_scales = "per-token"
+    _check_kernel(kernel, compile, static=activation_scales == "static")
     names = _require_linear(model, "int8")
     quantized = copy.deepcopy(model)
     stats = ActivationStats()
@@ -223,11 +234,18 @@ def int8(
             activation_scales,
         )
 
-    choice = _int8_kernel_choice(model, names, kernel, compile, max(stats.rows.values(), default=0))
+    choice = _int8_kernel_choice(
+        model, names, kernel, compile, max(stats.rows.values(), default=0), static=activation_scales == "static"
+    )
+    if activation_scales == "auto":  # calibrated: a fixed range where the kernel can use one
+        activation_scales = (
+            "static" if not compile and _int8_kernels.has_static_form(choice["kernel"]) else "per-tensor"
+        )
+    all_absmax = stats.col_absmax
     plan: dict[str, dict[str, Any]] = {}
     for name in names:
         linear = quantized.get_submodule(name)
-        col_absmax = stats.col_absmax.get(name)
+        col_absmax = all_absmax.get(name)
         idx = torch.empty(0, dtype=torch.long)
         entry: dict[str, Any] = {"in_features": linear.in_features, "out_features": linear.out_features}
         if col_absmax is not None:
@@ -242,7 +260,15 @@ def int8(
             plan[name] = entry
             continue
         entry["mode"] = "int8+float-columns" if idx.numel() else "int8"
-        layer = Int8Linear.from_linear(linear, idx)
+        layer = Int8Linear.from_linear(linear, idx, qmax=_int8_kernels.WEIGHT_QMAX[choice["kernel"]])
+        if activation_scales == "static" and col_absmax is not None:
+            layer.static_range = stats.range_without(name, idx)
+            entry["activation_range"] = list(layer.static_range)
+        entry["activation_scales"] = (
+            "static"
+            if layer.static_range is not None
+            else ("per-token" if activation_scales == "per-token" else "per-tensor")
+        )
         layer.compiled = compile
         # packs once here: FBGEMM's packing flips the process-wide quantized engine briefly
         layer.set_kernel(choice["kernel"], per_token=activation_scales == "per-token")
@@ -260,9 +286,23 @@ def int8(
     return quantized
 
 
-def _check_kernel(kernel: str, compile: bool) -> None:
-    """`kernel` and `compile` as given to int8: a name this build has and a kernel exact on this CPU."""
+def _check_kernel(kernel: str, compile: bool, static: bool = False) -> None:
+    """`kernel` and `compile` as given to int8: a name this build has and a kernel exact on this CPU (with a
+    static form where `static` activation scales were asked for)."""
     from wattprint.optimize import _int8_kernels
+
+    if static and compile:
+        raise WattprintInputError(
+            "activation_scales",
+            "'static' does not run under compile=True (per-token kernel); accepted: auto, per-token",
+        )
+    if static and kernel != "auto" and not _int8_kernels.has_static_form(kernel):
+        with_static = [k for k in _int8_kernels.KERNEL_NAMES if _int8_kernels.has_static_form(k)]
+        raise WattprintInputError(
+            "activation_scales",
+            f"'static' needs a kernel with a static form, not {kernel!r}; "
+            f"accepted kernels: auto, {', '.join(with_static)}",
+        )
 
     accepted = ("auto", *_int8_kernels.KERNEL_NAMES)
     if kernel not in accepted:
@@ -286,9 +326,12 @@ def _check_kernel(kernel: str, compile: bool) -> None:
         )
 
 
-def _int8_kernel_choice(model: Any, names: list[str], kernel: str, compile: bool, rows_seen: int) -> dict[str, Any]:
+def _int8_kernel_choice(
+    model: Any, names: list[str], kernel: str, compile: bool, rows_seen: int, static: bool = False
+) -> dict[str, Any]:
     """The int8 kernel for this model on this CPU, as a dict for the model and the results (see int8);
-    `rows_seen` is the most rows a Linear got in calibration (0: none), the size its timing probe uses."""
+    `rows_seen` is the most rows a Linear got in calibration (0: none), the size its timing probe uses;
+    `static`: only kernels with a static form."""
     from wattprint.optimize import _int8_kernels
     from wattprint.optimize.precision import _device_of
 
@@ -315,7 +358,10 @@ def _int8_kernel_choice(model: Any, names: list[str], kernel: str, compile: bool
         )
     ]
     rows = min(max(rows_seen, 256), 4096) if rows_seen else 1024
-    if kernel == "auto":
+    if kernel == "auto" and static:
+        static_kernels = tuple(k for k in _int8_kernels.available_kernels() if _int8_kernels.has_static_form(k))
+        choice = _int8_kernels.choose_kernel(shapes, rows, candidates=static_kernels)
+    elif kernel == "auto":
         choice = _int8_kernels.choose_kernel(shapes, rows)
     else:
         choice = _int8_kernels.choose_kernel(shapes, rows, candidates=(kernel,))
