@@ -57,6 +57,7 @@ def test_int8_results_say_which_kernel_ran_and_in_what_the_rest_ran(meter: Energ
     kernel = result["compute"]["int8_kernel"]
     assert kernel == quantized.wattprint_int8_kernel and kernel["exact"][kernel["kernel"]] is True
     assert result["compute"]["int8_rest_dtype"] in ("bfloat16", "unchanged")
+    assert result["compute"]["int8_activation_scales"] in ("static", "per-tensor", "per-token")
     assert (result["compute"]["int8_rest_dtype"] == "bfloat16") == ("bfloat16" in result["compute"]["param_dtypes"])
 
 

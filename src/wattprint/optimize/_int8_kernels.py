@@ -102,12 +102,15 @@ def available_kernels() -> list[str]:
 
 
 def usable_here(kernel: str) -> str:
-    """`kernel` if this CPU has it and it is exact here, else an exact one: FBGEMM with 7-bit weights (8-bit
-    activations), or with 7-bit activations, where it exists, the fp32 product of the integers otherwise (a
-    model saved on a CPU with VNNI and loaded on one without must not saturate)."""
+    """`kernel` if this CPU has it and it is exact here, else an exact one: FBGEMM with 8-bit weights and
+    activations, or 7-bit weights, or 7-bit activations, the first exact here, the fp32 product of the
+    integers where FBGEMM is missing (a model saved on a CPU with VNNI and loaded on one without must not
+    saturate)."""
     if kernel in available_kernels() and is_exact(kernel):
         return kernel
-    exact_fbgemm = [k for k in ("fbgemm-w7", "fbgemm-reduce-range") if k in available_kernels() and is_exact(k)]
+    exact_fbgemm = [
+        k for k in ("fbgemm", "fbgemm-w7", "fbgemm-reduce-range") if k in available_kernels() and is_exact(k)
+    ]
     fallback = exact_fbgemm[0] if exact_fbgemm else "fp32-exact"
     log.warning("wattprint: int8 kernel %s is not exact on this CPU; using %s", kernel, fallback)
     return fallback

@@ -185,9 +185,10 @@ def _param_counts(model: Any) -> tuple[int, int, float]:
 
 def describe_compute(model: Any) -> dict[str, Any]:
     """What the candidate ran on and with: the CPU's probed capabilities, the parameters' dtypes, and for
-    int8 models the kernel chosen for this CPU (with its timings) and the dtype of everything else."""
+    int8 models the kernel chosen for this CPU (with its timings), its activation scales (static, per-tensor,
+    per-token) and the dtype of everything else."""
     from wattprint.measure.cpu_caps import cpu_capabilities
-    from wattprint.optimize.quantize import KERNEL_ATTR, REST_ATTR
+    from wattprint.optimize.quantize import KERNEL_ATTR, REST_ATTR, SCALES_ATTR
 
     out: dict[str, Any] = {
         "cpu": cpu_capabilities().as_dict(),
@@ -197,6 +198,7 @@ def describe_compute(model: Any) -> dict[str, Any]:
     if kernel is not None:
         out["int8_kernel"] = dict(kernel)
         out["int8_rest_dtype"] = str(getattr(model, REST_ATTR, "unchanged")).replace("torch.", "")
+        out["int8_activation_scales"] = getattr(model, SCALES_ATTR, None)
     return out
 
 

@@ -36,6 +36,7 @@ DEFAULT_MAX_OUTLIER_FRACTION = 0.1
 PLAN_ATTR = "wattprint_int8_plan"
 REST_ATTR = "wattprint_int8_rest_dtype"
 KERNEL_ATTR = "wattprint_int8_kernel"
+SCALES_ATTR = "wattprint_int8_activation_scales"
 REST_DTYPES = ("auto", "bf16", "fp32")
 ACTIVATION_SCALES = ("auto", "per-tensor", "static", "per-token")
 
@@ -192,8 +193,9 @@ def int8(
     torch.compile instead.
 
     Attached to the returned model: the plan (per layer: "int8", "int8+float-columns" or "kept") as
-    `wattprint_int8_plan` (see `plan_summary`), the rest dtype as `wattprint_int8_rest_dtype`, and the
-    kernel choice with its figures as `wattprint_int8_kernel` (a dict).
+    `wattprint_int8_plan` (see `plan_summary`; with each layer's activation scales, and its range where
+    static), the rest dtype as `wattprint_int8_rest_dtype`, the activation scales in use as
+    `wattprint_int8_activation_scales`, and the kernel choice with its figures as `wattprint_int8_kernel`.
     """
     import torch
 
@@ -279,7 +281,7 @@ def int8(
         _cast_rest(quantized, rest)
     setattr(quantized, PLAN_ATTR, plan)
     setattr(quantized, REST_ATTR, str(rest or "unchanged"))
-    quantized.wattprint_int8_activation_scales = activation_scales
+    setattr(quantized, SCALES_ATTR, activation_scales)
     setattr(quantized, KERNEL_ATTR, choice)
     kept = sum(1 for e in plan.values() if e["mode"] == "kept")
     log.info("wattprint: int8: %d Linear layers quantized, %d kept in float", len(plan) - kept, kept)
