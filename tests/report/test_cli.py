@@ -101,3 +101,27 @@ def test_metric_option_and_same_file_twice(wattprint_cmd: list[str], tmp_path: P
     assert result.returncode == 2 and "--latex" in result.stderr and not (tmp_path / "x.md").exists()
     result = run(wattprint_cmd, "l1", "--metric", " ")
     assert result.returncode == 2 and "--metric" in result.stderr
+
+
+def test_model_card_into_an_existing_readme_keeps_it_after_two_reports(
+    wattprint_cmd: list[str], tmp_path: Path
+) -> None:
+    """The README's own example: an existing card keeps its front matter and prose; a second report changes
+    nothing more (issue 15)."""
+    from tests.report.test_model_card import USER_CARD
+
+    save_records(fixture_records())
+    card = tmp_path / "README.md"
+    card.write_text(USER_CARD)
+    first = run(wattprint_cmd, "aaaa", "--model-card", "README.md", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "merged into the existing card" in first.stdout
+    once = card.read_text()
+    assert once.startswith("---\nlicense: mit\n") and "Some prose the user wrote." in once and "@misc{me}" in once
+    assert "An older section." not in once and "## Environmental Impact" in once
+    assert run(wattprint_cmd, "aaaa", "--model-card", "README.md", cwd=tmp_path).returncode == 0
+    assert card.read_text() == once
+    card.write_bytes(b"\xff\xfe not utf-8")
+    bad = run(wattprint_cmd, "aaaa", "--model-card", "README.md", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--model-card" in bad.stderr
+    assert card.read_bytes() == b"\xff\xfe not utf-8"  # untouched

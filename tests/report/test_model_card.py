@@ -66,3 +66,59 @@ def test_hostile_text_cannot_break_the_yaml() -> None:
     record = make_record("x1", 'evil"\nname', energy_kwh=0.01, co2e_kg=0.001, region='X"\n: y')
     front = yaml.safe_load(model_card([record]).split("---")[1])
     assert front["co2_eq_emissions"]["geographical_location"] == 'X"\n: y'
+
+
+USER_CARD = """\
+---
+license: mit
+tags:
+  - text-classification
+# the user's own comment
+co2_eq_emissions:
+  emissions: 1.0
+
+  source: an older estimate
+language: en
+---
+
+# My model
+
+Some prose the user wrote.
+
+## Environmental Impact
+
+An older section.
+
+## Citation
+
+@misc{me}
+"""
+
+
+def test_merging_keeps_the_users_card_and_replaces_only_our_parts() -> None:
+    from wattprint.report.model_card import merge_model_card
+
+    records = fixture_records()[:1]
+    merged = merge_model_card(USER_CARD, records)
+    front_text, body = merged.split("---\n")[1], merged.split("---\n", 2)[2]
+    front = yaml.safe_load(front_text)
+    assert front["license"] == "mit" and front["tags"] == ["text-classification"] and front["language"] == "en"
+    assert front["co2_eq_emissions"] == metadata(records)  # replaced, not duplicated
+    assert "# the user's own comment" in front_text and front_text.count("co2_eq_emissions") == 1
+    assert body.index("# My model") < body.index("Some prose the user wrote.") < body.index("## Environmental")
+    assert "An older section." not in body and model_card_section(records) in body
+    assert body.rstrip().endswith("## Citation\n\n@misc{me}")
+    assert merge_model_card(merged, records) == merged  # idempotent
+
+
+def test_merging_into_a_file_without_front_matter_or_section_adds_both() -> None:
+    from wattprint.report.model_card import merge_model_card
+
+    records = fixture_records()[:1]
+    merged = merge_model_card("# Title\n\nText only.\n", records)
+    assert (
+        merged.startswith("---\nco2_eq_emissions:\n") and "\n---\n\n# Title\n\nText only.\n\n## Environmental" in merged
+    )
+    assert merged.endswith(model_card_section(records))
+    assert merge_model_card(merged, records) == merged
+    assert merge_model_card("", records) == model_card(records)  # an empty file: the whole card

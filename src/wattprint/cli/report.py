@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from wattprint.cli.common import fail, open_configured_store
+from wattprint.errors import WattprintInputError
 
 if TYPE_CHECKING:  # the record model loads only when a report is made, not at CLI start-up
     from wattprint.record import RunRecord
@@ -32,8 +33,9 @@ def _load(run_ids: list[str], db: str | None) -> list[RunRecord]:
     return list(records.values())
 
 
-def _render(kind: str, records: list[RunRecord], metric: str, maximize: bool) -> str:
-    from wattprint.report import comparison_html, latex_table, markdown_table, model_card, run_html
+def _render(kind: str, records: list[RunRecord], metric: str, maximize: bool, existing: str | None = None) -> str:
+    """The report's text; for a model card that exists already (`existing`), that card with ours merged in."""
+    from wattprint.report import comparison_html, latex_table, markdown_table, merge_model_card, model_card, run_html
 
     if kind == "html":
         if len(records) == 1:
@@ -43,7 +45,25 @@ def _render(kind: str, records: list[RunRecord], metric: str, maximize: bool) ->
         return markdown_table(records, metric=metric, maximize=maximize)
     if kind == "latex":
         return latex_table(records, metric=metric, maximize=maximize)
-    return model_card(records)
+    return model_card(records) if existing is None else merge_model_card(existing, records)
+
+
+def _existing_card(path: Path) -> str | None:
+    """The text of a model card to merge into, None if there is none; one-line refusal if unreadable."""
+    from wattprint.files import check_replaceable
+
+    try:
+        check_replaceable(path, "--model-card")
+    except WattprintInputError as exc:
+        fail("--model-card", exc.message)
+    if not path.exists():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        fail("--model-card", f"cannot read the existing card {str(path)!r} to merge into ({reason})")
+    return None
 
 
 def report(
@@ -52,7 +72,10 @@ def report(
     md: str = typer.Option(None, "--md", help="Write the Markdown table."),
     latex: str = typer.Option(None, "--latex", help="Write the LaTeX table (booktabs)."),
     model_card_file: str = typer.Option(
-        None, "--model-card", help="Write a Hugging Face model card with the Environmental Impact section."
+        None,
+        "--model-card",
+        help="Write a Hugging Face model card with the Environmental Impact section; an existing file keeps "
+        "its text and front matter: only that section and the co2_eq_emissions metadata are replaced or added.",
     ),
     out_dir: Path = typer.Option(
         None,
@@ -108,9 +131,11 @@ def report(
     from wattprint._extras import MissingExtraError
 
     try:
-        texts = {kind: _render(kind, records, metric, maximize) for kind in targets}  # all before any write
+        existing = {kind: _existing_card(path) if kind == "model_card" else None for kind, path in targets.items()}
+        texts = {kind: _render(kind, records, metric, maximize, existing[kind]) for kind in targets}  # before any write
     except MissingExtraError as exc:
         fail(_FLAG["html"], str(exc))
     for kind, path in targets.items():
         write_report(path, texts[kind], directory=out_dir if out_dir is not None else path.parent)
-        typer.echo(f"wattprint: wrote {_FLAG[kind].lstrip('-')} report {path}")
+        merged = " (merged into the existing card)" if existing[kind] is not None else ""
+        typer.echo(f"wattprint: wrote {_FLAG[kind].lstrip('-')} report {path}{merged}")

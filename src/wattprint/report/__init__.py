@@ -10,7 +10,7 @@ HTML page or a chart is made. See :mod:`wattprint.report.values` for the metric 
 from __future__ import annotations
 
 from wattprint.report.html import comparison_html, run_html
-from wattprint.report.model_card import model_card, model_card_section
+from wattprint.report.model_card import merge_model_card, model_card, model_card_section
 from wattprint.report.pareto import pareto_front
 from wattprint.report.tables import latex_table, markdown_table
 from wattprint.report.writer import safe_filename, write_report
@@ -19,6 +19,7 @@ __all__ = [
     "comparison_html",
     "latex_table",
     "markdown_table",
+    "merge_model_card",
     "model_card",
     "model_card_section",
     "pareto_front",

@@ -8,6 +8,7 @@ metadata (emissions in grams).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from wattprint.record import RunRecord
@@ -134,11 +135,61 @@ def model_card_section(records: Sequence[RunRecord]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _metadata_block(records: Sequence[RunRecord], training_type: str | None) -> list[str]:
+    """The `co2_eq_emissions:` key of the front matter, as YAML lines."""
+    lines = ["co2_eq_emissions:"]
+    for key, value in metadata(records, training_type=training_type).items():
+        lines.append(f"  {key}: {value if isinstance(value, float) else _yaml_str(str(value))}")
+    return lines
+
+
 def model_card(records: Sequence[RunRecord], *, training_type: str | None = None) -> str:
     """A model card holding the `co2_eq_emissions` front matter and the Environmental Impact section."""
-    meta = metadata(records, training_type=training_type)
-    yaml = ["---", "co2_eq_emissions:"]
-    for key, value in meta.items():
-        yaml.append(f"  {key}: {value if isinstance(value, float) else _yaml_str(str(value))}")
-    yaml.append("---")
-    return "\n".join(yaml) + "\n\n" + model_card_section(records)
+    return "\n".join(["---", *_metadata_block(records, training_type), "---"]) + "\n\n" + model_card_section(records)
+
+
+_SECTION = re.compile(r"^##\s+environmental\s+impact\s*$", re.IGNORECASE)
+_TOP_HEADING = re.compile(r"^#{1,2}\s")  # the end of a "##" section: the next heading of level 1 or 2
+
+
+def merge_model_card(existing: str, records: Sequence[RunRecord], *, training_type: str | None = None) -> str:
+    """`existing` (a model card, or any Markdown file) with wattprint's parts put in and nothing else changed:
+    the `co2_eq_emissions` key of its YAML front matter replaced or added (other keys, their order and
+    comments kept; a front matter added if there is none) and its '## Environmental Impact' section replaced,
+    or appended at the end. Merging again with the same runs gives the same text."""
+    lines = existing.splitlines()
+    front: list[str] = []
+    body = lines
+    had_front = False
+    if lines and lines[0].strip() == "---":
+        end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
+        if end is not None:
+            front, body, had_front = lines[1:end], lines[end + 1 :], True
+    front = _without_key(front, "co2_eq_emissions") + _metadata_block(records, training_type)
+    section = model_card_section(records).rstrip("\n").splitlines()
+    start = next((i for i, line in enumerate(body) if _SECTION.match(line)), None)
+    if start is None:
+        while body and not body[-1].strip():
+            body = body[:-1]
+        body = [*body, "", *section] if body else section
+    else:
+        end = next((i for i in range(start + 1, len(body)) if _TOP_HEADING.match(body[i])), len(body))
+        tail = body[end:]
+        body = [*body[:start], *section, *([""] if tail else []), *tail]
+    head = ["---", *front, "---"]
+    if not had_front and body and body[0].strip():  # a new front matter: a blank line before the text
+        head.append("")
+    return "\n".join(head + body).rstrip("\n") + "\n"
+
+
+def _without_key(front: list[str], key: str) -> list[str]:
+    """YAML lines without top-level `key` and the indented lines (and blank lines among them) under it."""
+    out: list[str] = []
+    skipping = False
+    for line in front:
+        if skipping and (not line.strip() or line[:1] in (" ", "\t")):
+            continue
+        skipping = line.split(":", 1)[0] == key and line[:1] not in (" ", "\t")
+        if not skipping:
+            out.append(line)
+    return out
