@@ -43,6 +43,14 @@ def test_contract_document_and_the_run_in_the_store(wattprint_cmd: list[str], tm
         r["energy_j_per_query"] for r in doc["results"]
     ]
     assert "all-MiniLM-L6-v2" in label.read_text()
+    # both outputs are recognised as wattprint's, so a second bench may replace them without --force
+    from wattprint.cli.bench import _bench_document
+    from wattprint.files import written_by_wattprint
+
+    saved = tmp_path / "doc.json"
+    saved.write_text(proc.stdout)
+    assert written_by_wattprint(label) and written_by_wattprint(saved, also=_bench_document)
+    assert not written_by_wattprint(saved)  # by its shape only: JSON has no room for a mark
 
 
 def test_generation_fields_and_ratings_from_a_reference_csv(wattprint_cmd: list[str], tmp_path: Path) -> None:

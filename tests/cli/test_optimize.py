@@ -90,6 +90,10 @@ def test_json_document_and_sqlite_resume(wattprint_cmd: list[str], script: Path,
     assert second.returncode == 0, second.stderr
     doc = json.loads(second.stdout)
     assert json.loads(out.read_text()) == doc
+    from wattprint.cli.optimize import _search_document
+    from wattprint.files import written_by_wattprint
+
+    assert written_by_wattprint(out, also=_search_document)  # a later -o may replace it without --force
     by_recipe = {c["recipe"]: c for c in doc["candidates"]}
     assert set(by_recipe) == {"prune:0.5", "prune-channels:0.5", "prune:0.99"}
     assert not by_recipe["prune:0.99"]["feasible"]

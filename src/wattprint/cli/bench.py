@@ -57,6 +57,7 @@ def bench(
     output: Path = typer.Option(None, "-o", "--output", help="Also write the JSON document to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    force: bool = typer.Option(False, "--force", help="Replace an output file that wattprint did not write."),
 ) -> None:
     """Measure energy per query (and per token), latency and throughput of a model on a fixed task.
 
@@ -101,7 +102,7 @@ def bench(
         references_csv = _references(reference)
     for path, flag in ((output, "-o"), (label, "--label")):
         if path is not None:
-            check_output_path(path, flag)
+            check_output_path(path, flag, force=force, also=_bench_document)
     if threads is not None:
         import torch
 
@@ -168,6 +169,11 @@ def _finish(
     from wattprint.cli.render import print_table
 
     print_table(_table(document))
+
+
+def _bench_document(head: str) -> bool:
+    """Whether a file starts like this command's JSON document (JSON has no room for a generated-by mark)."""
+    return head.lstrip().startswith("{") and all(f'"{key}":' in head for key in ("results", "energy_method"))
 
 
 def _stderr_tty() -> bool:

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -41,9 +42,12 @@ def parse_batch_sizes(text: str | None, field: str = "--batch-sizes") -> list[in
     return sizes
 
 
-def check_output_path(path: Path, field: str = "-o") -> Path:
-    """Fail early (before any work) if `path` cannot be written."""
-    from wattprint.files import check_replaceable
+def check_output_path(
+    path: Path, field: str = "-o", *, force: bool = False, also: Callable[[str], bool] | None = None
+) -> Path:
+    """Fail early (before any work) if `path` cannot be written, or holds a file wattprint did not write and
+    `force` is off (`also` recognises a format of ours that has no room for a mark)."""
+    from wattprint.files import check_overwrite, check_replaceable
 
     path = path.expanduser()
     if path.is_dir():
@@ -52,6 +56,7 @@ def check_output_path(path: Path, field: str = "-o") -> Path:
     if not parent.is_dir():
         fail(field, f"directory {str(parent)!r} does not exist")
     check_replaceable(path, field)
+    check_overwrite(path, field, force, also)
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         fail(field, f"{str(path)!r} is not writable")
     return path

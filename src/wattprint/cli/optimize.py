@@ -24,6 +24,11 @@ from wattprint.cli.common import check_output_path, fail, parse_batch_sizes, pri
 REQUIRED = ("model", "eval_fn", "example_inputs")
 
 
+def _search_document(head: str) -> bool:
+    """Whether a file starts like this command's JSON document (JSON has no room for a generated-by mark)."""
+    return head.lstrip().startswith("{") and all(f'"{key}":' in head for key in ("baseline", "candidates"))
+
+
 def load_script(path: Path) -> dict[str, Any]:
     """Run the user's script and return its model, eval_fn, example_inputs and optional train_fn."""
     if not path.is_file():
@@ -87,6 +92,7 @@ def optimize(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    force: bool = typer.Option(False, "--force", help="Replace an output file that wattprint did not write."),
 ) -> None:
     """Try efficiency recipes on a model; keep those within --max-drop; print the Pareto front and the best.
 
@@ -109,9 +115,9 @@ def optimize(
     if threads is not None and threads < 1:
         fail("--threads", f"{threads}; accepted: an integer >= 1")
     if output is not None:
-        output = check_output_path(output)
+        output = check_output_path(output, force=force, also=_search_document)
     if html is not None:
-        html = check_output_path(html, "--html")
+        html = check_output_path(html, "--html", force=force)
         from wattprint._extras import require
 
         require("matplotlib", extra="report", feature="--html")

@@ -86,12 +86,16 @@ def report(
     metric: str = typer.Option("accuracy", "--metric", help="Metric to compare (logged with tracker.log)."),
     lower_is_better: bool = typer.Option(False, "--lower-is-better", help="The metric is a loss or error rate."),
     db: str = typer.Option(None, "--db", help="Store URL (default: WATTPRINT_DB or SQLite in WATTPRINT_HOME)."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace a report file that wattprint did not write (a model card is always merged)."
+    ),
 ) -> None:
     """Report stored runs: HTML page or comparison, Markdown/LaTeX tables, model-card section.
 
     With no output option the Markdown table is printed. File names may contain {name} and {run_id},
     replaced by sanitised values.
     """
+    from wattprint.files import check_overwrite
     from wattprint.report.writer import output_path, safe_filename, write_report
 
     if not metric.strip():
@@ -127,6 +131,8 @@ def report(
         for other, taken in targets.items():
             if taken.resolve() == path.resolve():
                 fail(_FLAG[kind], f"{str(path)!r} is also the {_FLAG[other]} file; give different file names")
+        if kind != "model_card":  # a model card is merged into, never replaced
+            check_overwrite(path, _FLAG[kind], force)
         targets[kind] = path
     from wattprint._extras import MissingExtraError
 

@@ -54,6 +54,7 @@ def run(
     pue: float = typer.Option(None, "--pue", help="Power usage effectiveness (default 1.0 locally)."),
     checkpoint: float = typer.Option(None, "--checkpoint", help="Store checkpoint period, s (default 5)."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the run record (JSON) to this file."),
+    force: bool = typer.Option(False, "--force", help="Replace an output file that wattprint did not write."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
     within: str = typer.Option(None, "--within", help="Run when cleanest within this (90m, 8h)."),
     deadline: str = typer.Option(None, "--deadline", help="Or done by this time (ISO-8601, naive = UTC)."),
@@ -83,7 +84,7 @@ def run(
 
     settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint)
     if output is not None:
-        output = check_output_path(output)
+        output = check_output_path(output, force=force)
     store = None
     sqlite_path = sqlite_file(settings.db_url)
     if sqlite_path is not None and within is None and deadline is None:

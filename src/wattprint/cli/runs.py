@@ -64,6 +64,7 @@ def show(
 def export(
     fmt: str = typer.Option("json", "--format", "-f", help="json or csv."),
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    force: bool = typer.Option(False, "--force", help="Replace an output file that wattprint did not write."),
     status: str = typer.Option(None, "--status", help="Only runs with this status."),
     db: str = typer.Option(None, "--db", help="Store URL."),
 ) -> None:
@@ -73,7 +74,10 @@ def export(
     if status is not None and status not in STATUSES:
         fail("--status", f"got {status!r}; expected one of {', '.join(STATUSES)}")
     if output is not None:
-        output = check_output_path(output)
+        from wattprint.store.export import CSV_COLUMNS
+
+        header = ",".join(CSV_COLUMNS)
+        output = check_output_path(output, force=force, also=lambda head: head.startswith(header))
     with open_configured_store(db) as store:
         records = store.list(status=status)
         text = store.export_json(records) if fmt == "json" else store.export_csv(records)

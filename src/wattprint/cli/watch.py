@@ -34,6 +34,7 @@ def watch(
     pue: float = typer.Option(None, "--pue", help="Power usage effectiveness (default 1.0 locally)."),
     checkpoint: float = typer.Option(None, "--checkpoint", help="Store checkpoint period, s (default 5)."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the run record (JSON) to this file."),
+    force: bool = typer.Option(False, "--force", help="Replace an output file that wattprint did not write."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
 ) -> None:
     """Track the energy and carbon of process PID (and its children), or of a cgroup, from now until it exits
@@ -46,7 +47,7 @@ def watch(
         fail("--pid", "give one of --pid PID or --cgroup PATH")
     settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint)
     if output is not None:
-        output = check_output_path(output)
+        output = check_output_path(output, force=force)
     if pid is not None:
         label, tracker, alive, what = _process_target(pid, name, settings)
     else:
