@@ -45,9 +45,7 @@ def test_what_counts_as_written_by_wattprint(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("flag", ["--md", "--html", "--latex"])
-def test_report_refuses_a_users_file_and_replaces_its_own(
-    wattprint_cmd: list[str], tmp_path: Path, flag: str
-) -> None:
+def test_report_refuses_a_users_file_and_replaces_its_own(wattprint_cmd: list[str], tmp_path: Path, flag: str) -> None:
     save_records(fixture_records())
     target = tmp_path / "README.md"
     target.write_text(USER_TEXT)
