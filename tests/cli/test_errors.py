@@ -267,6 +267,12 @@ def test_every_command_refuses_an_unknown_option_in_one_line(
     assert out == ""
 
 
+def test_a_mistyped_command_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    """Commands load lazily; the suggestion still comes from all of them, in the one error line."""
+    code, _out, err = _main(["shedule", "backtest"], capsys)
+    assert code == 2 and err == "wattprint: error: No such command 'shedule'. Did you mean 'schedule'?\n", err
+
+
 def test_every_registered_command_is_in_that_list() -> None:
     from wattprint.cli.main import COMMANDS as REGISTERED
     from wattprint.cli.main import load_command

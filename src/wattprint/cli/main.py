@@ -10,6 +10,7 @@ imports of `bench` or `schedule`.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from typing import Any, NamedTuple
@@ -80,6 +81,16 @@ class LazyGroup(TyperGroup):
         if cmd_name not in self.commands:
             self.commands[cmd_name] = load_command(cmd_name)
         return self.commands[cmd_name]
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except typer.TyperException as exc:  # "No such command": suggest from the table, not the loaded ones
+            message = getattr(exc, "message", None)
+            close = difflib.get_close_matches(args[0], list(COMMANDS)) if args else []
+            if isinstance(message, str) and close and "Did you mean" not in message:
+                exc.message = f"{message.rstrip('.')}. Did you mean {', '.join(repr(m) for m in close)}?"
+            raise
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """The command list from the table, without importing any command."""

@@ -116,6 +116,7 @@ def usable_here(kernel: str) -> str:
     return fallback
 
 
+@functools.cache
 def has_static_form(kernel: str) -> bool:
     """Whether `kernel` can run with a fixed (calibrated) activation range in this torch build."""
     if kernel == "onednn-qlinear":
@@ -130,6 +131,16 @@ def fixed_range(layer: Int8Linear) -> tuple[float, float] | None:
     if layer.static_range is None or layer.per_token or not has_static_form(layer.kernel):
         return None
     return layer.static_range
+
+
+def activation_scales_of(layer: Int8Linear) -> str:
+    """How `layer` really scales its activations: "static" (a fixed, calibrated range), "per-token" (one scale
+    per row: the per-token mode, and the generic kernels, which always run that way) or "per-tensor"."""
+    if fixed_range(layer) is not None:
+        return "static"
+    if layer.per_token or layer.compiled or layer.kernel in ("int_mm", "fp32-exact"):
+        return "per-token"
+    return "per-tensor"
 
 
 def static_qparams(low: float, high: float, levels: int) -> tuple[float, int]:
@@ -320,10 +331,10 @@ def _probe_layer(
     lin = torch.nn.Linear(in_features, out_features, bias=False)
     with torch.no_grad():
         if weight is None:
-            lin.weight.fill_(0.5)  # int8 weights all at the kernel's largest (127, or 63 for 7-bit weights)
+            lin.weight.fill_(0.5)  # int8 weights all 127 (7-bit-weight kernels requantize them to 63 in pack())
         else:
             lin.weight.copy_(weight)
-    layer = Int8Linear.from_linear(lin, qmax=WEIGHT_QMAX[kernel])
+    layer = Int8Linear.from_linear(lin)
     layer.kernel, layer.per_token = kernel, per_token
     return layer
 
@@ -403,9 +414,7 @@ def choose_kernel(
             f"7-bit activations: {times[best_full] / times[fastest]:.2f}x faster than the best full-range "
             f"kernel ({best_full}) on this CPU"
         )
-    notes = [
-        f"{n}: not timed, {SEVEN_BIT_TWIN[n]} is exact here (the same kernel with 8-bit activations)" for n in twins
-    ]
+    notes = [f"{n}: not timed, {SEVEN_BIT_TWIN[n]} is exact here (the same kernel at 8 bits)" for n in twins]
     inexact = [n for n in names if not exact[n]]
     if inexact:
         notes.append(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -239,6 +240,12 @@ def int8(
     choice = _int8_kernel_choice(
         model, names, kernel, compile, max(stats.rows.values(), default=0), static=activation_scales == "static"
     )
+    if activation_scales == "static" and not _int8_kernels.has_static_form(choice["kernel"]):
+        raise WattprintInputError(
+            "activation_scales",
+            f"'static' cannot run here: the int8 kernel for this model is {choice['kernel']} ({choice['reason']}), "
+            "which has no static form; accepted here: auto, per-tensor, per-token",
+        )
     if activation_scales == "auto":  # calibrated: a fixed range where the kernel can use one
         activation_scales = (
             "static" if not compile and _int8_kernels.has_static_form(choice["kernel"]) else "per-tensor"
@@ -264,16 +271,16 @@ def int8(
         entry["mode"] = "int8+float-columns" if idx.numel() else "int8"
         layer = Int8Linear.from_linear(linear, idx, qmax=_int8_kernels.WEIGHT_QMAX[choice["kernel"]])
         if activation_scales == "static" and col_absmax is not None:
-            layer.static_range = stats.range_without(name, idx)
-            entry["activation_range"] = list(layer.static_range)
-        entry["activation_scales"] = (
-            "static"
-            if layer.static_range is not None
-            else ("per-token" if activation_scales == "per-token" else "per-tensor")
-        )
+            low, high = stats.range_without(name, idx)
+            if math.isfinite(low) and math.isfinite(high) and high - low > 1e-6 * max(abs(low), abs(high), 1.0):
+                layer.static_range = (low, high)
+                entry["activation_range"] = [low, high]
+            else:  # all zero, or NaN/inf, in calibration: a fixed range would clip everything later
+                entry["note"] = f"calibration range [{low:g}, {high:g}] unusable: dynamic scales"
         layer.compiled = compile
         # packs once here: FBGEMM's packing flips the process-wide quantized engine briefly
         layer.set_kernel(choice["kernel"], per_token=activation_scales == "per-token")
+        entry["activation_scales"] = _int8_kernels.activation_scales_of(layer)  # what really runs
         _set_child(quantized, name, layer)
         plan[name] = entry
     rest = _rest_dtype(quantized, rest_dtype)
@@ -281,7 +288,9 @@ def int8(
         _cast_rest(quantized, rest)
     setattr(quantized, PLAN_ATTR, plan)
     setattr(quantized, REST_ATTR, str(rest or "unchanged"))
-    setattr(quantized, SCALES_ATTR, activation_scales)
+    # what the int8 layers really run with: one mode, or "mixed: ..." (e.g. layers calibration never reached)
+    modes = sorted({e["activation_scales"] for e in plan.values() if "activation_scales" in e})
+    setattr(quantized, SCALES_ATTR, modes[0] if len(modes) == 1 else "mixed: " + ", ".join(modes))
     setattr(quantized, KERNEL_ATTR, choice)
     kept = sum(1 for e in plan.values() if e["mode"] == "kept")
     log.info("wattprint: int8: %d Linear layers quantized, %d kept in float", len(plan) - kept, kept)
