@@ -61,6 +61,15 @@ def test_export_bad_format(wattprint_cmd: list[str]) -> None:
     assert proc.returncode == 2 and "--format" in proc.stderr
 
 
+def test_export_to_a_path_that_cannot_be_written_is_one_line(wattprint_cmd: list[str]) -> None:
+    """/proc passes the early checks (a writable-looking folder) and fails at the write itself."""
+    proc = subprocess.run([*wattprint_cmd, "runs", "export", "-o", "/proc/x"], capture_output=True, text=True)
+    assert (
+        proc.returncode == 2
+        and proc.stderr == "wattprint: error: -o: cannot write '/proc/x' (No such file or directory)\n"
+    )
+
+
 def test_many_runs_table_shows_the_newest_and_json_all(wattprint_cmd: list[str], wattprint_env: Path) -> None:
     """The table stops at the 50 newest and says how many there are; --json gives every stored document,
     the same documents the record objects give (passed on as stored)."""

@@ -66,7 +66,10 @@ def write_atomic(path: Path, text: str, field: str = "-o") -> None:
     """Write via a temporary file and rename, so a reader never sees half a file (see wattprint.files)."""
     from wattprint.files import write_atomic as write
 
-    write(path, text, field)
+    try:
+        write(path, text, field)
+    except OSError as exc:  # a path the checks could not foresee (/proc, a full disk): one line, nothing written
+        fail(field, f"cannot write {str(path)!r} ({exc.strerror or type(exc).__name__})")
 
 
 def write_record(output: Path | None, record: Any) -> None:
