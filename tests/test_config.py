@@ -28,10 +28,15 @@ def test_precedence_flag_over_env_over_file(monkeypatch: pytest.MonkeyPatch) -> 
     assert (s.interval, s.region) == (2.0, "FR")
 
 
-def test_wattprint_toml_wins_over_pyproject() -> None:
-    Path("pyproject.toml").write_text("[tool.wattprint]\ncheckpoint = 9\n")
+def test_wattprint_toml_wins_over_pyproject_key_by_key() -> None:
+    """Both files are read: wattprint.toml's value where both set a key, pyproject.toml's keys kept."""
+    Path("pyproject.toml").write_text("[tool.wattprint]\ncheckpoint = 9\npue = 1.5\n")
     Path("wattprint.toml").write_text("checkpoint = 7\n")
-    assert load_settings().checkpoint == 7.0
+    settings = load_settings()
+    assert (settings.checkpoint, settings.pue) == (7.0, 1.5)
+    Path("pyproject.toml").write_text("[tool.wattprint]\npue = 0.5\n")
+    with pytest.raises(WattprintInputError, match=r"pyproject.toml: pue: got 0.5"):
+        load_settings()  # each value's error names the file it came from
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """Settings, resolved in one place.
 
-Precedence: explicit argument (CLI flag) > environment variable WATTPRINT_* > `[tool.wattprint]`
-in ./pyproject.toml or top-level keys of ./wattprint.toml > defaults. An invalid value raises
-`WattprintInputError` naming where it came from (flag, variable or file) and what is accepted.
+Precedence: explicit argument (CLI flag) > environment variable WATTPRINT_* > top-level keys of
+./wattprint.toml > `[tool.wattprint]` in ./pyproject.toml > defaults; the two files merge key by key.
+An invalid value raises `WattprintInputError` naming where it came from (flag, variable or file) and
+what is accepted.
 """
 
 from __future__ import annotations
@@ -136,9 +137,11 @@ def _parse(key: str, value: Any) -> Any:
     raise KeyError(key)
 
 
-def _file_settings(cwd: Path) -> tuple[dict[str, Any], str]:
-    """Settings from ./wattprint.toml (top level) or ./pyproject.toml ([tool.wattprint])."""
-    for path, section in ((cwd / "wattprint.toml", None), (cwd / "pyproject.toml", "tool.wattprint")):
+def _file_settings(cwd: Path) -> dict[str, tuple[Any, str]]:
+    """Settings from ./pyproject.toml ([tool.wattprint]) and ./wattprint.toml (top level), merged key by key,
+    wattprint.toml's winning: setting -> (value, the file it came from)."""
+    merged: dict[str, tuple[Any, str]] = {}
+    for path, section in ((cwd / "pyproject.toml", "tool.wattprint"), (cwd / "wattprint.toml", None)):
         if not path.is_file():
             continue
         if sys.version_info >= (3, 11):
@@ -152,17 +155,16 @@ def _file_settings(cwd: Path) -> tuple[dict[str, Any], str]:
         if section:
             for key in section.split("."):
                 data = data.get(key, {}) if isinstance(data, dict) else {}
-        if data:
-            return dict(data), str(path)
-    return {}, ""
+        if isinstance(data, dict):
+            merged.update({key: (value, str(path)) for key, value in data.items()})
+    return merged
 
 
 def load_settings(cwd: Path | None = None, **overrides: Any) -> Settings:
     """Resolve settings; `overrides` are explicit values (CLI flags, API arguments), None meaning unset."""
     raw: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    file_values, file_name = _file_settings(cwd or Path.cwd())
-    for key, value in file_values.items():
+    for key, (value, file_name) in _file_settings(cwd or Path.cwd()).items():
         if key not in _NAMES:
             raise WattprintInputError(f"{file_name}: {key}", f"unknown setting; accepted: {', '.join(_NAMES)}")
         raw[key], origin[key] = value, f"{file_name}: {key}"

@@ -108,7 +108,6 @@ def test_embodied_given_and_from_table() -> None:
         ({"hardware": "V100", "days": float("nan"), "intensity": 1}, "days"),
         ({"hardware": "V100", "hours": 1, "days": 1, "intensity": 1}, "days"),
         ({"hardware": "V100", "intensity": 1}, "hours"),
-        ({"hardware": "V100", "hours": 1}, "intensity"),
         ({"hardware": "V100", "hours": 1, "intensity": 1, "region": "FR"}, "region"),
         ({"hardware": "V100", "hours": 1, "region": "Atlantis"}, "region"),
         ({"hardware": "V100", "hours": 1, "intensity": float("inf")}, "intensity"),

@@ -64,7 +64,6 @@ def test_readable_table(wattprint_cmd: list[str]) -> None:
         ("--hardware V100 --hours 1 --region Atlantis", "--region: unknown region 'Atlantis'"),
         ("--hardware V100 --hours 1 --days 1 --intensity 1", "--days: give either --hours or --days"),
         ("--hardware V100 --hours 1 --intensity 1 --region FR", "--region: give either"),
-        ("--hardware V100 --hours 1", "--intensity: missing"),
         ("--hardware V100 --hours 1 --intensity 1 --lifetime-years 4", "--embodied-kg-per-device"),
         ("--hardware V100 --hours 1 --intensity 1 --method guess", "--method: got 'guess'"),
         ("--hardware V100 --hours 1 --intensity 1 --count 0", "--count: got 0"),
@@ -131,3 +130,21 @@ def test_lifetime_bad_input(wattprint_cmd: list[str], args: str, message: str) -
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_no_region_means_the_world_average_as_for_a_tracked_run(wattprint_cmd: list[str]) -> None:
+    """Like `wattprint run` without a region: the world average, said in the intensity source."""
+    proc = run(wattprint_cmd, "--json", "--hardware", "V100", "--hours", "1")
+    assert proc.returncode == 0, proc.stderr
+    inputs = json.loads(proc.stdout)["inputs"]
+    assert inputs["region"] == "WORLD" and inputs["intensity_g_per_kwh"] == 480.0
+    assert inputs["intensity_source"].startswith("no region or intensity given: world average")
+
+
+def test_strubell_with_a_region_says_it_used_that_regions_intensity(wattprint_cmd: list[str]) -> None:
+    proc = run(wattprint_cmd, "--json", "--hardware", "V100", "--hours", "10", "--region", "FR", "--method", "strubell")
+    assert proc.returncode == 0, proc.stderr
+    inputs = json.loads(proc.stdout)["inputs"]
+    assert "US average" not in inputs["formula"].split("instead of")[0] and "given grid intensity" in inputs["formula"]
+    us = json.loads(run(wattprint_cmd, "--json", "--hardware", "V100", "--hours", "10", "--method", "strubell").stdout)
+    assert "0.954 lbs/kWh x kWh (US average" in us["inputs"]["formula"]

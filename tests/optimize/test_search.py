@@ -65,6 +65,14 @@ def test_search_keeps_feasible_candidates_and_reports_refusals() -> None:
     assert set(by_recipe) == {"prune:0.3", "prune:0.97", "prune-channels:0.25"}
     assert [r["recipe"] for r in result.refused] == ["sdpa"]  # an MLP has no attention: a clear failure, no crash
     assert "no manual attention" in result.refused[0]["error"]
+    import io
+
+    from wattprint.optimize.search import print_report
+
+    printed = io.StringIO()
+    print_report(result, file=printed)
+    expected = " ".join(f"refused: sdpa: {result.refused[0]['error']}".split())
+    assert expected in " ".join(printed.getvalue().split())  # in full, not cut to fit a cell
     heavy = by_recipe["prune:0.97"]
     assert heavy["metric_drop"] > 0.02 and not heavy["feasible"]  # 97% of weights gone without fine-tuning
     assert by_recipe["prune:0.3"]["feasible"]

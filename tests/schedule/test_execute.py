@@ -112,6 +112,9 @@ def test_waits_for_the_clean_window_and_replans_on_a_fresher_forecast(
     assert base + 4 - 0.05 <= started < base + 6.5, started - base  # not base + 8: re-planned
     record = json.loads(rec.read_text())
     assert record["status"] == "finished" and runs_in(wattprint_env)[0].run_id == record["run_id"]
+    # recorded at the forecast it was planned on, not at the world average (issue 15)
+    assert "forecast.csv" in record["intensity_source"], record["intensity_source"]
+    assert min(CLEAN, DIRTY) <= record["intensity_g_per_kwh"] <= max(CLEAN, DIRTY)
 
 
 def _tree_child(log: Path) -> str:

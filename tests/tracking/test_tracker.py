@@ -346,6 +346,13 @@ def test_prediction_from_epoch_windows() -> None:
     # three equal epochs of thirty: the whole run is ten times what was done, inside the interval
     assert prediction.energy_kwh.value == pytest.approx(done * 10, rel=0.01)
     assert prediction.energy_kwh.low < prediction.energy_kwh.value < prediction.energy_kwh.high
+    # the windows to count can be named; with none matching, the error says what counts and what there is
+    named = t.predict(total_epochs=30, windows=["epoch-0", "epoch-1", "epoch-2"])
+    assert named.energy_kwh.value == prediction.energy_kwh.value
+    with pytest.raises(WattprintInputError, match=r"^prefix: no closed window whose name starts with 'step'.*epoch-0"):
+        t.predict(total_epochs=30, prefix="step")
+    with pytest.raises(WattprintInputError, match=r"^windows: no closed window named \['train'\]"):
+        t.predict(total_epochs=30, windows=["train"])
 
 
 def test_hooks_for_integrations(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -428,3 +435,18 @@ def test_both_trackers_are_what_the_integrations_use() -> None:
 
     assert isinstance(wattprint.Tracker("a"), TrackerLike) and isinstance(DistributedTracker("b"), TrackerLike)
     assert DistributedTracker("b").monitor is None  # before start, as Tracker's
+
+
+def test_window_edges_leave_no_zero_watt_points_in_the_timeline() -> None:
+    """A window's fresh sample comes moments after a tick; its millisecond interval used to be stored (and
+    drawn) as a 0 W point at every edge. Busy all along, the stored power never drops to 0 (issue 15)."""
+    with wattprint.track("edges", interval=0.1) as t:
+        for epoch in range(4):
+            t.begin_window(f"epoch-{epoch}")
+            busy(0.25)
+            t.end_window(f"epoch-{epoch}")
+    timeline = t.record.timeline
+    assert len(timeline["t_s"]) >= 5
+    assert min(timeline["cpu_w"]) > 0, timeline
+    gaps = [b - a for a, b in zip(timeline["t_s"], timeline["t_s"][1:], strict=False)]
+    assert min(gaps) >= 0.02, gaps

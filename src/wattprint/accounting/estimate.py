@@ -49,6 +49,12 @@ FORMULAS = {
     "strubell": "kWh = 1.58 x count x power x hours / 1000; CO2e = 0.954 lbs/kWh x kWh "
     "(US average; Strubell et al. 2019)",
 }
+# Strubell's formula with another intensity than the paper's US average (--region or --intensity given)
+STRUBELL_OTHER_INTENSITY = (
+    "kWh = 1.58 x count x power x hours / 1000; CO2e = intensity x kWh (Strubell et al. 2019, with the "
+    "given grid intensity instead of the paper's US average of 0.954 lbs/kWh)"
+)
+WORLD_DEFAULT_SOURCE = "no region or intensity given: world average"
 
 
 class CarbonRange(BaseModel):
@@ -106,8 +112,9 @@ def _duration_hours(hours: float | None, days: float | None) -> float:
 
 
 def _intensity(method: str, intensity: float | None, region: str | None) -> tuple[float, str, str | None, float | None]:
-    """(g/kWh, source, region, provider default PUE) from --intensity, --region or the method's default."""
-    _one_of(("intensity", intensity), ("region", region), required=method != "strubell")
+    """(g/kWh, source, region, provider default PUE) from --intensity, --region or the method's default (the
+    paper's US average for strubell, the world average otherwise, as a tracked run without a region gets)."""
+    _one_of(("intensity", intensity), ("region", region), required=False)
     value = check_number("intensity", intensity, strict=False)
     if value is not None:
         return value, "given (--intensity, gCO2e/kWh)", None, None
@@ -118,7 +125,11 @@ def _intensity(method: str, intensity: float | None, region: str | None) -> tupl
             raise WattprintInputError("region", "empty region; expected a code such as FR, US-CA, gcp:europe-west9")
         found = StaticProvider().intensity(region, field="region")
         return found.g_per_kwh, found.source, found.region, found.default_pue
-    return STRUBELL_G_PER_KWH, STRUBELL_INTENSITY_SOURCE, None, None
+    if method == "strubell":
+        return STRUBELL_G_PER_KWH, STRUBELL_INTENSITY_SOURCE, None, None
+    from wattprint.intensity.static import WORLD_G_PER_KWH, WORLD_REGION, WORLD_SOURCE
+
+    return WORLD_G_PER_KWH, f"{WORLD_DEFAULT_SOURCE} ({WORLD_SOURCE})", WORLD_REGION, None
 
 
 def _pue(method: str, pue: float | None, provider_pue: float | None, region: str | None) -> tuple[float, str]:
@@ -211,7 +222,8 @@ def estimate(
     """Energy and CO2e of `count` devices of `hardware` over `hours` (or `days`), before running.
 
     `intensity` is in gCO2e/kWh (0.429 kg/kWh = 429); `region` is looked up in the bundled yearly
-    averages. Bad input raises `WattprintInputError` naming the parameter (the CLI shows its flag).
+    averages; with neither, the world average is used (the strubell method: the paper's US average), and
+    the result says so. Bad input raises `WattprintInputError` naming the parameter (the CLI shows its flag).
     """
     if method not in METHODS:
         raise WattprintInputError("method", f"got {method!r}; expected one of {', '.join(METHODS)}")
@@ -239,7 +251,9 @@ def estimate(
     co2e = Co2eKg(operational=operational, embodied=embodied_kg, total=operational + embodied_kg)
     inputs: dict[str, Any] = {
         "method": method,
-        "formula": FORMULAS[method],
+        "formula": STRUBELL_OTHER_INTENSITY
+        if method == "strubell" and (intensity is not None or region is not None)
+        else FORMULAS[method],
         "hardware": device.name,
         "hardware_query": hardware,
         "hardware_kind": device.kind,

@@ -61,7 +61,11 @@ def run(
     earliest: str = typer.Option(None, "--earliest", help="Not before this time (default now)."),
     interruptible: bool = typer.Option(False, "--interruptible", help="Pause the job in dirty periods."),
     min_chunk: str = typer.Option(None, "--min-chunk", help="Shortest run between pauses (90m, ...)."),
-    trace: Path = typer.Option(None, "--trace", help="Intensity forecast to plan on (re-read on change)."),
+    trace: Path = typer.Option(
+        None,
+        "--trace",
+        help="Intensity forecast to plan on (re-read on change); the run is also recorded at its intensity.",
+    ),
     duration: str = typer.Option(None, "--duration", help="Expected run time (default: past runs)."),
     prometheus_port: int = typer.Option(
         None, "--prometheus-port", help="Serve Prometheus metrics on this port (0: any free port)."
@@ -82,7 +86,10 @@ def run(
     from wattprint.store.first_row import check_sqlite_path, sqlite_file
     from wattprint.tracking.tracker import Tracker
 
-    settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint)
+    # a trace to plan on is also the intensity the run is charged at: planning on one figure and recording
+    # another (the world average) told two stories
+    from_trace: dict[str, Any] = {"intensity_provider": "trace", "intensity_trace": trace} if trace else {}
+    settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint, **from_trace)
     if output is not None:
         output = check_output_path(output, force=force)
     store = None

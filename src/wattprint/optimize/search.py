@@ -119,8 +119,8 @@ class SearchResult:
                 _x(r["size"]),
                 "yes" if c["feasible"] else "no",
             )
-        for c in self.refused:
-            table.add_row(c["recipe"], "failed", "", "", "", "", "", c["error"][:60])
+        for c in self.refused:  # the reason, often long, is printed in full under the table
+            table.add_row(c["recipe"], "refused", "", "", "", "", "", "no (see below)")
         return table
 
 
@@ -140,6 +140,8 @@ def print_report(result: SearchResult, file: Any = None) -> None:
             f"energy x{r['energy']:.2f}  latency x{r['latency']:.2f}  MACs x{r['macs']:.3f}  "
             f"size x{r['size']:.3f}"
         )
+    for c in result.refused:
+        console.print(f"refused: {c['recipe']}: {c['error']}", markup=False)
     for note in result.notes:
         console.print(f"note: {note}")
 

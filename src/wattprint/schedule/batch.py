@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 
 from wattprint.errors import WattprintInputError
 from wattprint.intensity.base import IntensitySeries
 from wattprint.schedule import solvers
-from wattprint.schedule.grid import Grid
+from wattprint.schedule.grid import Grid, as_grid
 from wattprint.schedule.timeparse import parse_duration
 
 TimesLike = np.ndarray | Sequence[float] | Sequence[datetime]
@@ -44,8 +45,9 @@ class BatchPlan:
             return 100.0 * (self.baseline_intensity - self.actual_intensity) / self.baseline_intensity
 
 
-def _grid(series: IntensitySeries | Grid) -> Grid:
-    return series if isinstance(series, Grid) else Grid.from_series(series)
+def _grid(series: Any) -> Grid:
+    """The grid for `series` in any shape `as_grid` takes."""
+    return as_grid(series)
 
 
 def _epochs(values: TimesLike, name: str) -> np.ndarray:

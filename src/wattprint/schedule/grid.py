@@ -14,9 +14,11 @@ piecewise-linear functions given their knots.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import numpy as np
 
@@ -147,3 +149,85 @@ def _cov_tol(length: np.ndarray | float) -> np.ndarray | float:
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_INPUTS = (
+    "an IntensitySeries, a pandas Series indexed by time, a pandas DataFrame with a time column (or index) and "
+    "a gCO2e/kWh column, or (time, gCO2e/kWh) pairs"
+)
+
+
+def as_grid(data: object, field: str = "series") -> Grid:
+    """The planner's grid for intensity data in any of the shapes users hold it in (see `_INPUTS`): times as
+    datetimes, pandas Timestamps or ISO-8601 text (naive = UTC), each value holding until the next time.
+    DataFrame columns are found by the names trace files use (time/timestamp/..., carbon_intensity/g_per_kwh/
+    intensity/value, ...), or the one numeric column. Anything else is refused naming `field`."""
+    if isinstance(data, Grid):
+        return data
+    if isinstance(data, IntensitySeries):
+        return Grid.from_series(data)  # its faults name the trace it came from
+    times, values, kind = _points(data, field)
+    if not times:
+        raise WattprintInputError(field, f"no points in the given {kind}; accepted: {_INPUTS}")
+    parsed = [_time(t, field) for t in times]
+    numbers = [_g_per_kwh(v, field) for v in values]
+    if len(set(parsed)) != len(parsed):
+        raise WattprintInputError(field, f"a time repeats in the given {kind}; each time must appear once")
+    series = IntensitySeries.from_points("data", parsed, numbers, f"given {kind} ({len(parsed)} points)")
+    return Grid.from_series(series, field)
+
+
+def _points(data: object, field: str) -> tuple[list[object], list[object], str]:
+    """(times, values, what it was) from a pandas Series or DataFrame, or from pairs."""
+    if type(data).__module__.split(".")[0] == "pandas":  # duck-typed: pandas is never imported here
+        frame: Any = data
+        if hasattr(frame, "columns"):
+            return (*_frame_columns(frame, field), "DataFrame")
+        return list(frame.index), list(frame.to_numpy()), "Series"
+    if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
+        raise WattprintInputError(field, f"got {type(data).__name__}; accepted: {_INPUTS}")
+    pairs = list(data)
+    if any(not isinstance(p, (tuple, list)) or len(p) != 2 for p in pairs):
+        raise WattprintInputError(field, f"expected (time, gCO2e/kWh) pairs; accepted: {_INPUTS}")
+    return [p[0] for p in pairs], [p[1] for p in pairs], "pairs"
+
+
+def _frame_columns(frame: Any, field: str) -> tuple[list[object], list[object]]:
+    from wattprint.intensity.trace import TIME_NAMES, VALUE_NAMES
+
+    columns = [str(c) for c in frame.columns]
+    key = {c: "".join(ch for ch in c.lower() if ch.isalnum()) for c in columns}
+    time_column = next((c for name in TIME_NAMES for c in columns if key[c] == name), None)
+    value_column = next((c for name in VALUE_NAMES for c in columns if key[c] == name), None)
+    if value_column is None:
+        numeric = [c for c in columns if c != time_column and getattr(frame[c].dtype, "kind", "") in "iuf"]
+        value_column = numeric[0] if len(numeric) == 1 else None
+    if value_column is None:
+        raise WattprintInputError(
+            field, f"no gCO2e/kWh column among {columns}; name it carbon_intensity, g_per_kwh or value"
+        )
+    times = list(frame[time_column]) if time_column is not None else list(frame.index)
+    return times, list(frame[value_column].to_numpy())
+
+
+def _time(value: object, field: str) -> datetime:
+    if hasattr(value, "to_pydatetime"):  # a pandas Timestamp
+        value = value.to_pydatetime()
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise WattprintInputError(field, f"time {value!r} is not ISO-8601 (e.g. 2026-12-07T14:00)") from None
+    if not isinstance(value, datetime):
+        raise WattprintInputError(field, f"time {value!r} is not a datetime or ISO-8601 text; accepted: {_INPUTS}")
+    return as_utc(value)
+
+
+def _g_per_kwh(value: object, field: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise WattprintInputError(field, f"intensity {value!r} is not a number of gCO2e/kWh") from None
+    if not math.isfinite(number) or number < 0:
+        raise WattprintInputError(field, f"intensity {value!r}; expected a finite number >= 0 of gCO2e/kWh")
+    return number

@@ -23,7 +23,7 @@ from wattprint.accounting.footprint import operational_co2e_kg
 from wattprint.errors import WattprintInputError
 from wattprint.intensity.base import IntensitySeries
 from wattprint.schedule import solvers
-from wattprint.schedule.grid import TIME_TOL_S, Grid, utc_now
+from wattprint.schedule.grid import TIME_TOL_S, Grid, as_grid, utc_now
 from wattprint.schedule.timeparse import format_duration, iso, parse_duration, parse_time
 
 Slot = tuple[datetime, datetime]
@@ -142,8 +142,9 @@ class Plan:
         }
 
 
-def _grid(series: IntensitySeries | Grid) -> Grid:
-    return series if isinstance(series, Grid) else Grid.from_series(series)
+def _grid(series: Any) -> Grid:
+    """The grid for `series` in any shape `as_grid` takes."""
+    return as_grid(series)
 
 
 def check_coverage(grid: Grid, w: Window, field_name: str = "trace") -> None:
@@ -158,7 +159,7 @@ def check_coverage(grid: Grid, w: Window, field_name: str = "trace") -> None:
 
 
 def plan(
-    series: IntensitySeries | Grid,
+    series: IntensitySeries | Grid | Any,
     duration: str | float | timedelta,
     *,
     deadline: str | datetime | None = None,
@@ -170,6 +171,10 @@ def plan(
     now: datetime | None = None,
 ) -> Plan:
     """The plan of least emissions for the job on this intensity series (a forecast or a trace).
+
+    `series`: an `IntensitySeries` (e.g. `TraceProvider(path).full_series`), a pandas Series indexed by
+    time, a DataFrame with a time column and a gCO2e/kWh column, or (time, gCO2e/kWh) pairs; each value
+    holds until the next time, naive times are UTC.
 
     Non-interruptible: the one start in [earliest, deadline - duration] minimising the emission
     integral (exact; the earliest of equal optima). Interruptible: the slots minimising it, each at

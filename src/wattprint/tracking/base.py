@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -40,4 +41,4 @@ class TrackerLike(Protocol):
 
     def energy_so_far_kwh(self) -> dict[str, float]: ...
 
-    def predict(self, total_epochs: int, prefix: str = "epoch") -> Any: ...
+    def predict(self, total_epochs: int, prefix: str = "epoch", windows: Sequence[str] | None = None) -> Any: ...

@@ -381,11 +381,11 @@ class DistributedTracker:
         """This rank's monitor (its windows), None before start()."""
         return self.tracker.monitor if self.tracker is not None else None
 
-    def predict(self, total_epochs: int, prefix: str = "epoch") -> Any:
+    def predict(self, total_epochs: int, prefix: str = "epoch", windows: Sequence[str] | None = None) -> Any:
         """The whole run predicted from this rank's epoch windows so far (see `Tracker.predict`)."""
         if self.tracker is None:
             raise TrackerNotStartedError()
-        return self.tracker.predict(total_epochs, prefix)
+        return self.tracker.predict(total_epochs, prefix, windows)
 
     def energy_so_far_kwh(self) -> dict[str, float]:
         """This rank's attributed energy since start (its part only: the job's is known after the gather)."""

@@ -28,7 +28,7 @@ import psutil
 
 from wattprint import __version__
 from wattprint.config import Settings, load_settings
-from wattprint.errors import TrackerNotStartedError
+from wattprint.errors import TrackerNotStartedError, WattprintInputError
 from wattprint.intensity.static import WORLD_REGION, StaticProvider
 from wattprint.measure.base import COMPONENTS, ProcessListing
 from wattprint.measure.detect import SourceChoice, detect_sources
@@ -51,6 +51,26 @@ _PLAIN_ONLY = ("pid", "command", "sources", "run_id")
 GPU_PROCESS_CHECK_EVERY = 10  # at most this many samples between NVML process listings
 
 
+# a power point over less than this x the sampling interval is left out of the record's timeline
+TIMELINE_MIN_DT_FRACTION = 0.2
+
+
+def timeline_points(
+    points: Sequence[tuple[float, float, float, float]], interval_s: float
+) -> list[tuple[float, float, float, float]]:
+    """The monitor's (t, cpu W, gpu W, ram W) points without those of intervals far shorter than the sampling
+    interval: a window's fresh sample comes moments after a tick, and its power over a millisecond is noise
+    (the CPU-time model reads 0 W there), which drew a drop to 0 W at every window edge. The next point's
+    power covers the interval from that sample on; energy totals never come from the timeline."""
+    kept = []
+    previous_t = 0.0
+    for point in points:
+        if point[0] - previous_t >= TIMELINE_MIN_DT_FRACTION * interval_s:
+            kept.append(point)
+        previous_t = point[0]
+    return kept
+
+
 class Tracker:
     """Tracks the energy and carbon of a process tree (by default this process), or of a cgroup, over a run."""
 
@@ -67,8 +87,6 @@ class Tracker:
         run_id: str | None = None,
         **overrides: Any,
     ) -> None:
-        from wattprint.errors import WattprintInputError
-
         if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
             raise WattprintInputError("run_id", f"got {run_id!r}; expected a non-empty string")
         if not isinstance(name, str) or not name.strip():
@@ -253,7 +271,6 @@ class Tracker:
     def set_functional_unit(self, unit: str, quantity: float) -> None:
         """The run's functional unit for its SCI score, e.g. ("sample", 60_000) or ("1000 inferences", 5_000)."""
         from wattprint.accounting.sci import functional_unit
-        from wattprint.errors import WattprintInputError
 
         functional_unit(unit)  # validates the name now, not at the end of the run
         try:  # numpy and torch scalars count too; bool and text do not
@@ -264,17 +281,28 @@ class Tracker:
             raise WattprintInputError("quantity", f"got {quantity!r}; expected a finite number > 0 of {unit!r}")
         self._carbon.functional_unit = (unit, number)
 
-    def predict(self, total_epochs: int, prefix: str = "epoch") -> Any:
-        """Predict the whole run from the closed windows named `prefix...` (one per epoch so far)."""
+    def predict(self, total_epochs: int, prefix: str = "epoch", windows: Sequence[str] | None = None) -> Any:
+        """Predict the whole run from its epochs so far: the closed windows named in `windows`, or else those
+        whose name starts with `prefix` (`begin_window(f"epoch-{i}")` ... `end_window(...)`, as the training
+        integrations name them). With none, the error lists the windows there are."""
         from wattprint.accounting.predict import predict_run
 
         if self.record is None:
             raise TrackerNotStartedError()
+        chosen = set(windows) if windows is not None else None
         epochs = [
             (w["duration_s"], w["energy_kwh"]["total"])
             for w in self.record.windows
-            if str(w["name"]).startswith(prefix)
+            if (str(w["name"]) in chosen if chosen is not None else str(w["name"]).startswith(prefix))
         ]
+        if not epochs:
+            seen = ", ".join(sorted({str(w["name"]) for w in self.record.windows})[:10]) or "none"
+            wanted = f"named {sorted(chosen)}" if chosen is not None else f"whose name starts with {prefix!r}"
+            raise WattprintInputError(
+                "windows" if chosen is not None else "prefix",
+                f"no closed window {wanted}; put each epoch in a window (`begin_window('epoch-1')` ... "
+                f"`end_window('epoch-1')`), or name the windows to count; closed windows so far: {seen}",
+            )
         return predict_run(epochs, total_epochs, self.record.intensity_g_per_kwh, self.record.pue)
 
     def log(self, **metrics: Any) -> None:
@@ -486,11 +514,12 @@ class Tracker:
             self.flag("monitor", f"{type(exc).__name__}: {exc}")
         rec = self._update_record(status, exit_code)
         rec.ended_at = datetime.now(timezone.utc)
+        points = timeline_points(self.monitor.timeline, self.monitor.interval_s)
         rec.timeline = {
-            "t_s": [round(p[0], 3) for p in self.monitor.timeline],
-            "cpu_w": [round(p[1], 3) for p in self.monitor.timeline],
-            "gpu_w": [round(p[2], 3) for p in self.monitor.timeline],
-            "ram_w": [round(p[3], 3) for p in self.monitor.timeline],
+            "t_s": [round(p[0], 3) for p in points],
+            "cpu_w": [round(p[1], 3) for p in points],
+            "gpu_w": [round(p[2], 3) for p in points],
+            "ram_w": [round(p[3], 3) for p in points],
         }
         if annotate is not None:
             try:
