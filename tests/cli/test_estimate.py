@@ -148,3 +148,15 @@ def test_strubell_with_a_region_says_it_used_that_regions_intensity(wattprint_cm
     assert "US average" not in inputs["formula"].split("instead of")[0] and "given grid intensity" in inputs["formula"]
     us = json.loads(run(wattprint_cmd, "--json", "--hardware", "V100", "--hours", "10", "--method", "strubell").stdout)
     assert "0.954 lbs/kWh x kWh (US average" in us["inputs"]["formula"]
+
+
+def test_a_name_that_fits_several_rows_says_which_it_took(wattprint_cmd: list[str]) -> None:
+    """'a100 80gb' is 400 W as SXM4 and 300 W as PCIe: the estimate says which row it used and the others."""
+    proc = run(wattprint_cmd, "--json", "--hardware", "a100 80gb", "--hours", "1", "--region", "FR")
+    inputs = json.loads(proc.stdout)["inputs"]
+    assert inputs["hardware"] == "A100 SXM4" and "memory size was ignored" in inputs["hardware_note"]
+    assert "A100 PCIe 80GB (300 W)" in inputs["hardware_note"]
+    exact = json.loads(run(wattprint_cmd, "--json", "--hardware", "A100 80GB PCIe", "--hours", "1").stdout)
+    assert exact["inputs"]["tdp_w"] == 300 and "hardware_note" not in exact["inputs"]
+    table = run(wattprint_cmd, "--hardware", "V100", "--hours", "1", "--region", "FR")
+    assert "hardware note" in table.stdout and "V100 PCIe" in table.stdout

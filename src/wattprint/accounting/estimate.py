@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from wattprint.accounting import uncertainty as unc
 from wattprint.accounting.embodied import embodied_co2e_kg, lookup_embodied, years_to_seconds
 from wattprint.accounting.footprint import facility_energy_kwh, operational_co2e_kg
-from wattprint.accounting.hardware import lookup_hardware
+from wattprint.accounting.hardware import lookup_hardware, match_note
 from wattprint.errors import WattprintInputError
 from wattprint.record import Co2eKg
 from wattprint.units import G_PER_LB, kg_to_lbs
@@ -259,6 +259,7 @@ def estimate(
         "hardware_kind": device.kind,
         "tdp_w": device.tdp_w,
         "hardware_source": device.source,
+        **({"hardware_note": note} if (note := match_note(hardware, device)) else {}),
         "count": count,
         "hours": duration_h,
         **({"days": float(days)} if days is not None else {}),

@@ -93,6 +93,27 @@ def find_hardware(name: str) -> Hardware | None:
     return _cpu_fallback(name)
 
 
+def match_note(name: str, found: Hardware) -> str | None:
+    """What a loose match decided for the user, None when `name` named one row: a memory size that was
+    ignored, or a name that fits several rows read as the documented default, with the other rows and their
+    power (an "A100 80GB" is 400 W as SXM4 but 300 W as PCIe)."""
+    if found not in hardware_table():  # the CPU table's own match
+        return None
+    exact = normalize_hardware_name(name)
+    dropped = exact not in _index()
+    key = normalize_hardware_name(name, drop_memory=dropped)
+    others = [
+        f"{row.name} ({row.tdp_w:g} W)"
+        for row in hardware_table()
+        if row is not found and key and normalize_hardware_name(row.name, drop_memory=dropped).startswith(key)
+    ]
+    if not dropped and not others:
+        return None
+    how = "the memory size was ignored" if dropped else "a name that fits several rows reads as the default"
+    also = f"; also in the table: {', '.join(others)}: name the variant to choose" if others else ""
+    return f"{name!r} read as {found.name} ({found.tdp_w:g} W): {how}{also}"
+
+
 def suggest_hardware(name: str, n: int = 3) -> list[str]:
     """Up to `n` canonical names close to `name`, best first (difflib on the matching keys)."""
     index = _index()

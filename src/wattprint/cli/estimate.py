@@ -110,6 +110,7 @@ def _table(doc: dict[str, Any]) -> Any:
     low, high = fmt_mass(rng["co2e_kg_low"]), fmt_mass(rng["co2e_kg_high"])
     rows = [
         ("hardware", f"{inputs['count']} x {device}"),
+        *([("hardware note", inputs["hardware_note"])] if inputs.get("hardware_note") else []),
         ("duration", f"{inputs['hours']:,.4g} h"),
         ("power per device", f"{inputs['power_w']:g} W ({inputs['power_source']})"),
         ("energy (hardware)", fmt_energy(doc["energy_kwh"])),
