@@ -152,3 +152,21 @@ def test_without_prometheus_client_the_error_names_the_extra(monkeypatch: pytest
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     with pytest.raises(MissingExtraError, match=r"wattprint\[prometheus\]"):
         PrometheusExporter(make_tracker("missing"), port=0)
+
+
+def test_operational_carbon_follows_the_energy_before_any_checkpoint() -> None:
+    """The record's carbon moves only at checkpoints; the gauge is the scraped energy at the run's intensity
+    and PUE, so it is not 0 before the first one, and total = operational + embodied (issue 15)."""
+    choice = SourceChoice([ConstantPower()], {"cpu": "rapl", "gpu": "nvml", "ram": None}, {})
+    tracker = Tracker("prom-early", sources=choice, interval=0.1, attribution="machine", checkpoint=3600)
+    with tracker, PrometheusExporter(tracker, port=0) as exporter:
+        time.sleep(0.5)
+        samples = scrape(exporter.port)
+        record = tracker.record
+        assert record.co2e_kg.operational == 0.0  # no checkpoint yet
+    (kwh,) = pick(samples, "wattprint_energy_kwh", component="total")
+    (operational,) = pick(samples, "wattprint_co2e_kg", kind="operational")
+    (embodied,) = pick(samples, "wattprint_co2e_kg", kind="embodied")
+    (total,) = pick(samples, "wattprint_co2e_kg", kind="total")
+    assert kwh > 0 and operational == pytest.approx(kwh * record.pue * record.intensity_g_per_kwh / 1000)
+    assert total == pytest.approx(operational + embodied)

@@ -99,8 +99,14 @@ class _Collector:
         co2e = core.GaugeMetricFamily(
             "wattprint_co2e_kg", METRICS["wattprint_co2e_kg"], labels=["run_name", "run_id", "kind"]
         )
-        for kind in ("operational", "embodied", "total"):
-            co2e.add_metric([*run, kind], getattr(record.co2e_kg, kind))
+        # operational from the energy this scrape reports, at the run's intensity and PUE so far: the record's
+        # own figure moves only at checkpoints (0 until the first), and the two gauges must agree
+        total_kwh = joules_to_kwh(sum(by_component_j.values()))
+        operational = max(record.co2e_kg.operational, total_kwh * record.pue * record.intensity_g_per_kwh / 1000.0)
+        values = {"operational": operational, "embodied": record.co2e_kg.embodied}
+        values["total"] = operational + record.co2e_kg.embodied
+        for kind, kg in values.items():
+            co2e.add_metric([*run, kind], kg)
         yield co2e
 
 
