@@ -122,3 +122,40 @@ def test_merging_into_a_file_without_front_matter_or_section_adds_both() -> None
     assert merged.endswith(model_card_section(records))
     assert merge_model_card(merged, records) == merged
     assert merge_model_card("", records) == model_card(records)  # an empty file: the whole card
+
+
+def test_merging_respects_code_blocks_bom_block_scalars_and_key_spellings() -> None:
+    """Headings inside fenced code are text, a BOM is not part of the front matter's opening line, a `---`
+    indented in a block scalar does not close it, `co2_eq_emissions :` is the same key, and a level-3
+    "Environmental Impact" is the section to replace."""
+    from wattprint.report.model_card import merge_model_card
+
+    records = fixture_records()[:1]
+    card = (
+        "\ufeff---\n"
+        "description: |\n"
+        "  A model.\n"
+        "  ---\n"
+        "  still the description\n"
+        "co2_eq_emissions :\n"
+        "  emissions: 9.0\n"
+        "license: mit\n"
+        "---\n\n"
+        "# Model\n\n"
+        "```markdown\n"
+        "## Environmental Impact\n"
+        "# an example the user wrote\n"
+        "```\n\n"
+        "### Environmental Impact\n\n"
+        "old text\n\n"
+        "## Citation\n"
+    )
+    merged = merge_model_card(card, records)
+    front = yaml.safe_load(merged.split("\n---\n", 1)[0].removeprefix("---\n"))
+    assert front["description"] == "A model.\n---\nstill the description\n" and front["license"] == "mit"
+    assert front["co2_eq_emissions"] == metadata(records)
+    assert merged.count("co2_eq_emissions") == 1 and "\ufeff" not in merged
+    assert "```markdown\n## Environmental Impact\n# an example the user wrote\n```" in merged  # untouched
+    assert "old text" not in merged and merged.count(model_card_section(records)) == 1
+    assert merged.rstrip().endswith("## Citation")
+    assert merge_model_card(merged, records) == merged

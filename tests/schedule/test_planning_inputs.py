@@ -46,3 +46,9 @@ def test_other_shapes_are_one_clear_error(series: object, message: str) -> None:
     with pytest.raises(WattprintInputError, match="^series: ") as info:
         _start(series)
     assert message in str(info.value)
+
+
+def test_dataframes_with_non_text_column_labels() -> None:
+    pd = pytest.importorskip("pandas")
+    series = pd.Series(VALUES, index=pd.DatetimeIndex(TIMES))
+    assert _start(series.to_frame()) == T0 + timedelta(hours=2)  # the column is labelled 0

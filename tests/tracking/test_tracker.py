@@ -450,3 +450,25 @@ def test_window_edges_leave_no_zero_watt_points_in_the_timeline() -> None:
     assert min(timeline["cpu_w"]) > 0, timeline
     gaps = [b - a for a, b in zip(timeline["t_s"], timeline["t_s"][1:], strict=False)]
     assert min(gaps) >= 0.02, gaps
+
+
+def test_timeline_points_merge_short_intervals_by_energy() -> None:
+    """Short intervals join the next point weighted by their length, the rest joins the last point, and a run
+    shorter than an interval keeps one point: nothing is dropped, only merged."""
+    from wattprint.tracking.tracker import timeline_points
+
+    # 1 s ticks with a 1 ms edge sample after each: the edges' 0 W merge in, the power stays ~100 W
+    points = []
+    for i in range(1, 6):
+        points += [(float(i), 100.0, 10.0, 5.0), (i + 0.001, 0.0, 0.0, 0.0)]
+    kept = timeline_points(points, 1.0)
+    assert len(kept) == 5 and min(p[1] for p in kept) > 99.0
+    energy = sum((b[0] - a[0]) * b[1] for a, b in zip([(0.0, 0, 0, 0), *points], points, strict=False))
+    energy_kept = sum((b[0] - a[0]) * b[1] for a, b in zip([(0.0, 0, 0, 0), *kept], kept, strict=False))
+    assert energy_kept == pytest.approx(energy)  # merged, not lost
+    many = [(0.03 * i, 50.0, 0.0, 0.0) for i in range(1, 200)]  # windows every 30 ms at a 0.5 s interval
+    assert len(timeline_points(many, 0.5)) >= 40 and all(
+        p[1] == pytest.approx(50.0) for p in timeline_points(many, 0.5)
+    )
+    assert timeline_points([(0.05, 20.0, 0.0, 0.0)], 2.0) == [(0.05, 20.0, 0.0, 0.0)]  # a run shorter than a tick
+    assert timeline_points([], 1.0) == []

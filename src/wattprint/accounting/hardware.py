@@ -105,13 +105,18 @@ def match_note(name: str, found: Hardware) -> str | None:
     others = [
         f"{row.name} ({row.tdp_w:g} W)"
         for row in hardware_table()
-        if row is not found and key and normalize_hardware_name(row.name, drop_memory=dropped).startswith(key)
+        if row is not found and key and _variant_of(normalize_hardware_name(row.name, drop_memory=dropped), key)
     ]
     if not dropped and not others:
         return None
     how = "the memory size was ignored" if dropped else "a name that fits several rows reads as the default"
     also = f"; also in the table: {', '.join(others)}: name the variant to choose" if others else ""
     return f"{name!r} read as {found.name} ({found.tdp_w:g} W): {how}{also}"
+
+
+def _variant_of(row_key: str, key: str) -> bool:
+    """Whether a row's key is `key` plus a variant ("a100pcie" of "a100"), not another model ("a100" of "a10")."""
+    return row_key.startswith(key) and not row_key[len(key) : len(key) + 1].isdigit()
 
 
 def suggest_hardware(name: str, n: int = 3) -> list[str]:

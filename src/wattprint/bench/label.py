@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 from xml.sax.saxutils import escape
 
-from wattprint.files import GENERATED_MARK
+from wattprint.files import MARK_COMMENT
 from wattprint.report.values import fmt_energy, fmt_mass, sig
 
 WIDTH = 380
@@ -79,7 +79,7 @@ def render_label(doc: dict[str, Any], *, batch_size: int | None = None, when: da
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'viewBox="0 0 {WIDTH} {height}" font-family="Helvetica, Arial, sans-serif">',
-        f"<!-- {GENERATED_MARK} -->",
+        MARK_COMMENT,
         f'<rect x="1" y="1" width="{WIDTH - 2}" height="{height - 2}" rx="10" fill="#ffffff" '
         f'stroke="{INK}" stroke-width="2"/>',
         f'<rect x="1" y="1" width="{WIDTH - 2}" height="46" rx="10" fill="{GREEN}"/>',

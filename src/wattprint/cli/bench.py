@@ -171,9 +171,9 @@ def _finish(
     print_table(_table(document))
 
 
-def _bench_document(head: str) -> bool:
-    """Whether a file starts like this command's JSON document (JSON has no room for a generated-by mark)."""
-    return head.lstrip().startswith("{") and all(f'"{key}":' in head for key in ("results", "energy_method"))
+def _bench_document(document: object) -> bool:
+    """Whether parsed JSON is this command's document (JSON has no room for a generated-by mark)."""
+    return isinstance(document, dict) and {"results", "energy_method", "run_id"} <= document.keys()
 
 
 def _stderr_tty() -> bool:

@@ -43,7 +43,7 @@ def parse_batch_sizes(text: str | None, field: str = "--batch-sizes") -> list[in
 
 
 def check_output_path(
-    path: Path, field: str = "-o", *, force: bool = False, also: Callable[[str], bool] | None = None
+    path: Path, field: str = "-o", *, force: bool = False, also: Callable[[Any], bool] | None = None
 ) -> Path:
     """Fail early (before any work) if `path` cannot be written, or holds a file wattprint did not write and
     `force` is off (`also` recognises a format of ours that has no room for a mark)."""

@@ -24,9 +24,9 @@ from wattprint.cli.common import check_output_path, fail, parse_batch_sizes, pri
 REQUIRED = ("model", "eval_fn", "example_inputs")
 
 
-def _search_document(head: str) -> bool:
-    """Whether a file starts like this command's JSON document (JSON has no room for a generated-by mark)."""
-    return head.lstrip().startswith("{") and all(f'"{key}":' in head for key in ("baseline", "candidates"))
+def _search_document(document: object) -> bool:
+    """Whether parsed JSON is this command's document (JSON has no room for a generated-by mark)."""
+    return isinstance(document, dict) and {"baseline", "candidates", "pareto"} <= document.keys()
 
 
 def load_script(path: Path) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def export(
         from wattprint.store.export import CSV_COLUMNS
 
         header = ",".join(CSV_COLUMNS)
-        output = check_output_path(output, force=force, also=lambda head: head.startswith(header))
+        output = check_output_path(output, force=force, also=lambda text: str(text).startswith(header))
     with open_configured_store(db) as store:
         records = store.list(status=status)
         text = store.export_json(records) if fmt == "json" else store.export_csv(records)

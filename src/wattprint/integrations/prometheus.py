@@ -12,7 +12,8 @@ model:cpu, nvml:0, ...):
     wattprint_power_watts{component,device,method}          power charged to the run, last sampling interval
     wattprint_energy_joules_total{component,device,method}  energy charged to the run since it started (counter)
     wattprint_energy_kwh{component}                         the same per component, and component="total"
-    wattprint_co2e_kg{kind}                                 operational, embodied, total (as of the last checkpoint)
+    wattprint_co2e_kg{kind}                                 operational (from the energy scraped), embodied (as of
+                                                            the last checkpoint), total
     wattprint_run_info{status,region}                       1
 The exporter has its own CollectorRegistry (never the global one), serves on loopback unless told
 otherwise, and reads the tracker's monitor only when scraped or pushed; a poller samples the
@@ -40,7 +41,7 @@ METRICS = {
     "wattprint_power_watts": "Power charged to the run over the last sampling interval, W",
     "wattprint_energy_joules_total": "Energy charged to the run since it started, J (at the hardware, before PUE)",
     "wattprint_energy_kwh": "Energy charged to the run since it started, kWh, per component and total",
-    "wattprint_co2e_kg": "CO2-equivalent of the run, kg (operational, embodied, total; updated at checkpoints)",
+    "wattprint_co2e_kg": "CO2-equivalent of the run, kg (operational from the energy so far; embodied, total)",
     "wattprint_run_info": "The tracked run: 1, with its status and grid region as labels",
 }
 DEVICE_LABELS = ["run_name", "run_id", "component", "device", "method"]

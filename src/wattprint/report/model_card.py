@@ -148,32 +148,51 @@ def model_card(records: Sequence[RunRecord], *, training_type: str | None = None
     return "\n".join(["---", *_metadata_block(records, training_type), "---"]) + "\n\n" + model_card_section(records)
 
 
-_SECTION = re.compile(r"^##\s+environmental\s+impact\s*$", re.IGNORECASE)
-_TOP_HEADING = re.compile(r"^#{1,2}\s")  # the end of a "##" section: the next heading of level 1 or 2
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")  # an ATX heading: level, text
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+_KEY = re.compile(r"""^["']?co2_eq_emissions["']?\s*:""")
+
+
+def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
+    """(line index, level, text) of the ATX headings outside fenced code blocks."""
+    out = []
+    fence: str | None = None
+    for i, line in enumerate(lines):
+        opened = _FENCE.match(line)
+        if opened:
+            fence = None if fence == opened.group(1) else (fence or opened.group(1))
+            continue
+        heading = _HEADING.match(line) if fence is None else None
+        if heading:
+            out.append((i, len(heading.group(1)), heading.group(2)))
+    return out
 
 
 def merge_model_card(existing: str, records: Sequence[RunRecord], *, training_type: str | None = None) -> str:
     """`existing` (a model card, or any Markdown file) with wattprint's parts put in and nothing else changed:
     the `co2_eq_emissions` key of its YAML front matter replaced or added (other keys, their order and
-    comments kept; a front matter added if there is none) and its '## Environmental Impact' section replaced,
-    or appended at the end. Merging again with the same runs gives the same text."""
-    lines = existing.splitlines()
+    comments kept; a front matter added if there is none) and its "Environmental Impact" section (a level 2
+    or 3 heading outside code blocks, up to the next heading of its level or above) replaced, or appended at
+    the end. Merging again with the same runs gives the same text."""
+    lines = existing.removeprefix("\ufeff").splitlines()
     front: list[str] = []
     body = lines
     had_front = False
-    if lines and lines[0].strip() == "---":
-        end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), None)
+    if lines and lines[0].rstrip() == "---":
+        end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
         if end is not None:
             front, body, had_front = lines[1:end], lines[end + 1 :], True
-    front = _without_key(front, "co2_eq_emissions") + _metadata_block(records, training_type)
+    front = _without_key(front) + _metadata_block(records, training_type)
     section = model_card_section(records).rstrip("\n").splitlines()
-    start = next((i for i, line in enumerate(body) if _SECTION.match(line)), None)
-    if start is None:
+    headings = _headings(body)
+    found = next(((i, level) for i, level, text in headings if level in (2, 3) and _is_impact(text)), None)
+    if found is None:
         while body and not body[-1].strip():
             body = body[:-1]
         body = [*body, "", *section] if body else section
     else:
-        end = next((i for i in range(start + 1, len(body)) if _TOP_HEADING.match(body[i])), len(body))
+        start, level = found
+        end = next((i for i, lv, _ in headings if i > start and lv <= level), len(body))
         tail = body[end:]
         body = [*body[:start], *section, *([""] if tail else []), *tail]
     head = ["---", *front, "---"]
@@ -182,14 +201,19 @@ def merge_model_card(existing: str, records: Sequence[RunRecord], *, training_ty
     return "\n".join(head + body).rstrip("\n") + "\n"
 
 
-def _without_key(front: list[str], key: str) -> list[str]:
-    """YAML lines without top-level `key` and the indented lines (and blank lines among them) under it."""
+def _is_impact(text: str) -> bool:
+    return " ".join(text.lower().split()) == "environmental impact"
+
+
+def _without_key(front: list[str]) -> list[str]:
+    """YAML lines without the top-level `co2_eq_emissions` key (however written) and the indented lines (and
+    blank lines among them) under it."""
     out: list[str] = []
     skipping = False
     for line in front:
         if skipping and (not line.strip() or line[:1] in (" ", "\t")):
             continue
-        skipping = line.split(":", 1)[0] == key and line[:1] not in (" ", "\t")
+        skipping = bool(_KEY.match(line))
         if not skipping:
             out.append(line)
     return out

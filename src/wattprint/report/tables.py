@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wattprint.files import GENERATED_MARK
+from wattprint.files import MARK_COMMENT
 from wattprint.record import RunRecord
 from wattprint.report.values import (
     MISSING,
@@ -123,7 +123,7 @@ def to_markdown(table: Table) -> str:
 
 def markdown_table(records: Sequence[RunRecord], *, metric: str = "accuracy", maximize: bool = True) -> str:
     # the mark is invisible where the Markdown is rendered; it lets a later report replace this file
-    return to_markdown(runs_table(records, metric=metric, maximize=maximize)) + f"\n<!-- {GENERATED_MARK} -->\n"
+    return to_markdown(runs_table(records, metric=metric, maximize=maximize)) + f"\n{MARK_COMMENT}\n"
 
 
 # -- LaTeX -----------------------------------------------------------------------------------------

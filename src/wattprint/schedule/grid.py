@@ -195,17 +195,18 @@ def _points(data: object, field: str) -> tuple[list[object], list[object], str]:
 def _frame_columns(frame: Any, field: str) -> tuple[list[object], list[object]]:
     from wattprint.intensity.trace import TIME_NAMES, VALUE_NAMES
 
-    columns = [str(c) for c in frame.columns]
-    key = {c: "".join(ch for ch in c.lower() if ch.isalnum()) for c in columns}
-    time_column = next((c for name in TIME_NAMES for c in columns if key[c] == name), None)
-    value_column = next((c for name in VALUE_NAMES for c in columns if key[c] == name), None)
-    if value_column is None:
-        numeric = [c for c in columns if c != time_column and getattr(frame[c].dtype, "kind", "") in "iuf"]
-        value_column = numeric[0] if len(numeric) == 1 else None
-    if value_column is None:
+    columns = list(frame.columns)  # labels as they are (0, a tuple...): matched by their text
+    key = {i: "".join(ch for ch in str(c).lower() if ch.isalnum()) for i, c in enumerate(columns)}
+    time_i = next((i for name in TIME_NAMES for i in key if key[i] == name), None)
+    value_i = next((i for name in VALUE_NAMES for i in key if key[i] == name), None)
+    if value_i is None:
+        numeric = [i for i in key if i != time_i and getattr(frame[columns[i]].dtype, "kind", "?") in "iuf"]
+        value_i = numeric[0] if len(numeric) == 1 else None
+    if value_i is None:
         raise WattprintInputError(
-            field, f"no gCO2e/kWh column among {columns}; name it carbon_intensity, g_per_kwh or value"
+            field, f"no gCO2e/kWh column among {[str(c) for c in columns]}; name it carbon_intensity or value"
         )
+    time_column, value_column = (columns[time_i] if time_i is not None else None), columns[value_i]
     times = list(frame[time_column]) if time_column is not None else list(frame.index)
     return times, list(frame[value_column].to_numpy())
 

@@ -58,16 +58,29 @@ TIMELINE_MIN_DT_FRACTION = 0.2
 def timeline_points(
     points: Sequence[tuple[float, float, float, float]], interval_s: float
 ) -> list[tuple[float, float, float, float]]:
-    """The monitor's (t, cpu W, gpu W, ram W) points without those of intervals far shorter than the sampling
-    interval: a window's fresh sample comes moments after a tick, and its power over a millisecond is noise
-    (the CPU-time model reads 0 W there), which drew a drop to 0 W at every window edge. The next point's
-    power covers the interval from that sample on; energy totals never come from the timeline."""
-    kept = []
-    previous_t = 0.0
-    for point in points:
-        if point[0] - previous_t >= TIMELINE_MIN_DT_FRACTION * interval_s:
-            kept.append(point)
-        previous_t = point[0]
+    """The monitor's (t, cpu W, gpu W, ram W) points with intervals far shorter than the sampling interval
+    merged into the following one, energy-weighted: a window's fresh sample comes moments after a tick, and
+    its power over a millisecond is noise (the CPU-time model reads 0 W there), which drew a drop to 0 W at
+    every window edge. What is left at the end joins the last point; a run shorter than that keeps one."""
+    kept: list[tuple[float, float, float, float]] = []
+    kept_dt: list[float] = []
+    span, joules, previous_t = 0.0, [0.0, 0.0, 0.0], 0.0
+    for t, *watts in points:
+        dt = max(t - previous_t, 0.0)
+        previous_t = t
+        span += dt
+        joules = [j + w * dt for j, w in zip(joules, watts, strict=True)]
+        if span >= TIMELINE_MIN_DT_FRACTION * interval_s:
+            kept.append((t, *(j / span for j in joules)))  # type: ignore[arg-type]
+            kept_dt.append(span)
+            span, joules = 0.0, [0.0, 0.0, 0.0]
+    if span > 0:
+        if kept:  # the remainder joins the last point, which then ends where the timeline ends
+            last_span = kept_dt[-1]
+            merged = [(w * last_span + j) / (last_span + span) for w, j in zip(kept[-1][1:], joules, strict=True)]
+            kept[-1] = (previous_t, *merged)  # type: ignore[assignment]
+        else:
+            kept.append((previous_t, *(j / span for j in joules)))  # type: ignore[arg-type]
     return kept
 
 
@@ -289,6 +302,8 @@ class Tracker:
 
         if self.record is None:
             raise TrackerNotStartedError()
+        if isinstance(windows, str):
+            raise WattprintInputError("windows", f"got the text {windows!r}; expected a list of window names")
         chosen = set(windows) if windows is not None else None
         epochs = [
             (w["duration_s"], w["energy_kwh"]["total"])
