@@ -97,7 +97,7 @@ def _assert_logged(rec: Any, history: list[dict[str, Any]], recorder: Any) -> No
     assert windows == rec.windows  # the step windows are measured but kept off the record
     step_kwh = values(history, "wattprint/step_energy_kwh")
     assert len(step_kwh) == 6 and all(v > 0 for v in step_kwh)
-    assert values(history, "wattprint/epoch_co2e_kg")[0] == pytest.approx(
+    assert values(history, "wattprint/epoch_co2e_kg.operational")[0] == pytest.approx(
         epoch_kwh[0] * rec.pue * rec.intensity_g_per_kwh / 1000, rel=1e-6
     )
     # prediction from the second epoch on
@@ -106,7 +106,10 @@ def _assert_logged(rec: Any, history: list[dict[str, Any]], recorder: Any) -> No
     # the last log of train() carries the run's totals and how they were obtained
     final = next(e for e in history if "train_runtime" in e)
     assert final["wattprint/run_energy_kwh"] == pytest.approx(rec.energy_kwh.total)
-    assert final["wattprint/run_co2e_kg"] == pytest.approx(rec.co2e_kg.total)
+    assert final["wattprint/run_co2e_kg.total"] == pytest.approx(rec.co2e_kg.total)
+    assert final["wattprint/run_co2e_kg.operational"] + final["wattprint/run_co2e_kg.embodied"] == pytest.approx(
+        final["wattprint/run_co2e_kg.total"]
+    )
     assert final["wattprint/run_id"] == rec.run_id
     assert f"cpu: {rec.measurement.cpu} ({rec.methods['cpu']['method']})" in final["wattprint/measurement"]
     # a callback standing where report_to loggers stand received the same numbers, and numbers only

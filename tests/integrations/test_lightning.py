@@ -81,7 +81,7 @@ def test_fit_logs_epoch_step_and_predicted_energy(tmp_path: Path, wattprint_env:
 
     epoch_kwh = column(rows, "wattprint/epoch_energy_kwh")
     assert len(epoch_kwh) == 3 and all(v > 0 for v in epoch_kwh)
-    assert all(v > 0 for v in column(rows, "wattprint/epoch_co2e_kg"))
+    assert all(v > 0 for v in column(rows, "wattprint/epoch_co2e_kg.operational"))
     # 8 batches per epoch at the Trainer's cadence of 4: two step figures per epoch
     step_kwh = column(rows, "wattprint/step_energy_kwh")
     assert len(step_kwh) == 6 and all(v > 0 for v in step_kwh)
@@ -92,7 +92,7 @@ def test_fit_logs_epoch_step_and_predicted_energy(tmp_path: Path, wattprint_env:
     # the per-step windows are measured but kept off the record: it holds the epochs only
     assert [w["name"] for w in rec.windows] == ["epoch 0", "epoch 1", "epoch 2"]
     # CO2e of an epoch: energy x PUE x the French grid's intensity
-    assert column(rows, "wattprint/epoch_co2e_kg")[0] == pytest.approx(
+    assert column(rows, "wattprint/epoch_co2e_kg.operational")[0] == pytest.approx(
         epoch_kwh[0] * rec.pue * rec.intensity_g_per_kwh / 1000, rel=1e-6
     )
 
@@ -101,11 +101,16 @@ def test_fit_logs_epoch_step_and_predicted_energy(tmp_path: Path, wattprint_env:
     assert len(predicted) == 2 and predicted[0] > sum(epoch_kwh[:2])
     low, high = column(rows, "wattprint/predicted_energy_kwh_low"), column(rows, "wattprint/predicted_energy_kwh_high")
     assert low[0] <= predicted[0] <= high[0]
-    assert column(rows, "wattprint/predicted_co2e_kg")[0] > 0
+    assert column(rows, "wattprint/predicted_co2e_kg.operational")[0] > 0
 
     # the run's totals, logged once at the end, are the stored record's
     assert column(rows, "wattprint/run_energy_kwh") == pytest.approx([rec.energy_kwh.total])
-    assert column(rows, "wattprint/run_co2e_kg") == pytest.approx([rec.co2e_kg.total])
+    # one meaning per name, as on the record: the run's three figures, and epochs that are operational
+    assert column(rows, "wattprint/run_co2e_kg.total") == pytest.approx([rec.co2e_kg.total])
+    assert column(rows, "wattprint/run_co2e_kg.operational") == pytest.approx([rec.co2e_kg.operational])
+    assert column(rows, "wattprint/run_co2e_kg.embodied") == pytest.approx([rec.co2e_kg.embodied])
+    assert not [k for row in rows for k in row if k.endswith("co2e_kg")]  # no figure without its meaning
+    assert sum(column(rows, "wattprint/epoch_co2e_kg.operational")) <= rec.co2e_kg.operational * 1.01
     assert rec.energy_kwh.total >= sum(epoch_kwh)
     with open_store(f"sqlite:///{wattprint_env / 'wattprint.db'}") as store:
         stored = store.get(rec.run_id)

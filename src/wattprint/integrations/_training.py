@@ -6,6 +6,10 @@ the first fault is logged on the "wattprint" logger, flagged on the record under
 name (`degraded["lightning"]`, `degraded["hf"]`, through `Tracker.flag`) and measuring stops,
 while training goes on. Step windows are kept off the record (`end_window(..., record=False)`):
 one entry per `log_every_n_steps` steps would only grow it; epoch windows stay on it.
+
+CO2e names say which figure they are, as on the record (`co2e_kg.operational`, `.embodied`, `.total`):
+epochs, steps, the running figure and the prediction are operational (`...co2e_kg.operational`); embodied
+exists for the finished run only, which gets all three (`run_co2e_kg.total` = operational + embodied).
 """
 
 from __future__ import annotations
@@ -111,7 +115,7 @@ class TrainingMeter:
 
     # -- helpers ---------------------------------------------------------------------------------
     def _co2e_kg(self, energy_kwh: float) -> float:
-        """Operational CO2e at the run's intensity and PUE; embodied is added only to `run_co2e_kg`."""
+        """Operational CO2e at the run's intensity and PUE; embodied comes with the finished run only."""
         rec = self.tracker.record
         if rec is None:  # not started: no intensity known yet
             return 0.0
@@ -172,9 +176,9 @@ class TrainingMeter:
             so_far_kwh = self.tracker.energy_so_far_kwh()["total"]
             out = {
                 f"{p}epoch_energy_kwh": epoch_kwh,
-                f"{p}epoch_co2e_kg": self._co2e_kg(epoch_kwh),
+                f"{p}epoch_co2e_kg.operational": self._co2e_kg(epoch_kwh),
                 f"{p}energy_kwh": so_far_kwh,
-                f"{p}co2e_kg": self._co2e_kg(so_far_kwh),
+                f"{p}co2e_kg.operational": self._co2e_kg(so_far_kwh),
             }
             if total_epochs and self.epochs_done >= self.predict_after_epochs and total_epochs >= self.epochs_done:
                 out |= self._predict(total_epochs)
@@ -194,7 +198,7 @@ class TrainingMeter:
             f"{p}predicted_energy_kwh": pred.energy_kwh.value,
             f"{p}predicted_energy_kwh_low": pred.energy_kwh.low,
             f"{p}predicted_energy_kwh_high": pred.energy_kwh.high,
-            f"{p}predicted_co2e_kg": pred.co2e_kg.value,
+            f"{p}predicted_co2e_kg.operational": pred.co2e_kg.value,
             f"{p}predicted_duration_s": pred.duration_s.value,
         }
 
@@ -221,7 +225,10 @@ class TrainingMeter:
             result = self.tracker.end_window(self._steps, record=False)
             n, self._steps, self._steps_in_window = self._steps_in_window, None, 0
             step_kwh = joules_to_kwh(result.total_j) / n
-            return {f"{self.prefix}step_energy_kwh": step_kwh, f"{self.prefix}step_co2e_kg": self._co2e_kg(step_kwh)}
+            return {
+                f"{self.prefix}step_energy_kwh": step_kwh,
+                f"{self.prefix}step_co2e_kg.operational": self._co2e_kg(step_kwh),
+            }
         except Exception as exc:  # training goes on; the meter stops
             self._steps = None
             self._fail("measuring steps", exc)
@@ -248,13 +255,15 @@ class TrainingMeter:
         return rec
 
     def final_metrics(self, record: RunRecord | None) -> dict[str, float]:
-        """The finished run's totals: energy at the hardware, CO2e with embodied, duration ("run_*")."""
+        """The finished run's totals: energy at the hardware, CO2e operational, embodied and total, duration."""
         if record is None:
             return {}
         p = self.prefix
         out = {
             f"{p}run_energy_kwh": record.energy_kwh.total,
-            f"{p}run_co2e_kg": record.co2e_kg.total,
+            f"{p}run_co2e_kg.operational": record.co2e_kg.operational,
+            f"{p}run_co2e_kg.embodied": record.co2e_kg.embodied,
+            f"{p}run_co2e_kg.total": record.co2e_kg.total,
             f"{p}run_duration_s": record.duration_s,
         }
         return {k: v for k, v in out.items() if math.isfinite(v)}

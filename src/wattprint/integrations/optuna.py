@@ -7,7 +7,7 @@
 
 The study is one tracked run (stored like any other, named "optuna:<study>"), each trial a window
 "trial N" on it. The wrapped objective returns the user's value(s) followed by the trial's energy in
-kWh, and stores on the trial (user attrs): wattprint_energy_kwh, wattprint_co2e_kg (operational),
+kWh, and stores on the trial (user attrs): wattprint_energy_kwh, wattprint_co2e_kg.operational,
 wattprint_duration_s, wattprint_energy_method (how the energy was obtained), wattprint_run_id.
 
 Trials that run at the same time in one process (`n_jobs` > 1) cannot be told apart: each one's
@@ -140,7 +140,8 @@ class EnergyObjective:
             assert rec is not None  # the tracker was started with the study (fault handling: see below)
             energy_kwh = joules_to_kwh(result.total_j)
             trial.set_user_attr("wattprint_energy_kwh", energy_kwh)
-            trial.set_user_attr("wattprint_co2e_kg", energy_kwh * rec.pue * rec.intensity_g_per_kwh / 1000.0)
+            operational_kg = energy_kwh * rec.pue * rec.intensity_g_per_kwh / 1000.0
+            trial.set_user_attr("wattprint_co2e_kg.operational", operational_kg)
             trial.set_user_attr("wattprint_duration_s", result.duration_s)
             trial.set_user_attr("wattprint_energy_method", method_label(rec))
             trial.set_user_attr("wattprint_run_id", rec.run_id)
