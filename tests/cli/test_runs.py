@@ -56,6 +56,34 @@ def test_export_csv_and_json(wattprint_cmd: list[str], two_runs: list[dict], tmp
     assert {r["run_id"] for r in json.loads(js)} == {r["run_id"] for r in two_runs}
 
 
+def test_export_codecarbon_writes_its_columns_with_its_conventions(
+    wattprint_cmd: list[str], two_runs: list[dict], tmp_path: Path
+) -> None:
+    """CodeCarbon's emissions.csv: its columns in its order (compared with the installed CodeCarbon where it
+    is there), energies with the PUE in, emissions operational (CodeCarbon has no embodied figure)."""
+    out = tmp_path / "emissions.csv"
+    for _ in range(2):  # the second export replaces the first without --force: recognised as ours
+        subprocess.run([*wattprint_cmd, "runs", "export", "--format", "codecarbon", "-o", str(out)], check=True)
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    try:
+        import dataclasses
+
+        from codecarbon.output_methods.emissions_data import EmissionsData
+
+        assert list(rows[0]) == [f.name for f in dataclasses.fields(EmissionsData)]
+    except ImportError:
+        pass
+    by_id = {r["run_id"]: r for r in rows}
+    for record in two_runs:
+        row, pue = by_id[record["run_id"]], record["pue"]
+        assert row["project_name"] == record["name"]
+        assert float(row["emissions"]) == pytest.approx(record["co2e_kg"]["operational"])
+        assert float(row["energy_consumed"]) == pytest.approx(record["facility_energy_kwh"])
+        assert float(row["cpu_energy"]) == pytest.approx(record["energy_kwh"]["cpu"] * pue)
+        assert float(row["duration"]) == pytest.approx(record["duration_s"])
+        assert row["water_consumed"] == "" and row["codecarbon_version"] == ""  # unknown: left empty
+
+
 def test_export_bad_format(wattprint_cmd: list[str]) -> None:
     proc = subprocess.run([*wattprint_cmd, "runs", "export", "--format", "xml"], capture_output=True, text=True)
     assert proc.returncode == 2 and "--format" in proc.stderr

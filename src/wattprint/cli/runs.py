@@ -62,25 +62,32 @@ def show(
 
 @app.command("export")
 def export(
-    fmt: str = typer.Option("json", "--format", "-f", help="json or csv."),
+    fmt: str = typer.Option(
+        "json", "--format", "-f", help="json, csv, or codecarbon (CodeCarbon's emissions.csv columns)."
+    ),
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     force: bool = typer.Option(False, "--force", help="Replace an output file that wattprint did not write."),
     status: str = typer.Option(None, "--status", help="Only runs with this status."),
     db: str = typer.Option(None, "--db", help="Store URL."),
 ) -> None:
-    """Export all runs (JSON array of records, or CSV with one row per run)."""
-    if fmt not in ("json", "csv"):
-        fail("--format", f"got {fmt!r}; expected json or csv")
+    """Export all runs (JSON array of records, CSV with one row per run, or CodeCarbon's emissions.csv)."""
+    if fmt not in ("json", "csv", "codecarbon"):
+        fail("--format", f"got {fmt!r}; expected json, csv or codecarbon")
     if status is not None and status not in STATUSES:
         fail("--status", f"got {status!r}; expected one of {', '.join(STATUSES)}")
     if output is not None:
-        from wattprint.store.export import CSV_COLUMNS
+        from wattprint.store.export import CODECARBON_COLUMNS, CSV_COLUMNS
 
-        header = ",".join(CSV_COLUMNS)
-        output = check_output_path(output, force=force, also=lambda text: str(text).startswith(header))
+        headers = (",".join(CSV_COLUMNS), ",".join(CODECARBON_COLUMNS))
+        output = check_output_path(output, force=force, also=lambda text: str(text).startswith(headers))
     with open_configured_store(db) as store:
         records = store.list(status=status)
-        text = store.export_json(records) if fmt == "json" else store.export_csv(records)
+        if fmt == "codecarbon":
+            from wattprint.store.export import export_codecarbon
+
+            text = export_codecarbon(records)
+        else:
+            text = store.export_json(records) if fmt == "json" else store.export_csv(records)
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
