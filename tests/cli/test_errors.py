@@ -253,7 +253,7 @@ def test_other_wattprint_errors_are_one_line_with_their_own_exit_code(
 
 COMMANDS = [["run"], ["watch"], ["node"], ["estimate"], ["bench"], ["doctor"], ["rapld"], ["optimize"], ["report"],
             ["ui"], ["runs", "list"], ["runs", "show"], ["runs", "export"], ["schedule"],
-            ["schedule", "backtest"]]  # fmt: skip
+            ["schedule", "backtest"], ["import", "codecarbon"]]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -49,6 +49,7 @@ COMMANDS: dict[str, Command] = {
     "ui": Command("wattprint.cli.ui", "ui", "Serve a local dashboard of the stored runs."),
     "runs": Command("wattprint.cli.runs", "app", "List, show and export stored runs."),
     "schedule": Command("wattprint.cli.schedule", "app", "Plan a job for the cleanest hours; backtest."),
+    "import": Command("wattprint.cli.importing", "app", "Bring other tools' runs into the store (CodeCarbon)."),
 }
 
 

@@ -55,7 +55,9 @@ def runs_table(records: list[RunRecord]) -> Table:
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in records:
-        estimated = any((r.methods.get(c) or {}).get("method") == "estimated" for c in ("cpu", "gpu", "ram"))
+        kinds = {(r.methods.get(c) or {}).get("method") for c in ("cpu", "gpu", "ram")}
+        # another tool's figures are neither measured nor estimated by wattprint: said as imported
+        method = "imported" if "imported" in kinds else "estimated" if "estimated" in kinds else "measured"
         table.add_row(
             r.run_id[:8],
             r.name,
@@ -65,7 +67,7 @@ def runs_table(records: list[RunRecord]) -> Table:
             fmt_energy(r.energy_kwh.total),
             fmt_mass(r.co2e_kg.total),
             r.region,
-            "estimated" if estimated else "measured",
+            method,
         )
     return table
 
