@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 
@@ -45,11 +44,6 @@ class BatchPlan:
             return 100.0 * (self.baseline_intensity - self.actual_intensity) / self.baseline_intensity
 
 
-def _grid(series: Any) -> Grid:
-    """The grid for `series` in any shape `as_grid` takes."""
-    return as_grid(series)
-
-
 def _epochs(values: TimesLike, name: str) -> np.ndarray:
     if isinstance(values, np.ndarray):
         return values.astype(np.float64)
@@ -77,8 +71,8 @@ def plan_many(
     Non-interruptible and interruptible-without-min-chunk plans are fully vectorised; with a
     minimum chunk or a pause cost, each job runs the chunked programme in turn.
     """
-    grid = _grid(series)
-    ev = grid if evaluate_on is None else _grid(evaluate_on)
+    grid = as_grid(series)
+    ev = grid if evaluate_on is None else as_grid(evaluate_on)
     e_ep = _epochs(earliest, "earliest")
     d_ep = _epochs(deadline, "deadline")
     if isinstance(duration, (str, timedelta)):

@@ -142,11 +142,6 @@ class Plan:
         }
 
 
-def _grid(series: Any) -> Grid:
-    """The grid for `series` in any shape `as_grid` takes."""
-    return as_grid(series)
-
-
 def check_coverage(grid: Grid, w: Window, field_name: str = "trace") -> None:
     """The data must span the whole window (gaps inside it are avoided, not filled)."""
     if grid.to_s(w.earliest) < grid.start_s - TIME_TOL_S or grid.to_s(w.deadline) > grid.end_s + TIME_TOL_S:
@@ -187,7 +182,7 @@ def plan(
     m = parse_duration(min_chunk, "min_chunk").total_seconds() if min_chunk not in (None, 0, "0") else 0.0
     if pause_cost_s < 0 or not np.isfinite(pause_cost_s):
         raise WattprintInputError("pause_cost_s", f"got {pause_cost_s!r}; expected a number of seconds >= 0")
-    return plan_window(_grid(series), w, interruptible=interruptible, min_chunk_s=m, pause_cost_s=pause_cost_s)
+    return plan_window(as_grid(series), w, interruptible=interruptible, min_chunk_s=m, pause_cost_s=pause_cost_s)
 
 
 def plan_window(
@@ -320,7 +315,7 @@ def plan_location(
     for region, series in traces.items():
         try:
             plans[region] = plan_window(
-                _grid(series),
+                as_grid(series),
                 w,
                 interruptible=interruptible,
                 min_chunk_s=m,
