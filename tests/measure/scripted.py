@@ -30,3 +30,13 @@ class ScriptedSource:
 
     def close(self) -> None:
         self.closed += 1
+
+
+class Clock:
+    """A monotonic clock the test moves by hand: each call returns `now`."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -14,6 +14,7 @@ import pytest
 import wattprint
 from tests.measure import fake_amdsmi
 from tests.measure.fake_amdsmi import FakeAmdSmi, FakeGpu
+from tests.measure.scripted import Clock
 from wattprint.errors import PowerSourceError
 from wattprint.measure import amdsmi
 from wattprint.measure.amdsmi import AmdSmiSource
@@ -25,16 +26,6 @@ ROCM_62 = (6, 2)  # "power" key, "N/A" fields, process dicts
 ROCM_63 = (6, 3)  # "power" and "energy_accumulator"
 ROCM_7 = (7, 0)  # "energy_accumulator" only, socket_power
 VERSIONS = [OLD, ROCM_62, ROCM_63, ROCM_7]
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def mi250(**kwargs: Any) -> FakeGpu:
@@ -314,7 +305,7 @@ def test_power_sampling_trapezoid(version: tuple[int, int], fields: dict[str, An
 
 def test_power_reading_lost_mid_run_raises() -> None:
     gpu = radeon()
-    source = AmdSmiSource(FakeAmdSmi([gpu], version=ROCM_62), clock=Clock())
+    source = AmdSmiSource(FakeAmdSmi([gpu], version=ROCM_62), clock=Clock(100.0))
     try:
         gpu.average_socket_power_w = "N/A"
         with pytest.raises(PowerSourceError, match="amdsmi:0: AMD SMI gave no power reading"):

@@ -17,6 +17,7 @@ import pytest
 import wattprint
 from tests.measure import fake_zeus_apple_silicon as fake_zeus
 from tests.measure.fake_zeus_apple_silicon import FakeZeusAppleSilicon, m1, m1_max, m1_ultra
+from tests.measure.scripted import Clock
 from wattprint.errors import PowerSourceError
 from wattprint.measure.apple import AppleSiliconSource
 from wattprint.measure.base import Domain, PowerSource
@@ -46,16 +47,6 @@ TEXT_ENERGY_J = {
 # The plist recording gives millijoules per sample: (elapsed ns, CPU mJ, GPU mJ, ANE mJ).
 PLIST_SAMPLES = [(1_004_520_833, 1240, 56, 0), (1_000_870_125, 5326, 2212, 312), (1_002_614_958, 990, 43, 0)]
 PLIST_ENERGY_J = {"powermetrics:cpu": 7.556, "powermetrics:gpu": 2.311, "powermetrics:ane": 0.312}
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> bool:
@@ -184,7 +175,7 @@ def test_no_energy_channel_is_absent() -> None:
 # -- AppleSiliconSource: reading ----------------------------------------------------------------------
 def test_cumulative_joules_since_open_exact() -> None:
     fake = FakeZeusAppleSilicon(m1_max())
-    clock = Clock()
+    clock = Clock(100.0)
     source = AppleSiliconSource(fake, clock=clock, **MAC)
     first = source.read()
     assert first.timestamp == 100.0

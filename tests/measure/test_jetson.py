@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.measure.scripted import Clock
 from tests.measure.unprivileged import as_unprivileged
 from wattprint.errors import PowerSourceError
 from wattprint.measure import jetson
@@ -45,16 +46,6 @@ ORIN_NX_DOMAINS = [
     ("jetson:vdd_cpu_gpu_cv", "gpu", True),
     ("jetson:vdd_soc", "cpu", False),
 ]
-
-
-class Clock:
-    """A clock the test sets: each call returns `now`."""
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _link(link: Path, target: Path) -> None:

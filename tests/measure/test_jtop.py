@@ -11,6 +11,7 @@ import pytest
 
 import wattprint
 from tests.measure.fake_jtop import LOST, NO_ACCESS, NOT_ACTIVE, FakeJtopModule, JtopException, Rail, agx_orin, orin_nx
+from tests.measure.scripted import Clock
 from wattprint.errors import PowerSourceError
 from wattprint.measure import jtop as jtop_source
 from wattprint.measure.base import PowerSource
@@ -28,16 +29,6 @@ AGX_ORIN_DOMAINS = [
     ("jetson:vdd_gpu_soc", "gpu", True),
     ("jetson:vin_sys_5v0", "cpu", False),
 ]
-
-
-class Clock:
-    """A clock the test sets: each call returns `now`."""
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _domains(source: JtopSource) -> list[tuple[str, str, bool]]:

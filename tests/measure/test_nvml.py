@@ -12,20 +12,11 @@ import pytest
 import wattprint
 from tests.measure import fake_nvml
 from tests.measure.fake_nvml import FakeGpu, FakeNvml
+from tests.measure.scripted import Clock
 from wattprint.errors import PowerSourceError
 from wattprint.measure import nvml
 from wattprint.measure.base import Domain, PowerSource
 from wattprint.measure.nvml import NvmlSource
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def volta(**kwargs: object) -> FakeGpu:
