@@ -327,3 +327,14 @@ def test_int8_model_deep_copies_and_round_trips_through_torch_save(tmp_path: pyt
         path = tmp_path / "int8.pt"
         torch.save(q, path)
         assert torch.equal(torch.load(path, weights_only=False)(test), ref)
+
+
+def test_a_model_with_every_linear_kept_says_no_activation_scales() -> None:
+    """With max_outlier_fraction=0 every layer with an outlier stays float; a model left with no int8 layer
+    labels its activation scales "none", not a mode nothing runs with."""
+    model = nn.Sequential(nn.Linear(8, 4)).eval()
+    calib = torch.randn(16, 8)
+    calib[:, 0] *= 100.0  # an outlier column in the only Linear
+    q = quantize.int8(model, example_inputs=calib, rest_dtype="fp32", max_outlier_fraction=0.0)
+    assert q.wattprint_int8_plan["0"]["mode"] == "kept"
+    assert q.wattprint_int8_activation_scales == "none"

@@ -288,9 +288,11 @@ def int8(
         _cast_rest(quantized, rest)
     setattr(quantized, PLAN_ATTR, plan)
     setattr(quantized, REST_ATTR, str(rest or "unchanged"))
-    # what the int8 layers really run with: one mode, or "mixed: ..." (e.g. layers calibration never reached)
+    # what the int8 layers really run with: one mode, "mixed: ..." (e.g. layers calibration never reached), or
+    # "none" when every Linear was kept in float
     modes = sorted({e["activation_scales"] for e in plan.values() if "activation_scales" in e})
-    setattr(quantized, SCALES_ATTR, modes[0] if len(modes) == 1 else "mixed: " + ", ".join(modes))
+    label = "none" if not modes else modes[0] if len(modes) == 1 else "mixed: " + ", ".join(modes)
+    setattr(quantized, SCALES_ATTR, label)
     setattr(quantized, KERNEL_ATTR, choice)
     kept = sum(1 for e in plan.values() if e["mode"] == "kept")
     log.info("wattprint: int8: %d Linear layers quantized, %d kept in float", len(plan) - kept, kept)
