@@ -36,6 +36,9 @@ _NAMES: dict[str, tuple[str, str]] = {
     "intensity_trace": ("INTENSITY_TRACE", "--intensity-trace"),
     "detect_cloud": ("DETECT_CLOUD", "--detect-cloud"),
     "host": ("HOST", "--host-name"),
+    "virtual": ("VIRTUAL", "--virtual"),
+    "instance_type": ("INSTANCE_TYPE", "--instance-type"),
+    "host_vcpus": ("HOST_VCPUS", "--host-vcpus"),
 }
 
 _ACCEPTED: dict[str, str] = {
@@ -51,12 +54,17 @@ _ACCEPTED: dict[str, str] = {
     "intensity_trace": "a CSV or Parquet file of intensity over time (with intensity_provider=trace)",
     "detect_cloud": "true or false (ask the cloud metadata service for the region)",
     "host": "the machine's name on records (default: the host name), e.g. for containers in a team store",
+    "virtual": "'auto' (detect a virtual machine), 'guest' (charge this machine as a VM's vCPUs) or 'host' (whole)",
+    "instance_type": "a cloud instance type of the bundled table, e.g. m5.large, aws:m5.large, gcp:n2-standard-4, "
+    "Standard_D2s_v3",
+    "host_vcpus": "the number of vCPUs of the host this virtual machine runs on, from 1 to 100000",
 }
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "attribution": ("process", "machine"),
     "intensity_provider": INTENSITY_PROVIDERS,
+    "virtual": ("auto", "guest", "host"),
 }
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
@@ -81,6 +89,9 @@ class Settings:
     intensity_trace: Path | None = None
     detect_cloud: bool = False
     host: str | None = None
+    virtual: Literal["auto", "guest", "host"] = "auto"
+    instance_type: str | None = None
+    host_vcpus: float | None = None
 
     @property
     def db_url(self) -> str:
@@ -126,6 +137,14 @@ def _parse(key: str, value: Any) -> Any:
         return _number(value, 1.0, inclusive=True, maximum=10.0)
     if key in ("region", "db", "host"):
         return _text(value)
+    if key == "instance_type":
+        from wattprint.data.instances import find_instance  # reads its table only when the setting is used
+
+        if find_instance(_text(value)) is None:
+            raise ValueError("unknown instance type")
+        return _text(value)
+    if key == "host_vcpus":
+        return _number(value, 1.0, inclusive=True, maximum=100000.0)
     if key in _CHOICES:
         if value not in _CHOICES[key]:
             raise ValueError("not a choice")

@@ -34,7 +34,9 @@ def test_cli_json_on_this_machine_names_each_source_with_its_reason(wattprint_cm
     else:  # this project's VMs: no powercap tree, so the model, saying so
         cpu = components["cpu"]
         assert (cpu["source"], cpu["method"]) == ("model", "estimated")
-        assert "RAPL" in cpu["reason"] and "TDP" in cpu["reason"] and cpu["fix"]
+        rule = doc["hardware"]["cpu_power_rule"]  # a VM's vCPUs, or a physical machine's TDP
+        assert rule == ("vcpu" if doc["hardware"]["virtualization"]["guest"] else "tdp")
+        assert "RAPL" in cpu["reason"] and ("vCPU" if rule == "vcpu" else "TDP") in cpu["reason"] and cpu["fix"]
         assert (components["ram"]["source"], components["ram"]["method"]) == ("model", "estimated")
     if not any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0")):
         gpu = components["gpu"]

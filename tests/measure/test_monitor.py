@@ -389,3 +389,17 @@ def test_gpus_that_list_no_processes_go_by_cpu_share_for_one_of_many_runs() -> N
     attributed, machine = monitor.by_component(monitor.totals())
     assert machine["gpu"] == pytest.approx(20.0)
     assert attributed["gpu"] == pytest.approx(5.0)  # a quarter of it, not all and not nothing
+
+
+def test_held_share_is_the_trees_part_of_the_machines_capacity_not_of_its_busy_time() -> None:
+    # a 4-CPU machine: 4 CPU seconds per 1 s interval, 1 of them busy, all of it the tracked tree's
+    stat = iter([(float(i), 4.0 * i) for i in range(6)])
+    source = ScriptedSource([0.0, 10.0, 20.0, 30.0, 40.0, 50.0])
+    monitor = EnergyMonitor([source], tree=_ScriptedTree([float(i) for i in range(6)]), machine_cpu=lambda: next(stat))
+    for _ in range(5):
+        monitor.sample()
+    assert monitor.mean_cpu_share() == pytest.approx(1.0)  # all the busy time: its energy share
+    assert monitor.mean_held_share() == pytest.approx(0.25)  # one core of four: what it holds, for embodied
+    machine_wide = EnergyMonitor([ScriptedSource([0.0, 1.0])], tree=_ScriptedTree([0.0]), attribution="machine")
+    machine_wide.sample()
+    assert machine_wide.mean_held_share() == 1.0

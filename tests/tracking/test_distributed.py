@@ -34,7 +34,9 @@ import json, os, sys, time
 import torch, torch.distributed as dist
 torch.set_num_threads(1)
 from wattprint.tracking.distributed import track_distributed
-from wattprint.measure.cpu_model import CpuModelSource, cpu_info
+from wattprint.config import load_settings
+from wattprint.measure.cpu_model import CpuModelSource
+from wattprint.measure.detect import sources_for
 
 if "SLURM_PROCID" in os.environ:  # launched the way srun does: no RANK/WORLD_SIZE, Slurm's variables
     dist.init_process_group("gloo", rank=int(os.environ["SLURM_PROCID"]), world_size=int(os.environ["SLURM_NTASKS"]))
@@ -48,7 +50,8 @@ if os.environ.get("FAKE_GPU_W"):  # NVIDIA GPUs faked at NVML's interface: every
     watts = [float(w) for w in os.environ["FAKE_GPU_W"].split(",")]
     gpus = [FakeGpu(uuid=f"GPU-{i}", energy_mj=None, power_mw=int(w * 1000)) for i, w in enumerate(watts)]
     kw = {"nvml_module": FakeNvml(gpus), "gpus": [int(os.environ["LOCAL_RANK"])]}
-probe = CpuModelSource(cpu_info())  # an independent rank-local reading of the whole machine's CPU
+# an independent rank-local reading of the whole machine's CPU, by the model a tracker here uses (a VM's or TDP)
+probe = next(s for s in sources_for(load_settings()).sources if isinstance(s, CpuModelSource))
 if os.environ.get("TRACK_API") == "track":  # what users write first: the plain API, in every rank
     import wattprint
     tracker = wattprint.track("ddp-test", gather_timeout_s=float(os.environ.get("GATHER_S", "60")), **kw)

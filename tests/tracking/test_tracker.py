@@ -286,7 +286,7 @@ def test_running_checkpoints_price_carbon_as_the_final_accounting_does() -> None
             t.monitor.sample()  # type: ignore[union-attr]
             rec = t._update_record("running")
             kept.append(t._carbon._linear[1])  # type: ignore[index]
-            share = rec.attribution["cpu_share"]
+            share = rec.attribution["host_share"]  # what the run holds of the machine (x a VM's share of its host)
             energy = {"cpu": rec.energy_kwh.cpu, "gpu": rec.energy_kwh.gpu, "ram": rec.energy_kwh.ram}
             methods = {c: (rec.methods.get(c) or {}).get("method") for c in energy}
             op = integrate_operational([(rec.started_at, rec.started_at, rec.energy_kwh.total)], yearly, 1.4)

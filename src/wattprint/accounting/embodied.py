@@ -124,10 +124,26 @@ class EmbodiedBreakdown:
     note: str = ""
 
 
+def host_figure(hardware: dict[str, Any]) -> str | EmbodiedFigure:
+    """The host's embodied figure for a record's `hardware`: a cloud instance's published host platform where its type
+    is known (`hardware["guest"]`), else the generic server row."""
+    guest = hardware.get("guest") or {}
+    kg, instance = guest.get("host_embodied_kg"), guest.get("instance_type")
+    if not kg or not instance:
+        return HOST_DEVICE
+    return EmbodiedFigure(
+        f"host of {instance}",
+        float(kg),
+        lookup_embodied(HOST_DEVICE).lifetime_years,  # type: ignore[union-attr]
+        "modelled",
+        "Cloud Carbon Footprint embodied coefficients (ccf-coefficients): the instance's host platform",
+    )
+
+
 def run_embodied(
     duration_s: float,
     gpu_names: Sequence[str] = (),
-    host: str | None = HOST_DEVICE,
+    host: str | EmbodiedFigure | None = HOST_DEVICE,
     host_share: float = 1.0,
     gpu_share: float = 1.0,
 ) -> EmbodiedBreakdown:
@@ -135,18 +151,19 @@ def run_embodied(
 
     Every GPU name is looked up in embodied.csv (published figure preferred); names without a figure
     are listed in `missing` and count zero (said in the note, never guessed). The host is the
-    generic server figure unless another device is named; None leaves it out.
+    generic server figure unless another device or figure (`host_figure`) is given; None leaves it out.
     """
     from wattprint.accounting.uncertainty import embodied_range_kg
 
-    devices = [(name, gpu_share) for name in gpu_names]
+    devices: list[tuple[str | EmbodiedFigure, float]] = [(name, gpu_share) for name in gpu_names]
     if host is not None:
         devices.append((host, host_share))
     items: list[dict[str, Any]] = []
     missing: list[str] = []
     total = low = high = 0.0
-    for name, share in devices:
-        figure = lookup_embodied(name)
+    for device, share in devices:
+        figure = device if isinstance(device, EmbodiedFigure) else lookup_embodied(device)
+        name = device.device if isinstance(device, EmbodiedFigure) else device
         if figure is None:
             missing.append(name)
             continue

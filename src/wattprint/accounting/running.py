@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from wattprint.accounting.embodied import device_note, embodied_note, run_embodied
+from wattprint.accounting.embodied import EmbodiedFigure, device_note, embodied_note, run_embodied
 from wattprint.accounting.footprint import integrate_operational
 from wattprint.accounting.uncertainty import record_range
 
@@ -59,7 +59,7 @@ class LinearCarbon:
         pue: float,
         methods: Mapping[str, str | None],
         gpu_names: Sequence[str] = (),
-        host: str | None = "server",
+        host: str | EmbodiedFigure | None = "server",
     ) -> LinearCarbon:
         """Coefficients from the accounting functions at 1 kWh per component and 1 s of reservation.
 

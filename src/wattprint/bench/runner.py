@@ -145,12 +145,12 @@ def measure_idle_power_w(settings: Settings, seconds: float, pid: int | None = N
     while it is given nothing to do, over `seconds`."""
     if seconds <= 0:
         return None
-    from wattprint.measure.detect import detect_sources
+    from wattprint.measure.detect import sources_for
     from wattprint.measure.monitor import EnergyMonitor
     from wattprint.measure.process import ProcessTree
 
     monitor = EnergyMonitor(
-        detect_sources(settings.cpu_tdp_w).sources,
+        sources_for(settings).sources,
         interval_s=min(settings.interval, seconds),
         tree=ProcessTree(os.getpid() if pid is None else pid),
         attribution=settings.attribution,

@@ -18,7 +18,13 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print one JSON do
     from wattprint.config import load_settings
     from wattprint.measure.doctor import diagnose
 
-    document = diagnose(cpu_tdp_w=load_settings().cpu_tdp_w)
+    settings = load_settings()
+    document = diagnose(
+        cpu_tdp_w=settings.cpu_tdp_w,
+        virtual=settings.virtual,
+        instance_type=settings.instance_type,
+        host_vcpus=settings.host_vcpus,
+    )
     if as_json:
         print_json(document)
         return

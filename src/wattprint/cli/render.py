@@ -118,6 +118,10 @@ def record_table(r: RunRecord) -> Table:
                 f"{r.attribution.get('mode')}" + (f", CPU share {share:.1%}" if isinstance(share, float) else ""),
             )
         )
+        held, rule = r.attribution.get("host_share"), r.attribution.get("host_share_rule")
+        if isinstance(held, float) and rule:
+            rows.append(("host share (embodied)", f"{held:.4g}: {rule}"))
+    rows += _machine_rows(r.hardware)
     for component, reason in sorted(r.degraded.items()):
         rows.append((f"degraded: {component}", reason))
     for key, value in sorted(r.metrics.items()):
@@ -125,6 +129,18 @@ def record_table(r: RunRecord) -> Table:
     for label, value in rows:
         table.add_row(label, str(value))
     return table
+
+
+def _machine_rows(hardware: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the record says about a virtual machine, and the setting that would sharpen its figures."""
+    virt, guest = hardware.get("virtualization") or {}, hardware.get("guest")
+    if not guest:
+        return []
+    where = ", ".join(str(v) for v in (virt.get("hypervisor"), virt.get("cloud"), guest.get("instance_type")) if v)
+    rows = [("virtual machine", f"{where or 'guest'} ({virt.get('evidence')})")]
+    if guest.get("sharpen"):
+        rows.append(("to sharpen", str(guest["sharpen"])))
+    return rows
 
 
 def print_table(table: Table) -> None:

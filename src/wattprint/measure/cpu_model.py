@@ -1,8 +1,9 @@
 """Estimated power for machines without counters: CPU utilisation x TDP, RAM per GiB.
 
 Everything here is a model and is labelled "estimated". The CPU model is
-    power_w = sockets x tdp_w x (idle_fraction + (1 - idle_fraction) x utilisation)
-with utilisation read from the kernel's CPU time counters; RAM draws a constant power per GiB
+    power_w = idle_w + (max_w - idle_w) x utilisation
+with utilisation read from the kernel's CPU time counters; on a physical machine max_w is sockets x TDP and idle_w
+10 % of it, in a virtual machine vcpus x the per-vCPU watts of `vcpu.py`. RAM draws a constant power per GiB
 installed. Defaults and their sources are in wattprint/data/SOURCES.md.
 """
 
@@ -164,7 +165,7 @@ def machine_cpu_reader() -> Callable[[], tuple[float, float]]:
 
 
 class CpuModelSource:
-    """CPU energy from utilisation x TDP. One domain, "model:cpu", estimated."""
+    """CPU energy from utilisation between an idle and a full-load power. One domain, "model:cpu", estimated."""
 
     name = "model"
 
@@ -174,9 +175,13 @@ class CpuModelSource:
         idle_fraction: float = IDLE_FRACTION,
         cpu_seconds: Callable[[], tuple[float, float]] = machine_cpu_seconds,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        power_range_w: tuple[float, float] | None = None,
     ) -> None:
+        """`power_range_w`: (idle, full load) watts; by default `info`'s sockets x TDP and `idle_fraction` of it."""
         self.info = info
-        self.idle_fraction = idle_fraction
+        full_w = info.sockets * info.tdp_w
+        self.idle_w, self.max_w = power_range_w or (full_w * idle_fraction, full_w)
         self._cpu_seconds = cpu_seconds
         self._clock = clock
         self._last_t = clock()
@@ -186,7 +191,7 @@ class CpuModelSource:
 
     @property
     def max_power_w(self) -> float:
-        return self.info.sockets * self.info.tdp_w
+        return self.max_w
 
     def domains(self) -> Sequence[Domain]:
         return (Domain("model:cpu", "cpu", "estimated"),)
@@ -201,8 +206,7 @@ class CpuModelSource:
         d_total = total - self._last_total
         if d_total > 0:
             self.utilisation = min(1.0, max(0.0, (busy - self._last_busy) / d_total))
-        fraction = self.idle_fraction + (1.0 - self.idle_fraction) * self.utilisation
-        power_w = self.info.sockets * self.info.tdp_w * fraction  # max_power_w, without a property call
+        power_w = self.idle_w + (self.max_w - self.idle_w) * self.utilisation
         self._energy_j += power_w * max(0.0, now - self._last_t)
         self._last_t, self._last_busy, self._last_total = now, busy, total
         return Reading(now, {"model:cpu": self._energy_j})

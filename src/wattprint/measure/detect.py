@@ -11,12 +11,17 @@ import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wattprint.errors import PowerSourceError
 from wattprint.measure.base import PowerSource
 from wattprint.measure.cpu_caps import cpu_capabilities
 from wattprint.measure.cpu_model import CpuInfo, CpuModelSource, RamModelSource, cpu_info, machine_cpu_seconds
+
+if TYPE_CHECKING:
+    from wattprint.config import Settings
+    from wattprint.measure.vcpu import GuestFigures
+    from wattprint.measure.virt import Virtualization
 
 log = logging.getLogger("wattprint")
 
@@ -46,6 +51,10 @@ def detect_sources(
     jetson_root: str | None = None,
     apple_module: Any = None,
     jtop_module: Any = None,
+    virtualization: Virtualization | None = None,
+    virtual: str = "auto",
+    instance_type: str | None = None,
+    host_vcpus: float | None = None,
 ) -> SourceChoice:
     """Open the sources for cpu, gpu and ram. Never raises: a missing counter falls back to a model.
 
@@ -53,7 +62,9 @@ def detect_sources(
     domains cover that no earlier one measures. `rapld_socket` is where `wattprint rapld` serves RAPL counters to
     users who cannot read them (default WATTPRINT_RAPLD_SOCKET, else /run/wattprint/rapld.sock; asked only if it
     exists); the `*_module` arguments are stand-ins for the vendor libraries and `jetson_root` a sysfs root (tests).
-    The CPU and RAM models fill in what is left; a GPU without a counter gets no figure."""
+    The CPU and RAM models fill in what is left; a GPU without a counter gets no figure. A virtual machine
+    (`virtualization`, detected when None; `virtual` "auto", "guest" or "host" overrides) is modelled by its vCPUs'
+    share of the host (see vcpu.py), from `instance_type`'s published figures where known."""
     info: CpuInfo = cpu_info(cpu_tdp_w)
     choice = SourceChoice(
         [],
@@ -91,8 +102,48 @@ def detect_sources(
             choice.missed[component] = (found or errors[component])[0]
     if choice.measurement["cpu"] in ("rapl", "rapld") and choice.measurement["ram"] is None:
         choice.missed["ram"] = PowerSourceError("RAPL has no DRAM zone on this CPU", reason="absent")
-    _fill_with_models(choice, info, cpu_seconds)
+    guest = _guest(choice, info, virtualization, virtual, instance_type, host_vcpus)
+    _fill_with_models(choice, info, cpu_seconds, None if cpu_tdp_w is not None else guest)
     return choice
+
+
+def sources_for(settings: Settings, **detect: Any) -> SourceChoice:
+    """`detect_sources` with the settings that shape it (TDP, virtual machine, instance type, host size)."""
+    return detect_sources(
+        settings.cpu_tdp_w,
+        virtual=settings.virtual,
+        instance_type=settings.instance_type,
+        host_vcpus=settings.host_vcpus,
+        **detect,
+    )
+
+
+def _guest(
+    choice: SourceChoice,
+    info: CpuInfo,
+    virtualization: Virtualization | None,
+    virtual: str,
+    instance_type: str | None,
+    host_vcpus: float | None,
+) -> GuestFigures | None:
+    """This machine's share of its host when it is a guest (said on the record's hardware), else None."""
+    from wattprint.measure.virt import detect_virtualization
+
+    virt = virtualization if virtualization is not None else detect_virtualization()
+    choice.hardware["virtualization"] = virt.as_dict()
+    as_guest = virtual == "guest" or (virtual == "auto" and (virt.guest or instance_type is not None))
+    if not as_guest:
+        return None
+    from wattprint.data.instances import find_instance
+    from wattprint.measure.vcpu import guest_figures
+
+    named = instance_type or virt.instance_type
+    if named is not None and find_instance(named, virt.cloud) is None:  # a type newer than the table: say so
+        choice.hardware["virtualization"]["note"] = f"instance type {named!r} not in the bundled table"
+        named = None
+    guest = guest_figures(info.model, info.logical_cpus, virt.cloud, named, host_vcpus)
+    choice.hardware["guest"] = guest.as_dict()
+    return guest
 
 
 @dataclass(frozen=True)
@@ -196,18 +247,35 @@ def _detail(source: PowerSource) -> str:
     return detail() if callable(detail) else source.name
 
 
-def _fill_with_models(choice: SourceChoice, info: CpuInfo, cpu_seconds: Callable[[], tuple[float, float]]) -> None:
-    """The CPU and RAM models where no counter measures them; a GPU without one is said to have no figure."""
+def _fill_with_models(
+    choice: SourceChoice,
+    info: CpuInfo,
+    cpu_seconds: Callable[[], tuple[float, float]],
+    guest: GuestFigures | None = None,
+) -> None:
+    """The CPU and RAM models where no counter measures them; a GPU without one is said to have no figure. A guest's
+    CPU is modelled by its vCPUs (`guest`), a physical machine's by its sockets' TDP."""
     if choice.measurement["cpu"] is None:
-        choice.sources.append(CpuModelSource(info, cpu_seconds=cpu_seconds))
+        why = choice.missed["cpu"].message if "cpu" in choice.missed else "no CPU counter"
+        if guest is not None:
+            p = guest.power
+            choice.sources.append(
+                CpuModelSource(
+                    info, cpu_seconds=cpu_seconds, power_range_w=(guest.vcpus * p.min_w, guest.vcpus * p.max_w)
+                )
+            )
+            choice.hardware.update(cpu_power_rule="vcpu")
+            detail = (
+                f"utilisation x {guest.vcpus:g} vCPUs x {p.min_w:.2f}-{p.max_w:.2f} W per vCPU ({p.architecture}; "
+                f"{p.source}): a virtual machine ({choice.hardware['virtualization']['evidence']}); {why}"
+            )
+        else:
+            choice.sources.append(CpuModelSource(info, cpu_seconds=cpu_seconds))
+            choice.hardware.update(cpu_power_rule="tdp")
+            detail = f"utilisation x TDP {info.tdp_w:g} W x {info.sockets} socket(s) ({info.tdp_source}); {why}"
         choice.measurement["cpu"] = "model"
         choice.hardware.update(cpu_tdp_w=info.tdp_w, cpu_tdp_source=info.tdp_source)
-        why = choice.missed["cpu"].message if "cpu" in choice.missed else "no CPU counter"
-        choice.methods["cpu"] = {
-            "method": "estimated",
-            "source": "model",
-            "detail": f"utilisation x TDP {info.tdp_w:g} W x {info.sockets} socket(s) ({info.tdp_source}); {why}",
-        }
+        choice.methods["cpu"] = {"method": "estimated", "source": "model", "detail": detail}
     if choice.measurement["ram"] is None:
         ram = RamModelSource()
         choice.sources.append(ram)

@@ -63,7 +63,18 @@ def diagnose(choice: SourceChoice | None = None, **detect: Any) -> dict[str, Any
                     close()
     notes = []
     hardware = choice.hardware
-    if components["cpu"]["method"] == "estimated" and "not in table" in str(hardware.get("cpu_tdp_source", "")):
+    guest = hardware.get("guest")
+    if guest:
+        notes.append(
+            f"a virtual machine: charged {guest['vcpus']:g} of {guest['host_vcpus']:g} host vCPUs "
+            f"({guest['host_rule']})"
+        )
+    tdp_rule = hardware.get("cpu_power_rule") == "tdp"
+    if (
+        tdp_rule
+        and components["cpu"]["method"] == "estimated"
+        and "not in table" in str(hardware.get("cpu_tdp_source"))
+    ):
         notes.append(
             f"the CPU model assumes {hardware.get('cpu_tdp_w'):g} W per package ({hardware.get('cpu_tdp_source')}); "
             "set WATTPRINT_CPU_TDP_W to this CPU's TDP for a closer estimate"
@@ -72,7 +83,17 @@ def diagnose(choice: SourceChoice | None = None, **detect: Any) -> dict[str, Any
         "components": components,
         "hardware": {
             key: hardware.get(key)
-            for key in ("cpu_model", "cpu_sockets", "logical_cpus", "cpu_tdp_w", "cpu_tdp_source", "gpus")
+            for key in (
+                "cpu_model",
+                "cpu_sockets",
+                "logical_cpus",
+                "cpu_tdp_w",
+                "cpu_tdp_source",
+                "cpu_power_rule",
+                "virtualization",
+                "guest",
+                "gpus",
+            )
             if key in hardware
         },
         "notes": notes,

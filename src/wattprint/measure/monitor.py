@@ -182,6 +182,8 @@ class EnergyMonitor:
         self._machine_j = dict.fromkeys(self.domains, 0.0)
         self._attributed_j = dict.fromkeys(self.domains, 0.0)
         self._cpu_share_sum = [0.0, 0.0]  # machine-energy-weighted mean of the CPU share
+        self._held_sum = [0.0, 0.0]  # the tree's CPU seconds and the machine's capacity (busy + idle) in that time
+        self._last_total: float | None = None
         self._last_tree_cpu: float | None = None
         self._tree_backlog_s = 0.0
         self._last_busy: float | None = None
@@ -302,17 +304,19 @@ class EnergyMonitor:
             except Exception as exc:  # one bad tick must not lose the others
                 self._mark("monitor", f"{type(exc).__name__}: {exc}")
 
-    def _update_shares(self, tree_raw: Any, busy: float) -> None:
+    def _update_shares(self, tree_raw: Any, busy: float, total: float) -> None:
         """CPU-time and memory share of the tracked tree since the previous sample."""
         tree = self.tree.from_raw(tree_raw)  # type: ignore[union-attr]
-        if self._last_tree_cpu is not None and self._last_busy is not None:
+        if self._last_tree_cpu is not None and self._last_busy is not None and self._last_total is not None:
             d_busy = busy - self._last_busy
             # CPU time of a descendant found late arrives all at once; what exceeds this interval's
             # machine time is carried to the next intervals instead of being clipped away
             d_tree = tree.cpu_s - self._last_tree_cpu + self._tree_backlog_s
             self._cpu_share = min(1.0, max(0.0, d_tree / d_busy)) if d_busy > 0 else 0.0
             self._tree_backlog_s = max(0.0, d_tree - max(0.0, d_busy))
-        self._last_tree_cpu, self._last_busy = tree.cpu_s, busy
+            self._held_sum[0] += min(max(0.0, d_tree), max(0.0, d_busy))
+            self._held_sum[1] += max(0.0, total - self._last_total)
+        self._last_tree_cpu, self._last_busy, self._last_total = tree.cpu_s, busy, total
         self._ram_share = min(1.0, tree.rss_bytes / self._ram_total) if self._ram_total else 0.0
         self._tree_pids = tree.pids
 
@@ -323,7 +327,7 @@ class EnergyMonitor:
         if cpu_raw is not None:
             busy, total = self._cpu_parse(cpu_raw)
         if tree_raw is not None:
-            self._update_shares(tree_raw, busy)
+            self._update_shares(tree_raw, busy, total)
         shares = {"cpu": self._cpu_share, "ram": self._ram_share, "gpu": 1.0}  # GPUs: chosen whole at the end
         power_w = {"cpu": 0.0, "gpu": 0.0, "ram": 0.0}
         dt = now - self._last_t
@@ -490,6 +494,16 @@ class EnergyMonitor:
             self._drain()
         s, m = self._cpu_share_sum
         return s / m if m > 0 else self.cpu_share
+
+    def mean_held_share(self) -> float:
+        """The tracked tree's share of the machine's CPU capacity so far (its CPU seconds over every CPU's seconds,
+        busy or idle): what it holds of the machine, for embodied emissions. 1.0 with machine attribution or before
+        the second sample. A lone job on one core of an idle 64-thread server holds 1/64 of it (its share of busy
+        time would be 1)."""
+        if self._pending:
+            self._drain()
+        tree_s, capacity_s = self._held_sum
+        return min(1.0, tree_s / capacity_s) if capacity_s > 0 else 1.0
 
     def open_windows(self) -> list[str]:
         """Names of the windows begun and not yet ended."""

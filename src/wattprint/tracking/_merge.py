@@ -108,8 +108,9 @@ def _node_row(
     node_id: str, node: dict[str, Any], rows: list[dict[str, Any]], records: list[RunRecord], leader: RunRecord
 ) -> dict[str, Any]:
     """One node's energy (sum of its ranks), machine energy, and carbon with the host's embodied counted once."""
-    from wattprint.accounting.embodied import run_embodied
+    from wattprint.accounting.embodied import host_figure, run_embodied
     from wattprint.accounting.uncertainty import record_range
+    from wattprint.tracking.carbon import host_share
 
     energy = dict.fromkeys(("total", *COMPONENTS), 0.0)
     for row in rows:
@@ -120,15 +121,14 @@ def _node_row(
         "cpu": max(r.machine_energy_kwh.cpu for r in records),
         "ram": max(r.machine_energy_kwh.ram for r in records),
     }
-    share = (
-        1.0
-        if node["mode"] == "machine"
-        else min(
-            1.0, sum(float(r.attribution.get("cpu_share") or 0.0) for r in records if r.measurement.cpu is not None)
-        )
-    )
+    if node["mode"] == "machine":
+        share = host_share(leader.hardware, "machine", 1.0)[0]
+    else:  # each rank holds its part of the machine (a VM's share already in it): their sum, counted once
+        held = [r.attribution.get("host_share", r.attribution.get("cpu_share")) for r in records if r.measurement.cpu]
+        share = min(1.0, sum(float(h or 0.0) for h in held))
     gpu_names = [g["name"] for r in records for g in r.hardware.get("gpus", []) if "name" in g]
-    emb = run_embodied(max(r.duration_s for r in records), gpu_names=gpu_names, host="server", host_share=share)
+    duration_s = max(r.duration_s for r in records)
+    emb = run_embodied(duration_s, gpu_names=gpu_names, host=host_figure(leader.hardware), host_share=share)
     operational = sum(r.co2e_kg.operational for r in records)
     methods: dict[str, str | None] = {c: (leader.methods.get(c) or {}).get("method") for c in COMPONENTS}
     if any(r.measurement.gpu for r in records):

@@ -27,20 +27,24 @@ class RunCarbon:
     def account(
         self,
         rec: RunRecord,
-        cpu_share: float,
+        held_share: float,
         energy: dict[str, float],
         gpus: set[str],
         cumulative: list[tuple[datetime, float]],
         final: bool,
     ) -> None:
-        """Set `rec`'s carbon from its energy so far; `cumulative` is (time, total kWh) at each checkpoint."""
+        """Set `rec`'s carbon from its energy so far; `cumulative` is (time, total kWh) at each checkpoint and
+        `held_share` the run's share of this machine's CPU capacity (see `EnergyMonitor.mean_held_share`)."""
         pue = rec.pue
         yearly = self.region["intensity_g_per_kwh"]
         used = [g["name"] for g in rec.hardware.get("gpus", []) if g.get("domain", f"nvml:{g.get('index')}") in gpus]
-        share = 1.0 if self.settings.attribution == "machine" else cpu_share
+        share, rule = host_share(rec.hardware, self.settings.attribution, held_share)
+        rec.attribution.update(host_share=share, host_share_rule=rule)
         methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
         if not final:  # one constant intensity until the end: the same figures by arithmetic (see LinearCarbon)
-            figures = self._linear_coefficients(yearly, pue, methods, used).at(energy, rec.duration_s, share)
+            figures = self._linear_coefficients(yearly, pue, methods, used, rec.hardware).at(
+                energy, rec.duration_s, share
+            )
             self._set(
                 rec,
                 figures.operational_kg,
@@ -50,7 +54,7 @@ class RunCarbon:
                 figures.embodied_note,
             )
             return
-        from wattprint.accounting.embodied import run_embodied
+        from wattprint.accounting.embodied import host_figure, run_embodied
         from wattprint.accounting.footprint import integrate_operational, segments_from_cumulative
         from wattprint.accounting.uncertainty import record_range
 
@@ -68,7 +72,7 @@ class RunCarbon:
         except Exception as exc:  # a bad series must not lose the record
             rec.intensity_note = f"series unusable ({exc}); yearly average used"
             op = integrate_operational(segments, yearly, pue)
-        emb = run_embodied(rec.duration_s, gpu_names=used, host="server", host_share=share)
+        emb = run_embodied(rec.duration_s, gpu_names=used, host=host_figure(rec.hardware), host_share=share)
         band = record_range(
             energy,
             methods,
@@ -81,15 +85,34 @@ class RunCarbon:
             rec, op.co2e_kg, emb.co2e_kg, op.intensity_g_per_kwh, (band["co2e_kg_low"], band["co2e_kg_high"]), emb.note
         )
 
+    def span(
+        self, rec: RunRecord, held_share: float, energy: dict[str, float], gpus: set[str], duration_s: float
+    ) -> tuple[float, float]:
+        """(operational, embodied) kg of a span of the run (a window): `energy` kWh per component over `duration_s`,
+        at the run's yearly intensity and PUE and its current host share, by the coefficients checkpoints use."""
+        used = [g["name"] for g in rec.hardware.get("gpus", []) if g.get("domain", f"nvml:{g.get('index')}") in gpus]
+        share, _rule = host_share(rec.hardware, self.settings.attribution, held_share)
+        methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
+        linear = self._linear_coefficients(self.region["intensity_g_per_kwh"], rec.pue, methods, used, rec.hardware)
+        figures = linear.at(energy, duration_s, share)
+        return figures.operational_kg, figures.embodied_kg
+
     def _linear_coefficients(
-        self, intensity_g_per_kwh: float, pue: float, methods: dict[str, Any], gpu_names: list[str]
+        self,
+        intensity_g_per_kwh: float,
+        pue: float,
+        methods: dict[str, Any],
+        gpu_names: list[str],
+        hardware: dict[str, Any],
     ) -> LinearCarbon:
         """The running run's carbon coefficients, derived again only when one of their inputs changes."""
         key = (intensity_g_per_kwh, pue, tuple(methods.items()), tuple(gpu_names))
         if self._linear is None or self._linear[0] != key:
+            from wattprint.accounting.embodied import host_figure
             from wattprint.accounting.running import LinearCarbon
 
-            linear = LinearCarbon.derive(intensity_g_per_kwh, pue, methods, gpu_names, host="server")
+            host = host_figure(hardware)
+            linear = LinearCarbon.derive(intensity_g_per_kwh, pue, methods, gpu_names, host=host)
             self._linear = (key, linear)
         return self._linear[1]
 
@@ -132,3 +155,17 @@ class RunCarbon:
         notes = [n for n in (getattr(series, "fallback_reason", None), getattr(series, "timezone_note", None)) if n]
         rec.intensity_note = "; ".join(notes) or f"time-resolved from {self.settings.intensity_provider}"
         return series
+
+
+def host_share(hardware: dict[str, Any], attribution: str, held_share: float) -> tuple[float, str]:
+    """The run's share of its host's embodied emissions, and the rule, for the record: what the run holds (its share
+    of this machine's CPU capacity, or all of it with machine attribution) times, in a virtual machine, the VM's
+    vCPUs over its host's."""
+    held = 1.0 if attribution == "machine" else held_share
+    rule = "the whole machine (machine attribution)" if attribution == "machine" else "its share of CPU capacity"
+    guest = hardware.get("guest")
+    if not guest:
+        return held, f"{rule} of this physical machine"
+    vm = float(guest.get("host_share", 1.0))
+    share = held * vm
+    return share, f"{rule} x {guest['vcpus']:g} of {guest['host_vcpus']:g} host vCPUs ({guest['host_rule']})"

@@ -44,7 +44,7 @@ import psutil
 from wattprint._extras import require
 from wattprint.config import Settings, load_settings
 from wattprint.errors import TrackerNotStartedError
-from wattprint.measure.detect import SourceChoice, detect_sources
+from wattprint.measure.detect import SourceChoice, sources_for
 from wattprint.measure.process import ProcessTree
 from wattprint.record import RunRecord, Status
 from wattprint.tracking._merge import merge_parts
@@ -289,7 +289,7 @@ class DistributedTracker:
 
     def _sources(self) -> SourceChoice:
         """This rank's sources: CPU/RAM only where the plan says so, GPUs only those it uses."""
-        choice = detect_sources(self.settings.cpu_tdp_w, nvml_module=self._nvml_module)
+        choice = sources_for(self.settings, nvml_module=self._nvml_module)
         machine = self.role in ("node", "own")
         nvml_gpus: list[dict[str, Any]] = []
         keep = []
@@ -392,6 +392,12 @@ class DistributedTracker:
         if self.tracker is None:
             raise TrackerNotStartedError()
         return self.tracker.energy_so_far_kwh()
+
+    def window_co2e_kg(self, window: Any) -> tuple[float, float]:
+        """Operational and embodied CO2e of one of this rank's windows (see `Tracker.window_co2e_kg`)."""
+        if self.tracker is None:
+            raise TrackerNotStartedError()
+        return self.tracker.window_co2e_kg(window)
 
     def flag(self, key: str, reason: str) -> None:
         """Mark a part of this rank's run as degraded; it reaches the job record as "rank N: key"."""

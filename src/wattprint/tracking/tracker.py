@@ -31,7 +31,7 @@ from wattprint.config import Settings, load_settings
 from wattprint.errors import TrackerNotStartedError, WattprintInputError
 from wattprint.intensity.static import WORLD_REGION, StaticProvider
 from wattprint.measure.base import COMPONENTS, ProcessListing
-from wattprint.measure.detect import SourceChoice, detect_sources
+from wattprint.measure.detect import SourceChoice, sources_for
 from wattprint.measure.monitor import EnergyMonitor, WindowResult
 from wattprint.measure.process import ProcessTree
 from wattprint.tracking import exit_hooks
@@ -168,7 +168,7 @@ class Tracker:
             return self
         choice = self._choice
         if choice is None:
-            choice = detect_sources(self.settings.cpu_tdp_w)
+            choice = sources_for(self.settings)
         self._choice = choice
         tree: Any
         try:
@@ -364,6 +364,16 @@ class Tracker:
         energy = {c: joules_to_kwh(attributed_j[c]) for c in COMPONENTS}
         return energy | {"total": sum(energy.values())}
 
+    def window_co2e_kg(self, window: WindowResult) -> tuple[float, float]:
+        """(operational, embodied) kg CO2e of a window of this run, counted as the record counts the run: its energy
+        at the run's intensity and PUE, its length at the run's embodied rate (GPUs, and the host share held so far).
+        A run's windows and the time outside them add up to the record's figures (at a constant intensity)."""
+        if self.monitor is None or self.record is None:
+            raise TrackerNotStartedError()
+        gpus, _why = self.monitor.gpu_selection()
+        energy: dict[str, float] = {c: joules_to_kwh(window.energy_j.get(c, 0.0)) for c in COMPONENTS}
+        return self._carbon.span(self.record, self.monitor.mean_held_share(), energy, gpus, window.duration_s)
+
     def note_reaped_tree_cpu_s(self, total_cpu_s: float) -> None:
         """For `wattprint run`: the tracked child was reaped with this much CPU time (descendants included),
         so the last interval is charged its CPU time although the child has left /proc."""
@@ -421,11 +431,11 @@ class Tracker:
         rec.energy_kwh = EnergyKwh(total=total, **energy)
         rec.machine_energy_kwh = EnergyKwh(total=sum(machine.values()), **machine)
         rec.facility_energy_kwh = facility_energy_kwh(total, rec.pue)
-        cpu_share = monitor.mean_cpu_share()  # read once: the record's share and the embodied host share agree
-        self._carbon.account(rec, cpu_share, energy, gpus, self._cumulative, final=status != "running")
+        held = monitor.mean_held_share()
+        self._carbon.account(rec, held, energy, gpus, self._cumulative, final=status != "running")
         rec.samples = monitor.samples
         rec.attribution.update(
-            cpu_share=cpu_share,
+            cpu_share=monitor.mean_cpu_share(),
             ram_share=monitor.ram_share,
             gpus=sorted(gpus),
             gpu_rule=gpu_why,
