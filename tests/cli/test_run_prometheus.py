@@ -47,6 +47,8 @@ def test_scrape_while_the_command_runs(wattprint_cmd: list[str], tmp_path: Path)
         "0.2",
         "--prometheus-port",
         str(port),
+        "--prometheus-linger",
+        "0",
         "-o",
         str(out),
         "--",
@@ -95,6 +97,37 @@ def test_scrape_while_the_command_runs(wattprint_cmd: list[str], tmp_path: Path)
     assert sum(s.value for s in second if s.name == "wattprint_power_watts") > 0
     assert value(second, "wattprint_run_info", run_id=record["run_id"], status="running") == 1.0
     with pytest.raises(OSError):  # the server is gone with the run
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_a_short_jobs_final_values_are_served_for_the_grace_period(wattprint_cmd: list[str], tmp_path: Path) -> None:
+    port, out = free_port(), tmp_path / "run.json"
+    cmd = [*wattprint_cmd, "run", "--prometheus-port", str(port), "--prometheus-linger", "4", "-o", str(out)]
+    proc = subprocess.Popen(
+        [*cmd, "--", sys.executable, "-c", BUSY.format(s=0.3)], stderr=subprocess.PIPE, text=True, bufsize=1
+    )
+    try:
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:  # the job has ended and its record is written once this line is out
+            lines.append(line)
+            if "serving the final metrics for 4 s more" in line:
+                break
+        ended = time.monotonic()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            found = samples(response.read().decode())
+        rest, _ = proc.communicate(timeout=60)
+        waited = time.monotonic() - ended
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(lines) + rest
+    record = json.loads(out.read_text())
+    assert value(found, "wattprint_run_info", run_id=record["run_id"], status="finished") == 1.0
+    assert value(found, "wattprint_energy_kwh", component="total") == pytest.approx(record["energy_kwh"]["total"])
+    assert value(found, "wattprint_co2e_kg", kind="total") == pytest.approx(record["co2e_kg"]["total"])
+    assert 2.0 < waited < 30.0  # it served for the grace period, then exited
+    with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
 
 

@@ -80,7 +80,13 @@ def optimize(
         "energy", "--prefer", help="What the best candidate minimises: energy, latency, macs or size."
     ),
     lower_is_better: bool = typer.Option(False, "--lower-is-better", help="The metric is a loss, not a score."),
-    energy_min_s: float = typer.Option(1.0, "--energy-min-s", help="Least seconds of the energy window."),
+    energy_min_s: float = typer.Option(1.0, "--energy-min-s", help="Least seconds of each energy window."),
+    rounds: int = typer.Option(
+        3,
+        "--rounds",
+        help="Rounds of alternating baseline and candidate windows behind each energy and latency ratio and its "
+        "range (0: one window each, no range, no verdict).",
+    ),
     threads: int = typer.Option(
         None,
         "--threads",
@@ -112,6 +118,8 @@ def optimize(
     check_storage_url(storage)
     if study is not None and storage is None:
         fail("--study", "a study name needs --storage; accepted: --storage URL --study NAME")
+    if not 0 <= rounds <= 100:
+        fail("--rounds", f"{rounds}; accepted: an integer from 0 to 100")
     if threads is not None and threads < 1:
         fail("--threads", f"{threads}; accepted: an integer >= 1")
     if output is not None:
@@ -143,6 +151,7 @@ def optimize(
         batch_sizes=sizes,
         energy_min_s=energy_min_s,
         progress=not quiet,
+        paired_rounds=rounds,
     )
     document = result.to_json_dict()
     if output is not None:

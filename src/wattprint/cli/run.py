@@ -71,6 +71,11 @@ def run(
         None, "--prometheus-port", help="Serve Prometheus metrics on this port (0: any free port)."
     ),
     prometheus_addr: str = typer.Option("127.0.0.1", "--prometheus-addr", help="Address to serve metrics on."),
+    prometheus_linger: float = typer.Option(
+        15.0,
+        "--prometheus-linger",
+        help="Seconds to keep serving the final metrics after the command ends, for a scraper to read them.",
+    ),
     pushgateway: str = typer.Option(None, "--pushgateway", help="Also push the metrics to this Pushgateway URL."),
 ) -> None:
     """Run CMD (after --), track its energy and carbon, exit with its exit code."""
@@ -81,6 +86,8 @@ def run(
         fail("CMD", "no command given; usage: wattprint run [OPTIONS] -- CMD [ARGS...]")
     if command[0].startswith("-"):  # an unknown option (a typo) lands here: no program is named "-..."
         fail(command[0], "no such option of wattprint run; usage: wattprint run [OPTIONS] -- CMD [ARGS...]")
+    if not 0 <= prometheus_linger <= 3600:  # NaN fails too
+        fail("--prometheus-linger", f"got {prometheus_linger}; expected seconds from 0 to 3600")
 
     from wattprint.config import load_settings
     from wattprint.store.first_row import check_sqlite_path, sqlite_file
@@ -166,13 +173,20 @@ def run(
     # the child is gone from /proc now: its CPU time since the last sample is only in our rusage
     tracker.note_reaped_tree_cpu_s(_reaped_children_cpu_s() - reaped_before_s)
     record = tracker.stop(status, exit_code=exit_code)
-    if exporter is not None:
-        exporter.stop()  # after the tracker: the last push carries the final figures
     write_record(output, record)  # a failed write warns: the job's exit code stands
     if not quiet:
         from wattprint.cli.render import summary_line
 
         print(summary_line(record), file=sys.stderr)
+    if exporter is not None:  # after the tracker: the last push and the lingering endpoint carry the final figures
+        linger_s = prometheus_linger if exporter.port is not None else 0.0
+        if linger_s > 0 and not quiet:
+            print(
+                f"wattprint: serving the final metrics for {linger_s:g} s more (--prometheus-linger; Ctrl-C ends it)",
+                file=sys.stderr,
+                flush=True,
+            )
+        exporter.stop(linger_s)
     raise typer.Exit(exit_code)
 
 

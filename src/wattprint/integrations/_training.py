@@ -7,9 +7,11 @@ name (`degraded["lightning"]`, `degraded["hf"]`, through `Tracker.flag`) and mea
 while training goes on. Step windows are kept off the record (`end_window(..., record=False)`):
 one entry per `log_every_n_steps` steps would only grow it; epoch windows stay on it.
 
-CO2e names say which figure they are, as on the record (`co2e_kg.operational`, `.embodied`, `.total`):
-epochs, steps, the running figure and the prediction are operational (`...co2e_kg.operational`); embodied
-exists for the finished run only, which gets all three (`run_co2e_kg.total` = operational + embodied).
+CO2e names say which figure they are, as on the record (`co2e_kg.operational`, `.embodied`, `.total`).
+Each epoch gets all three, counted as the record counts the run (`Tracker.window_co2e_kg`); steps, the running
+figure and the prediction are operational. The finished run gets its totals (`run_...`) and the part outside
+every epoch (`outside_epochs_...`: set-up, validation between epochs, teardown), so that the epochs and that part
+add up to the run's figures.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class TrainingMeter:
         self._steps: str | None = None
         self._steps_in_window = 0
         self._step = 0
+        self._epoch_sums = {"energy_kwh": 0.0, "operational": 0.0, "embodied": 0.0}  # this fit's epochs so far
         self.active = False
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -147,6 +150,7 @@ class TrainingMeter:
             self.active = True
             self.epochs_done = 0
             self.prediction = None
+            self._epoch_sums = dict.fromkeys(self._epoch_sums, 0.0)
         except Exception as exc:  # training goes on; the meter stops
             self._fail("starting the tracker", exc)
 
@@ -172,11 +176,16 @@ class TrainingMeter:
             self._epoch = None
             self.epochs_done += 1
             epoch_kwh = joules_to_kwh(result.total_j)
+            operational, embodied = self.tracker.window_co2e_kg(result)
+            for key, value in (("energy_kwh", epoch_kwh), ("operational", operational), ("embodied", embodied)):
+                self._epoch_sums[key] += value
             # as of the sample the window just took at its end
             so_far_kwh = self.tracker.energy_so_far_kwh()["total"]
             out = {
                 f"{p}epoch_energy_kwh": epoch_kwh,
-                f"{p}epoch_co2e_kg.operational": self._co2e_kg(epoch_kwh),
+                f"{p}epoch_co2e_kg.operational": operational,
+                f"{p}epoch_co2e_kg.embodied": embodied,
+                f"{p}epoch_co2e_kg.total": operational + embodied,
                 f"{p}energy_kwh": so_far_kwh,
                 f"{p}co2e_kg.operational": self._co2e_kg(so_far_kwh),
             }
@@ -255,7 +264,8 @@ class TrainingMeter:
         return rec
 
     def final_metrics(self, record: RunRecord | None) -> dict[str, float]:
-        """The finished run's totals: energy at the hardware, CO2e operational, embodied and total, duration."""
+        """The finished run's totals (energy at the hardware, CO2e operational, embodied and total, duration) and,
+        after epochs, the part outside them: the run's figure less the epochs' sum."""
         if record is None:
             return {}
         p = self.prefix
@@ -266,4 +276,15 @@ class TrainingMeter:
             f"{p}run_co2e_kg.total": record.co2e_kg.total,
             f"{p}run_duration_s": record.duration_s,
         }
+        # a second fit on one tracker, or a run still going: no single remainder to state
+        if self.epochs_done and self._fits == 1 and record.status != "running":
+            sums = self._epoch_sums
+            operational = record.co2e_kg.operational - sums["operational"]
+            embodied = record.co2e_kg.embodied - sums["embodied"]
+            out |= {
+                f"{p}outside_epochs_energy_kwh": record.energy_kwh.total - sums["energy_kwh"],
+                f"{p}outside_epochs_co2e_kg.operational": operational,
+                f"{p}outside_epochs_co2e_kg.embodied": embodied,
+                f"{p}outside_epochs_co2e_kg.total": operational + embodied,
+            }
         return {k: v for k, v in out.items() if math.isfinite(v)}

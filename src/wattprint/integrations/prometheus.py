@@ -4,7 +4,9 @@
     with wattprint.track("train") as t, PrometheusExporter(t, port=9464):
         train()                                   # curl http://127.0.0.1:9464/metrics
 
-or `wattprint run --prometheus-port 9464 [--pushgateway http://host:9091] -- CMD`.
+or `wattprint run --prometheus-port 9464 [--pushgateway http://host:9091] -- CMD`. After the job, `stop(linger_s)`
+serves the final values a while longer (`wattprint run`: 15 s, --prometheus-linger), so that a scraper polling every
+15 s still reads a short job's last figures; the push gateway keeps them until they are deleted there.
 
 Metrics (every one labelled run_name and run_id; per device also component, device and method,
 where method is "measured" or "estimated" and device the power-source domain: rapl:package-0,
@@ -22,6 +24,7 @@ monitor's totals once per interval to derive power. A failed push is logged, nev
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -104,6 +107,8 @@ class _Collector:
         # own figure moves only at checkpoints (0 until the first), and the two gauges must agree
         total_kwh = joules_to_kwh(sum(by_component_j.values()))
         operational = max(record.co2e_kg.operational, total_kwh * record.pue * record.intensity_g_per_kwh / 1000.0)
+        if record.status != "running":  # the final record's figures (time-resolved ones included), as on every surface
+            operational = record.co2e_kg.operational
         values = {"operational": operational, "embodied": record.co2e_kg.embodied}
         values["total"] = operational + record.co2e_kg.embodied
         for kind, kg in values.items():
@@ -169,8 +174,9 @@ class PrometheusExporter:
         thread.start()
         self._threads.append(thread)
 
-    def stop(self) -> None:
-        """Stop polling, push the final values once more, stop serving."""
+    def stop(self, linger_s: float = 0.0) -> None:
+        """Stop polling, push the final values once more, serve them `linger_s` seconds more (Ctrl-C ends the wait),
+        stop serving."""
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5.0)
@@ -178,6 +184,9 @@ class PrometheusExporter:
         self.poll()
         if self.pushgateway is not None:
             self.push()
+        if self._server is not None and linger_s > 0:
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the user does not want to wait
+                threading.Event().wait(linger_s)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

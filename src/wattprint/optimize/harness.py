@@ -4,7 +4,8 @@
 - latency: per batch size, warm-up runs then the median of timed repeats (ms per batch);
 - energy per inference: joules of this process over a window of repeated inferences at the first batch size,
   from wattprint's EnergyMonitor, divided by the inferences run. The method (measured by a hardware counter,
-  or estimated by the CPU/RAM model) and the source are carried on every result;
+  or estimated by the CPU/RAM model) and the source are carried on every result. Against a baseline model, the
+  windows alternate between the two, round after round (`paired.py`): ratios with their spread and a verdict;
 - MACs: dense MACs and MACs of nonzero weights (``count_flops(..., nonzero=True)``) at the example inputs;
 - parameters (all and nonzero) and size in bytes of the serialized ``state_dict``.
 """
@@ -45,6 +46,7 @@ class Measurement:
     sparsity: float
     macs_note: str = "counted on this model"
     compute: dict[str, Any] = field(default_factory=dict)  # CPU capabilities, int8 kernel, dtypes: see describe_compute
+    paired: dict[str, Any] | None = None  # against the baseline in alternating windows: see paired.paired_rounds
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,11 +59,12 @@ class EnergyMeter:
     """A started EnergyMonitor on this process, shared by all candidates so that they are measured alike."""
 
     def __init__(self, interval_s: float = 0.5, choice: Any = None) -> None:
-        from wattprint.measure.detect import detect_sources
+        from wattprint.config import load_settings
+        from wattprint.measure.detect import sources_for
         from wattprint.measure.monitor import EnergyMonitor
         from wattprint.measure.process import ProcessTree
 
-        self.choice = choice if choice is not None else detect_sources()
+        self.choice = choice if choice is not None else sources_for(load_settings())
         self.monitor = EnergyMonitor(self.choice.sources, interval_s=interval_s, tree=ProcessTree())
         self.monitor.start()
         self._n = 0
@@ -224,6 +227,8 @@ def measure(
     meter: EnergyMeter | None = None,
     macs_model: Any = None,
     macs_note: str | None = None,
+    baseline_model: Any = None,
+    paired_rounds: int = 3,
 ) -> Measurement:
     """Measure one model with the same protocol as every other candidate (see module docs).
 
@@ -231,7 +236,9 @@ def measure(
     repeating its rows. `energy_min_s` is the least time the energy window runs (longer windows average out
     the sampling granularity). Pass one `meter` to measure several candidates alike; one is made otherwise.
     `macs_model` is counted instead of `model` where the counter cannot see the model's kernels (quantized
-    ops): the model before quantization has the same number of MACs, at a higher precision.
+    ops): the model before quantization has the same number of MACs, at a higher precision. With a
+    `baseline_model`, energy and latency are measured against it in `paired_rounds` pairs of alternating windows
+    of `energy_min_s` each (`Measurement.paired`), and the energy per inference is the median of this model's.
     """
     import torch
 
@@ -275,8 +282,15 @@ def measure(
             _sync(device)
         return n_batches * b0
 
+    paired = None
     try:
-        joules, seconds, inferences = meter.window(run)
+        if baseline_model is not None and paired_rounds > 0:
+            paired = _paired(meter, model, baseline_model, batch, device, paired_rounds, energy_min_s)
+            per_inference_j = paired["candidate"]["energy_per_inference_j"]
+            seconds, inferences = energy_min_s * paired_rounds, paired["candidate_inferences"]
+        else:
+            joules, seconds, inferences = meter.window(run)
+            per_inference_j = joules / inferences
         sources, method = meter.sources, meter.method
     finally:
         if own_meter:
@@ -287,7 +301,7 @@ def measure(
         metric=metric,
         latency_ms=latency[b0],
         latency_ms_by_batch=latency,
-        energy_per_inference_j=joules / inferences,
+        energy_per_inference_j=per_inference_j,
         energy_method=method,
         energy_sources=sources,
         energy_window_s=seconds,
@@ -300,4 +314,29 @@ def measure(
         sparsity=sparse_share,
         macs_note=macs_note or "counted on this model",
         compute=describe_compute(model),
+        paired=paired,
     )
+
+
+def _paired(
+    meter: EnergyMeter, model: Any, baseline: Any, batch: tuple[Any, ...], device: Any, rounds: int, window_s: float
+) -> dict[str, Any]:
+    """`model` against `baseline` on the same batch in alternating windows (see paired.py)."""
+    import torch
+
+    from wattprint.optimize.paired import paired_rounds
+
+    baseline.eval()
+    base_device = _model_device(baseline)
+    n = int(batch[0].shape[0]) if hasattr(batch[0], "shape") else 1
+
+    def step(m: Any, on: Any) -> Callable[[], int]:
+        def one() -> int:
+            m(*batch)
+            _sync(on)
+            return n
+
+        return one
+
+    with torch.inference_mode():
+        return paired_rounds(meter, step(baseline, base_device), step(model, device), rounds=rounds, window_s=window_s)

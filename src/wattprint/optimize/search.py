@@ -3,7 +3,10 @@
 Every candidate (a recipe or a combination) is applied to a copy of the model and measured with the same
 harness as the fp32 baseline measured at the start of the call. Candidates whose metric falls by more than
 `max_metric_drop` below the baseline are kept in the results but marked infeasible; the Pareto front (metric
-up, energy per inference down, latency down) and the best candidate are taken among the feasible ones.
+up, energy per inference down, latency down) and the best candidate are taken among the feasible ones. Energy and
+latency of a candidate are measured against the baseline in alternating windows (`paired.py`): a candidate is
+called better only when it is measurably so (every round agrees, beyond the rounds' spread); candidates within the
+noise of each other are ranked by the stable figures, nonzero MACs and then CPU time.
 
 The study lives in an Optuna storage: in memory by default, or a database URL (SQLite file, PostgreSQL) shared
 by several machines at once. Trials already in the storage are not repeated: a search that crashed or was
@@ -25,6 +28,7 @@ from typing import Any
 
 from wattprint.errors import WattprintInputError
 from wattprint.optimize.harness import EnergyMeter, measure
+from wattprint.optimize.paired import MIN_EFFECT, SAME, Ratio
 from wattprint.optimize.recipes import format_recipe, parse_recipe
 from wattprint.redact import redact_url
 
@@ -112,8 +116,8 @@ class SearchResult:
             table.add_row(
                 mark(c["recipe"]),
                 f"{c['metric']:.4f} ({-c['metric_drop']:+.4f})",
-                _x(r["latency"]),
-                _x(r["energy"]),
+                _ranged(c, "latency"),
+                _ranged(c, "energy"),
                 _x(r["macs"]),
                 _x(r["macs_nonzero"]),
                 _x(r["size"]),
@@ -144,6 +148,14 @@ def print_report(result: SearchResult, file: Any = None) -> None:
         console.print(f"refused: {c['recipe']}: {c['error']}", markup=False)
     for note in result.notes:
         console.print(f"note: {note}")
+
+
+def _ranged(c: dict[str, Any], what: str) -> str:
+    """A ratio with its paired range, "0.48x (0.45-0.52)", and ≈ where it is no measurable difference."""
+    r = _paired_ratio(c, what)
+    if r is None:
+        return _x(c["ratios"][what])
+    return f"{_x(r.median)} ({r.low:.2f}-{r.high:.2f})" + (" ≈" if r.verdict == SAME else "")
 
 
 def _x(ratio: float | None) -> str:
@@ -185,19 +197,77 @@ def pareto_front(
     return front
 
 
-def _ratios(c: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+def _ratios(c: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]:
+    """Candidate / baseline: energy, latency and CPU time from the paired rounds where there are some (medians),
+    else from the two separate measurements; the counted figures (MACs, parameters, size) exactly."""
+
     def ratio(key: str) -> float:
         b = base[key]
         return c[key] / b if b else math.nan
 
+    paired = (c.get("paired") or {}).get("ratios", {})
     return {
-        "latency": ratio("latency_ms"),
-        "energy": ratio("energy_per_inference_j"),
+        "latency": paired["latency"]["median"] if paired else ratio("latency_ms"),
+        "energy": paired["energy"]["median"] if paired else ratio("energy_per_inference_j"),
+        "cpu_time": paired["cpu_time"]["median"] if paired else None,  # None: JSON has no NaN
         "macs": ratio("macs"),
         "macs_nonzero": ratio("macs_nonzero"),
         "params": ratio("params"),
         "size": ratio("size_bytes"),
     }
+
+
+def _paired_ratio(c: dict[str, Any], what: str) -> Ratio | None:
+    """The paired ratio `what` ("energy", "latency", "cpu_time") of a candidate, None for the baseline or unpaired."""
+    r = ((c.get("paired") or {}).get("ratios") or {}).get(what)
+    return Ratio(r["median"], r["low"], r["high"], tuple(r["rounds"])) if r else None
+
+
+def _overlapping_front(front: list[dict[str, Any]]) -> str:
+    """Pairs on the Pareto front whose energy is not measurably different ("a and b; c and baseline"), or ""."""
+
+    def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        ra, rb = _paired_ratio(a, "energy"), _paired_ratio(b, "energy")
+        if ra is None or rb is None:  # one is the baseline (or unpaired): the other's verdict against it
+            other = ra or rb
+            return other is not None and other.verdict == SAME
+        return ra.overlaps(rb)
+
+    return "; ".join(
+        f"{a['recipe']} and {b['recipe']}" for i, a in enumerate(front) for b in front[i + 1 :] if same(a, b)
+    )
+
+
+def choose_best(base: dict[str, Any], feasible: list[dict[str, Any]], prefer: str) -> tuple[dict[str, Any], list[str]]:
+    """The best feasible candidate for `prefer`, and notes on how it was called.
+
+    MACs and size are counted, so the least wins. Energy and latency are measured: only candidates measurably below
+    the baseline (paired verdict "lower") compete, and the one with the lowest median wins unless others' ranges
+    overlap its own, in which case those tied are ranked by nonzero MACs, then CPU time. With no candidate
+    measurably below the baseline, the baseline stays best. Unpaired candidates are ranked by their figure alone."""
+    key = _PREFER_KEY[prefer]
+    candidates = [c for c in feasible if c is not base]
+    if prefer in ("macs", "size") or not any(c.get("paired") for c in candidates):
+        return min([base, *candidates], key=lambda c: (c[key], c["latency_ms"])), []
+    what = "energy" if prefer == "energy" else "latency"
+    lower = [(c, r) for c in candidates if (r := _paired_ratio(c, what)) is not None and r.verdict == "lower"]
+    if not lower:
+        return base, [
+            f"no candidate's {what} is measurably below the baseline's (every ratio's rounds straddle 1 or sit "
+            f"within {MIN_EFFECT:.0%} of it): the baseline is kept as best"
+        ]
+    lowest = min(lower, key=lambda cr: cr[1].median)
+    tied = [cr for cr in lower if cr[1].overlaps(lowest[1])]
+    if len(tied) == 1:
+        return lowest[0], []
+    best = min(
+        tied,
+        key=lambda cr: (cr[0]["macs_nonzero"], (_paired_ratio(cr[0], "cpu_time") or cr[1]).median, cr[1].median),
+    )[0]
+    names = ", ".join(cr[0]["recipe"] for cr in tied)
+    return best, [
+        f"{names}: {what} ranges overlap, no measurable difference between them; ranked by nonzero MACs, then CPU time"
+    ]
 
 
 def check_storage_url(storage: str | None) -> None:
@@ -292,6 +362,7 @@ def search(
     progress: bool = True,
     seed: int = 0,
     heartbeat_s: int = HEARTBEAT_S,
+    paired_rounds: int = 3,
 ) -> SearchResult:
     """Try recipes and combinations on copies of `model`; keep those within `max_metric_drop`; return the front.
 
@@ -307,6 +378,8 @@ def search(
         prefer: what "best" minimises among feasible candidates: energy, latency, macs or size.
         heartbeat_s: with a database storage, how often a running trial says it is alive; a trial silent for
             twice as long (its worker died) is failed and retried once by the next worker.
+        paired_rounds: rounds of alternating baseline and candidate windows (`energy_min_s` each) behind each
+            candidate's energy and latency ratios and their spread (0: one window each, no spread, no verdict).
     """
     from wattprint._extras import require
     from wattprint.optimize.harness import check_measure_inputs
@@ -315,6 +388,8 @@ def search(
     _check(max_metric_drop, prefer, n_trials)
     check_model(model)
     check_measure_inputs(batch_sizes, 0, repeats, energy_min_s)
+    if isinstance(paired_rounds, bool) or not isinstance(paired_rounds, int) or not 0 <= paired_rounds <= 100:
+        raise WattprintInputError("paired_rounds", f"got {paired_rounds!r}; accepted: an integer from 0 to 100")
     if example_inputs is None:
         raise WattprintInputError(
             "example_inputs",
@@ -346,6 +421,7 @@ def search(
                 progress=progress,
                 seed=seed,
                 heartbeat_s=heartbeat_s,
+                paired_rounds=paired_rounds,
             )
     finally:
         optuna.logging.set_verbosity(verbosity)
@@ -371,6 +447,7 @@ def _search(
     progress: bool,
     seed: int,
     heartbeat_s: int,
+    paired_rounds: int,
 ) -> SearchResult:
     study, name = open_study(
         optuna,
@@ -413,6 +490,8 @@ def _search(
                     repeats=repeats,
                     energy_min_s=energy_min_s,
                     meter=meter,
+                    baseline_model=model,
+                    paired_rounds=paired_rounds,
                 )
             except Exception as exc:  # a recipe may fail in any way: recorded on its trial, the search goes on
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}".splitlines()[0])
@@ -607,9 +686,7 @@ def _collect(
     ordered = [candidates[r] for r in space if r in candidates]
     feasible = [base, *(c for c in ordered if c["feasible"])]
     front = pareto_front(feasible, higher_is_better)
-    key = _PREFER_KEY[prefer]
-    best = min(feasible, key=lambda c: (c[key], c["latency_ms"]))
-    notes = []
+    best, notes = choose_best(base, feasible, prefer)
     if any(not c["measured_in_this_run"] for c in ordered):
         notes.append(
             "some candidates come from earlier runs or other workers of the study: their ratios compare "
@@ -640,8 +717,19 @@ def _collect(
         )
     if base["energy_method"] != "measured":
         notes.append(
-            "energy per inference is estimated by wattprint's CPU/RAM model (no hardware counter here), not measured"
+            "energy per inference is estimated by wattprint's CPU/RAM model from CPU time (no hardware counter here), "
+            "not measured: an energy ranking here is a CPU-time ranking"
         )
+    paired = [c for c in ordered if c.get("paired")]
+    if paired:
+        p = paired[0]["paired"]
+        notes.append(
+            f"energy and latency: median ratio over {p['rounds']} rounds of alternating baseline and candidate windows "
+            f"of {p['window_s']:g} s, with its range; ≈ marks no measurable difference from the baseline"
+        )
+        overlap = _overlapping_front(front)
+        if overlap:
+            notes.append(f"on the Pareto front, {overlap}: their energy ranges overlap (no measurable difference)")
     return SearchResult(
         baseline=base,
         candidates=ordered,

@@ -85,6 +85,7 @@ def search_html(document: Mapping[str, Any], *, title: str | None = None, maximi
             r["label"],
             sig(float(r["metric"]), 4),
             _mj(r.get("energy_per_inference_j")),
+            _vs_baseline(r),
             sig(float(r["train_energy_j"]), 3) if _num(r.get("train_energy_j")) is not None else "—",
             f"{int(r['macs']):,}" if _num(r.get("macs")) is not None else "—",
             str(r.get("energy_method") or "—"),
@@ -104,12 +105,30 @@ def search_html(document: Mapping[str, Any], *, title: str | None = None, maximi
             inference_front=inference_front,
             train_svg=train_svg,
             train_front=train_front,
-            header=["candidate", "metric", "energy / inference (mJ)", "energy to train (J)", "MACs", "energy", "front"],
+            header=[
+                "candidate",
+                "metric",
+                "energy / inference (mJ)",
+                "vs baseline (range)",
+                "energy to train (J)",
+                "MACs",
+                "energy",
+                "front",
+            ],
             rows=table,
             notes=[str(n) for n in document.get("notes", []) if n],
             generated=_when(datetime.now(timezone.utc)),
         )
     )
+
+
+def _vs_baseline(row: Mapping[str, Any]) -> str:
+    """The paired energy ratio to the baseline with its range over the rounds, ≈ when no measurable difference."""
+    ratio = ((row.get("paired") or {}).get("ratios") or {}).get("energy")
+    if not isinstance(ratio, Mapping) or _num(ratio.get("median")) is None:
+        return "—"
+    same = " ≈" if ratio.get("verdict") == "no measurable difference" else ""
+    return f"{ratio['median']:.2f}x ({ratio['low']:.2f}-{ratio['high']:.2f}){same}"
 
 
 def _mj(value: Any) -> str:
