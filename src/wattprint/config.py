@@ -52,7 +52,7 @@ _ACCEPTED: dict[str, str] = {
     "attribution": "'process' (the tracked process tree's share) or 'machine' (whole machine)",
     "intensity_provider": f"one of {', '.join(INTENSITY_PROVIDERS)}",
     "intensity_trace": "a CSV or Parquet file of intensity over time (with intensity_provider=trace)",
-    "detect_cloud": "true or false (ask the cloud metadata service for the region)",
+    "detect_cloud": "true or false (ask the cloud metadata service for the region and instance type)",
     "host": "the machine's name on records (default: the host name), e.g. for containers in a team store",
     "virtual": "'auto' (detect a virtual machine), 'guest' (charge this machine as a VM's vCPUs) or 'host' (whole)",
     "instance_type": "a cloud instance type of the bundled table, e.g. m5.large, aws:m5.large, gcp:n2-standard-4, "

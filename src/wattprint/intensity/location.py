@@ -2,13 +2,15 @@
 
 `resolve_region` returns the region and how it was found, for the record. Cloud detection asks the
 GCP, AWS (IMDSv2) and Azure instance-metadata services with a short timeout and no retries; it runs
-only with `detect_cloud=True`. The endpoints can be overridden (tests use a loopback server).
+only with `detect_cloud=True`. It also reads the instance type (`cloud_metadata`), which gives a virtual
+machine its host's figures (see measure/vcpu.py). The endpoints can be overridden (tests use a loopback server).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wattprint.intensity.static import WORLD_REGION
@@ -24,32 +26,49 @@ AZURE_METADATA_URL = "http://169.254.169.254"
 DEFAULT_HOW = "default: no region configured"
 
 
-def _gcp(client: httpx.Client, base: str) -> tuple[str, str] | None:
-    response = client.get(f"{base}/computeMetadata/v1/instance/zone", headers={"Metadata-Flavor": "Google"})
+@dataclass(frozen=True)
+class CloudFacts:
+    """What a cloud metadata service said: the region (as wattprint names it), how, and the instance type."""
+
+    region: str
+    how: str
+    instance_type: str | None = None  # "aws:m5.large", "gcp:n2-standard-4", "azure:Standard_D2s_v3"
+
+
+def _plain(text: str) -> str | None:
+    value = text.strip()
+    return value if value and " " not in value and "\n" not in value else None
+
+
+def _gcp(client: httpx.Client, base: str) -> CloudFacts | None:
+    headers = {"Metadata-Flavor": "Google"}
+    response = client.get(f"{base}/computeMetadata/v1/instance/zone", headers=headers)
     if response.status_code != 200 or response.headers.get("metadata-flavor", "Google") != "Google":
         return None
     zone = response.text.strip().rsplit("/", 1)[-1]  # projects/123/zones/europe-west9-a
     region = zone.rsplit("-", 1)[0] if zone.count("-") >= 2 else zone
     if not region:
         return None
-    return f"gcp:{region}", f"detected: GCP metadata, zone {zone}"
+    machine = client.get(f"{base}/computeMetadata/v1/instance/machine-type", headers=headers)
+    kind = _plain(machine.text.rsplit("/", 1)[-1]) if machine.status_code == 200 else None  # .../machineTypes/e2-m
+    return CloudFacts(f"gcp:{region}", f"detected: GCP metadata, zone {zone}", f"gcp:{kind}" if kind else None)
 
 
-def _aws(client: httpx.Client, base: str) -> tuple[str, str] | None:
+def _aws(client: httpx.Client, base: str) -> CloudFacts | None:
     token = client.put(f"{base}/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
     if token.status_code != 200 or not token.text.strip():
         return None
-    response = client.get(
-        f"{base}/latest/meta-data/placement/region",
-        headers={"X-aws-ec2-metadata-token": token.text.strip()},
-    )
+    headers = {"X-aws-ec2-metadata-token": token.text.strip()}
+    response = client.get(f"{base}/latest/meta-data/placement/region", headers=headers)
     region = response.text.strip()
     if response.status_code != 200 or not region or " " in region:
         return None
-    return f"aws:{region}", "detected: AWS instance metadata (IMDSv2)"
+    typed = client.get(f"{base}/latest/meta-data/instance-type", headers=headers)
+    kind = _plain(typed.text) if typed.status_code == 200 else None
+    return CloudFacts(f"aws:{region}", "detected: AWS instance metadata (IMDSv2)", f"aws:{kind}" if kind else None)
 
 
-def _azure(client: httpx.Client, base: str) -> tuple[str, str] | None:
+def _azure(client: httpx.Client, base: str) -> CloudFacts | None:
     response = client.get(
         f"{base}/metadata/instance", params={"api-version": "2021-02-01"}, headers={"Metadata": "true"}
     )
@@ -59,7 +78,10 @@ def _azure(client: httpx.Client, base: str) -> tuple[str, str] | None:
     location = compute.get("location") if isinstance(compute, dict) else None
     if not isinstance(location, str) or not location.strip():
         return None
-    return f"azure:{location.strip().lower()}", "detected: Azure instance metadata"
+    size = compute.get("vmSize")
+    kind = _plain(size) if isinstance(size, str) else None
+    region = f"azure:{location.strip().lower()}"
+    return CloudFacts(region, "detected: Azure instance metadata", f"azure:{kind}" if kind else None)
 
 
 def detect_cloud_region(
@@ -69,9 +91,21 @@ def detect_cloud_region(
     azure_url: str | None = None,
 ) -> tuple[str, str] | None:
     """(region, how) from the first cloud metadata service that answers, else None. Network: opt-in."""
+    found = cloud_metadata(timeout_s, gcp_url, aws_url, azure_url)
+    return (found.region, found.how) if found is not None else None
+
+
+def cloud_metadata(
+    timeout_s: float = 0.5,
+    gcp_url: str | None = None,
+    aws_url: str | None = None,
+    azure_url: str | None = None,
+) -> CloudFacts | None:
+    """What the first cloud metadata service that answers says (region, instance type), else None. Network:
+    call it only where the user turned detection on."""
     import httpx
 
-    probes: list[tuple[str, Callable[[httpx.Client, str], tuple[str, str] | None], str]] = [
+    probes: list[tuple[str, Callable[[httpx.Client, str], CloudFacts | None], str]] = [
         ("GCP", _gcp, (gcp_url or GCP_METADATA_URL).rstrip("/")),
         ("AWS", _aws, (aws_url or AWS_METADATA_URL).rstrip("/")),
         ("Azure", _azure, (azure_url or AZURE_METADATA_URL).rstrip("/")),
@@ -101,9 +135,24 @@ def resolve_region(
     """(region, how it was found): explicit setting > cloud metadata (if enabled) > WORLD default."""
     if explicit is not None and explicit.strip():
         return explicit.strip(), "configured"
+    region, how, _facts = resolve_location(explicit, detect_cloud, timeout_s, urls=(gcp_url, aws_url, azure_url))
+    return region, how
+
+
+def resolve_location(
+    explicit: str | None,
+    detect_cloud: bool = False,
+    timeout_s: float = 0.5,
+    *,
+    urls: tuple[str | None, str | None, str | None] = (None, None, None),
+) -> tuple[str, str, CloudFacts | None]:
+    """`resolve_region`'s (region, how) and what the metadata service said (asked once, with detection on, also
+    where the region is configured: the instance type is wanted there too). `urls`: GCP, AWS, Azure endpoints."""
+    facts = cloud_metadata(timeout_s, *urls) if detect_cloud else None
+    if explicit is not None and explicit.strip():
+        return explicit.strip(), "configured", facts
+    if facts is not None:
+        return facts.region, facts.how, facts
     if detect_cloud:
-        found = detect_cloud_region(timeout_s, gcp_url, aws_url, azure_url)
-        if found is not None:
-            return found
-        return WORLD_REGION, f"{DEFAULT_HOW} (cloud detection found no metadata service)"
-    return WORLD_REGION, DEFAULT_HOW
+        return WORLD_REGION, f"{DEFAULT_HOW} (cloud detection found no metadata service)", None
+    return WORLD_REGION, DEFAULT_HOW, None

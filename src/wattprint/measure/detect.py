@@ -55,6 +55,7 @@ def detect_sources(
     virtual: str = "auto",
     instance_type: str | None = None,
     host_vcpus: float | None = None,
+    instance_type_source: str = "given",
 ) -> SourceChoice:
     """Open the sources for cpu, gpu and ram. Never raises: a missing counter falls back to a model.
 
@@ -102,17 +103,19 @@ def detect_sources(
             choice.missed[component] = (found or errors[component])[0]
     if choice.measurement["cpu"] in ("rapl", "rapld") and choice.measurement["ram"] is None:
         choice.missed["ram"] = PowerSourceError("RAPL has no DRAM zone on this CPU", reason="absent")
-    guest = _guest(choice, info, virtualization, virtual, instance_type, host_vcpus)
+    guest = _guest(choice, info, virtualization, virtual, (instance_type, instance_type_source), host_vcpus)
     _fill_with_models(choice, info, cpu_seconds, None if cpu_tdp_w is not None else guest)
     return choice
 
 
-def sources_for(settings: Settings, **detect: Any) -> SourceChoice:
-    """`detect_sources` with the settings that shape it (TDP, virtual machine, instance type, host size)."""
+def sources_for(settings: Settings, instance_type_hint: str | None = None, **detect: Any) -> SourceChoice:
+    """`detect_sources` with the settings that shape it (TDP, virtual machine, instance type, host size);
+    `instance_type_hint` is what the cloud metadata service said (the setting wins over it)."""
     return detect_sources(
         settings.cpu_tdp_w,
         virtual=settings.virtual,
-        instance_type=settings.instance_type,
+        instance_type=settings.instance_type or instance_type_hint,
+        instance_type_source="WATTPRINT_INSTANCE_TYPE setting" if settings.instance_type else "cloud metadata service",
         host_vcpus=settings.host_vcpus,
         **detect,
     )
@@ -123,7 +126,7 @@ def _guest(
     info: CpuInfo,
     virtualization: Virtualization | None,
     virtual: str,
-    instance_type: str | None,
+    instance: tuple[str | None, str],
     host_vcpus: float | None,
 ) -> GuestFigures | None:
     """This machine's share of its host when it is a guest (said on the record's hardware), else None."""
@@ -131,18 +134,19 @@ def _guest(
 
     virt = virtualization if virtualization is not None else detect_virtualization()
     choice.hardware["virtualization"] = virt.as_dict()
+    instance_type, source = instance
     as_guest = virtual == "guest" or (virtual == "auto" and (virt.guest or instance_type is not None))
     if not as_guest:
         return None
     from wattprint.data.instances import find_instance
     from wattprint.measure.vcpu import guest_figures
 
-    named = instance_type or virt.instance_type
+    named, source = (instance_type, source) if instance_type else (virt.instance_type, "DMI product_name")
     if named is not None and find_instance(named, virt.cloud) is None:  # a type newer than the table: say so
-        choice.hardware["virtualization"]["note"] = f"instance type {named!r} not in the bundled table"
+        choice.hardware["virtualization"]["note"] = f"instance type {named!r} ({source}) not in the bundled table"
         named = None
     guest = guest_figures(info.model, info.logical_cpus, virt.cloud, named, host_vcpus)
-    choice.hardware["guest"] = guest.as_dict()
+    choice.hardware["guest"] = guest.as_dict() | {"instance_type_source": source if named else None}
     return guest
 
 

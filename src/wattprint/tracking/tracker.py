@@ -141,9 +141,10 @@ class Tracker:
 
     # -- set-up ----------------------------------------------------------------------------------
     def _resolve_region(self) -> dict[str, Any]:
-        from wattprint.intensity.location import resolve_region
+        from wattprint.intensity.location import resolve_location
 
-        region, region_source = resolve_region(self.settings.region, self.settings.detect_cloud)
+        region, region_source, facts = resolve_location(self.settings.region, self.settings.detect_cloud)
+        self._cloud_instance = facts.instance_type if facts is not None else None  # for a VM's host figures
         found = StaticProvider().intensity(region, field="region")
         if region == WORLD_REGION and self.settings.region is None:
             region_source += " (set WATTPRINT_REGION or --region)"
@@ -168,7 +169,7 @@ class Tracker:
             return self
         choice = self._choice
         if choice is None:
-            choice = sources_for(self.settings)
+            choice = sources_for(self.settings, instance_type_hint=self._cloud_instance)
         self._choice = choice
         tree: Any
         try:
