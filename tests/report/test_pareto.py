@@ -45,3 +45,24 @@ def test_runs_without_metric_or_flops_are_set_apart() -> None:
     assert flops.on_front == [2] and flops.dominated == [0] and flops.missing == [1, 3]
     loss = pareto_front(runs, metric="accuracy", cost="energy", maximize=False)
     assert loss.on_front == [0]
+
+
+def test_front_neighbours_with_overlapping_ranges_are_named() -> None:
+    from wattprint.report.pareto import front_overlaps
+
+    def run(run_id: str, name: str, kwh: float, accuracy: float, low: float, high: float):
+        rec = make_record(run_id, name, energy_kwh=kwh, co2e_kg=(low + high) / 2, metrics={"accuracy": accuracy})
+        rec.co2e_kg_range = {"low": low, "high": high}
+        return rec
+
+    runs = [
+        run("a1", "a", 1.0, 0.90, 0.40, 0.60),
+        run("b2", "b", 1.1, 0.92, 0.55, 0.70),
+        run("c3", "c", 3.0, 0.95, 1.5, 2.0),
+    ]
+    front = pareto_front(runs, cost="energy").on_front
+    assert front == [0, 1, 2]
+    [note] = front_overlaps(runs, front)
+    assert note.startswith("On the energy front, a and b: their CO2e ranges overlap")  # b and c do not
+    runs[1].co2e_kg_range = {"low": 0.65, "high": 0.70}
+    assert front_overlaps(runs, front) == []

@@ -14,7 +14,7 @@ from typing import Any
 from wattprint._extras import require
 from wattprint.record import RunRecord
 from wattprint.report import plots
-from wattprint.report.pareto import pareto_front
+from wattprint.report.pareto import front_overlaps, pareto_front
 from wattprint.report.tables import runs_table
 from wattprint.report.values import (
     MISSING,
@@ -235,7 +235,7 @@ def comparison_html(
         maximize=maximize,
         header=table.header,
         rows=rows,
-        notes=table.notes,
+        notes=[*table.notes, *front_overlaps(records, by_energy.on_front)],
         energy_svg=plots.tradeoff_svg(records, metric=metric, cost="energy", maximize=maximize),
         flops_svg=plots.tradeoff_svg(records, metric=metric, cost="flops", maximize=maximize),
         front_energy=[model_name(records[i]) for i in by_energy.on_front],

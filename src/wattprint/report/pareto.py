@@ -86,3 +86,22 @@ def pareto_front(
     on = set(result.on_front)
     result.dominated = [p.index for p in points if p.index not in on]
     return result
+
+
+def front_overlaps(records: Sequence[RunRecord], on_front: Sequence[int]) -> list[str]:
+    """A note naming neighbours on the energy front whose CO2e ranges overlap (the front is drawn through them, but
+    the order between them is not established by these runs), or no note."""
+    from wattprint.report.values import co2e_range_kg, model_name
+
+    pairs = []
+    for a, b in zip(on_front, on_front[1:], strict=False):
+        ra, rb = co2e_range_kg(records[a]), co2e_range_kg(records[b])
+        if ra is not None and rb is not None and ra[0] <= rb[1] and rb[0] <= ra[1]:
+            pairs.append(f"{model_name(records[a])} and {model_name(records[b])}")
+    if not pairs:
+        return []
+    return [
+        f"On the energy front, {'; '.join(pairs)}: their CO2e ranges overlap, so the order between them is not "
+        "established by these runs (the ranges hold the power method's and the grid data's uncertainty, partly "
+        "shared by runs on one machine and grid; repeated runs would show their spread)."
+    ]
