@@ -54,6 +54,15 @@ def test_series_with_gap_by_hand() -> None:
     assert math.isclose(out.co2e_kg_low, 0.7225) and math.isclose(out.co2e_kg_high, 0.8775)
 
 
+def test_a_run_that_drew_no_energy_gets_the_series_time_mean_not_the_fallback() -> None:
+    # three quarters of an hour at 100 and a quarter at 300: 150 over time; the yearly 500 is not what happened
+    out = integrate_operational([(T0 + H / 4, T0 + 5 * H / 4, 0.0)], series(), fallback_g_per_kwh=500.0)
+    assert out.co2e_kg == 0.0 and math.isclose(out.intensity_g_per_kwh, 150.0)
+    assert math.isclose(out.intensity_low_g_per_kwh, 142.5) and math.isclose(out.intensity_high_g_per_kwh, 157.5)
+    wholly_outside = integrate_operational([(T0 + 3 * H, T0 + 4 * H, 0.0)], series(), fallback_g_per_kwh=500.0)
+    assert wholly_outside.intensity_g_per_kwh == 500.0  # nothing of the series covers it: the fallback
+
+
 def test_uncovered_without_fallback_is_an_error() -> None:
     with pytest.raises(WattprintInputError, match="fallback_g_per_kwh"):
         integrate_operational([(T0 + 3 * H, T0 + 4 * H, 1.0)], series())

@@ -347,3 +347,27 @@ def test_callback_pauser_for_a_checkpointing_job() -> None:
     assert [c for c, _ in calls] == ["pause", "resume"]
     assert abs(calls[0][1] - (base + 2)) < 0.3 and abs(calls[1][1] - (base + 4)) < 0.3
     assert "starting now" in stream.getvalue() and "paused at" in stream.getvalue()
+
+
+def test_a_trace_that_replaces_the_configured_provider_says_so(
+    wattprint_cmd: list[str], wattprint_env: Path, tmp_path: Path
+) -> None:
+    trace = tmp_path / "forecast.csv"
+    write_live_trace(trace, [CLEAN] * 12)
+    rec = tmp_path / "rec.json"
+    cmd = [*wattprint_cmd, "run", "-o", str(rec), "--region", "DE", "--within", "5s", "--duration", "1s"]
+    done = subprocess.run(
+        [*cmd, "--trace", str(trace), "--", sys.executable, "-c", "pass"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {"WATTPRINT_INTENSITY_PROVIDER": "electricitymaps"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"note: the run is charged at --trace {trace}'s intensity, instead of the configured electricitymaps "
+        "provider; its region label stays DE" in done.stderr
+    )
+    record = json.loads(rec.read_text())
+    assert record["region"] == "DE" and "forecast.csv" in record["intensity_source"]
+    assert record["intensity_g_per_kwh"] == pytest.approx(CLEAN)  # even for a run too short to draw energy

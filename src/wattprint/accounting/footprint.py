@@ -101,6 +101,7 @@ def integrate_operational(
         fallback = _finite("fallback_g_per_kwh", fallback, 0.0)
     energy = covered = 0.0
     grams = [0.0, 0.0, 0.0]  # central, low, high gCO2e at the hardware (before PUE)
+    timed = (0.0, 0.0)  # series value x covered seconds, and the seconds
     for start, end, energy_kwh in segments:
         energy_kwh = _finite("energy_kwh", energy_kwh, 0.0)
         if end < start:
@@ -110,6 +111,9 @@ def integrate_operational(
         in_series = energy_kwh * share
         rest = energy_kwh - in_series
         parts = [(in_series, found[0], series_band)] if found is not None and in_series > 0 else []
+        if found is not None and share > 0:  # the series over time: the intensity of a run that drew no energy
+            seconds = (end - start).total_seconds() * share
+            timed = (timed[0] + found[0] * seconds, timed[1] + seconds)
         if rest > 0:
             if fallback is None:
                 span = f"{start.isoformat()} to {end.isoformat()}"
@@ -122,6 +126,9 @@ def integrate_operational(
         covered += in_series
     if energy > 0 and constant is None:
         eff, eff_low, eff_high = (g / energy for g in grams)
+    elif constant is None and timed[1] > 0:  # no energy to weigh by: the series' mean over the covered time
+        eff = timed[0] / timed[1]
+        eff_low, eff_high = series_band.apply(eff)
     else:  # a constant is its own mean: exact, where grams / energy rounds (subnormal energies)
         eff = fallback if fallback is not None else 0.0
         eff_low, eff_high = fallback_band.apply(eff)

@@ -97,6 +97,19 @@ def run(
     # another (the world average) told two stories
     from_trace: dict[str, Any] = {"intensity_provider": "trace", "intensity_trace": trace} if trace else {}
     settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint, **from_trace)
+    if trace and not quiet:
+        configured = load_settings(region=region)  # what the run would have been charged at without --trace
+        if (configured.intensity_provider, configured.intensity_trace) != ("trace", trace):
+            instead = (
+                f"the configured {configured.intensity_provider} provider"
+                if configured.intensity_provider != "static"
+                else f"the yearly average of {settings.region or 'the world (no region set)'}"
+            )
+            print(
+                f"wattprint: note: the run is charged at --trace {trace}'s intensity, instead of {instead}; "
+                f"its region label stays {settings.region or 'WORLD'}",
+                file=sys.stderr,
+            )
     if output is not None:
         output = check_output_path(output, force=force)
     store = None
