@@ -97,19 +97,7 @@ def run(
     # another (the world average) told two stories
     from_trace: dict[str, Any] = {"intensity_provider": "trace", "intensity_trace": trace} if trace else {}
     settings = load_settings(interval=interval, region=region, pue=pue, checkpoint=checkpoint, **from_trace)
-    if trace and not quiet:
-        configured = load_settings(region=region)  # what the run would have been charged at without --trace
-        if (configured.intensity_provider, configured.intensity_trace) != ("trace", trace):
-            instead = (
-                f"the configured {configured.intensity_provider} provider"
-                if configured.intensity_provider != "static"
-                else f"the yearly average of {settings.region or 'the world (no region set)'}"
-            )
-            print(
-                f"wattprint: note: the run is charged at --trace {trace}'s intensity, instead of {instead}; "
-                f"its region label stays {settings.region or 'WORLD'}",
-                file=sys.stderr,
-            )
+    configured = load_settings(region=region) if trace else None  # what the run is charged at without --trace
     if output is not None:
         output = check_output_path(output, force=force)
     store = None
@@ -146,6 +134,8 @@ def run(
         store=store,
     )
 
+    if configured is not None and not quiet:  # the plan is valid: say what --trace changed, once
+        _say_trace_replaces(configured, trace)
     reaped_before_s = _reaped_children_cpu_s()
     try:
         child = subprocess.Popen(command)
@@ -201,6 +191,24 @@ def run(
             )
         exporter.stop(linger_s)
     raise typer.Exit(exit_code)
+
+
+def _say_trace_replaces(configured: Any, trace: Path) -> None:
+    """A note where --trace replaces a configured provider or a configured region's yearly figure (the region
+    label stays); none where the world average was all there was."""
+    if (configured.intensity_provider, configured.intensity_trace) == ("trace", trace):
+        return
+    if configured.intensity_provider != "static":
+        instead = f"the configured {configured.intensity_provider} provider"
+    elif configured.region is not None:
+        instead = f"{configured.region}'s yearly average"
+    else:
+        return
+    print(
+        f"wattprint: note: the run is charged at --trace {trace}'s intensity, instead of {instead}; "
+        f"its region label stays {configured.region or 'WORLD'}",
+        file=sys.stderr,
+    )
 
 
 def _reaped_children_cpu_s() -> float:
