@@ -115,3 +115,13 @@ def test_a_tracker_with_detection_on_takes_the_instance_type_from_metadata(
     guest = rec.hardware["guest"]
     assert guest["instance_type"] == "aws:m5.large" and guest["instance_type_source"] == "cloud metadata service"
     assert guest["host_vcpus"] == 96 and "host of aws m5.large" in rec.attribution["host_share_rule"]
+
+
+def test_a_failed_instance_type_request_keeps_the_region(server: FakeServer) -> None:
+    from wattprint.intensity.location import cloud_metadata
+
+    server.routes["/latest/api/token"] = Reply(200, b"tok")
+    server.routes["/latest/meta-data/placement/region"] = Reply(200, b"eu-west-3")
+    server.routes["/latest/meta-data/instance-type"] = Reply(200, b"m5.large", delay_s=2.0)  # past the timeout
+    facts = cloud_metadata(timeout_s=0.3, **urls(server))
+    assert facts is not None and (facts.region, facts.instance_type) == ("aws:eu-west-3", None)

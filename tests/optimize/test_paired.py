@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from wattprint.optimize.harness import EnergyMeter, measure  # noqa: E402
-from wattprint.optimize.paired import LOWER, MIN_EFFECT, SAME, Ratio  # noqa: E402
+from wattprint.optimize.harness import EnergyMeter, aa_control, measure  # noqa: E402
+from wattprint.optimize.paired import LOWER, MIN_EFFECT, SAME, Ratio, control_floor, with_floors  # noqa: E402
 from wattprint.optimize.search import choose_best  # noqa: E402
 
 
@@ -19,18 +19,27 @@ from wattprint.optimize.search import choose_best  # noqa: E402
     ("rounds", "verdict"),
     [
         ([0.50, 0.52, 0.48], LOWER),
-        ([1.10, 1.12, 1.09], "higher"),
+        ([1.20, 1.22, 1.19], "higher"),
         ([0.97, 1.02, 0.99], SAME),  # the rounds straddle 1
-        ([0.985, 0.98, 0.99], SAME),  # steady, but within MIN_EFFECT of 1
-        ([0.80, 0.50, 0.95], SAME),  # all below 1, but the median is closer to 1 than half the range
-        ([0.90, 0.93, 0.88, 0.91, 0.92], LOWER),
+        ([0.90, 0.91, 0.92], SAME),  # steady, but within the 15 % floor: a copy of a model can differ this much
+        ([0.55, 0.80, 0.98], SAME),  # all below 1, but the median is closer to 1 than half the range
+        ([0.80, 0.83, 0.78, 0.81, 0.82], LOWER),
+        ([0.50, 0.52], SAME),  # fewer than 3 rounds: no verdict
     ],
 )
-def test_a_difference_is_called_only_beyond_the_spread_and_the_minimum_effect(
-    rounds: list[float], verdict: str
-) -> None:
-    assert MIN_EFFECT == 0.03
+def test_a_difference_is_called_only_beyond_the_spread_and_the_floor(rounds: list[float], verdict: str) -> None:
+    assert MIN_EFFECT == 0.15
     assert Ratio.of(rounds).verdict == verdict
+
+
+def test_the_floor_rises_to_the_controls_worst_round() -> None:
+    control = {"ratios": {f: {"rounds": [0.97, 1.22, 1.05]} for f in ("energy", "latency", "cpu_time")}}
+    floors = control_floor(control)
+    assert floors["energy"] == pytest.approx(0.22)
+    assert Ratio.of([0.80, 0.81, 0.79], floor=floors["energy"]).verdict == SAME  # 20 % is inside this machine's noise
+    assert Ratio.of([0.70, 0.72, 0.69]).verdict == LOWER
+    calm = {"ratios": {f: {"rounds": [0.99, 1.01, 1.0]} for f in ("energy", "latency", "cpu_time")}}
+    assert control_floor(calm, min_effect=0.05)["energy"] == 0.05
 
 
 def _mlp(width: int) -> nn.Module:
@@ -66,15 +75,18 @@ def test_two_identical_candidates_are_a_tie_and_the_baseline_stays_best(meter: E
     baseline = _mlp(512)
     x = torch.randn(64, 256)
     base = measure(baseline, lambda m: 1.0, x, repeats=3, energy_min_s=0.25, meter=meter).to_dict()
+    control = aa_control(baseline, x, batch_size=64, meter=meter, rounds=5, window_s=0.25)
+    floors = control_floor(control)
     a = _measured(copy.deepcopy(baseline), baseline, meter, "copy-a")
     b = _measured(copy.deepcopy(baseline), baseline, meter, "copy-b")
     for c in (a, b):
+        c["paired"] = with_floors(c["paired"], floors)
         energy = c["paired"]["ratios"]["energy"]
         assert len(energy["rounds"]) == 5 and energy["low"] <= energy["median"] <= energy["high"]
         assert energy["verdict"] == SAME, energy  # the same model: never a winner
         assert c["paired"]["ratios"]["cpu_time"]["verdict"] == SAME
     best, notes = choose_best(base, [base, a, b], "energy")
-    assert best is base and "no candidate's energy is measurably below the baseline's" in notes[0]
+    assert best is base and "no candidate's energy is measurably below the baseline's" in notes[-1]
 
 
 def test_a_really_cheaper_candidate_is_called_lower_and_chosen(meter: EnergyMeter) -> None:
@@ -93,7 +105,7 @@ def test_a_really_cheaper_candidate_is_called_lower_and_chosen(meter: EnergyMete
 
 def _candidate(recipe: str, median: float, low: float, high: float, macs: int, cpu: float) -> dict:
     def ratio(m: float, lo: float, hi: float) -> dict:
-        return {"median": m, "low": lo, "high": hi, "rounds": [lo, m, hi], "verdict": Ratio(m, lo, hi, (lo,)).verdict}
+        return {"median": m, "low": lo, "high": hi, "rounds": [lo, m, hi], "verdict": Ratio.of([lo, m, hi]).verdict}
 
     paired = {
         "ratios": {

@@ -79,3 +79,30 @@ def test_an_unknown_guest_uses_the_median_host_and_the_settings_override(tmp_pat
     forced = _run(tmp_path, unknown, virtual="host")  # the user says: charge this as a whole machine
     assert "guest" not in forced.hardware and forced.hardware["cpu_power_rule"] == "tdp"
     assert forced.hardware["virtualization"]["guest"] is True  # what was detected stays on the record
+
+
+def test_an_instance_type_newer_than_the_table_says_what_would_help(tmp_path: Path) -> None:
+    newer = Virtualization(True, "kvm (aws nitro)", "aws", "m99.large", ("CPU flag 'hypervisor'",))
+    choice = detect_sources(powercap_root=str(tmp_path / "none"), virtualization=newer)
+    assert "'m99.large' (DMI product_name) not in the bundled table" in choice.hardware["virtualization"]["note"]
+    guest = choice.hardware["guest"]
+    assert guest["instance_type"] is None and "median host" in guest["host_rule"]
+    assert "WATTPRINT_HOST_VCPUS" in guest["sharpen"] and "WATTPRINT_INSTANCE_TYPE" not in guest["sharpen"]
+
+
+def test_a_named_type_of_another_cloud_and_a_bare_metal_type(tmp_path: Path) -> None:
+    on_aws = Virtualization(True, "kvm (aws nitro)", "aws", None, ("CPU flag 'hypervisor'",))
+    named = detect_sources(
+        powercap_root=str(tmp_path / "none"), virtualization=on_aws, instance_type="gcp:n2-standard-4"
+    )
+    assert (
+        named.hardware["guest"]["instance_type"] == "gcp:n2-standard-4" and named.hardware["guest"]["host_vcpus"] == 128
+    )
+    metal = Virtualization(False, None, "aws", None, ())
+    hinted = detect_sources(
+        powercap_root=str(tmp_path / "none"),
+        virtualization=metal,
+        instance_type="aws:m5.metal",
+        instance_type_source="cloud metadata service",
+    )
+    assert "guest" not in hinted.hardware and hinted.hardware["cpu_power_rule"] == "tdp"  # a whole machine

@@ -87,6 +87,11 @@ def optimize(
         help="Rounds of alternating baseline and candidate windows behind each energy and latency ratio and its "
         "range (0: one window each, no range, no verdict).",
     ),
+    min_effect: float = typer.Option(
+        0.15,
+        "--min-effect",
+        help="Least difference called a difference (0.15: 15 %), raised to the A/A control's worst round.",
+    ),
     threads: int = typer.Option(
         None,
         "--threads",
@@ -120,6 +125,8 @@ def optimize(
         fail("--study", "a study name needs --storage; accepted: --storage URL --study NAME")
     if not 0 <= rounds <= 100:
         fail("--rounds", f"{rounds}; accepted: an integer from 0 to 100")
+    if not 0 <= min_effect < 1:  # NaN fails too
+        fail("--min-effect", f"{min_effect}; accepted: a fraction from 0 to below 1")
     if threads is not None and threads < 1:
         fail("--threads", f"{threads}; accepted: an integer >= 1")
     if output is not None:
@@ -152,6 +159,7 @@ def optimize(
         energy_min_s=energy_min_s,
         progress=not quiet,
         paired_rounds=rounds,
+        min_effect=min_effect,
     )
     document = result.to_json_dict()
     if output is not None:

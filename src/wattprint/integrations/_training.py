@@ -10,8 +10,10 @@ one entry per `log_every_n_steps` steps would only grow it; epoch windows stay o
 CO2e names say which figure they are, as on the record (`co2e_kg.operational`, `.embodied`, `.total`).
 Each epoch gets all three, counted as the record counts the run (`Tracker.window_co2e_kg`); steps, the running
 figure and the prediction are operational. The finished run gets its totals (`run_...`) and the part outside
-every epoch (`outside_epochs_...`: set-up, validation between epochs, teardown), so that the epochs and that part
-add up to the run's figures.
+every epoch (`outside_epochs_...`: set-up, validation between epochs, teardown), the run's figure less the epochs',
+so that the epochs and that part add up to the run's figures. That part also takes up what the epochs' figures could
+not know when they were logged: a time-resolved intensity applied at the end, and the host share held over the
+whole run (each epoch's embodied figure uses the share held by its end), so it can be slightly negative.
 """
 
 from __future__ import annotations
@@ -176,7 +178,11 @@ class TrainingMeter:
             self._epoch = None
             self.epochs_done += 1
             epoch_kwh = joules_to_kwh(result.total_j)
-            operational, embodied = self.tracker.window_co2e_kg(result)
+            try:
+                operational, embodied = self.tracker.window_co2e_kg(result)
+            except Exception as exc:  # the epoch's energy still counts; its embodied figure is left out
+                log.debug("epoch CO2e by the record's rule failed: %s", exc)
+                operational, embodied = self._co2e_kg(epoch_kwh), math.nan
             for key, value in (("energy_kwh", epoch_kwh), ("operational", operational), ("embodied", embodied)):
                 self._epoch_sums[key] += value
             # as of the sample the window just took at its end
@@ -191,7 +197,7 @@ class TrainingMeter:
             }
             if total_epochs and self.epochs_done >= self.predict_after_epochs and total_epochs >= self.epochs_done:
                 out |= self._predict(total_epochs)
-            return out
+            return {k: v for k, v in out.items() if math.isfinite(v)}  # a figure that could not be had is left out
         except Exception as exc:  # training goes on; the meter stops
             self._fail("closing the epoch window", exc)
             return {}

@@ -40,6 +40,17 @@ def _plain(text: str) -> str | None:
     return value if value and " " not in value and "\n" not in value else None
 
 
+def _second(client: httpx.Client, url: str, headers: dict[str, str]) -> str | None:
+    """The instance type, asked after the region: a failure here loses the type only, never the region."""
+    import httpx
+
+    try:
+        response = client.get(url, headers=headers)
+    except httpx.HTTPError:
+        return None
+    return _plain(response.text.rsplit("/", 1)[-1]) if response.status_code == 200 else None
+
+
 def _gcp(client: httpx.Client, base: str) -> CloudFacts | None:
     headers = {"Metadata-Flavor": "Google"}
     response = client.get(f"{base}/computeMetadata/v1/instance/zone", headers=headers)
@@ -49,8 +60,7 @@ def _gcp(client: httpx.Client, base: str) -> CloudFacts | None:
     region = zone.rsplit("-", 1)[0] if zone.count("-") >= 2 else zone
     if not region:
         return None
-    machine = client.get(f"{base}/computeMetadata/v1/instance/machine-type", headers=headers)
-    kind = _plain(machine.text.rsplit("/", 1)[-1]) if machine.status_code == 200 else None  # .../machineTypes/e2-m
+    kind = _second(client, f"{base}/computeMetadata/v1/instance/machine-type", headers)  # .../machineTypes/e2-m
     return CloudFacts(f"gcp:{region}", f"detected: GCP metadata, zone {zone}", f"gcp:{kind}" if kind else None)
 
 
@@ -63,8 +73,7 @@ def _aws(client: httpx.Client, base: str) -> CloudFacts | None:
     region = response.text.strip()
     if response.status_code != 200 or not region or " " in region:
         return None
-    typed = client.get(f"{base}/latest/meta-data/instance-type", headers=headers)
-    kind = _plain(typed.text) if typed.status_code == 200 else None
+    kind = _second(client, f"{base}/latest/meta-data/instance-type", headers)
     return CloudFacts(f"aws:{region}", "detected: AWS instance metadata (IMDSv2)", f"aws:{kind}" if kind else None)
 
 

@@ -134,19 +134,27 @@ def _guest(
 
     virt = virtualization if virtualization is not None else detect_virtualization()
     choice.hardware["virtualization"] = virt.as_dict()
-    instance_type, source = instance
-    as_guest = virtual == "guest" or (virtual == "auto" and (virt.guest or instance_type is not None))
-    if not as_guest:
-        return None
+    from dataclasses import replace
+
     from wattprint.data.instances import find_instance
     from wattprint.measure.vcpu import guest_figures
 
+    instance_type, source = instance
     named, source = (instance_type, source) if instance_type else (virt.instance_type, "DMI product_name")
-    if named is not None and find_instance(named, virt.cloud) is None:  # a type newer than the table: say so
-        choice.hardware["virtualization"]["note"] = f"instance type {named!r} ({source}) not in the bundled table"
-        named = None
-    guest = guest_figures(info.model, info.logical_cpus, virt.cloud, named, host_vcpus)
-    choice.hardware["guest"] = guest.as_dict() | {"instance_type_source": source if named else None}
+    # a setting or the metadata service names the type with its cloud; the DMI's is of the cloud the DMI says
+    found = find_instance(named, virt.cloud if source == "DMI product_name" else None) if named else None
+    whole_host = found is not None and found.vcpus >= found.host_vcpus  # a bare-metal type: the whole machine
+    named_guest = instance_type is not None and not whole_host
+    if not (virtual == "guest" or (virtual == "auto" and (virt.guest or named_guest))):
+        return None
+    unknown = named if named is not None and found is None else None
+    if unknown is not None:  # a type newer than the table: say so, and what would help instead
+        choice.hardware["virtualization"]["note"] = f"instance type {unknown!r} ({source}) not in the bundled table"
+    cloud = found.provider if found is not None else virt.cloud
+    guest = guest_figures(info.model, info.logical_cpus, cloud, named if found else None, host_vcpus)
+    if unknown is not None and host_vcpus is None:
+        guest = replace(guest, sharpen=f"set WATTPRINT_HOST_VCPUS to the size of {unknown}'s host (not in the table)")
+    choice.hardware["guest"] = guest.as_dict() | {"instance_type_source": source if found else None}
     return guest
 
 

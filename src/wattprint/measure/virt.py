@@ -1,8 +1,10 @@
 """Is this machine a virtual machine, and on which cloud and instance type: read, never asked over the network.
 
-Evidence, cheapest first: the x86 CPU flag `hypervisor` (set by every hypervisor for its guests), the DMI strings the
-firmware exposes in /sys/class/dmi/id (vendor, product: AWS puts the instance type there), and, only where neither
-exists, `systemd-detect-virt --vm`. Each piece found is listed in `evidence`, for the record.
+Evidence, cheapest first: the x86 CPU flag `hypervisor` (set by every hypervisor for its guests, so an x86 machine
+whose flags lack it is physical whatever its vendor), the DMI strings the firmware exposes in /sys/class/dmi/id
+(vendor, product: AWS puts the instance type there; on ARM, where there are no flags, a VM-only vendor or a virtual
+product name), and, only where neither exists, `systemd-detect-virt --vm`. WSL 2 runs in a VM on the very computer
+it reports, so it is taken as that computer. Each piece found is listed in `evidence`, for the record.
 """
 
 from __future__ import annotations
@@ -15,25 +17,36 @@ from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
 DMI_ROOT = Path("/sys/class/dmi/id")
+OSRELEASE = Path("/proc/sys/kernel/osrelease")
 AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"  # the chassis asset tag of every Azure VM
 
-# DMI sys_vendor -> (hypervisor, cloud); checked by prefix, lower case
-_VENDORS: tuple[tuple[str, str, str | None], ...] = (
-    ("amazon ec2", "kvm (aws nitro)", "aws"),
-    ("google", "kvm (google)", "gcp"),
-    ("microsoft corporation", "hyper-v", None),  # Azure when the asset tag says so
-    ("qemu", "kvm", None),
-    ("vmware", "vmware", None),
-    ("xen", "xen", None),
-    ("innotek", "virtualbox", None),
-    ("openstack", "kvm (openstack)", None),
-    ("digitalocean", "kvm", None),
-    ("hetzner", "kvm", None),
-    ("alibaba cloud", "kvm", None),
-    ("scaleway", "kvm", None),
-    ("ovh", "kvm", None),
+# DMI sys_vendor (a prefix, lower case) -> (hypervisor, cloud, whether the vendor sells virtual machines only)
+_VENDORS: tuple[tuple[str, str, str | None, bool], ...] = (
+    ("amazon ec2", "kvm (aws nitro)", "aws", True),  # but for *.metal instances
+    ("google", "kvm (google)", "gcp", False),  # Chromebooks and Pixel laptops say Google too
+    ("microsoft corporation", "hyper-v", None, False),  # Surface laptops too; Azure when the asset tag says so
+    ("qemu", "kvm", None, True),
+    ("vmware", "vmware", None, True),
+    ("xen", "xen", None, True),
+    ("innotek", "virtualbox", None, True),
+    ("openstack", "kvm (openstack)", None, True),
+    ("digitalocean", "kvm", None, True),
+    ("hetzner", "kvm", None, False),  # dedicated servers too
+    ("alibaba cloud", "kvm", None, False),
+    ("scaleway", "kvm", None, False),
+    ("ovh", "kvm", None, False),
 )
-_VM_PRODUCTS = ("kvm", "virtual machine", "vmware", "hvm domu", "virtualbox", "bochs", "standard pc", "google compute")
+_VM_PRODUCTS = (
+    "kvm",
+    "virtual machine",
+    "vmware",
+    "hvm domu",
+    "virtualbox",
+    "bochs",
+    "standard pc",
+    "google compute",
+    "vserver",
+)
 
 
 @dataclass(frozen=True)
@@ -88,34 +101,48 @@ def systemd_detect_virt() -> str | None:
     return answer if done.returncode == 0 and answer and answer != "none" else None
 
 
+def _is_wsl(osrelease: Path) -> bool:
+    try:
+        return "microsoft" in osrelease.read_text(encoding="utf-8", errors="replace").lower()
+    except OSError:
+        return False
+
+
 def detect_virtualization(
     cpuinfo: Path = CPUINFO,
     dmi_root: Path = DMI_ROOT,
     detect_virt: Callable[[], str | None] = systemd_detect_virt,
+    osrelease: Path = OSRELEASE,
 ) -> Virtualization:
     """This machine's `Virtualization`. Never raises; reads a few small files (and runs systemd-detect-virt only
     where there is neither a flags line nor DMI)."""
+    if _is_wsl(osrelease):  # WSL 2's VM holds the computer it runs on: charged as that computer
+        return Virtualization(False, None, None, None, ("WSL 2 (kernel release): the host is this computer",))
     evidence: list[str] = []
     flag = _has_hypervisor_flag(cpuinfo)
     if flag:
         evidence.append("CPU flag 'hypervisor'")
     vendor, product = _dmi(dmi_root, "sys_vendor"), _dmi(dmi_root, "product_name")
     hypervisor = cloud = instance_type = None
-    for prefix, name, where in _VENDORS:
+    vm_vendor = False
+    for prefix, name, where, vm_only in _VENDORS:
         if vendor.lower().startswith(prefix):
-            hypervisor, cloud = name, where
+            hypervisor, cloud, vm_vendor = name, where, vm_only
             evidence.append(f"DMI sys_vendor {vendor!r}")
             break
     if cloud is None and _dmi(dmi_root, "chassis_asset_tag") == AZURE_ASSET_TAG:
         cloud = "azure"
         evidence.append("DMI chassis asset tag of Azure")
-    if product and any(p in product.lower() for p in _VM_PRODUCTS):
+    vm_product = bool(product) and any(p in product.lower() for p in _VM_PRODUCTS)
+    if vm_product:
         evidence.append(f"DMI product_name {product!r}")
         hypervisor = hypervisor or product.lower()
     if cloud == "aws" and product and "." in product:  # Nitro: product_name is the instance type, "m5.large"
         instance_type = product
-    on_metal = instance_type is not None and instance_type.endswith(".metal") or ".metal-" in (instance_type or "")
-    guest = bool(flag) or (hypervisor is not None and not on_metal)
+    on_metal = instance_type is not None and (instance_type.endswith(".metal") or ".metal-" in instance_type)
+    # x86: the flag decides (a vendor that also sells laptops or dedicated servers does not); without a flags line
+    # (ARM): a VM-only vendor or a virtual product name
+    guest = flag if flag is not None else (vm_vendor or vm_product) and not on_metal
     if flag is None and not vendor and not product:
         found = detect_virt()
         if found:

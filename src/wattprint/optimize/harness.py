@@ -287,7 +287,7 @@ def measure(
         if baseline_model is not None and paired_rounds > 0:
             paired = _paired(meter, model, baseline_model, batch, device, paired_rounds, energy_min_s)
             per_inference_j = paired["candidate"]["energy_per_inference_j"]
-            seconds, inferences = energy_min_s * paired_rounds, paired["candidate_inferences"]
+            seconds, inferences = paired["candidate_seconds"], paired["candidate_inferences"]
         else:
             joules, seconds, inferences = meter.window(run)
             per_inference_j = joules / inferences
@@ -316,6 +316,18 @@ def measure(
         compute=describe_compute(model),
         paired=paired,
     )
+
+
+def aa_control(
+    model: Any, example_inputs: Any, *, batch_size: int, meter: EnergyMeter, rounds: int, window_s: float
+) -> dict[str, Any]:
+    """The A/A control: `model` against a copy of itself (the same computation at other memory addresses) in the
+    paired protocol, at `batch_size`. How far its rounds stray from 1 is the noise no recipe can claim as a saving."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    batch = _batched(example_inputs, batch_size)
+    return _paired(meter, twin, model, batch, _model_device(model), rounds, window_s)
 
 
 def _paired(

@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from wattprint.errors import WattprintInputError
-from wattprint.optimize.harness import EnergyMeter, measure
-from wattprint.optimize.paired import MIN_EFFECT, SAME, Ratio
+from wattprint.optimize.harness import EnergyMeter, aa_control, measure
+from wattprint.optimize.paired import MIN_EFFECT, SAME, Ratio, control_floor, with_floors
 from wattprint.optimize.recipes import format_recipe, parse_recipe
 from wattprint.redact import redact_url
 
@@ -66,6 +66,7 @@ class SearchResult:
     study_name: str | None = None
     storage: str | None = None
     notes: list[str] = field(default_factory=list)
+    control: dict[str, Any] | None = None  # the A/A control's paired ratios and the floors taken from it
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +81,7 @@ class SearchResult:
             "study_name": self.study_name,
             "storage": self.storage,
             "notes": self.notes,
+            "control": self.control,
         }
 
     def table(self) -> Any:
@@ -220,7 +222,7 @@ def _ratios(c: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]:
 def _paired_ratio(c: dict[str, Any], what: str) -> Ratio | None:
     """The paired ratio `what` ("energy", "latency", "cpu_time") of a candidate, None for the baseline or unpaired."""
     r = ((c.get("paired") or {}).get("ratios") or {}).get(what)
-    return Ratio(r["median"], r["low"], r["high"], tuple(r["rounds"])) if r else None
+    return Ratio.from_dict(r) if r else None
 
 
 def _overlapping_front(front: list[dict[str, Any]]) -> str:
@@ -250,23 +252,29 @@ def choose_best(base: dict[str, Any], feasible: list[dict[str, Any]], prefer: st
     if prefer in ("macs", "size") or not any(c.get("paired") for c in candidates):
         return min([base, *candidates], key=lambda c: (c[key], c["latency_ms"])), []
     what = "energy" if prefer == "energy" else "latency"
+    notes = []
+    unpaired = [c["recipe"] for c in candidates if _paired_ratio(c, what) is None]
+    if unpaired:
+        notes.append(f"{', '.join(unpaired)}: measured without paired rounds, so never called measurably better")
     lower = [(c, r) for c in candidates if (r := _paired_ratio(c, what)) is not None and r.verdict == "lower"]
     if not lower:
         return base, [
-            f"no candidate's {what} is measurably below the baseline's (every ratio's rounds straddle 1 or sit "
-            f"within {MIN_EFFECT:.0%} of it): the baseline is kept as best"
+            *notes,
+            f"no candidate's {what} is measurably below the baseline's (its rounds straddle 1, or its median is "
+            "within the floor or half its range of 1): the baseline is kept as best",
         ]
     lowest = min(lower, key=lambda cr: cr[1].median)
     tied = [cr for cr in lower if cr[1].overlaps(lowest[1])]
     if len(tied) == 1:
-        return lowest[0], []
+        return lowest[0], notes
     best = min(
         tied,
         key=lambda cr: (cr[0]["macs_nonzero"], (_paired_ratio(cr[0], "cpu_time") or cr[1]).median, cr[1].median),
     )[0]
     names = ", ".join(cr[0]["recipe"] for cr in tied)
     return best, [
-        f"{names}: {what} ranges overlap, no measurable difference between them; ranked by nonzero MACs, then CPU time"
+        *notes,
+        f"{names}: {what} ranges overlap, no measurable difference between them; ranked by nonzero MACs, then CPU time",
     ]
 
 
@@ -363,6 +371,7 @@ def search(
     seed: int = 0,
     heartbeat_s: int = HEARTBEAT_S,
     paired_rounds: int = 3,
+    min_effect: float = MIN_EFFECT,
 ) -> SearchResult:
     """Try recipes and combinations on copies of `model`; keep those within `max_metric_drop`; return the front.
 
@@ -379,7 +388,10 @@ def search(
         heartbeat_s: with a database storage, how often a running trial says it is alive; a trial silent for
             twice as long (its worker died) is failed and retried once by the next worker.
         paired_rounds: rounds of alternating baseline and candidate windows (`energy_min_s` each) behind each
-            candidate's energy and latency ratios and their spread (0: one window each, no spread, no verdict).
+            candidate's energy and latency ratios and their spread (0: one window each, no spread, no verdict;
+            fewer than 3: no verdict).
+        min_effect: the least ratio difference called a difference (0.15: 15 %), raised to the worst round of the
+            A/A control (the baseline against a copy of itself) where that is larger; see `paired.py`.
     """
     from wattprint._extras import require
     from wattprint.optimize.harness import check_measure_inputs
@@ -390,6 +402,8 @@ def search(
     check_measure_inputs(batch_sizes, 0, repeats, energy_min_s)
     if isinstance(paired_rounds, bool) or not isinstance(paired_rounds, int) or not 0 <= paired_rounds <= 100:
         raise WattprintInputError("paired_rounds", f"got {paired_rounds!r}; accepted: an integer from 0 to 100")
+    if isinstance(min_effect, bool) or not isinstance(min_effect, int | float) or not 0 <= min_effect < 1:
+        raise WattprintInputError("min_effect", f"got {min_effect!r}; accepted: a fraction from 0 to below 1")
     if example_inputs is None:
         raise WattprintInputError(
             "example_inputs",
@@ -422,6 +436,7 @@ def search(
                 seed=seed,
                 heartbeat_s=heartbeat_s,
                 paired_rounds=paired_rounds,
+                min_effect=float(min_effect),
             )
     finally:
         optuna.logging.set_verbosity(verbosity)
@@ -448,6 +463,7 @@ def _search(
     seed: int,
     heartbeat_s: int,
     paired_rounds: int,
+    min_effect: float,
 ) -> SearchResult:
     study, name = open_study(
         optuna,
@@ -474,6 +490,16 @@ def _search(
             energy_min_s=energy_min_s,
             meter=meter,
         ).to_dict()
+        control = None
+        if paired_rounds:  # the noise no recipe may claim: the baseline against a copy of itself
+            control = aa_control(
+                model,
+                example_inputs,
+                batch_size=batch_sizes[0],
+                meter=meter,
+                rounds=paired_rounds,
+                window_s=energy_min_s,
+            )
         model.train(was_training)
         host, started = socket.gethostname(), datetime.now(timezone.utc).isoformat()
 
@@ -518,7 +544,21 @@ def _search(
             )
     finally:
         meter.close()
-    return _collect(study, base, space, max_metric_drop, higher_is_better, prefer, meter, storage, name, started)
+    floors = control_floor(control, min_effect) if control is not None else None
+    found = _collect(
+        study, base, space, max_metric_drop, higher_is_better, prefer, meter, storage, name, started, floors
+    )
+    if control is not None and floors is not None:
+        found.control = {**control, "floors": floors}
+        energy = control["ratios"]["energy"]
+        if energy["median"] is not None:
+            found.notes.append(
+                f"A/A control, the baseline against a copy of itself: energy {energy['median']:.2f}x "
+                f"({energy['low']:.2f}-{energy['high']:.2f}); a difference is called beyond "
+                f"{floors['energy']:.0%} for energy and {floors['latency']:.0%} for latency (the larger of "
+                f"min_effect {min_effect:.0%} and the control's worst round)"
+            )
+    return found
 
 
 def classifier_search(
@@ -661,6 +701,7 @@ def _collect(
     storage: str | None,
     name: str | None,
     session: str,
+    floors: dict[str, float] | None = None,
 ) -> SearchResult:
     from optuna.trial import TrialState
 
@@ -674,6 +715,8 @@ def _collect(
             continue
         if t.state == TrialState.COMPLETE and "candidate" in t.user_attrs:
             c = dict(t.user_attrs["candidate"])
+            if c.get("paired") and floors is not None:  # verdicts against this run's A/A control
+                c["paired"] = with_floors(c["paired"], floors)
             c["metric_drop"] = sign * (base["metric"] - c["metric"])
             c["feasible"] = c["metric_drop"] <= max_drop + 1e-12
             c["ratios"] = _ratios(c, base)
@@ -685,7 +728,14 @@ def _collect(
             refused[recipe] = {"recipe": recipe, "error": t.user_attrs["error"], "trial": t.number}
     ordered = [candidates[r] for r in space if r in candidates]
     feasible = [base, *(c for c in ordered if c["feasible"])]
-    front = pareto_front(feasible, higher_is_better)
+
+    # on ratios to the baseline (1.0): a candidate's paired medians and the baseline are measured alike
+    def rel(value: float | None) -> float:  # an unmeasured ratio sorts last
+        return math.inf if value is None or math.isnan(value) else value
+
+    relative = [{**c, "_energy": rel(c["ratios"]["energy"]), "_latency": rel(c["ratios"]["latency"])} for c in feasible]
+    on_front = {c["recipe"] for c in pareto_front(relative, higher_is_better, costs=("_energy", "_latency"))}
+    front = [c for c in feasible if c["recipe"] in on_front]
     best, notes = choose_best(base, feasible, prefer)
     if any(not c["measured_in_this_run"] for c in ordered):
         notes.append(

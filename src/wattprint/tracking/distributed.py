@@ -289,7 +289,13 @@ class DistributedTracker:
 
     def _sources(self) -> SourceChoice:
         """This rank's sources: CPU/RAM only where the plan says so, GPUs only those it uses."""
-        choice = sources_for(self.settings, nvml_module=self._nvml_module)
+        hint = None
+        if self.settings.detect_cloud and self.settings.instance_type is None:  # asked only where the user said so
+            from wattprint.intensity.location import cloud_metadata
+
+            facts = cloud_metadata()
+            hint = facts.instance_type if facts is not None else None
+        choice = sources_for(self.settings, instance_type_hint=hint, nvml_module=self._nvml_module)
         machine = self.role in ("node", "own")
         nvml_gpus: list[dict[str, Any]] = []
         keep = []
