@@ -774,8 +774,9 @@ def _collect(
     if paired:
         p = paired[0]["paired"]
         notes.append(
-            f"energy and latency: median ratio over {p['rounds']} rounds of alternating baseline and candidate windows "
-            f"of {p['window_s']:g} s, with its range; ≈ marks no measurable difference from the baseline"
+            f"energy and latency: median ratio over {p['rounds']} rounds of baseline, candidate, candidate, baseline "
+            f"windows ({p['window_s']:g} s of each model per round), with its range; ≈ marks no measurable difference "
+            "from the baseline"
         )
         overlap = _overlapping_front(front)
         if overlap:
