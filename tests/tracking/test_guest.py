@@ -106,3 +106,15 @@ def test_a_named_type_of_another_cloud_and_a_bare_metal_type(tmp_path: Path) -> 
         instance_type_source="cloud metadata service",
     )
     assert "guest" not in hinted.hardware and hinted.hardware["cpu_power_rule"] == "tdp"  # a whole machine
+
+
+def test_a_gpu_job_holds_at_least_its_gpus_share_of_the_server() -> None:
+    from wattprint.tracking.carbon import host_share
+
+    server = {"gpus": [{"index": i, "name": "NVIDIA H100"} for i in range(8)]}
+    share, rule = host_share(server, "process", 1 / 64, gpus_used=1)  # one busy core of 64, one GPU of 8
+    assert share == pytest.approx(1 / 8) and "its GPUs' share of the machine's (1 of 8)" in rule
+    busy, rule = host_share(server, "process", 0.5, gpus_used=1)  # the CPU share is larger: it stands
+    assert busy == 0.5 and rule == "its share of CPU capacity of this physical machine"
+    assert host_share(server, "machine", 0.1, gpus_used=1)[0] == 1.0
+    assert host_share({}, "process", 1 / 64)[0] == pytest.approx(1 / 64)  # no GPU: the CPU share alone

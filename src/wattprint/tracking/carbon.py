@@ -38,7 +38,7 @@ class RunCarbon:
         pue = rec.pue
         yearly = self.region["intensity_g_per_kwh"]
         used = [g["name"] for g in rec.hardware.get("gpus", []) if g.get("domain", f"nvml:{g.get('index')}") in gpus]
-        share, rule = host_share(rec.hardware, self.settings.attribution, held_share)
+        share, rule = host_share(rec.hardware, self.settings.attribution, held_share, len(used))
         rec.attribution.update(host_share=share, host_share_rule=rule)
         methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
         if not final:  # one constant intensity until the end: the same figures by arithmetic (see LinearCarbon)
@@ -91,7 +91,7 @@ class RunCarbon:
         """(operational, embodied) kg of a span of the run (a window): `energy` kWh per component over `duration_s`,
         at the run's yearly intensity and PUE and its current host share, by the coefficients checkpoints use."""
         used = [g["name"] for g in rec.hardware.get("gpus", []) if g.get("domain", f"nvml:{g.get('index')}") in gpus]
-        share, _rule = host_share(rec.hardware, self.settings.attribution, held_share)
+        share, _rule = host_share(rec.hardware, self.settings.attribution, held_share, len(used))
         methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
         linear = self._linear_coefficients(self.region["intensity_g_per_kwh"], rec.pue, methods, used, rec.hardware)
         figures = linear.at(energy, duration_s, share)
@@ -157,12 +157,17 @@ class RunCarbon:
         return series
 
 
-def host_share(hardware: dict[str, Any], attribution: str, held_share: float) -> tuple[float, str]:
+def host_share(hardware: dict[str, Any], attribution: str, held_share: float, gpus_used: int = 0) -> tuple[float, str]:
     """The run's share of its host's embodied emissions, and the rule, for the record: what the run holds (its share
-    of this machine's CPU capacity, or all of it with machine attribution) times, in a virtual machine, the VM's
-    vCPUs over its host's."""
+    of this machine's CPU capacity, at least its GPUs' share of the machine's GPUs, or all of it with machine
+    attribution) times, in a virtual machine, the VM's vCPUs over its host's. A GPU job that keeps one core of 64
+    busy still holds the server its GPUs sit in, in proportion to them."""
     held = 1.0 if attribution == "machine" else held_share
     rule = "the whole machine (machine attribution)" if attribution == "machine" else "its share of CPU capacity"
+    present = len(hardware.get("gpus") or [])
+    if attribution != "machine" and gpus_used and present and gpus_used / present > held:
+        held = min(1.0, gpus_used / present)
+        rule = f"its GPUs' share of the machine's ({gpus_used} of {present}), more than its share of CPU capacity"
     guest = hardware.get("guest")
     if not guest:
         return held, f"{rule} of this physical machine"
