@@ -6,7 +6,9 @@
    75 % of digits (seeded) and evaluated on the other 25 % (450 images).
 2. `wattprint.optimize.search` tries every recipe and pruning + precision combination with the same harness
    as the fp32 baseline, in the same run: test accuracy; latency (median of 30 batches after 3 warm-up) at
-   batch 64 and batch 1; energy per inference over a window of at least --energy-min-s seconds at batch 64;
+   batch 64 and batch 1; energy per inference at batch 64 against the baseline in 3 rounds of baseline,
+   candidate, candidate, baseline windows (--energy-min-s seconds of each model per round): the median ratio with
+   its range, ≈ where it is no measurable difference (see wattprint/optimize/paired.py);
    MACs of one batch-64 forward (dense, and of nonzero weights only); parameters; serialized size. Pruned
    candidates are fine-tuned for 30 epochs (Adam, lr 2e-3) through the search's train_fn. For reference the
    summary also gives the fp32 baseline trained for the same 30 further epochs (not a candidate).
@@ -109,6 +111,15 @@ def accuracy_fn(x: Any, y: Any) -> Any:
     return accuracy
 
 
+def _ranged(c: dict[str, Any], what: str) -> str:
+    """A paired ratio with its range over the rounds, ≈ where it is no measurable difference."""
+    r = ((c.get("paired") or {}).get("ratios") or {}).get(what)
+    if not r or r.get("median") is None:
+        return f"{c['ratios'][what]:.2f}"
+    same = " ≈" if r["verdict"] == "no measurable difference" else ""
+    return f"{r['median']:.2f} ({r['low']:.2f}-{r['high']:.2f}){same}"
+
+
 def _row(c: dict[str, Any], base: dict[str, Any]) -> list[str]:
     r = c["ratios"]
     lat1 = c["latency_ms_by_batch"].get("1")
@@ -119,7 +130,7 @@ def _row(c: dict[str, Any], base: dict[str, Any]) -> list[str]:
         f"{-c['metric_drop'] * 100:+.2f}",
         f"{r['latency']:.2f}",
         f"{lat1 / lat1_base:.2f}" if lat1 and lat1_base else "-",
-        f"{r['energy']:.2f}",
+        _ranged(c, "energy"),
         f"{r['macs']:.3f}",
         f"{r['macs_nonzero']:.3f}",
         f"{r['size']:.3f}",
@@ -234,7 +245,7 @@ def main() -> None:
         "Δ points",
         "latency b64 x",
         "latency b1 x",
-        "energy/inf x",
+        "energy/inf x (range)",
         "MACs x",
         "nonzero MACs x",
         "size x",
