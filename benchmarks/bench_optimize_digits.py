@@ -324,8 +324,9 @@ def main() -> None:
         + (", ".join(c["recipe"] for c in four_x_nonzero) if four_x_nonzero else "none")
         + " (dense kernels still multiply the zeros: no dense speed-up, see the latency and energy columns).",
         f"Pareto front (accuracy, energy, latency) among candidates within 1 point: "
-        f"{', '.join(c['recipe'] for c in result.pareto)}; lowest energy per inference: "
-        f"{result.best['recipe'] if result.best else '-'}.",
+        f"{', '.join(c['recipe'] for c in result.pareto)}; best (measurably lowest energy per inference, ties by "
+        f"nonzero MACs): {result.best['recipe'] if result.best else '-'}.",
+        *(n[0].upper() + n[1:] + "." for n in result.notes if n.startswith(("A/A", "energy and latency:"))),
         f"Energy: {method_line}. With the model estimate, energy per inference follows this process's CPU time, "
         "so it tracks the batch-64 latency column; RAPL or NVML would measure it.",
         f"Distillation gain (distilled minus no-teacher student): {distill.gain * 100:+.2f} points.",
