@@ -69,7 +69,7 @@ def test_an_unknown_instance_type_is_none() -> None:
 
 
 def test_a_known_instance_uses_its_published_host() -> None:
-    guest = guest_figures("Intel(R) Xeon(R) Processor", 2, instance_type="m5.large")
+    guest = guest_figures("Intel(R) Xeon(R) Processor", 2, instance=find_instance("m5.large"))
     assert guest.share == pytest.approx(2 / 96) and guest.host_embodied_kg == pytest.approx(1610.79)
     assert guest.power.architecture == "Skylake" and guest.sharpen is None
     assert guest.as_dict()["instance_type"] == "aws:m5.large"

@@ -93,17 +93,6 @@ def _azure(client: httpx.Client, base: str) -> CloudFacts | None:
     return CloudFacts(region, "detected: Azure instance metadata", f"azure:{kind}" if kind else None)
 
 
-def detect_cloud_region(
-    timeout_s: float = 0.5,
-    gcp_url: str | None = None,
-    aws_url: str | None = None,
-    azure_url: str | None = None,
-) -> tuple[str, str] | None:
-    """(region, how) from the first cloud metadata service that answers, else None. Network: opt-in."""
-    found = cloud_metadata(timeout_s, gcp_url, aws_url, azure_url)
-    return (found.region, found.how) if found is not None else None
-
-
 def cloud_metadata(
     timeout_s: float = 0.5,
     gcp_url: str | None = None,

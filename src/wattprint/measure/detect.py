@@ -134,8 +134,6 @@ def _guest(
 
     virt = virtualization if virtualization is not None else detect_virtualization()
     choice.hardware["virtualization"] = virt.as_dict()
-    from dataclasses import replace
-
     from wattprint.data.instances import find_instance
     from wattprint.measure.vcpu import guest_figures
 
@@ -150,10 +148,7 @@ def _guest(
     unknown = named if named is not None and found is None else None
     if unknown is not None:  # a type newer than the table: say so, and what would help instead
         choice.hardware["virtualization"]["note"] = f"instance type {unknown!r} ({source}) not in the bundled table"
-    cloud = found.provider if found is not None else virt.cloud
-    guest = guest_figures(info.model, info.logical_cpus, cloud, named if found else None, host_vcpus)
-    if unknown is not None and host_vcpus is None:
-        guest = replace(guest, sharpen=f"set WATTPRINT_HOST_VCPUS to the size of {unknown}'s host (not in the table)")
+    guest = guest_figures(info.model, info.logical_cpus, virt.cloud, found, host_vcpus, unknown)
     choice.hardware["guest"] = guest.as_dict() | {"instance_type_source": source if found else None}
     return guest
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from wattprint.data import read_table
-from wattprint.data.instances import PROVIDERS, Instance, find_instance, instance_table
+from wattprint.data.instances import PROVIDERS, Instance, instance_table
 
 DEFAULT_PROVIDER = "aws"  # the largest table; a guest of an unknown cloud or a private hypervisor uses it
 
@@ -69,7 +69,7 @@ class VcpuPower:
 
     min_w: float
     max_w: float
-    architecture: str  # what the figures are for: "Cascade Lake", or "average of aws's microarchitectures"
+    architecture: str  # what the figures are for: "Cascade Lake", or "median of aws's microarchitectures, ..."
     source: str
 
 
@@ -158,13 +158,14 @@ def guest_figures(
     cpu_model: str,
     vcpus: float,
     cloud: str | None = None,
-    instance_type: str | None = None,
+    instance: Instance | None = None,
     host_vcpus: float | None = None,
+    unknown_type: str | None = None,
 ) -> GuestFigures:
     """The figures for a guest that sees `vcpus` CPUs named `cpu_model`: from its instance type's row where that is
-    known (a setting, or AWS's DMI), else from the CPU's microarchitecture and the median host of the cloud (AWS's
-    where the cloud is not known). `host_vcpus` (a setting) overrides the host size."""
-    instance = find_instance(instance_type, cloud) if instance_type else None
+    known (`find_instance`), else from the CPU's microarchitecture and the median host of the cloud (AWS's where the
+    cloud is not known). `host_vcpus` (a setting) overrides the host size; `unknown_type` is a type named for this
+    machine that the table lacks (then only the host size can sharpen the figures)."""
     provider = instance.provider if instance is not None else (cloud if cloud in PROVIDERS else DEFAULT_PROVIDER)
     architecture = cpu_architecture(cpu_model)
     architectures = instance.architectures if instance is not None and instance.architectures else ()
@@ -172,7 +173,9 @@ def guest_figures(
         architectures = (architecture,)
     power = vcpu_power(architectures, provider)
     sharpen = None
-    if instance is None:
+    if instance is None and unknown_type is not None and host_vcpus is None:
+        sharpen = f"set WATTPRINT_HOST_VCPUS to the size of {unknown_type}'s host (not in the table)"
+    elif instance is None:
         sharpen = "set WATTPRINT_INSTANCE_TYPE to this VM's type for its host's published figures"
         if host_vcpus is None:
             sharpen += " (or WATTPRINT_HOST_VCPUS to its host's size)"

@@ -237,8 +237,9 @@ def measure(
     the sampling granularity). Pass one `meter` to measure several candidates alike; one is made otherwise.
     `macs_model` is counted instead of `model` where the counter cannot see the model's kernels (quantized
     ops): the model before quantization has the same number of MACs, at a higher precision. With a
-    `baseline_model`, energy and latency are measured against it in `paired_rounds` pairs of alternating windows
-    of `energy_min_s` each (`Measurement.paired`), and the energy per inference is the median of this model's.
+    `baseline_model`, energy and latency are measured against it in `paired_rounds` rounds of baseline, model,
+    model, baseline windows, `energy_min_s` of each per round (`Measurement.paired`), and the energy per inference
+    is the median of this model's rounds.
     """
     import torch
 

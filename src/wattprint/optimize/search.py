@@ -246,7 +246,8 @@ def choose_best(base: dict[str, Any], feasible: list[dict[str, Any]], prefer: st
     MACs and size are counted, so the least wins. Energy and latency are measured: only candidates measurably below
     the baseline (paired verdict "lower") compete, and the one with the lowest median wins unless others' ranges
     overlap its own, in which case those tied are ranked by nonzero MACs, then CPU time. With no candidate
-    measurably below the baseline, the baseline stays best. Unpaired candidates are ranked by their figure alone."""
+    measurably below the baseline, the baseline stays best. Without any paired candidate (`paired_rounds=0`) the
+    figures alone rank them; beside paired ones, an unpaired candidate (an earlier trial) is never called better."""
     key = _PREFER_KEY[prefer]
     candidates = [c for c in feasible if c is not base]
     if prefer in ("macs", "size") or not any(c.get("paired") for c in candidates):

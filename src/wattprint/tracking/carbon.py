@@ -37,10 +37,8 @@ class RunCarbon:
         `held_share` the run's share of this machine's CPU capacity (see `EnergyMonitor.mean_held_share`)."""
         pue = rec.pue
         yearly = self.region["intensity_g_per_kwh"]
-        used = [g["name"] for g in rec.hardware.get("gpus", []) if g.get("domain", f"nvml:{g.get('index')}") in gpus]
-        share, rule = host_share(rec.hardware, self.settings.attribution, held_share, len(used))
+        used, share, rule, methods = self._inputs(rec, held_share, gpus)
         rec.attribution.update(host_share=share, host_share_rule=rule)
-        methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
         if not final:  # one constant intensity until the end: the same figures by arithmetic (see LinearCarbon)
             figures = self._linear_coefficients(yearly, pue, methods, used, rec.hardware).at(
                 energy, rec.duration_s, share
@@ -90,12 +88,20 @@ class RunCarbon:
     ) -> tuple[float, float]:
         """(operational, embodied) kg of a span of the run (a window): `energy` kWh per component over `duration_s`,
         at the run's yearly intensity and PUE and its current host share, by the coefficients checkpoints use."""
-        used = [g["name"] for g in rec.hardware.get("gpus", []) if g.get("domain", f"nvml:{g.get('index')}") in gpus]
-        share, _rule = host_share(rec.hardware, self.settings.attribution, held_share, len(used))
-        methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
+        used, share, _rule, methods = self._inputs(rec, held_share, gpus)
         linear = self._linear_coefficients(self.region["intensity_g_per_kwh"], rec.pue, methods, used, rec.hardware)
         figures = linear.at(energy, duration_s, share)
         return figures.operational_kg, figures.embodied_kg
+
+    def _inputs(
+        self, rec: RunRecord, held_share: float, gpus: set[str]
+    ) -> tuple[list[str], float, str, dict[str, str | None]]:
+        """What the run's carbon depends on besides its energy: the names of the GPUs it used (of the domains in
+        `gpus`), its host share and that share's rule, and each component's method."""
+        used = [g["name"] for g in rec.hardware.get("gpus", []) if g.get("domain", f"nvml:{g.get('index')}") in gpus]
+        share, rule = host_share(rec.hardware, self.settings.attribution, held_share, len(used))
+        methods: dict[str, str | None] = {c: (rec.methods.get(c) or {}).get("method") for c in COMPONENTS}
+        return used, share, rule, methods
 
     def _linear_coefficients(
         self,
